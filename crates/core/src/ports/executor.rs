@@ -1,0 +1,97 @@
+//! The executor port: run one script in isolation and report what happened.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ErrorCode;
+use crate::execution::RunLimits;
+
+/// What to run. `command` is the argv inside the sandbox; the script is written to
+/// `/work/<file_name>` before it starts.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub execution_id: String,
+    pub lang: String,
+    pub lang_version: String,
+    pub file_name: String,
+    pub script: String,
+    pub command: Vec<String>,
+    /// Extra environment for the interpreter (on top of PATH, HOME, LANG).
+    pub env: Vec<(String, String)>,
+    pub limits: RunLimits,
+}
+
+/// How a run ended, most specific cause first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunOutcome {
+    Exited { code: i32 },
+    Signaled { signal: i32 },
+    TimedOut,
+    OutputLimit,
+    OutOfMemory,
+    Cancelled,
+}
+
+/// The result of a finished run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub outcome: RunOutcome,
+    pub stdout: String,
+    pub stderr: String,
+    /// Output beyond the cap was dropped and a marker appended.
+    pub output_truncated: bool,
+    pub wall_time: Duration,
+    pub cpu_user: Duration,
+    pub cpu_system: Duration,
+    pub peak_memory_bytes: u64,
+    /// Fork attempts refused by the process limit.
+    pub pids_limit_hit: bool,
+}
+
+/// Cancellation and progress signals for one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Cancelling it kills the whole process tree; the run reports `Cancelled`.
+    pub cancel: CancellationToken,
+}
+
+#[derive(Debug, Error)]
+pub enum ExecError {
+    /// The sandbox cannot isolate runs here; nothing was executed.
+    #[error("sandbox unavailable: {0}")]
+    Unavailable(String),
+    /// The run could not be started or supervised.
+    #[error("sandbox failure: {0}")]
+    Internal(String),
+}
+
+impl ExecError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ExecError::Unavailable(_) => ErrorCode::Unavailable,
+            ExecError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// The executor's self-test result, reported by health.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutorHealth {
+    pub ready: bool,
+    /// e.g. "bubblewrap+cgroup-v1", "unavailable".
+    pub mode: String,
+    /// Cause and fix when not ready; notes on weaker isolation otherwise.
+    pub detail: Option<String>,
+}
+
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// Runs the spec to completion (or until cancelled). Never leaves a process behind.
+    async fn run(&self, spec: &RunSpec, control: RunControl) -> Result<RunReport, ExecError>;
+    fn health(&self) -> ExecutorHealth;
+}

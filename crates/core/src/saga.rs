@@ -1,0 +1,94 @@
+//! The execution saga's persisted state.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const EXECUTION_SAGA: &str = "execution_saga";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaState {
+    Created,
+    Running,
+    Compensating,
+    Completed,
+    Failed,
+    Timeout,
+    Cancelled,
+}
+
+impl SagaState {
+    pub const ALL: [SagaState; 7] = [
+        Self::Created,
+        Self::Running,
+        Self::Compensating,
+        Self::Completed,
+        Self::Failed,
+        Self::Timeout,
+        Self::Cancelled,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Timeout | Self::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Compensating => "compensating",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// One saga instance with its step log. `context` holds the step data (allocation id, flags).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Saga {
+    pub saga_id: String,
+    pub saga_name: String,
+    pub execution_id: String,
+    pub user_id: String,
+    pub state: SagaState,
+    pub current_step: Option<String>,
+    pub completed_steps: Vec<String>,
+    pub compensated_steps: Vec<String>,
+    pub context: serde_json::Value,
+    pub error_message: Option<String>,
+    pub retry_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl Saga {
+    pub fn new(execution_id: &str, user_id: &str) -> Self {
+        let now = crate::now();
+        Self {
+            saga_id: crate::new_id(),
+            saga_name: EXECUTION_SAGA.to_owned(),
+            execution_id: execution_id.to_owned(),
+            user_id: user_id.to_owned(),
+            state: SagaState::Created,
+            current_step: None,
+            completed_steps: Vec::new(),
+            compensated_steps: Vec::new(),
+            context: serde_json::Value::Object(Default::default()),
+            error_message: None,
+            retry_count: 0,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        }
+    }
+}

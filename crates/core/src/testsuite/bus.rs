@@ -1,0 +1,1 @@
+//! Bus conformance suite (filled by the bus adapter work).

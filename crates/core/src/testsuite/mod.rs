@@ -1,0 +1,4 @@
+//! Conformance suites: one per port, run against every adapter.
+
+pub mod bus;
+pub mod store;
