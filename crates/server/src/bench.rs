@@ -1,0 +1,162 @@
+//! `integr8s bench`: end-to-end latency of a Python hello world through the API (submit →
+//! result available) against a bare `python3 -c 'print(1)'`, measured in one run, interleaved.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::cli::BenchArgs;
+
+/// A logged-in API client speaking the contract (cookie + CSRF header).
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Client {
+    pub async fn login(base: &str, username: &str, password: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().build()?;
+        let resp = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("login failed: {}", resp.status());
+        }
+        let cookie = resp
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let body: serde_json::Value = resp.json().await?;
+        let csrf = body["csrf_token"].as_str().context("login response without csrf_token")?.to_owned();
+        Ok(Self { http, base: base.to_owned(), cookie, csrf })
+    }
+
+    /// Submits a script and waits on the execution's SSE stream until it closes.
+    pub async fn execute_and_wait(&self, script: &str) -> anyhow::Result<serde_json::Value> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/execute", self.base))
+            .header("Cookie", &self.cookie)
+            .header("X-CSRF-Token", &self.csrf)
+            .json(&serde_json::json!({"script": script, "lang": "python", "lang_version": "3.11"}))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("execute failed: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+        }
+        let body: serde_json::Value = resp.json().await?;
+        let id = body["execution_id"].as_str().context("no execution_id")?.to_owned();
+        let stream = self
+            .http
+            .get(format!("{}/api/v1/events/executions/{id}", self.base))
+            .header("Cookie", &self.cookie)
+            .send()
+            .await?;
+        let mut bytes = stream.bytes_stream();
+        let mut last_result = serde_json::Value::Null;
+        let mut buf = String::new();
+        while let Some(chunk) = bytes.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk?));
+            while let Some(pos) = buf.find("\n\n").or_else(|| buf.find("\r\n\r\n")) {
+                let frame: String = buf.drain(..pos + 2).collect();
+                for line in frame.lines() {
+                    if let Some(data) = line.strip_prefix("data: ") {
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
+                            if !v["result"].is_null() {
+                                last_result = v["result"].clone();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(last_result)
+    }
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let data_dir = std::env::temp_dir().join(format!("integr8s-bench-{}", std::process::id()));
+    let exe = std::env::current_exe().context("locating the integr8s binary")?;
+    let mut server = tokio::process::Command::new(exe)
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the server")?;
+    let stdout = server.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .context("server did not start within 60 s")??
+            .context("server exited before listening")?;
+        if let Some(url) = line.strip_prefix("integr8s listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    let result = measure(&base, &args).await;
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    result
+}
+
+async fn measure(base: &str, args: &BenchArgs) -> anyhow::Result<()> {
+    let client = Client::login(base, "admin", "admin123").await?;
+    let script = "print('hello world')";
+    for _ in 0..3 {
+        let r = client.execute_and_wait(script).await?;
+        if r["stdout"] != "hello world\n" {
+            bail!("warm-up execution did not print hello world: {r}");
+        }
+    }
+    let mut api = Vec::with_capacity(args.runs);
+    let mut bare = Vec::with_capacity(args.runs);
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        let r = client.execute_and_wait(script).await?;
+        api.push(t.elapsed());
+        if r["status"] != "completed" {
+            bail!("execution did not complete: {r}");
+        }
+        let t = Instant::now();
+        let status = tokio::process::Command::new(&args.python)
+            .args(["-c", "print(1)"])
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .with_context(|| format!("running {}", args.python.display()))?;
+        bare.push(t.elapsed());
+        if !status.success() {
+            bail!("bare python failed: {status}");
+        }
+    }
+    let (a, b) = (median(api), median(bare));
+    println!("runs: {} each, interleaved", args.runs);
+    println!("api python hello world (submit -> result): median {:.1} ms", a.as_secs_f64() * 1e3);
+    println!("bare python3 -c 'print(1)':               median {:.1} ms", b.as_secs_f64() * 1e3);
+    println!("ratio api/bare: {:.2}", a.as_secs_f64() / b.as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! Configuration: embedded defaults, an optional TOML file, `INTEGR8S_*` environment variables
+//! and command-line flags, merged in that order and validated into one typed [`Config`].
+//!
+//! Every error names the key (and where its value came from) so the fix is obvious.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+use toml::{Table, Value};
+
+pub const DEFAULTS: &str = include_str!("../integr8s.default.toml");
+const ENV_PREFIX: &str = "INTEGR8S_";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("unknown environment variable {var}: no config key '{key}' (keys are INTEGR8S_<SECTION>__<KEY>, e.g. INTEGR8S_SERVER__PORT)")]
+    UnknownEnv { var: String, key: String },
+    #[error("invalid value for '{key}' (from {source_name}): {message}")]
+    Invalid {
+        key: String,
+        source_name: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub execution: ExecutionConfig,
+    pub sandbox: SandboxSection,
+    pub runtimes: RuntimesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub cookie_secure: bool,
+    pub log_format: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub secret: String,
+    pub session_timeout_minutes: u64,
+    pub max_login_attempts: u32,
+    pub lockout_minutes: u64,
+    pub password_min_length: usize,
+    pub seed_users: bool,
+    pub admin_password: String,
+    pub user_password: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("secret", &"<redacted>")
+            .field("session_timeout_minutes", &self.session_timeout_minutes)
+            .field("max_login_attempts", &self.max_login_attempts)
+            .field("lockout_minutes", &self.lockout_minutes)
+            .field("password_min_length", &self.password_min_length)
+            .field("seed_users", &self.seed_users)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionConfig {
+    pub timeout_seconds: u64,
+    pub memory_limit: String,
+    pub cpu_limit: String,
+    pub max_processes: u64,
+    pub max_output_bytes: u64,
+    pub max_concurrent: u32,
+    pub max_per_user: u32,
+    pub max_queue_length: u64,
+    pub ageing_seconds: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    pub bwrap: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimesConfig {
+    pub registry_file: String,
+}
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads and validates the configuration from all layers. `env` is passed in so tests never
+    /// touch the process environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        cli: &CliOverrides,
+    ) -> Result<Self, ConfigError> {
+        let mut merged: Table = DEFAULTS.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: PathBuf::from("<embedded defaults>"),
+            message: e.to_string(),
+        })?;
+        let mut sources: BTreeMap<String, String> = BTreeMap::new();
+
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.message().to_owned(),
+            })?;
+            let origin = format!("config file {}", path.display());
+            for (section, value) in table {
+                let Value::Table(keys) = value else {
+                    return Err(invalid(&section, &origin, "expected a [section] table"));
+                };
+                for (key, v) in keys {
+                    set_key(&mut merged, &section, &key, v, &origin)?;
+                    sources.insert(format!("{section}.{key}"), origin.clone());
+                }
+            }
+        }
+
+        let mut env_vars: Vec<_> = env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        env_vars.sort();
+        for (var, raw) in env_vars {
+            let rest = &var[ENV_PREFIX.len()..];
+            let lower = rest.to_ascii_lowercase();
+            let (section, key) = match lower.as_str() {
+                "host" | "port" | "data_dir" => ("server".to_owned(), lower.clone()),
+                "log" | "log_format" => ("server".to_owned(), "log_format".to_owned()),
+                _ => match lower.split_once("__") {
+                    Some((s, k)) => (s.to_owned(), k.to_owned()),
+                    None => {
+                        return Err(ConfigError::UnknownEnv {
+                            var: var.clone(),
+                            key: lower,
+                        })
+                    }
+                },
+            };
+            let dotted = format!("{section}.{key}");
+            if !has_key(&merged, &section, &key) {
+                return Err(ConfigError::UnknownEnv {
+                    var: var.clone(),
+                    key: dotted,
+                });
+            }
+            set_key(&mut merged, &section, &key, env_value(raw), var)?;
+            sources.insert(dotted, var.clone());
+        }
+
+        if let Some(h) = &cli.host {
+            set_key(&mut merged, "server", "host", Value::String(h.clone()), "--host")?;
+            sources.insert("server.host".into(), "--host".into());
+        }
+        if let Some(p) = cli.port {
+            set_key(&mut merged, "server", "port", Value::Integer(p.into()), "--port")?;
+            sources.insert("server.port".into(), "--port".into());
+        }
+        if let Some(d) = &cli.data_dir {
+            let s = d.to_string_lossy().into_owned();
+            set_key(&mut merged, "server", "data_dir", Value::String(s), "--data-dir")?;
+            sources.insert("server.data_dir".into(), "--data-dir".into());
+        }
+
+        let source_of = |key: &str| sources.get(key).cloned().unwrap_or_else(|| "defaults".into());
+        let config: Config = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Invalid {
+                source_name: source_of(&key),
+                message: e.inner().to_string(),
+                key,
+            }
+        })?;
+        config.validate(&source_of)?;
+        Ok(config)
+    }
+
+    fn validate(&self, source_of: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        let check = |ok: bool, key: &str, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(key, &source_of(key), msg))
+            }
+        };
+        check(
+            self.server.host == "localhost" || self.server.host.parse::<IpAddr>().is_ok(),
+            "server.host",
+            "expected an IP address such as 127.0.0.1 or 0.0.0.0, or localhost",
+        )?;
+        check(!self.server.data_dir.as_os_str().is_empty(), "server.data_dir", "must not be empty")?;
+        check(
+            matches!(self.server.log_format.as_str(), "text" | "json"),
+            "server.log_format",
+            "expected \"text\" or \"json\"",
+        )?;
+        check(
+            self.database.url.is_empty() || self.database.url.starts_with("sqlite:"),
+            "database.url",
+            "expected a sqlite:// URL (PostgreSQL is not supported by this build yet)",
+        )?;
+        check(
+            self.auth.secret.is_empty() || self.auth.secret.len() >= 32,
+            "auth.secret",
+            "must be at least 32 characters (or empty to generate one)",
+        )?;
+        check(self.auth.session_timeout_minutes > 0, "auth.session_timeout_minutes", "must be positive")?;
+        check(self.auth.max_login_attempts > 0, "auth.max_login_attempts", "must be positive")?;
+        check(self.auth.lockout_minutes > 0, "auth.lockout_minutes", "must be positive")?;
+        check(
+            (4..=128).contains(&self.auth.password_min_length),
+            "auth.password_min_length",
+            "must be between 4 and 128",
+        )?;
+        let e = &self.execution;
+        check((1..=3600).contains(&e.timeout_seconds), "execution.timeout_seconds", "must be between 1 and 3600")?;
+        check(
+            parse_memory(&e.memory_limit).is_some_and(|b| b >= 8 << 20),
+            "execution.memory_limit",
+            "expected a size like 256Mi, 1Gi or 65536Ki, at least 8Mi",
+        )?;
+        check(
+            e.cpu_limit.strip_suffix('m').is_some_and(|n| n.parse::<u32>().is_ok_and(|v| v > 0)),
+            "execution.cpu_limit",
+            "expected millicores like 1000m",
+        )?;
+        check(e.max_processes >= 4, "execution.max_processes", "must be at least 4")?;
+        check(e.max_output_bytes >= 1024, "execution.max_output_bytes", "must be at least 1024")?;
+        check(e.max_concurrent >= 1, "execution.max_concurrent", "must be at least 1")?;
+        check(e.max_per_user >= 1, "execution.max_per_user", "must be at least 1")?;
+        check(e.max_queue_length >= 1, "execution.max_queue_length", "must be at least 1")?;
+        check(e.ageing_seconds >= 1, "execution.ageing_seconds", "must be at least 1")?;
+        Ok(())
+    }
+
+    /// Whether the bind address only accepts local connections.
+    pub fn binds_loopback(&self) -> bool {
+        self.server.host == "localhost"
+            || self.server.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.server.data_dir.join("integr8s.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    pub fn memory_limit_bytes(&self) -> u64 {
+        parse_memory(&self.execution.memory_limit).unwrap_or(256 << 20)
+    }
+}
+
+/// Parses Kubernetes-style sizes: `512Mi`, `1Gi`, `65536Ki`.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let (num, mult) = if let Some(n) = s.strip_suffix("Gi") {
+        (n, 1u64 << 30)
+    } else if let Some(n) = s.strip_suffix("Mi") {
+        (n, 1 << 20)
+    } else if let Some(n) = s.strip_suffix("Ki") {
+        (n, 1 << 10)
+    } else {
+        return None;
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn invalid(key: &str, source: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        source_name: source.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn has_key(table: &Table, section: &str, key: &str) -> bool {
+    matches!(table.get(section), Some(Value::Table(t)) if t.contains_key(key))
+}
+
+fn set_key(table: &mut Table, section: &str, key: &str, value: Value, origin: &str) -> Result<(), ConfigError> {
+    if !has_key(table, section, key) {
+        return Err(invalid(&format!("{section}.{key}"), origin, "unknown key"));
+    }
+    if let Some(Value::Table(t)) = table.get_mut(section) {
+        t.insert(key.to_owned(), value);
+    }
+    Ok(())
+}
+
+/// Environment values are typed like TOML scalars when they parse as one ("9000", "true"),
+/// and are strings otherwise.
+fn env_value(raw: &str) -> Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return Value::Integer(i);
+    }
+    match raw {
+        "true" => Value::Boolean(true),
+        "false" => Value::Boolean(false),
+        _ => Value::String(raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

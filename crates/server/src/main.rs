@@ -1,0 +1,98 @@
+//! The `integr8s` binary.
+
+mod bench;
+mod cli;
+mod config;
+mod secret;
+mod seed;
+mod wiring;
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ServeArgs};
+use crate::config::{CliOverrides, Config};
+
+fn load_config(cli_config: Option<&std::path::Path>, args: &ServeArgs) -> anyhow::Result<Config> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let overrides = CliOverrides {
+        host: args.host.clone(),
+        port: args.port,
+        data_dir: args.data_dir.clone(),
+    };
+    Ok(Config::load(cli_config, &env, &overrides)?)
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = load_config(cli.config.as_deref(), &args)?;
+            init_tracing(config.server.log_format == "json");
+            wiring::serve(config).await
+        }
+        Command::Migrate(args) => {
+            let config = load_config(cli.config.as_deref(), &args)?;
+            init_tracing(false);
+            wiring::open_store(&config).await?;
+            println!("database {} is up to date", config.database_url());
+            Ok(())
+        }
+        Command::SeedUsers(args) => {
+            let config = load_config(cli.config.as_deref(), &args)?;
+            init_tracing(false);
+            let store = wiring::open_store(&config).await?;
+            seed::seed_force(&config, store.as_ref()).await
+        }
+        Command::CheckConfig(args) => {
+            let config = load_config(cli.config.as_deref(), &args.serve)?;
+            seed::check_exposure(&config)?;
+            if args.print {
+                println!("{config:#?}");
+            }
+            println!("configuration is valid");
+            Ok(())
+        }
+        Command::Bench(args) => {
+            init_tracing(false);
+            bench::run(args).await
+        }
+    }
+}

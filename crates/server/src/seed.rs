@@ -1,0 +1,73 @@
+//! The default accounts `admin` and `user`, and the rule that keeps their default passwords
+//! off the network.
+
+use anyhow::{bail, Context};
+use integr8s_core::ports::{NewUser, Store};
+use integr8s_core::user::Role;
+
+use crate::config::Config;
+
+pub const DEFAULT_ADMIN_PASSWORD: &str = "admin123";
+pub const DEFAULT_USER_PASSWORD: &str = "user123";
+
+fn seed_users(config: &Config) -> anyhow::Result<Vec<NewUser>> {
+    let make = |name: &str, password: &str, role: Role| -> anyhow::Result<NewUser> {
+        Ok(NewUser {
+            user_id: integr8s_core::new_id(),
+            username: name.to_owned(),
+            email: format!("{name}@integr8s.local"),
+            password_hash: integr8s_api::hash_password(password)
+                .map_err(|e| anyhow::anyhow!("hashing the {name} password: {e}"))?,
+            role,
+            is_superuser: role == Role::Admin,
+        })
+    };
+    Ok(vec![
+        make("admin", &config.auth.admin_password, Role::Admin)?,
+        make("user", &config.auth.user_password, Role::User)?,
+    ])
+}
+
+/// Refuses to expose the default passwords on a non-loopback address.
+pub fn check_exposure(config: &Config) -> anyhow::Result<()> {
+    if config.binds_loopback() || !config.auth.seed_users {
+        return Ok(());
+    }
+    let defaults = [
+        ("auth.admin_password", &config.auth.admin_password, DEFAULT_ADMIN_PASSWORD),
+        ("auth.user_password", &config.auth.user_password, DEFAULT_USER_PASSWORD),
+    ];
+    for (key, value, default) in defaults {
+        if value == default {
+            bail!(
+                "refusing to start on {} with the default password of a seeded account: set {key} \
+                 (env INTEGR8S_{}) to a new password, or set auth.seed_users = false \
+                 (env INTEGR8S_AUTH__SEED_USERS=false), or bind to 127.0.0.1",
+                config.server.host,
+                key.replace('.', "__").to_ascii_uppercase()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates the default accounts when the database has no users (first start).
+pub async fn seed_if_empty(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    if !config.auth.seed_users || store.count_users().await.context("counting users")? > 0 {
+        return Ok(());
+    }
+    for user in seed_users(config)? {
+        store.create_user(&user).await.with_context(|| format!("seeding {}", user.username))?;
+        tracing::info!(username = %user.username, "seeded default account");
+    }
+    Ok(())
+}
+
+/// (Re)applies the configured passwords and roles of the default accounts.
+pub async fn seed_force(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    for user in seed_users(config)? {
+        store.upsert_user(&user).await.with_context(|| format!("seeding {}", user.username))?;
+        println!("account '{}' ({}) set", user.username, user.role.as_str());
+    }
+    Ok(())
+}
