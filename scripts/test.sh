@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, unit, conformance, sandbox and end-to-end tests.
+# Installs what the tests need first; every test starts (and stops) its own servers on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo test --locked --workspace
