@@ -84,7 +84,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let sandbox_config = integr8s_sandbox::SandboxConfig {
         bwrap: config.sandbox.bwrap.clone(),
-        max_slots: config.execution.max_concurrent as usize,
+        max_concurrent: config.execution.max_concurrent as usize,
         ..Default::default()
     };
     let executor = Arc::new(integr8s_sandbox::LocalExecutor::start(sandbox_config).await);

@@ -1,0 +1,346 @@
+//! Per-run cgroups: limits, the `cgroup.procs` fds the child joins through, kill sweeps and
+//! accounting.
+
+mod detect;
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub(crate) use detect::{detect, CgroupLayout};
+
+/// Accounting read from a run cgroup after the tree is dead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CgroupStats {
+    pub cpu_user: Duration,
+    pub cpu_system: Duration,
+    pub peak_memory_bytes: u64,
+    pub oom_kills: u64,
+    pub pids_max_hits: u64,
+}
+
+/// Limits applied to one run cgroup.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CgroupLimits {
+    pub memory_bytes: u64,
+    pub max_processes: u64,
+}
+
+#[derive(Debug)]
+enum Dirs {
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpuacct: Option<PathBuf>,
+    },
+    V2 {
+        dir: PathBuf,
+    },
+}
+
+/// One run's cgroup (one directory per v1 hierarchy, or one v2 directory). The
+/// `cgroup.procs` files are opened up front so the forked child only has to `write(2)`.
+#[derive(Debug)]
+pub(crate) struct RunCgroup {
+    dirs: Dirs,
+    procs: Vec<File>,
+}
+
+fn write_file(dir: &Path, name: &str, value: &str) -> io::Result<()> {
+    fs::write(dir.join(name), value)
+        .map_err(|e| io::Error::new(e.kind(), format!("write {}/{name}: {e}", dir.display())))
+}
+
+fn mkdir(dir: &Path) -> io::Result<()> {
+    fs::create_dir(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("mkdir {}: {e}", dir.display())))
+}
+
+fn open_procs(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.procs"))
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("open {}/cgroup.procs: {e}", dir.display()),
+            )
+        })
+}
+
+/// Reads `key value` lines (memory.events, pids.events, cpu.stat, oom_control).
+pub(crate) fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn read_keyed(path: &Path, key: &str) -> Option<u64> {
+    keyed_value(&fs::read_to_string(path).ok()?, key)
+}
+
+impl RunCgroup {
+    /// Creates the run's cgroup directories named `name` and applies the limits. On error
+    /// everything created so far is removed again.
+    pub(crate) fn create(
+        layout: &CgroupLayout,
+        name: &str,
+        limits: CgroupLimits,
+    ) -> io::Result<Self> {
+        let mut cgroup = RunCgroup {
+            dirs: match layout {
+                CgroupLayout::V1 { .. } => Dirs::V1 {
+                    memory: PathBuf::new(),
+                    pids: PathBuf::new(),
+                    cpuacct: None,
+                },
+                CgroupLayout::V2 { parent } => Dirs::V2 {
+                    dir: parent.join(name),
+                },
+            },
+            procs: Vec::new(),
+        };
+        let result = cgroup.populate(layout, name, limits);
+        match result {
+            Ok(()) => Ok(cgroup),
+            Err(e) => {
+                cgroup.procs.clear();
+                cgroup.remove_dirs_now();
+                Err(e)
+            }
+        }
+    }
+
+    fn populate(
+        &mut self,
+        layout: &CgroupLayout,
+        name: &str,
+        limits: CgroupLimits,
+    ) -> io::Result<()> {
+        let memory_limit = limits.memory_bytes.to_string();
+        let pids_limit = limits.max_processes.max(1).to_string();
+        match (layout, &mut self.dirs) {
+            (
+                CgroupLayout::V1 {
+                    memory,
+                    pids,
+                    cpuacct,
+                },
+                Dirs::V1 {
+                    memory: m,
+                    pids: p,
+                    cpuacct: c,
+                },
+            ) => {
+                let dir = memory.join(name);
+                mkdir(&dir)?;
+                *m = dir;
+                write_file(m, "memory.limit_in_bytes", &memory_limit)?;
+                // Absent without swap accounting; then there is no swap to escape to either.
+                if m.join("memory.memsw.limit_in_bytes").exists() {
+                    write_file(m, "memory.memsw.limit_in_bytes", &memory_limit)?;
+                }
+                self.procs.push(open_procs(m)?);
+
+                let dir = pids.join(name);
+                mkdir(&dir)?;
+                *p = dir;
+                write_file(p, "pids.max", &pids_limit)?;
+                self.procs.push(open_procs(p)?);
+
+                if let Some(cpuacct) = cpuacct {
+                    let dir = cpuacct.join(name);
+                    mkdir(&dir)?;
+                    *c = Some(dir.clone());
+                    self.procs.push(open_procs(&dir)?);
+                }
+            }
+            (CgroupLayout::V2 { .. }, Dirs::V2 { dir }) => {
+                mkdir(dir)?;
+                write_file(dir, "memory.max", &memory_limit)?;
+                if dir.join("memory.swap.max").exists() {
+                    write_file(dir, "memory.swap.max", "0")?;
+                }
+                write_file(dir, "pids.max", &pids_limit)?;
+                self.procs.push(open_procs(dir)?);
+            }
+            _ => return Err(io::Error::other("cgroup layout mismatch")),
+        }
+        Ok(())
+    }
+
+    /// Raw fds of the opened `cgroup.procs` files; writing `"0"` to each moves the writer in.
+    pub(crate) fn procs_fds(&self) -> Vec<RawFd> {
+        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    fn dirs(&self) -> Vec<&Path> {
+        match &self.dirs {
+            Dirs::V1 {
+                memory,
+                pids,
+                cpuacct,
+            } => [Some(memory), Some(pids), cpuacct.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(PathBuf::as_path)
+                .collect(),
+            Dirs::V2 { dir } => vec![dir.as_path()],
+        }
+    }
+
+    /// SIGKILLs every process in the cgroup once. Returns true when it was already empty.
+    pub(crate) fn kill_all_once(&self) -> bool {
+        if let Dirs::V2 { dir } = &self.dirs {
+            let kill = dir.join("cgroup.kill");
+            if kill.exists() && fs::write(&kill, "1").is_ok() {
+                return self.pids().is_empty();
+            }
+        }
+        let pids = self.pids();
+        for pid in &pids {
+            crate::sys::kill_pid(*pid);
+        }
+        pids.is_empty()
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .dirs()
+            .iter()
+            .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.trim().parse::<i32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|p| *p > 0)
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Kills until the cgroup is empty (bounded; blocking, short sleeps).
+    pub(crate) fn kill_all_blocking(&self) {
+        for _ in 0..200 {
+            if self.kill_all_once() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tracing::warn!(cgroup = ?self.dirs(), "processes survived the cgroup kill sweep");
+    }
+
+    /// Async variant of [`Self::kill_all_blocking`].
+    pub(crate) async fn kill_all(&self) {
+        for _ in 0..200 {
+            if self.kill_all_once() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tracing::warn!(cgroup = ?self.dirs(), "processes survived the cgroup kill sweep");
+    }
+
+    /// Reads the accounting. Missing files read as zero.
+    pub(crate) fn stats(&self) -> CgroupStats {
+        match &self.dirs {
+            Dirs::V1 {
+                memory,
+                pids,
+                cpuacct,
+            } => {
+                let (cpu_user, cpu_system) = cpuacct
+                    .as_ref()
+                    .map(|d| {
+                        (
+                            read_u64(&d.join("cpuacct.usage_user")).unwrap_or(0),
+                            read_u64(&d.join("cpuacct.usage_sys")).unwrap_or(0),
+                        )
+                    })
+                    .unwrap_or((0, 0));
+                CgroupStats {
+                    cpu_user: Duration::from_nanos(cpu_user),
+                    cpu_system: Duration::from_nanos(cpu_system),
+                    peak_memory_bytes: read_u64(&memory.join("memory.max_usage_in_bytes"))
+                        .unwrap_or(0),
+                    oom_kills: read_keyed(&memory.join("memory.oom_control"), "oom_kill")
+                        .unwrap_or(0),
+                    pids_max_hits: read_keyed(&pids.join("pids.events"), "max").unwrap_or(0),
+                }
+            }
+            Dirs::V2 { dir } => {
+                let cpu = fs::read_to_string(dir.join("cpu.stat")).unwrap_or_default();
+                CgroupStats {
+                    cpu_user: Duration::from_micros(keyed_value(&cpu, "user_usec").unwrap_or(0)),
+                    cpu_system: Duration::from_micros(
+                        keyed_value(&cpu, "system_usec").unwrap_or(0),
+                    ),
+                    peak_memory_bytes: read_u64(&dir.join("memory.peak")).unwrap_or(0),
+                    oom_kills: read_keyed(&dir.join("memory.events"), "oom_kill").unwrap_or(0),
+                    pids_max_hits: read_keyed(&dir.join("pids.events"), "max").unwrap_or(0),
+                }
+            }
+        }
+    }
+
+    /// Tries each rmdir once; returns true when every directory is gone.
+    fn remove_dirs_now(&self) -> bool {
+        let mut all_gone = true;
+        for dir in self.dirs() {
+            match fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => all_gone = false,
+            }
+        }
+        all_gone
+    }
+
+    /// Removes the directories, retrying while the kernel still reports them busy.
+    pub(crate) async fn remove(&self) {
+        for _ in 0..100 {
+            if self.remove_dirs_now() {
+                return;
+            }
+            self.kill_all_once();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tracing::warn!(cgroup = ?self.dirs(), "could not remove run cgroup");
+    }
+
+    /// Blocking variant of [`Self::remove`] for drop paths.
+    pub(crate) fn remove_blocking(&self) {
+        for _ in 0..100 {
+            if self.remove_dirs_now() {
+                return;
+            }
+            self.kill_all_once();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tracing::warn!(cgroup = ?self.dirs(), "could not remove run cgroup");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keyed_value;
+
+    #[test]
+    fn keyed_values_are_found_by_exact_key() {
+        let text = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        assert_eq!(keyed_value(text, "oom_kill"), Some(3));
+        assert_eq!(keyed_value(text, "under_oom"), Some(0));
+        assert_eq!(keyed_value("max 12\n", "max"), Some(12));
+        assert_eq!(keyed_value("", "max"), None);
+    }
+}

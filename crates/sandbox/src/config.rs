@@ -1,0 +1,55 @@
+//! Configuration of the local sandbox executor.
+
+use std::path::PathBuf;
+
+/// Settings of [`crate::LocalExecutor`]. `Default` gives a working setup for a root service on a
+/// Debian-like host.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The bubblewrap binary: an absolute path, or a name looked up in `PATH` and then in
+    /// `/usr/bin`. Default `"bwrap"`.
+    pub bwrap: PathBuf,
+    /// First unprivileged host uid (and gid) used for runs; slot `n` runs as `uid_base + n`.
+    /// These ids need not exist in `/etc/passwd`. Default `100000`. Ignored (our own uid is
+    /// used) when the service does not run as root.
+    pub uid_base: u32,
+    /// Number of runs allowed at the same time; each one gets its own host uid. Default 2.
+    pub max_concurrent: usize,
+    /// Parent cgroup for run cgroups. `None` auto-detects: our own cgroup of each controller
+    /// (cgroup v1) or of the unified hierarchy (cgroup v2).
+    pub cgroup_parent: Option<PathBuf>,
+    /// Size of the writable `/work` tmpfs. Default 64 MiB.
+    pub work_size_bytes: u64,
+    /// Size of the `/tmp` tmpfs. Default 16 MiB.
+    pub tmp_size_bytes: u64,
+    /// Size of the `/dev/shm` tmpfs. Default 16 MiB.
+    pub shm_size_bytes: u64,
+    /// Extra read-only binds (host source, path inside), e.g. runtime trees outside `/usr`.
+    /// Sources must be traversable by the unprivileged sandbox uid.
+    pub extra_ro_binds: Vec<(PathBuf, PathBuf)>,
+    /// `PATH` inside the sandbox.
+    pub path_env: String,
+    /// `LANG` inside the sandbox.
+    pub lang_env: String,
+    /// Without cgroups, cap memory with `RLIMIT_AS` (breaks runtimes that reserve large
+    /// address ranges, such as Go and the JVM). Default true.
+    pub rlimit_as_fallback: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            bwrap: PathBuf::from("bwrap"),
+            uid_base: 100_000,
+            max_concurrent: 2,
+            cgroup_parent: None,
+            work_size_bytes: 64 * 1024 * 1024,
+            tmp_size_bytes: 16 * 1024 * 1024,
+            shm_size_bytes: 16 * 1024 * 1024,
+            extra_ro_binds: Vec::new(),
+            path_env: "/usr/local/bin:/usr/bin:/bin".to_owned(),
+            lang_env: "C.UTF-8".to_owned(),
+            rlimit_as_fallback: true,
+        }
+    }
+}

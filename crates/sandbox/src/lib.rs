@@ -1,0 +1,20 @@
+//! The local sandbox executor: bubblewrap for namespaces and the filesystem, plus a supervisor
+//! for cgroups, the host-uid drop, seccomp, output caps, timeouts and accounting.
+//!
+//! Start it with [`LocalExecutor::start`]; [`integr8s_core::ports::Executor::health`] then tells
+//! whether (and how strongly) runs are isolated. An executor that is not ready refuses every
+//! run with [`integr8s_core::ports::executor::ExecError::Unavailable`].
+
+mod args;
+mod capture;
+mod cgroup;
+mod classify;
+mod config;
+mod executor;
+mod seccomp;
+mod selftest;
+mod supervise;
+mod sys;
+
+pub use config::SandboxConfig;
+pub use executor::LocalExecutor;

@@ -1,0 +1,285 @@
+//! The startup self-test (SANDBOX.md §5): find bubblewrap, pick the cgroup mode, run
+//! `/bin/true` in a real sandbox, and describe the result for health.
+
+use std::path::{Path, PathBuf};
+
+use integr8s_core::execution::RunLimits;
+use integr8s_core::ports::executor::{ExecutorHealth, RunControl, RunOutcome, RunSpec};
+
+use crate::executor::{LocalExecutor, Mode, State};
+use crate::{cgroup, sys};
+
+/// Oldest bubblewrap with `--size` for capped tmpfs mounts.
+const MIN_VERSION: (u32, u32) = (0, 7);
+
+/// Resolves the configured bubblewrap to an absolute path.
+pub(crate) fn find_bwrap(configured: &Path) -> Option<PathBuf> {
+    if configured.components().count() > 1 || configured.is_absolute() {
+        return configured.is_file().then(|| configured.to_path_buf());
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path_var)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+        .map(|dir| dir.join(configured))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Parses `bubblewrap 0.8.0` into (major, minor).
+pub(crate) fn parse_version(output: &str) -> Option<(u32, u32)> {
+    let version = output.split_whitespace().nth(1)?;
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The owner of the first `/etc/subuid`-style entry overlapping `(start, count)`.
+pub(crate) fn subid_overlap(text: &str, (start, count): (u64, u64)) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut parts = line.trim().split(':');
+        let owner = parts.next()?;
+        let first: u64 = parts.next()?.parse().ok()?;
+        let len: u64 = parts.next()?.parse().ok()?;
+        (first < start + count && start < first + len).then(|| owner.to_owned())
+    })
+}
+
+/// Maps bubblewrap's stderr to a cause and a fix.
+pub(crate) fn explain_failure(stderr: &str, code: Option<i32>) -> String {
+    if stderr.contains("No permissions to create new namespace")
+        || stderr.contains("Creating new namespace failed")
+        || stderr.contains("setting up uid map")
+    {
+        return format!(
+            "user namespaces are blocked (bwrap: \"{}\"). Enable kernel.unprivileged_userns_clone \
+             / give the service an AppArmor 'userns' profile / run the container with a seccomp \
+             profile that allows CLONE_NEWUSER, or configure the Kubernetes backend",
+            stderr.trim()
+        );
+    }
+    if stderr.contains("Can't mount proc") {
+        return format!(
+            "bwrap cannot mount /proc (\"{}\"), as inside a default Docker container. Run the \
+             container with --security-opt systempaths=unconfined and a seccomp profile that \
+             allows CLONE_NEWUSER, or configure the Kubernetes backend",
+            stderr.trim()
+        );
+    }
+    let code = code.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+    format!(
+        "a test run of /bin/true failed (exit {code}): {}",
+        stderr.trim()
+    )
+}
+
+fn probe_spec() -> RunSpec {
+    RunSpec {
+        execution_id: "self-test".into(),
+        lang: "self-test".into(),
+        lang_version: String::new(),
+        file_name: "self-test".into(),
+        script: String::new(),
+        command: vec!["/bin/true".into()],
+        env: Vec::new(),
+        limits: RunLimits {
+            timeout_seconds: 30,
+            memory_bytes: 64 * 1024 * 1024,
+            max_processes: 16,
+            max_output_bytes: 64 * 1024,
+        },
+    }
+}
+
+fn unavailable(reason: String) -> State {
+    State {
+        mode: Mode::Unavailable {
+            reason: reason.clone(),
+        },
+        health: ExecutorHealth {
+            ready: false,
+            mode: "unavailable".into(),
+            detail: Some(reason),
+        },
+    }
+}
+
+impl LocalExecutor {
+    /// Tests the sandbox on this host, stores the result (mode and health) and returns the
+    /// health. Runs are refused unless it reports ready.
+    pub async fn self_test(&self) -> ExecutorHealth {
+        let state = self.probe().await;
+        match &state.mode {
+            Mode::Unavailable { reason } => tracing::error!(%reason, "sandbox unavailable"),
+            mode => {
+                tracing::info!(mode = mode.name(), detail = ?state.health.detail, "sandbox ready")
+            }
+        }
+        let health = state.health.clone();
+        *self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+        health
+    }
+
+    async fn probe(&self) -> State {
+        let Some(bwrap) = find_bwrap(&self.config.bwrap) else {
+            return unavailable(format!(
+                "bubblewrap ({}) was not found. Install the 'bubblewrap' package or set the \
+                 sandbox bwrap path",
+                self.config.bwrap.display()
+            ));
+        };
+        let version = match tokio::process::Command::new(&bwrap)
+            .arg("--version")
+            .output()
+            .await
+        {
+            Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+            Err(e) => return unavailable(format!("cannot run {}: {e}", bwrap.display())),
+        };
+        match parse_version(&version) {
+            Some(v) if v >= MIN_VERSION => {}
+            _ => {
+                return unavailable(format!(
+                    "{} reports version {:?}; bubblewrap >= {}.{} is required",
+                    bwrap.display(),
+                    version.trim(),
+                    MIN_VERSION.0,
+                    MIN_VERSION.1
+                ))
+            }
+        }
+
+        let mut notes = Vec::new();
+        if self.switch_ids && self.config.uid_base == 0 {
+            return unavailable(
+                "the sandbox uid_base is 0, which would run scripts as host root; set an \
+                 unprivileged uid_base such as 100000"
+                    .into(),
+            );
+        }
+        if self.switch_ids {
+            let slots = self.config.max_concurrent.max(1) as u64;
+            let range = (u64::from(self.config.uid_base), slots);
+            for file in ["/etc/subuid", "/etc/subgid"] {
+                let text = std::fs::read_to_string(file).unwrap_or_default();
+                if let Some(owner) = subid_overlap(&text, range) {
+                    notes.push(format!(
+                        "sandbox ids {}..{} overlap the {file} range of '{owner}'; choose \
+                         another uid_base so no container shares them",
+                        range.0,
+                        range.0 + range.1
+                    ));
+                }
+            }
+        }
+        if !self.switch_ids {
+            notes.push(format!(
+                "the service is not root: runs share its uid {} and gid {} instead of one \
+                 unprivileged uid per slot",
+                sys::effective_uid(),
+                sys::effective_gid()
+            ));
+        }
+        let rlimits_note = |why: &str| {
+            format!(
+                "{why}; memory limits fall back to RLIMIT_AS, process limits to RLIMIT_NPROC, and \
+                 there is no OOM attribution, CPU or peak-memory accounting. Fix: Delegate=yes in \
+                 the service unit (cgroup v2) or writable cgroup v1 memory and pids hierarchies"
+            )
+        };
+        let mut mode = match cgroup::detect(self.config.cgroup_parent.as_deref()) {
+            Ok(layout) => Mode::Cgroup {
+                bwrap: bwrap.clone(),
+                layout,
+            },
+            Err(why) => {
+                tracing::warn!("{}", rlimits_note(&why));
+                notes.push(rlimits_note(&why));
+                Mode::Rlimits {
+                    bwrap: bwrap.clone(),
+                }
+            }
+        };
+
+        let spec = probe_spec();
+        let control = RunControl::default();
+        let mut result = self.run_in_mode(&mode, &spec, &control).await;
+        if let (Err(e), Mode::Cgroup { .. }) = (&result, &mode) {
+            // Cgroups looked usable but are not (e.g. joining them is refused): degrade.
+            let why = format!("cgroups could not be used ({e})");
+            tracing::warn!("{}", rlimits_note(&why));
+            notes.push(rlimits_note(&why));
+            mode = Mode::Rlimits {
+                bwrap: bwrap.clone(),
+            };
+            result = self.run_in_mode(&mode, &spec, &control).await;
+        }
+        match result {
+            Ok(report) if report.outcome == (RunOutcome::Exited { code: 0 }) => State {
+                health: ExecutorHealth {
+                    ready: true,
+                    mode: mode.name().into(),
+                    detail: (!notes.is_empty()).then(|| notes.join("; ")),
+                },
+                mode,
+            },
+            Ok(report) => {
+                let code = match report.outcome {
+                    RunOutcome::Exited { code } => Some(code),
+                    _ => None,
+                };
+                unavailable(explain_failure(&report.stderr, code))
+            }
+            Err(e) => unavailable(format!("a test run of /bin/true could not start: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subid_overlaps_are_detected() {
+        let text = "alice:100000:65536\nbob:165536:65536\n";
+        assert_eq!(subid_overlap(text, (100_000, 2)), Some("alice".into()));
+        assert_eq!(subid_overlap(text, (165_535, 2)), Some("alice".into()));
+        assert_eq!(subid_overlap(text, (231_072, 4)), None);
+        assert_eq!(subid_overlap("", (100_000, 2)), None);
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("bubblewrap 0.8.0\n"), Some((0, 8)));
+        assert_eq!(parse_version("bubblewrap 0.11.1"), Some((0, 11)));
+        assert_eq!(parse_version("garbage"), None);
+        assert!(Some((0, 6)) < Some(MIN_VERSION));
+    }
+
+    #[test]
+    fn failures_name_cause_and_fix() {
+        let msg = explain_failure(
+            "bwrap: No permissions to create new namespace, likely because the kernel does not allow non-privileged user namespaces",
+            Some(1),
+        );
+        assert!(msg.contains("user namespaces are blocked"));
+        assert!(msg.contains("Kubernetes backend"));
+        let msg = explain_failure(
+            "bwrap: Can't mount proc on /newroot/proc: Operation not permitted",
+            Some(1),
+        );
+        assert!(msg.contains("systempaths=unconfined"));
+        assert!(explain_failure("boom", Some(2)).contains("exit 2"));
+    }
+
+    #[test]
+    fn bwrap_is_found_by_absolute_path_only_if_it_exists() {
+        assert_eq!(find_bwrap(Path::new("/nonexistent/bwrap")), None);
+        assert_eq!(
+            find_bwrap(Path::new("/bin/sh")),
+            Some(PathBuf::from("/bin/sh"))
+        );
+    }
+}

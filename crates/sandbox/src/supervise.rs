@@ -1,0 +1,133 @@
+//! Watching one bubblewrap process: output with a cap, the wall deadline, cancellation, and
+//! killing the whole tree.
+
+use std::io;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Child;
+use tokio_util::sync::CancellationToken;
+
+use crate::capture::{Capture, Stream};
+use crate::cgroup::RunCgroup;
+use crate::classify::Stop;
+use crate::sys;
+
+/// How long to keep reading pipes after the tree was killed.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// The result of supervising one process tree.
+#[derive(Debug)]
+pub(crate) struct Supervised {
+    pub stop: Stop,
+    pub status: ExitStatus,
+    pub capture: Capture,
+}
+
+async fn read_some<R: AsyncRead + Unpin>(
+    pipe: &mut Option<R>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match pipe {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Kills bubblewrap's process group and every process of the run cgroup.
+pub(crate) async fn kill_tree(child: &mut Child, pid: Option<i32>, cgroup: Option<&RunCgroup>) {
+    if let Some(pid) = pid {
+        sys::kill_group(pid);
+    }
+    // Ignored: fails only when the child was already reaped.
+    let _ = child.start_kill();
+    if let Some(cgroup) = cgroup {
+        cgroup.kill_all().await;
+    }
+}
+
+/// Supervises `child` until its tree is gone. Only returns early on I/O errors of `wait`.
+pub(crate) async fn supervise(
+    child: &mut Child,
+    pid: Option<i32>,
+    cgroup: Option<&RunCgroup>,
+    timeout: Duration,
+    output_cap: usize,
+    cancel: &CancellationToken,
+) -> io::Result<Supervised> {
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let mut out_buf = vec![0u8; 16 * 1024];
+    let mut err_buf = vec![0u8; 16 * 1024];
+    let mut capture = Capture::new(output_cap);
+    let mut status: Option<ExitStatus> = None;
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+
+    let stop = loop {
+        if stdout.is_none() && stderr.is_none() {
+            if let Some(status) = status {
+                return Ok(Supervised {
+                    stop: Stop::Finished,
+                    status,
+                    capture,
+                });
+            }
+        }
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break Stop::Cancelled,
+            () = &mut deadline => break Stop::TimedOut,
+            result = child.wait(), if status.is_none() => {
+                status = Some(result?);
+                // The sandbox's pid namespace is gone with bubblewrap; sweep stragglers so
+                // nothing keeps the pipes open.
+                if let Some(cgroup) = cgroup {
+                    cgroup.kill_all_once();
+                }
+            }
+            read = read_some(&mut stdout, &mut out_buf) => match read {
+                Ok(0) | Err(_) => stdout = None,
+                Ok(n) => if capture.push(Stream::Stdout, &out_buf[..n]) { break Stop::OutputLimit },
+            },
+            read = read_some(&mut stderr, &mut err_buf) => match read {
+                Ok(0) | Err(_) => stderr = None,
+                Ok(n) => if capture.push(Stream::Stderr, &err_buf[..n]) { break Stop::OutputLimit },
+            },
+        }
+    };
+
+    kill_tree(child, if status.is_none() { pid } else { None }, cgroup).await;
+    let status = match status {
+        Some(status) => status,
+        None => child.wait().await?,
+    };
+    // Keep what was already written to the pipes before the kill (within the cap).
+    if stop != Stop::OutputLimit {
+        let drain = async {
+            loop {
+                if stdout.is_none() && stderr.is_none() {
+                    break;
+                }
+                tokio::select! {
+                    read = read_some(&mut stdout, &mut out_buf) => match read {
+                        Ok(0) | Err(_) => stdout = None,
+                        Ok(n) => if capture.push(Stream::Stdout, &out_buf[..n]) { break },
+                    },
+                    read = read_some(&mut stderr, &mut err_buf) => match read {
+                        Ok(0) | Err(_) => stderr = None,
+                        Ok(n) => if capture.push(Stream::Stderr, &err_buf[..n]) { break },
+                    },
+                }
+            }
+        };
+        // A timeout here only means a pipe stayed open; what was read is kept.
+        let _ = tokio::time::timeout(DRAIN_GRACE, drain).await;
+    }
+    Ok(Supervised {
+        stop,
+        status,
+        capture,
+    })
+}

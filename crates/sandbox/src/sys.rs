@@ -1,0 +1,185 @@
+//! The few raw system calls the supervisor needs: the child setup that runs between fork and
+//! exec, memfds for data handed to bubblewrap, and signals.
+//!
+//! `unsafe` is allowed here (and only here) because these are FFI calls into libc and because
+//! `pre_exec` itself is an unsafe contract: the hook runs in the forked child of a
+//! multi-threaded process, where only async-signal-safe calls are sound.
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// Everything the forked child does before it execs bubblewrap. Built (and allocated) in the
+/// parent; the hook only reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildSetup {
+    /// Opened `cgroup.procs` files to join by writing "0".
+    pub cgroup_procs: Vec<RawFd>,
+    /// Close-on-exec fds that bubblewrap must inherit (script, seccomp programs).
+    pub inherit: Vec<RawFd>,
+    /// Host uid/gid to switch to; `None` keeps ours (only when we are not root).
+    pub ids: Option<(u32, u32)>,
+    /// Our pid, to detect that the parent died before PDEATHSIG was armed.
+    pub parent_pid: i32,
+    pub rlimit_as: Option<u64>,
+    pub rlimit_nproc: Option<u64>,
+    pub rlimit_cpu: Option<u64>,
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit reads a valid, initialised rlimit struct; async-signal-safe.
+    check(unsafe { libc::setrlimit(resource, &limit) })
+}
+
+/// `CLOSE_RANGE_CLOEXEC` from linux/close_range.h.
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// Marks every fd above stderr close-on-exec, so nothing the service inherited or leaked
+/// without `O_CLOEXEC` reaches the sandbox (bubblewrap passes open fds through).
+fn mark_all_cloexec() {
+    // SAFETY: close_range takes plain integers and only changes fd flags of this process.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == 0 {
+        return;
+    }
+    // Kernels before 5.11: walk a bounded range; EBADF for unused numbers is expected.
+    for fd in 3..4096 {
+        // SAFETY: fcntl on an arbitrary fd number is harmless; it fails with EBADF if unused.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+}
+
+impl ChildSetup {
+    /// Runs in the child between fork and exec: no allocation, no locks, only raw syscalls.
+    fn apply(&self) -> io::Result<()> {
+        for &fd in &self.cgroup_procs {
+            // SAFETY: fd is an open cgroup.procs file owned by the parent's RunCgroup, which
+            // outlives the spawn; the buffer is a static byte string.
+            let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+            if written != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        // SAFETY: plain syscalls without pointer arguments.
+        unsafe {
+            check(libc::setsid())?;
+            check(libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ))?;
+            if libc::getppid() != self.parent_pid {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+        }
+        set_limit(libc::RLIMIT_CORE, 0)?;
+        set_limit(libc::RLIMIT_NOFILE, 256)?;
+        if let Some(v) = self.rlimit_as {
+            set_limit(libc::RLIMIT_AS, v)?;
+        }
+        if let Some(v) = self.rlimit_nproc {
+            set_limit(libc::RLIMIT_NPROC, v)?;
+        }
+        if let Some(v) = self.rlimit_cpu {
+            set_limit(libc::RLIMIT_CPU, v)?;
+        }
+        mark_all_cloexec();
+        for &fd in &self.inherit {
+            // SAFETY: fd is open in the parent (kept alive until the spawn returns); clearing
+            // FD_CLOEXEC only affects this child's copy.
+            check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
+        }
+        if let Some((uid, gid)) = self.ids {
+            // SAFETY: setgroups with size 0 does not read the pointer; the id calls take
+            // plain integers. Order matters: groups and gid first, while still privileged.
+            unsafe {
+                check(libc::setgroups(0, std::ptr::null()))?;
+                check(libc::setresgid(gid, gid, gid))?;
+                check(libc::setresuid(uid, uid, uid))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Installs the setup as the command's pre-exec hook.
+pub(crate) fn install_child_setup(cmd: &mut tokio::process::Command, setup: ChildSetup) {
+    // SAFETY: the hook only calls async-signal-safe syscalls (write, setsid, prctl, getppid,
+    // setrlimit, fcntl, setgroups, setres[gu]id) on data prepared before the fork, and builds
+    // errors with `from_raw_os_error`/`last_os_error`, which do not allocate.
+    unsafe {
+        cmd.pre_exec(move || setup.apply());
+    }
+}
+
+/// A close-on-exec memfd holding `data`, positioned at its start.
+pub(crate) fn memfd_with(name: &CStr, data: &[u8]) -> io::Result<OwnedFd> {
+    // SAFETY: name is a valid NUL-terminated string; the flags are constants.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = File::from(owned);
+    file.write_all(data)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(OwnedFd::from(file))
+}
+
+/// SIGKILLs one process; errors (already gone) are ignored.
+pub(crate) fn kill_pid(pid: i32) {
+    if pid > 0 {
+        // SAFETY: kill takes plain integers.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// SIGKILLs a process group; errors (already gone) are ignored.
+pub(crate) fn kill_group(pgid: i32) {
+    if pgid > 0 {
+        // SAFETY: kill takes plain integers; a negative pid addresses the group.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Our effective uid.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Our effective gid.
+pub(crate) fn effective_gid() -> u32 {
+    // SAFETY: getegid has no arguments and cannot fail.
+    unsafe { libc::getegid() }
+}
