@@ -37,6 +37,8 @@ pub trait UserStore: Send + Sync {
 }
 
 /// The result of submitting an execution under an optional idempotency key.
+// One value per submission; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateExecution {
     /// Stored together with its `execution_requested` event.

@@ -1,0 +1,164 @@
+//! Authentication: session tokens in cookies, the current-user extractors, CSRF and lockout.
+
+pub mod csrf;
+pub mod jwt;
+pub mod password;
+
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+use integr8s_core::user::User;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The httpOnly cookie holding the session JWT.
+pub const ACCESS_COOKIE: &str = "access_token";
+/// The script-readable cookie holding the CSRF token.
+pub const CSRF_COOKIE: &str = "csrf_token";
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_owned())
+}
+
+/// A `Set-Cookie` value; `max_age` zero deletes the cookie.
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age: Duration,
+    http_only: bool,
+    secure: bool,
+) -> HeaderValue {
+    let mut s = format!(
+        "{name}={value}; Max-Age={}; Path=/; SameSite=Strict",
+        max_age.as_secs()
+    );
+    if max_age.is_zero() {
+        s.push_str("; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+    if http_only {
+        s.push_str("; HttpOnly");
+    }
+    if secure {
+        s.push_str("; Secure");
+    }
+    // Names are constants and values are base64url/hex; this cannot contain invalid bytes.
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn unix_now() -> i64 {
+    integr8s_core::now().timestamp()
+}
+
+/// Issues a session JWT for `username`.
+pub fn issue_token(state: &AppState, username: &str) -> String {
+    let now = unix_now();
+    let lifetime = i64::try_from(state.config.session_timeout.as_secs()).unwrap_or(i64::MAX / 2);
+    let claims = jwt::Claims {
+        sub: username.to_owned(),
+        exp: now.saturating_add(lifetime),
+        iat: now,
+    };
+    jwt::encode(&claims, &state.config.secret)
+}
+
+/// The username of a token that is genuine, even if expired (for logout).
+pub fn token_subject_allow_expired(state: &AppState, token: &str) -> Option<String> {
+    jwt::decode(token, &state.config.secret, unix_now(), true)
+        .ok()
+        .map(|c| c.sub)
+}
+
+/// The authenticated, active user of the request (401 otherwise).
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token =
+            cookie(&parts.headers, ACCESS_COOKIE).ok_or_else(ApiError::not_authenticated)?;
+        let claims = jwt::decode(&token, &state.config.secret, unix_now(), false)
+            .map_err(|_| ApiError::invalid_credentials())?;
+        match state.store.user_by_username(&claims.sub).await? {
+            Some(user) if user.is_active => Ok(CurrentUser(user)),
+            _ => Err(ApiError::invalid_credentials()),
+        }
+    }
+}
+
+/// An authenticated admin (403 `AdminAccessRequiredError` for other users).
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub User);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if user.is_admin() {
+            Ok(AdminUser(user))
+        } else {
+            Err(ApiError::admin_required(&user.username))
+        }
+    }
+}
+
+/// Login lockout kept in the key/value port.
+pub mod lockout {
+    use super::*;
+
+    fn attempts_key(username: &str) -> String {
+        format!("login_lockout:attempts:{username}")
+    }
+
+    fn locked_key(username: &str) -> String {
+        format!("login_lockout:locked:{username}")
+    }
+
+    pub fn locked_error() -> ApiError {
+        ApiError::domain(
+            axum::http::StatusCode::LOCKED,
+            "AccountLockedError",
+            "Account temporarily locked due to too many failed attempts",
+        )
+    }
+
+    pub async fn is_locked(state: &AppState, username: &str) -> Result<bool, ApiError> {
+        Ok(state.kv.get(&locked_key(username)).await?.is_some())
+    }
+
+    /// Counts a failed attempt; returns whether the account is now locked.
+    pub async fn record_failure(state: &AppState, username: &str) -> Result<bool, ApiError> {
+        let window = state.config.lockout_duration;
+        let count = state.kv.incr(&attempts_key(username), window).await?;
+        if count >= u64::from(state.config.max_login_attempts) {
+            state.kv.set(&locked_key(username), "1", window).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    pub async fn clear(state: &AppState, username: &str) -> Result<(), ApiError> {
+        state.kv.delete(&attempts_key(username)).await?;
+        state.kv.delete(&locked_key(username)).await?;
+        Ok(())
+    }
+}

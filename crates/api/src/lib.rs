@@ -1,0 +1,47 @@
+//! The HTTP API of integr8s (axum): the original system's REST contract, cookie sessions with
+//! CSRF protection, and execution event streams.
+//!
+//! [`router`] builds the whole application from an [`AppState`]; the server binds it.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod middleware;
+pub mod routes;
+pub mod state;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use auth::password::hash_password;
+pub use error::{ApiError, ValidationIssue};
+pub use state::{ApiConfig, AppState};
+
+/// The application: every route with its layers (outermost first: tracing, panic guard,
+/// security headers, body limit, CSRF).
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .merge(routes::auth::router())
+        .merge(routes::executions::router())
+        .merge(routes::runtime::router())
+        .merge(routes::health::router())
+        .merge(routes::sse::router())
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::csrf::csrf_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::body_limit,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,329 @@
+//! `/api/v1/auth/*`: register, login, logout and the current user.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use integr8s_core::event::{Envelope, EventPayload};
+use integr8s_core::ports::NewUser;
+use integr8s_core::user::{Role, User};
+use integr8s_core::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::{self, lockout, password, CurrentUser, ACCESS_COOKIE, CSRF_COOKIE};
+use crate::error::{ApiError, ValidationIssue};
+use crate::extract::{AppForm, AppJson};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/register", post(register))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/me", get(me))
+}
+
+/// The contract's `UserResponse`.
+#[derive(Debug, Serialize)]
+pub struct UserResponse {
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub is_active: bool,
+    pub user_id: String,
+    pub is_superuser: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub bypass_rate_limit: Option<bool>,
+    pub global_multiplier: Option<f64>,
+    pub has_custom_limits: Option<bool>,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        Self {
+            username: u.username,
+            email: u.email,
+            role: u.role,
+            is_active: u.is_active,
+            user_id: u.user_id,
+            is_superuser: u.is_superuser,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            bypass_rate_limit: None,
+            global_multiplier: None,
+            has_custom_limits: None,
+        }
+    }
+}
+
+/// The contract's `UserCreate`; `role` and `is_active` are accepted and ignored.
+#[derive(Debug, Deserialize)]
+struct UserCreate {
+    username: String,
+    email: String,
+    password: String,
+}
+
+/// A light syntactic check: one `@`, a non-empty local part, a dotted domain, no spaces.
+fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// Stores and publishes an audit event; a failure is logged, never fails the request it describes.
+async fn emit_user_event(state: &AppState, payload: EventPayload, user_id: Option<String>) {
+    let mut env = Envelope::new(payload, state.outbox.metadata(user_id.clone()));
+    if let Some(id) = user_id {
+        env = env.with_aggregate(id);
+    }
+    if let Err(e) = state.outbox.emit_envelope(&env).await {
+        tracing::warn!(error = %e, event_type = %env.event_type(), "could not store auth event");
+    }
+}
+
+async fn register(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<UserCreate>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let mut issues = Vec::new();
+    let username = body.username.trim().to_owned();
+    if username.is_empty() {
+        issues.push(ValidationIssue::new(
+            &["body", "username"],
+            "string_too_short",
+            "String should have at least 1 character",
+        ));
+    }
+    if !is_valid_email(&body.email) {
+        issues.push(ValidationIssue::new(
+            &["body", "email"],
+            "value_error",
+            "value is not a valid email address: An email address must have an @-sign and a valid domain.",
+        ));
+    }
+    let min = state.config.password_min_length;
+    if body.password.chars().count() < min {
+        issues.push(ValidationIssue::new(
+            &["body", "password"],
+            "string_too_short",
+            format!("String should have at least {min} characters"),
+        ));
+    }
+    if !issues.is_empty() {
+        return Err(ApiError::Validation(issues));
+    }
+    if state.store.user_by_username(&username).await?.is_some() {
+        return Err(ApiError::conflict("Username already registered"));
+    }
+    let new_user = NewUser {
+        user_id: integr8s_core::new_id(),
+        username,
+        email: body.email.trim().to_owned(),
+        password_hash: password::hash_blocking(body.password).await?,
+        role: Role::User,
+        is_superuser: false,
+    };
+    let user = match state.store.create_user(&new_user).await {
+        Ok(user) => user,
+        Err(StoreError::Conflict(field)) if field.contains("email") => {
+            return Err(ApiError::conflict("Email already registered"));
+        }
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::conflict("Username already registered"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    emit_user_event(
+        &state,
+        EventPayload::UserRegistered {
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            email: user.email.clone(),
+        },
+        Some(user.user_id.clone()),
+    )
+    .await;
+    Ok(Json(user.into()))
+}
+
+fn client_ip(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn no_store(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: AppForm,
+) -> Result<Response, ApiError> {
+    let mut issues = Vec::new();
+    let username = form.required("username").map_err(|i| issues.push(i)).ok();
+    let password = form.required("password").map_err(|i| issues.push(i)).ok();
+    if form
+        .get("grant_type")
+        .is_some_and(|g| !g.is_empty() && g != "password")
+    {
+        issues.push(ValidationIssue::new(
+            &["body", "grant_type"],
+            "string_pattern_mismatch",
+            "String should match pattern '^password$'",
+        ));
+    }
+    let (Some(username), Some(password), true) = (username, password, issues.is_empty()) else {
+        return Err(ApiError::Validation(issues));
+    };
+    let username = username.to_owned();
+    let ip = client_ip(&headers);
+    let auth_failed = |reason: &str| EventPayload::AuthFailed {
+        username: Some(username.clone()),
+        reason: reason.to_owned(),
+        ip_address: ip.clone(),
+    };
+
+    if lockout::is_locked(&state, &username).await? {
+        emit_user_event(&state, auth_failed("account_locked"), None).await;
+        return Err(lockout::locked_error());
+    }
+    let user = state.store.user_by_username(&username).await?;
+    let matches = password::verify_blocking(
+        password.to_owned(),
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await?;
+    let user = match user {
+        Some(user) if matches => user,
+        _ => {
+            emit_user_event(&state, auth_failed("invalid_credentials"), None).await;
+            if lockout::record_failure(&state, &username).await? {
+                return Err(lockout::locked_error());
+            }
+            return Err(ApiError::invalid_credentials());
+        }
+    };
+    if !user.is_active {
+        return Err(ApiError::domain(
+            StatusCode::FORBIDDEN,
+            "AccountDeactivatedError",
+            format!("Account '{}' is deactivated", user.username),
+        ));
+    }
+    lockout::clear(&state, &username).await?;
+
+    let token = auth::issue_token(&state, &user.username);
+    let csrf_token = auth::csrf::issue(&state.config.secret, &token)?;
+    let cfg = &state.config;
+    let body = json!({
+        "message": "Login successful",
+        "username": user.username,
+        "role": user.role,
+        "csrf_token": csrf_token,
+    });
+    let mut response = Json(body).into_response();
+    let h = response.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        auth::set_cookie(
+            ACCESS_COOKIE,
+            &token,
+            cfg.session_timeout,
+            true,
+            cfg.cookie_secure,
+        ),
+    );
+    h.append(
+        header::SET_COOKIE,
+        auth::set_cookie(
+            CSRF_COOKIE,
+            &csrf_token,
+            cfg.session_timeout,
+            false,
+            cfg.cookie_secure,
+        ),
+    );
+    no_store(&mut response);
+    emit_user_event(
+        &state,
+        EventPayload::UserLoggedIn {
+            user_id: user.user_id.clone(),
+            login_method: "password".to_owned(),
+            ip_address: ip.clone(),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        },
+        Some(user.user_id),
+    )
+    .await;
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let subject = auth::cookie(&headers, ACCESS_COOKIE)
+        .and_then(|token| auth::token_subject_allow_expired(&state, &token));
+    if let Some(username) = subject {
+        if let Some(user) = state.store.user_by_username(&username).await? {
+            emit_user_event(
+                &state,
+                EventPayload::UserLoggedOut {
+                    user_id: user.user_id.clone(),
+                    logout_reason: Some("user_initiated".to_owned()),
+                },
+                Some(user.user_id),
+            )
+            .await;
+        }
+    }
+    let secure = state.config.cookie_secure;
+    let mut response = Json(json!({"message": "Logout successful"})).into_response();
+    let h = response.headers_mut();
+    let zero = std::time::Duration::ZERO;
+    h.append(
+        header::SET_COOKIE,
+        auth::set_cookie(ACCESS_COOKIE, "", zero, true, secure),
+    );
+    h.append(
+        header::SET_COOKIE,
+        auth::set_cookie(CSRF_COOKIE, "", zero, false, secure),
+    );
+    Ok(response)
+}
+
+async fn me(CurrentUser(user): CurrentUser) -> Response {
+    let mut response = Json(UserResponse::from(user)).into_response();
+    no_store(&mut response);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_email;
+
+    #[test]
+    fn email_check_accepts_normal_addresses_only() {
+        assert!(is_valid_email("a.b@example.com"));
+        assert!(!is_valid_email("not-an-email"));
+        assert!(!is_valid_email("a@b"));
+        assert!(!is_valid_email("a b@example.com"));
+        assert!(!is_valid_email("@example.com"));
+        assert!(!is_valid_email("a@@example.com"));
+    }
+}

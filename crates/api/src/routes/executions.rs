@@ -1,0 +1,330 @@
+//! Execution routes: submit, result, cancel, retry, events, the user's list, and admin delete.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use integr8s_core::event::{Envelope, EventPayload, EventType};
+use integr8s_core::execution::ExecutionFilter;
+use integr8s_core::{ErrorType, Execution, ExecutionStatus, Priority, ResourceUsage};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::submit::{self, load_owned, ExecutionResponse, Submission};
+use crate::auth::{AdminUser, CurrentUser};
+use crate::error::ApiError;
+use crate::extract::{deserialize_value, AppBytes, AppJson, AppPath, QueryPairs};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/execute", post(execute))
+        .route("/api/v1/executions/{execution_id}/result", get(result))
+        .route("/api/v1/executions/{execution_id}/cancel", post(cancel))
+        .route("/api/v1/executions/{execution_id}/retry", post(retry))
+        .route("/api/v1/executions/{execution_id}/events", get(events))
+        .route("/api/v1/executions/{execution_id}", delete(remove))
+        .route("/api/v1/user/executions", get(list))
+}
+
+/// The contract's `ExecutionResult`.
+#[derive(Debug, Serialize)]
+pub struct ExecutionResult {
+    pub execution_id: String,
+    pub status: ExecutionStatus,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub lang: String,
+    pub lang_version: String,
+    pub resource_usage: Option<ResourceUsage>,
+    pub exit_code: Option<i64>,
+    pub error_type: Option<ErrorType>,
+    pub priority: Priority,
+}
+
+impl From<Execution> for ExecutionResult {
+    fn from(e: Execution) -> Self {
+        Self {
+            execution_id: e.execution_id,
+            status: e.status,
+            stdout: e.stdout,
+            stderr: e.stderr,
+            lang: e.lang,
+            lang_version: e.lang_version,
+            resource_usage: e.resource_usage,
+            exit_code: e.exit_code,
+            error_type: e.error_type,
+            priority: e.priority,
+        }
+    }
+}
+
+fn default_lang() -> String {
+    "python".to_owned()
+}
+
+fn default_version() -> String {
+    "3.11".to_owned()
+}
+
+/// The contract's `ExecutionRequest`.
+#[derive(Debug, Deserialize)]
+struct ExecutionRequest {
+    script: String,
+    #[serde(default = "default_lang")]
+    lang: String,
+    #[serde(default = "default_version")]
+    lang_version: String,
+}
+
+async fn execute(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
+    AppJson(body): AppJson<ExecutionRequest>,
+) -> Result<Json<ExecutionResponse>, ApiError> {
+    let idempotency_key = submit::idempotency_key(&headers)?;
+    let response = submit::submit(
+        &state,
+        Submission {
+            user_id: user.user_id,
+            script: body.script,
+            lang: body.lang,
+            lang_version: body.lang_version,
+            idempotency_key,
+        },
+    )
+    .await?;
+    Ok(Json(response))
+}
+
+async fn result(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    AppPath(execution_id): AppPath<String>,
+) -> Result<Json<ExecutionResult>, ApiError> {
+    let execution = load_owned(&state, &user, &execution_id).await?;
+    Ok(Json(execution.into()))
+}
+
+fn default_reason() -> String {
+    "User requested cancellation".to_owned()
+}
+
+/// The contract's `CancelExecutionRequest`.
+#[derive(Debug, Deserialize)]
+struct CancelExecutionRequest {
+    #[serde(default = "default_reason")]
+    reason: String,
+}
+
+/// The cancel body is optional: an empty body means the default reason.
+fn parse_cancel_body(body: &Bytes) -> Result<CancelExecutionRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CancelExecutionRequest {
+            reason: default_reason(),
+        });
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(&["body"], "json_invalid", format!("JSON decode error: {e}"))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            &["body"],
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+        ));
+    }
+    deserialize_value(value)
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    AppPath(execution_id): AppPath<String>,
+    AppBytes(body): AppBytes,
+) -> Result<Json<Value>, ApiError> {
+    let execution = load_owned(&state, &user, &execution_id).await?;
+    let request = parse_cancel_body(&body)?;
+    if execution.status == ExecutionStatus::Cancelled {
+        return Ok(Json(json!({
+            "execution_id": execution_id,
+            "status": "already_cancelled",
+            "message": "Execution is already cancelled",
+            "event_id": null,
+        })));
+    }
+    if execution.status.is_terminal() {
+        return Err(ApiError::invalid_state(format!(
+            "Cannot cancel execution in {} state",
+            execution.status.as_str()
+        )));
+    }
+    let event = emit_cancel(&state, &execution_id, &user.user_id, request.reason).await?;
+    Ok(Json(json!({
+        "execution_id": execution_id,
+        "status": "cancellation_requested",
+        "message": "Cancellation request submitted",
+        "event_id": event.envelope.event_id,
+    })))
+}
+
+async fn emit_cancel(
+    state: &AppState,
+    execution_id: &str,
+    user_id: &str,
+    reason: String,
+) -> Result<integr8s_core::StoredEvent, ApiError> {
+    let payload = EventPayload::ExecutionCancelled {
+        execution_id: execution_id.to_owned(),
+        cancelled_by: user_id.to_owned(),
+        force_terminated: false,
+        reason: Some(reason),
+    };
+    let env = Envelope::new(payload, state.outbox.metadata(Some(user_id.to_owned())));
+    Ok(state.outbox.emit_envelope(&env).await?)
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    AppPath(execution_id): AppPath<String>,
+) -> Result<Json<ExecutionResponse>, ApiError> {
+    let original = load_owned(&state, &user, &execution_id).await?;
+    if !original.status.is_terminal() {
+        return Err(ApiError::invalid_state(format!(
+            "Cannot retry execution in {} state",
+            original.status.as_str()
+        )));
+    }
+    let response = submit::submit(
+        &state,
+        Submission {
+            user_id: user.user_id,
+            script: original.script,
+            lang: original.lang,
+            lang_version: original.lang_version,
+            idempotency_key: None,
+        },
+    )
+    .await?;
+    Ok(Json(response))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    AppPath(execution_id): AppPath<String>,
+    query: QueryPairs,
+) -> Result<Json<Vec<Envelope>>, ApiError> {
+    let limit = query.int_in("limit", 100, 1, 1000)?;
+    let mut types = Vec::new();
+    for (i, name) in query.all("event_types").enumerate() {
+        let t = EventType::parse(name).ok_or_else(|| {
+            ApiError::Validation(vec![crate::error::ValidationIssue::new(
+                &["query", "event_types"],
+                "enum",
+                format!("Input should be a valid event type, got '{name}'"),
+            )
+            .at(i)])
+        })?;
+        types.push(t);
+    }
+    load_owned(&state, &user, &execution_id).await?;
+    let limit = u32::try_from(limit).unwrap_or(1000);
+    let stored = state
+        .store
+        .events_for_aggregate(&execution_id, &types, limit)
+        .await?;
+    Ok(Json(stored.into_iter().map(|s| s.envelope).collect()))
+}
+
+fn parse_time(query: &QueryPairs, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(raw) = query.get(name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
+        })
+        .map_err(|_| {
+            ApiError::invalid(
+                &["query", name],
+                "datetime_from_date_parsing",
+                "Input should be a valid datetime",
+            )
+        })?;
+    Ok(Some(parsed))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    query: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    let status = match query.get("status").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(raw) => Some(ExecutionStatus::parse(raw).ok_or_else(|| {
+            ApiError::invalid(
+                &["query", "status"],
+                "enum",
+                "Input should be 'queued', 'scheduled', 'running', 'completed', 'failed', 'timeout', 'cancelled' or 'error'",
+            )
+        })?),
+    };
+    let limit = query.int_in("limit", 50, 1, 200)?;
+    let skip = query.int_in("skip", 0, 0, i64::from(u32::MAX))?;
+    let filter = ExecutionFilter {
+        user_id: Some(user.user_id),
+        status,
+        lang: query
+            .get("lang")
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
+        start_time: parse_time(&query, "start_time")?,
+        end_time: parse_time(&query, "end_time")?,
+        limit: u32::try_from(limit).unwrap_or(200),
+        skip: u32::try_from(skip).unwrap_or(u32::MAX),
+    };
+    let (executions, total) = state.store.list_executions(&filter).await?;
+    let has_more = (skip as u64).saturating_add(executions.len() as u64) < total;
+    let executions: Vec<ExecutionResult> = executions.into_iter().map(Into::into).collect();
+    Ok(Json(json!({
+        "executions": executions,
+        "total": total,
+        "limit": limit,
+        "skip": skip,
+        "has_more": has_more,
+    })))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    AppPath(execution_id): AppPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let execution = state
+        .store
+        .execution(&execution_id)
+        .await?
+        .ok_or_else(|| ApiError::execution_not_found(&execution_id))?;
+    if !execution.status.is_terminal() {
+        emit_cancel(
+            &state,
+            &execution_id,
+            &admin.user_id,
+            "Execution deleted by admin".to_owned(),
+        )
+        .await?;
+    }
+    if !state.store.delete_execution(&execution_id).await? {
+        return Err(ApiError::execution_not_found(&execution_id));
+    }
+    Ok(Json(json!({
+        "message": "Execution deleted successfully",
+        "execution_id": execution_id,
+    })))
+}

@@ -1,0 +1,102 @@
+//! Editor bootstrap data: example scripts and the resource limits with the supported runtimes.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/example-scripts", get(example_scripts))
+        .route("/api/v1/k8s-limits", get(limits))
+}
+
+const EXAMPLES: [(&str, &str); 5] = [
+    (
+        "python",
+        "import sys\n\nnames = [\"Ada\", \"Grace\", \"Linus\"]\nfor i, name in enumerate(names, 1):\n    print(f\"{i}. Hello, {name}!\")\n\nprint(\"Python\", sys.version.split()[0])\n",
+    ),
+    (
+        "node",
+        "const squares = [1, 2, 3, 4, 5].map((n) => n * n);\nconsole.log(\"Squares:\", squares.join(\", \"));\nconsole.log(\"Node\", process.version);\n",
+    ),
+    (
+        "ruby",
+        "words = %w[sandbox script result]\nwords.each_with_index { |w, i| puts \"#{i + 1}: #{w.capitalize}\" }\nputs \"Ruby #{RUBY_VERSION}\"\n",
+    ),
+    (
+        "bash",
+        "#!/bin/bash\nfor i in 1 2 3; do\n  echo \"Line $i\"\ndone\necho \"Bash $BASH_VERSION\"\n",
+    ),
+    (
+        "go",
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"runtime\"\n)\n\nfunc main() {\n\tsum := 0\n\tfor i := 1; i <= 10; i++ {\n\t\tsum += i\n\t}\n\tfmt.Println(\"Sum of 1..10 =\", sum)\n\tfmt.Println(\"Go\", runtime.Version())\n}\n",
+    ),
+];
+
+fn cached(body: serde_json::Value, cache_control: &'static str) -> Response {
+    let mut response = Json(body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}
+
+async fn example_scripts() -> Response {
+    let scripts: BTreeMap<&str, &str> = EXAMPLES.into_iter().collect();
+    cached(json!({ "scripts": scripts }), "public, max-age=600")
+}
+
+/// The contract's `LanguageInfo`.
+#[derive(Debug, Serialize)]
+struct LanguageInfo {
+    versions: Vec<String>,
+    file_ext: String,
+}
+
+async fn limits(State(state): State<AppState>) -> Response {
+    let runtimes: BTreeMap<String, LanguageInfo> = state
+        .registry
+        .runtimes()
+        .iter()
+        .filter_map(|r| {
+            let versions: Vec<String> = r
+                .versions
+                .iter()
+                .filter(|v| v.available)
+                .map(|v| v.version.clone())
+                .collect();
+            (!versions.is_empty()).then(|| {
+                (
+                    r.lang.clone(),
+                    LanguageInfo {
+                        versions,
+                        file_ext: r.file_ext.clone(),
+                    },
+                )
+            })
+        })
+        .collect();
+    let cfg = &state.config;
+    cached(
+        json!({
+            "cpu_limit": cfg.cpu_limit,
+            "memory_limit": cfg.memory_limit,
+            "cpu_request": cfg.cpu_request,
+            "memory_request": cfg.memory_request,
+            "execution_timeout": cfg.run_limits.timeout_seconds,
+            "supported_runtimes": runtimes,
+        }),
+        "public, max-age=300",
+    )
+}

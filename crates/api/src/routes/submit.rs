@@ -1,0 +1,166 @@
+//! Submitting an execution: runtime resolution, back-pressure and the atomic store + outbox write.
+
+use integr8s_core::event::{Envelope, EventPayload, RunRequest};
+use integr8s_core::ports::CreateExecution;
+use integr8s_core::runtime::RuntimeError;
+use integr8s_core::{Execution, ExecutionStatus, Priority};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Longest accepted script, in characters.
+pub const MAX_SCRIPT_CHARS: usize = 50_000;
+/// Longest accepted `Idempotency-Key` header.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+/// Seconds a client is asked to wait when the queue is full.
+const QUEUE_FULL_RETRY_AFTER_SECS: u64 = 5;
+
+/// What to run, already shaped by the request body.
+pub struct Submission {
+    pub user_id: String,
+    pub script: String,
+    pub lang: String,
+    pub lang_version: String,
+    pub idempotency_key: Option<String>,
+}
+
+/// The contract's `ExecutionResponse`.
+#[derive(Debug, Serialize)]
+pub struct ExecutionResponse {
+    pub execution_id: String,
+    pub status: ExecutionStatus,
+}
+
+fn runtime_error(e: RuntimeError) -> ApiError {
+    let field = match e {
+        RuntimeError::UnknownLanguage { .. } => "lang",
+        _ => "lang_version",
+    };
+    ApiError::invalid(&["body", field], "value_error", e.to_string())
+}
+
+/// Validates, stores the execution with its `execution_requested` event, and publishes it.
+/// A resubmission under the same idempotency key answers the existing execution.
+pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionResponse, ApiError> {
+    if sub.script.chars().count() > MAX_SCRIPT_CHARS {
+        return Err(ApiError::invalid(
+            &["body", "script"],
+            "string_too_long",
+            format!("String should have at most {MAX_SCRIPT_CHARS} characters"),
+        ));
+    }
+    let runtime = state
+        .registry
+        .resolve(&sub.lang, &sub.lang_version)
+        .map_err(runtime_error)?;
+
+    let (pending, _active) = state.store.queue_counts().await?;
+    if pending >= state.config.max_queue_length {
+        return Err(ApiError::TooManyRequests {
+            kind: "QueueFullError",
+            detail: "Execution queue is full, retry later".to_owned(),
+            retry_after_secs: QUEUE_FULL_RETRY_AFTER_SECS,
+        });
+    }
+
+    let now = integr8s_core::now();
+    let cfg = &state.config;
+    let execution = Execution {
+        execution_id: integr8s_core::new_id(),
+        user_id: sub.user_id.clone(),
+        script: sub.script,
+        lang: runtime.lang.clone(),
+        lang_version: runtime.version.clone(),
+        status: ExecutionStatus::Queued,
+        priority: Priority::Normal,
+        limits: cfg.run_limits,
+        stdout: None,
+        stderr: None,
+        exit_code: None,
+        error_type: None,
+        error_message: None,
+        resource_usage: None,
+        idempotency_key: sub.idempotency_key,
+        created_at: now,
+        updated_at: now,
+    };
+    let request = RunRequest {
+        execution_id: execution.execution_id.clone(),
+        script: execution.script.clone(),
+        language: runtime.lang,
+        language_version: runtime.version,
+        runtime_image: runtime.image,
+        runtime_command: runtime.command,
+        runtime_filename: runtime.file_name,
+        timeout_seconds: cfg.run_limits.timeout_seconds,
+        cpu_limit: cfg.cpu_limit.clone(),
+        memory_limit: cfg.memory_limit.clone(),
+        cpu_request: cfg.cpu_request.clone(),
+        memory_request: cfg.memory_request.clone(),
+        priority: execution.priority,
+        limits: cfg.run_limits,
+    };
+    let envelope = Envelope::new(
+        EventPayload::ExecutionRequested(request),
+        state.outbox.metadata(Some(sub.user_id)),
+    )
+    .with_correlation(Some(integr8s_core::new_id()));
+
+    match state.store.create_execution(&execution, &envelope).await? {
+        CreateExecution::Created(stored, event) => {
+            state.outbox.publish_stored(&event).await;
+            tracing::info!(execution_id = %stored.execution_id, lang = %stored.lang, "execution submitted");
+            Ok(ExecutionResponse {
+                execution_id: stored.execution_id,
+                status: stored.status,
+            })
+        }
+        CreateExecution::Existing(existing) => Ok(ExecutionResponse {
+            execution_id: existing.execution_id,
+            status: existing.status,
+        }),
+    }
+}
+
+/// The `Idempotency-Key` header, trimmed; empty means none.
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .map_err(|_| {
+            ApiError::invalid(
+                &["header", "Idempotency-Key"],
+                "string_type",
+                "Input should be a valid string",
+            )
+        })?
+        .trim();
+    if key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(ApiError::invalid(
+            &["header", "Idempotency-Key"],
+            "string_too_long",
+            format!("String should have at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+        ));
+    }
+    Ok((!key.is_empty()).then(|| key.to_owned()))
+}
+
+/// Maps a missing or foreign execution to the contract's 404/403.
+pub async fn load_owned(
+    state: &AppState,
+    user: &integr8s_core::user::User,
+    execution_id: &str,
+) -> Result<Execution, ApiError> {
+    let execution = state
+        .store
+        .execution(execution_id)
+        .await?
+        .ok_or_else(|| ApiError::execution_not_found(execution_id))?;
+    if execution.user_id != user.user_id && !user.is_admin() {
+        return Err(ApiError::access_denied());
+    }
+    Ok(execution)
+}

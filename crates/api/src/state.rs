@@ -1,0 +1,69 @@
+//! Shared state of the HTTP layer: the ports it talks to and its configuration.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use integr8s_core::outbox::Outbox;
+use integr8s_core::ports::{EventBus, ExecutorHealth, KeyValue, Store};
+use integr8s_core::runtime::RuntimeRegistry;
+use integr8s_core::RunLimits;
+
+/// Settings of the API, filled by the server from its configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// At least 32 bytes: the JWT HS256 key and the CSRF HMAC key.
+    pub secret: Vec<u8>,
+    /// Adds `Secure` to the session cookies (HTTPS deployments).
+    pub cookie_secure: bool,
+    /// Lifetime of a session token and of its cookie.
+    pub session_timeout: Duration,
+    /// Failed logins within `lockout_duration` after which the account is locked.
+    pub max_login_attempts: u32,
+    pub lockout_duration: Duration,
+    pub password_min_length: usize,
+    /// Applied to every new execution.
+    pub run_limits: RunLimits,
+    /// Pending queue entries at which new submissions are refused with 429.
+    pub max_queue_length: u64,
+    pub cpu_limit: String,
+    /// Shown in `/k8s-limits` and carried by the run request.
+    pub memory_limit: String,
+    pub cpu_request: String,
+    pub memory_request: String,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            secret: Vec::new(),
+            cookie_secure: false,
+            session_timeout: Duration::from_secs(1440 * 60),
+            max_login_attempts: 5,
+            lockout_duration: Duration::from_secs(15 * 60),
+            password_min_length: 8,
+            run_limits: RunLimits::default(),
+            max_queue_length: 10_000,
+            cpu_limit: "1000m".to_owned(),
+            memory_limit: "256Mi".to_owned(),
+            cpu_request: "100m".to_owned(),
+            memory_request: "128Mi".to_owned(),
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn EventBus>,
+    pub outbox: Outbox,
+    pub kv: Arc<dyn KeyValue>,
+    pub registry: Arc<RuntimeRegistry>,
+    /// The executor's self-test, reported by the readiness check.
+    pub executor_health: Arc<dyn Fn() -> ExecutorHealth + Send + Sync>,
+    pub config: Arc<ApiConfig>,
+    pub started_at: Instant,
+}

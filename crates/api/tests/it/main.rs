@@ -1,0 +1,9 @@
+//! Integration tests of the HTTP API against a real SQLite store, bus and key/value store.
+
+mod auth;
+mod common;
+mod executions;
+mod fakes;
+mod lifecycle;
+mod misc;
+mod sse;
