@@ -1,0 +1,287 @@
+//! The coordinator: admits requested executions into the queue and dispatches them into
+//! execution slots under the queue policy.
+//!
+//! Claims are atomic in the store, so several coordinators may run at once; within one process
+//! a mutex keeps a single dispatch loop going.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use integr8s_core::event::{EventPayload, EventType, RunRequest, StoredEvent};
+use integr8s_core::execution::ExecutionStatus;
+use integr8s_core::outbox::Outbox;
+use integr8s_core::ports::{EventBus, QueueEntry, Store};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EngineConfig;
+use crate::consumer::{consume, Attempt, Handler};
+use crate::error::EngineError;
+use crate::groups;
+
+const TOPICS: &[EventType] = &[
+    EventType::ExecutionRequested,
+    EventType::ResultStored,
+    EventType::ResultFailed,
+];
+
+/// Admits `execution_requested` into the queue and moves queued executions to `scheduled`
+/// (emitting `execution_accepted`) while the policy has free slots.
+pub struct Coordinator {
+    bus: Arc<dyn EventBus>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    outbox: Outbox,
+    config: EngineConfig,
+    dispatching: Mutex<()>,
+}
+
+impl Coordinator {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        outbox: Outbox,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            bus,
+            inner: Arc::new(Inner {
+                store,
+                outbox,
+                config,
+                dispatching: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Recovers the queue after a restart, then admits and dispatches until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), EngineError> {
+        self.inner.recover().await?;
+        self.inner.dispatch().await?;
+        // The ticker stops with `shutdown`, and with the consumer when that fails.
+        let stop_ticker = shutdown.child_token();
+        let ticker = tokio::spawn(self.inner.clone().tick_loop(stop_ticker.clone()));
+        let result = consume(
+            self.bus.as_ref(),
+            TOPICS,
+            groups::COORDINATOR,
+            self.inner.config.max_handler_attempts,
+            self.inner.as_ref(),
+            &shutdown,
+        )
+        .await;
+        stop_ticker.cancel();
+        if let Err(e) = ticker.await {
+            tracing::error!(error = %e, "dispatch ticker panicked");
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Handler for Inner {
+    async fn handle(&self, event: &StoredEvent, _attempt: Attempt) -> Result<(), EngineError> {
+        if let EventPayload::ExecutionRequested(run) = &event.envelope.payload {
+            self.admit(event, run).await?;
+        }
+        self.dispatch().await
+    }
+}
+
+impl Inner {
+    async fn tick_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut interval = tokio::time::interval(self.config.tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            if let Err(e) = self.dispatch().await {
+                tracing::warn!(error = %e, "dispatch on tick failed");
+            }
+        }
+    }
+
+    /// Enqueues a requested execution (once) and announces its queue position.
+    async fn admit(&self, event: &StoredEvent, run: &RunRequest) -> Result<(), EngineError> {
+        let env = &event.envelope;
+        let Some(execution) = self.store.execution(&run.execution_id).await? else {
+            tracing::info!("execution no longer exists; not queued");
+            return Ok(());
+        };
+        if execution.status != ExecutionStatus::Queued {
+            tracing::debug!(status = execution.status.as_str(), "already past the queue");
+            return Ok(());
+        }
+        let entry = QueueEntry {
+            execution_id: run.execution_id.clone(),
+            user_id: env
+                .metadata
+                .user_id
+                .clone()
+                .unwrap_or_else(|| execution.user_id.clone()),
+            priority: run.priority,
+            enqueued_at: env.timestamp,
+            active_since: None,
+        };
+        if self.store.enqueue(&entry).await? {
+            self.announce_queued(&entry, env.metadata.correlation_id.clone())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn announce_queued(
+        &self,
+        entry: &QueueEntry,
+        correlation_id: Option<String>,
+    ) -> Result<(), EngineError> {
+        let position = self
+            .store
+            .queue_position(
+                &entry.execution_id,
+                &self.config.queue,
+                integr8s_core::now(),
+            )
+            .await?;
+        let payload = EventPayload::ExecutionQueued {
+            execution_id: entry.execution_id.clone(),
+            position_in_queue: position.map(|p| i64::try_from(p).unwrap_or(i64::MAX)),
+            estimated_start_time: None,
+        };
+        self.outbox
+            .emit(payload, Some(entry.user_id.clone()), correlation_id)
+            .await?;
+        Ok(())
+    }
+
+    /// Claims entries while the policy allows and schedules their executions.
+    async fn dispatch(&self) -> Result<(), EngineError> {
+        let _only_one = self.dispatching.lock().await;
+        while let Some(entry) = self
+            .store
+            .claim_next(&self.config.queue, integr8s_core::now())
+            .await?
+        {
+            let id = entry.execution_id.as_str();
+            let scheduled = self
+                .store
+                .transition_execution(id, &[ExecutionStatus::Queued], ExecutionStatus::Scheduled)
+                .await;
+            match scheduled {
+                Ok(true) => self.accept(&entry).await?,
+                Ok(false) => {
+                    tracing::info!(
+                        execution_id = id,
+                        "claimed execution is no longer queued; slot released"
+                    );
+                    self.store.release(id).await?;
+                }
+                Err(e) => {
+                    // Give the slot back, and requeue so the execution is tried again.
+                    self.store.release(id).await?;
+                    self.store
+                        .enqueue(&QueueEntry {
+                            active_since: None,
+                            ..entry.clone()
+                        })
+                        .await?;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn accept(&self, entry: &QueueEntry) -> Result<(), EngineError> {
+        tracing::info!(execution_id = %entry.execution_id, priority = entry.priority.as_str(), "execution scheduled");
+        let payload = EventPayload::ExecutionAccepted {
+            execution_id: entry.execution_id.clone(),
+            queue_position: 0,
+            estimated_wait_seconds: None,
+            priority: entry.priority,
+        };
+        self.outbox
+            .emit(payload, Some(entry.user_id.clone()), None)
+            .await?;
+        Ok(())
+    }
+
+    /// Repairs what a crash can leave behind between two store writes:
+    /// - active entries of executions that already ended (their slots are freed);
+    /// - queued executions whose entry was claimed but never scheduled (requeued);
+    /// - scheduled executions whose `execution_accepted` was never emitted.
+    ///
+    /// It assumes no other coordinator is mid-dispatch meanwhile (one coordinator per
+    /// deployment, or all restarted together): a claim in flight elsewhere could be requeued.
+    async fn recover(&self) -> Result<(), EngineError> {
+        let store = self.store.as_ref();
+        let (_, active) = store.queue_counts().await?;
+        let in_flight = store
+            .executions_in(&[ExecutionStatus::Scheduled, ExecutionStatus::Running])
+            .await?;
+        // Every active entry normally belongs to a scheduled or running execution; only when
+        // there are more is the (long) list of ended executions worth scanning.
+        if active > in_flight.len() as u64 {
+            let terminal: Vec<_> = ExecutionStatus::ALL
+                .into_iter()
+                .filter(|s| s.is_terminal())
+                .collect();
+            for execution in store.executions_in(&terminal).await? {
+                if store.release(&execution.execution_id).await? {
+                    tracing::info!(execution_id = %execution.execution_id, "released the slot of an ended execution");
+                }
+            }
+        }
+        let now = integr8s_core::now();
+        for execution in store.executions_in(&[ExecutionStatus::Queued]).await? {
+            let id = &execution.execution_id;
+            if store
+                .queue_position(id, &self.config.queue, now)
+                .await?
+                .is_some()
+            {
+                continue;
+            }
+            // Either never enqueued (the request is redelivered anyway) or claimed by a
+            // dispatch that stopped before scheduling it: requeue it.
+            store.release(id).await?;
+            let entry = QueueEntry {
+                execution_id: id.clone(),
+                user_id: execution.user_id.clone(),
+                priority: execution.priority,
+                enqueued_at: execution.created_at,
+                active_since: None,
+            };
+            if store.enqueue(&entry).await? {
+                tracing::info!(execution_id = %id, "requeued after a restart");
+                self.announce_queued(&entry, None).await?;
+            }
+        }
+        for execution in in_flight
+            .iter()
+            .filter(|e| e.status == ExecutionStatus::Scheduled)
+        {
+            let id = &execution.execution_id;
+            let accepted = store
+                .events_for_aggregate(id, &[EventType::ExecutionAccepted], 1)
+                .await?;
+            if accepted.is_empty() {
+                tracing::info!(execution_id = %id, "re-announcing a scheduled execution");
+                self.accept(&QueueEntry {
+                    execution_id: id.clone(),
+                    user_id: execution.user_id.clone(),
+                    priority: execution.priority,
+                    enqueued_at: execution.created_at,
+                    active_since: None,
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}

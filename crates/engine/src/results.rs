@@ -1,0 +1,254 @@
+//! The result processor: stores each execution's outcome once, frees its queue slot and
+//! allocation, and announces `result_stored` exactly once per execution (which also lets the
+//! coordinator fill the slot).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use integr8s_core::event::{Envelope, EventPayload, EventType, RunOutput, StoredEvent};
+use integr8s_core::execution::{ErrorType, ExecutionResultRecord, ExecutionStatus};
+use integr8s_core::outbox::Outbox;
+use integr8s_core::ports::{EventBus, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EngineConfig;
+use crate::consumer::{consume, emit_caused_by, Attempt, Handler};
+use crate::error::EngineError;
+use crate::groups;
+
+const TOPICS: &[EventType] = &[
+    EventType::ExecutionCompleted,
+    EventType::ExecutionFailed,
+    EventType::ExecutionTimeout,
+    EventType::ExecutionCancelled,
+];
+
+const STORAGE_TYPE: &str = "database";
+
+/// Writes run outcomes to the store and ends executions cancelled before they ran.
+pub struct ResultProcessor {
+    bus: Arc<dyn EventBus>,
+    inner: Inner,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    outbox: Outbox,
+    config: EngineConfig,
+}
+
+impl ResultProcessor {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        outbox: Outbox,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            bus,
+            inner: Inner {
+                store,
+                outbox,
+                config,
+            },
+        }
+    }
+
+    /// Consumes run outcomes and cancel requests until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), EngineError> {
+        consume(
+            self.bus.as_ref(),
+            TOPICS,
+            groups::RESULT_PROCESSOR,
+            self.inner.config.max_handler_attempts,
+            &self.inner,
+            &shutdown,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Handler for Inner {
+    async fn handle(&self, event: &StoredEvent, attempt: Attempt) -> Result<(), EngineError> {
+        let env = &event.envelope;
+        let Some(execution_id) = env.execution_id() else {
+            return Ok(());
+        };
+        let result = match &env.payload {
+            EventPayload::ExecutionCancelled {
+                force_terminated: false,
+                ..
+            } => self.cancel_before_run(env, execution_id).await,
+            payload => match result_record(payload) {
+                Some(record) => self.finish(env, execution_id, &record).await,
+                None => Ok(()),
+            },
+        };
+        if let (Err(e), true) = (&result, attempt.last) {
+            self.give_up(env, execution_id, e).await;
+        }
+        result
+    }
+}
+
+impl Inner {
+    /// Stores the outcome unless the execution already ended, then frees what it held.
+    async fn finish(
+        &self,
+        cause: &Envelope,
+        execution_id: &str,
+        record: &ExecutionResultRecord,
+    ) -> Result<(), EngineError> {
+        let wrote = self.store.finish_execution(execution_id, record).await?;
+        tracing::info!(status = record.status.as_str(), wrote, "outcome processed");
+        self.release(execution_id).await?;
+        let size = record.stdout.len() + record.stderr.len();
+        self.announce(cause, execution_id, wrote, size).await
+    }
+
+    /// Ends a `queued` or `scheduled` execution as `cancelled`. A running one is left to the
+    /// worker, which stops the run and reports it.
+    async fn cancel_before_run(
+        &self,
+        cause: &Envelope,
+        execution_id: &str,
+    ) -> Result<(), EngineError> {
+        let moved = self
+            .store
+            .transition_execution(
+                execution_id,
+                &[ExecutionStatus::Queued, ExecutionStatus::Scheduled],
+                ExecutionStatus::Cancelled,
+            )
+            .await?;
+        // Already `cancelled`: a redelivery after a crash; finishing the cleanup is harmless.
+        let ended = moved
+            || self
+                .store
+                .execution(execution_id)
+                .await?
+                .is_some_and(|e| e.status == ExecutionStatus::Cancelled);
+        if !ended {
+            return Ok(());
+        }
+        tracing::info!(moved, "cancelled before its run");
+        self.release(execution_id).await?;
+        self.announce(cause, execution_id, moved, 0).await
+    }
+
+    async fn release(&self, execution_id: &str) -> Result<(), EngineError> {
+        self.store.release(execution_id).await?;
+        self.store.release_allocation(execution_id).await?;
+        Ok(())
+    }
+
+    /// Emits `result_stored` when this delivery stored the result, or when an earlier
+    /// delivery stored it but stopped before announcing it.
+    async fn announce(
+        &self,
+        cause: &Envelope,
+        execution_id: &str,
+        wrote: bool,
+        size: usize,
+    ) -> Result<(), EngineError> {
+        if !wrote {
+            if self.store.execution(execution_id).await?.is_none() {
+                return Ok(());
+            }
+            let stored = self
+                .store
+                .events_for_aggregate(execution_id, &[EventType::ResultStored], 1)
+                .await?;
+            if !stored.is_empty() {
+                return Ok(());
+            }
+        }
+        let payload = EventPayload::ResultStored {
+            execution_id: execution_id.to_owned(),
+            storage_type: Some(STORAGE_TYPE.to_owned()),
+            storage_path: execution_id.to_owned(),
+            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+        };
+        emit_caused_by(&self.outbox, cause, payload).await?;
+        Ok(())
+    }
+
+    /// The outcome could not be stored: free the slot if possible and say so.
+    async fn give_up(&self, cause: &Envelope, execution_id: &str, error: &EngineError) {
+        if let Err(e) = self.release(execution_id).await {
+            tracing::error!(error = %e, "could not release the slot of an unstored result");
+        }
+        let payload = EventPayload::ResultFailed {
+            execution_id: execution_id.to_owned(),
+            storage_type: Some(STORAGE_TYPE.to_owned()),
+            error: Some(error.to_string()),
+        };
+        if let Err(e) = emit_caused_by(&self.outbox, cause, payload).await {
+            tracing::error!(error = %e, "could not announce the unstored result");
+        }
+    }
+}
+
+/// The stored result of an outcome event (docs/pipeline.md, "Outcome mapping").
+fn result_record(payload: &EventPayload) -> Option<ExecutionResultRecord> {
+    let record = |status, output: &RunOutput| ExecutionResultRecord {
+        status,
+        stdout: output.stdout.clone(),
+        stderr: output.stderr.clone(),
+        exit_code: None,
+        error_type: None,
+        error_message: None,
+        resource_usage: output.resource_usage,
+    };
+    Some(match payload {
+        EventPayload::ExecutionCompleted {
+            exit_code, output, ..
+        } => ExecutionResultRecord {
+            exit_code: Some(*exit_code),
+            error_type: (*exit_code != 0).then_some(ErrorType::ScriptError),
+            ..record(ExecutionStatus::Completed, output)
+        },
+        EventPayload::ExecutionFailed {
+            exit_code,
+            error_type,
+            error_message,
+            output,
+            ..
+        } => {
+            let status = if *error_type == ErrorType::SystemError {
+                ExecutionStatus::Error
+            } else {
+                ExecutionStatus::Failed
+            };
+            ExecutionResultRecord {
+                exit_code: Some(*exit_code),
+                error_type: Some(*error_type),
+                error_message: error_message.clone(),
+                ..record(status, output)
+            }
+        }
+        EventPayload::ExecutionTimeout {
+            timeout_seconds,
+            output,
+            ..
+        } => ExecutionResultRecord {
+            error_type: Some(ErrorType::Timeout),
+            error_message: Some(format!("execution timed out after {timeout_seconds} s")),
+            ..record(ExecutionStatus::Timeout, output)
+        },
+        EventPayload::ExecutionCancelled {
+            cancelled_by,
+            reason,
+            ..
+        } => ExecutionResultRecord {
+            error_message: Some(
+                reason
+                    .clone()
+                    .unwrap_or_else(|| format!("cancelled by {cancelled_by}")),
+            ),
+            ..record(ExecutionStatus::Cancelled, &RunOutput::default())
+        },
+        _ => return None,
+    })
+}

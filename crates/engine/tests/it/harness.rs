@@ -1,0 +1,259 @@
+//! Starts the whole pipeline over a SQLite file and submits executions like the API does.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use integr8s_core::event::{Envelope, EventMetadata, EventPayload, EventType, RunRequest};
+use integr8s_core::execution::{Execution, ExecutionStatus, Priority, RunLimits};
+use integr8s_core::outbox::Outbox;
+use integr8s_core::ports::{CreateExecution, EventBus, EventStore, Executor, QueuePolicy, Store};
+use integr8s_core::runtime::RuntimeRegistry;
+use integr8s_engine::{
+    Coordinator, EngineConfig, EngineError, LocalWorker, ResultProcessor, SagaOrchestrator,
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Generous bound on any wait; only there so that a broken pipeline fails instead of hanging.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn config(max_active: u32, max_active_per_user: u32) -> EngineConfig {
+    EngineConfig {
+        queue: QueuePolicy {
+            max_active,
+            max_active_per_user,
+            ageing_seconds: 3600,
+        },
+        tick: Duration::from_millis(200),
+        max_handler_attempts: 5,
+    }
+}
+
+pub async fn open_store(db: &Path) -> Arc<integr8s_store::SqliteStore> {
+    let url = format!("sqlite://{}", db.display());
+    let store = integr8s_store::SqliteStore::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Arc::new(store)
+}
+
+/// A store over `db`, a fresh bus over it and an outbox.
+pub async fn parts(db: &Path) -> (Arc<dyn Store>, Arc<dyn EventBus>, Outbox) {
+    let sqlite = open_store(db).await;
+    let store: Arc<dyn Store> = sqlite.clone();
+    let events: Arc<dyn EventStore> = sqlite;
+    let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
+    let outbox = Outbox::new(events, bus.clone(), "engine-test");
+    (store, bus, outbox)
+}
+
+/// All four components over one store and one bus.
+pub struct Pipeline {
+    pub store: Arc<dyn Store>,
+    pub outbox: Outbox,
+    shutdown: CancellationToken,
+    tasks: Vec<(&'static str, JoinHandle<Result<(), EngineError>>)>,
+}
+
+impl Pipeline {
+    pub async fn start(db: &Path, executor: Arc<dyn Executor>, config: EngineConfig) -> Self {
+        let mut registry = RuntimeRegistry::embedded();
+        registry.probe_host();
+        Self::start_with(db, executor, config, registry).await
+    }
+
+    pub async fn start_with(
+        db: &Path,
+        executor: Arc<dyn Executor>,
+        config: EngineConfig,
+        registry: RuntimeRegistry,
+    ) -> Self {
+        let (store, bus, outbox) = parts(db).await;
+        let shutdown = CancellationToken::new();
+        let registry = Arc::new(registry);
+        let s = shutdown.clone();
+        let mut tasks = Vec::new();
+        let coordinator = Coordinator::new(store.clone(), bus.clone(), outbox.clone(), config);
+        tasks.push(("coordinator", tokio::spawn(coordinator.run(s.clone()))));
+        let saga = SagaOrchestrator::new(store.clone(), bus.clone(), outbox.clone(), config);
+        tasks.push(("saga", tokio::spawn(saga.run(s.clone()))));
+        let worker = LocalWorker::new(
+            store.clone(),
+            bus.clone(),
+            outbox.clone(),
+            executor,
+            registry,
+            config,
+        );
+        tasks.push(("worker", tokio::spawn(worker.run(s.clone()))));
+        let results = ResultProcessor::new(store.clone(), bus.clone(), outbox.clone(), config);
+        tasks.push(("results", tokio::spawn(results.run(s))));
+        Self {
+            store,
+            outbox,
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// Stops every component and checks that each stopped cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for (name, task) in self.tasks {
+            let result = tokio::time::timeout(DEADLINE, task)
+                .await
+                .unwrap_or_else(|_| panic!("{name} did not stop"))
+                .unwrap();
+            assert!(result.is_ok(), "{name} failed: {result:?}");
+        }
+    }
+
+    pub async fn submit(&self, user: &str, script: &str, priority: Priority) -> String {
+        submit(self.store.as_ref(), &self.outbox, user, script, priority).await
+    }
+
+    /// Asks for a cancel the way the API does.
+    pub async fn cancel(&self, execution_id: &str, user: &str) {
+        let payload = EventPayload::ExecutionCancelled {
+            execution_id: execution_id.to_owned(),
+            cancelled_by: "user".to_owned(),
+            force_terminated: false,
+            reason: Some("user requested cancellation".to_owned()),
+        };
+        self.outbox
+            .emit(payload, Some(user.to_owned()), None)
+            .await
+            .unwrap();
+    }
+
+    pub async fn execution(&self, execution_id: &str) -> Execution {
+        self.store.execution(execution_id).await.unwrap().unwrap()
+    }
+
+    /// Waits until the execution ended and its result was announced.
+    pub async fn finished(&self, execution_id: &str) -> Execution {
+        eventually("the execution to end", || async {
+            let e = self.execution(execution_id).await;
+            let announced = self
+                .count_events(execution_id, EventType::ResultStored)
+                .await
+                > 0;
+            (e.status.is_terminal() && announced).then_some(e)
+        })
+        .await
+    }
+
+    pub async fn wait_status(&self, execution_id: &str, status: ExecutionStatus) -> Execution {
+        eventually(status.as_str(), || async {
+            let e = self.execution(execution_id).await;
+            (e.status == status).then_some(e)
+        })
+        .await
+    }
+
+    pub async fn count_events(&self, execution_id: &str, event_type: EventType) -> usize {
+        self.store
+            .events_for_aggregate(execution_id, &[event_type], 1000)
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+/// Polls `probe` until it yields a value; panics after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let give_up = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Stores a `queued` execution with its `execution_requested` and publishes the event.
+pub async fn submit(
+    store: &dyn Store,
+    outbox: &Outbox,
+    user: &str,
+    script: &str,
+    priority: Priority,
+) -> String {
+    let (execution, env) = request(user, script, priority);
+    let id = execution.execution_id.clone();
+    match store.create_execution(&execution, &env).await.unwrap() {
+        CreateExecution::Created(_, stored) => outbox.publish_stored(&stored).await,
+        CreateExecution::Existing(_) => panic!("no idempotency key was given"),
+    }
+    id
+}
+
+/// A new python 3.11 execution and its request event.
+pub fn request(user: &str, script: &str, priority: Priority) -> (Execution, Envelope) {
+    let id = integr8s_core::new_id();
+    let limits = RunLimits {
+        timeout_seconds: 5,
+        ..RunLimits::default()
+    };
+    let now = integr8s_core::now();
+    let execution = Execution {
+        execution_id: id.clone(),
+        user_id: user.to_owned(),
+        script: script.to_owned(),
+        lang: "python".to_owned(),
+        lang_version: "3.11".to_owned(),
+        status: ExecutionStatus::Queued,
+        priority,
+        limits,
+        stdout: None,
+        stderr: None,
+        exit_code: None,
+        error_type: None,
+        error_message: None,
+        resource_usage: None,
+        idempotency_key: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let run = RunRequest {
+        execution_id: id,
+        script: script.to_owned(),
+        language: "python".to_owned(),
+        language_version: "3.11".to_owned(),
+        runtime_image: "python:3.11-slim".to_owned(),
+        runtime_command: vec![
+            "python3.11".to_owned(),
+            "-I".to_owned(),
+            "/work/main.py".to_owned(),
+        ],
+        runtime_filename: "main.py".to_owned(),
+        timeout_seconds: limits.timeout_seconds,
+        cpu_limit: "1000m".to_owned(),
+        memory_limit: "256Mi".to_owned(),
+        cpu_request: "200m".to_owned(),
+        memory_request: "128Mi".to_owned(),
+        priority,
+        limits,
+    };
+    let env = Envelope::new(
+        EventPayload::ExecutionRequested(run),
+        EventMetadata::new("api", Some(user.to_owned())),
+    );
+    (execution, env)
+}
+
+/// The registry with every runtime marked installed (for the scripted executor).
+pub fn all_runtimes() -> RuntimeRegistry {
+    let mut registry = RuntimeRegistry::embedded();
+    registry.assume_all_available();
+    registry
+}
