@@ -3,6 +3,7 @@
 use integr8s_core::event::{Envelope, EventPayload, RunRequest};
 use integr8s_core::ports::CreateExecution;
 use integr8s_core::runtime::RuntimeError;
+use integr8s_core::execution::ExecutionFilter;
 use integr8s_core::{Execution, ExecutionStatus, Priority};
 use serde::Serialize;
 
@@ -55,7 +56,14 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
         .resolve(&sub.lang, &sub.lang_version)
         .map_err(runtime_error)?;
 
-    let (pending, _active) = state.store.queue_counts().await?;
+    // Count queued executions rather than queue entries: the coordinator enqueues after the
+    // request event, so entries lag behind submissions.
+    let waiting = ExecutionFilter {
+        status: Some(ExecutionStatus::Queued),
+        limit: 1,
+        ..ExecutionFilter::default()
+    };
+    let (_, pending) = state.store.list_executions(&waiting).await?;
     if pending >= state.config.max_queue_length {
         return Err(ApiError::TooManyRequests {
             kind: "QueueFullError",
