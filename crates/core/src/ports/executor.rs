@@ -34,6 +34,8 @@ pub enum RunOutcome {
     TimedOut,
     OutputLimit,
     OutOfMemory,
+    /// The run used up its CPU-time budget (all processes together) and was killed.
+    CpuLimit,
     Cancelled,
 }
 

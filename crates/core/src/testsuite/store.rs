@@ -1,1 +1,212 @@
-//! Store conformance suite (filled by the store adapter work).
+//! Store conformance suite: the contract of every `ports::store` role trait, run against each
+//! adapter with [`store_test_suite!`](crate::store_test_suite), one `#[tokio::test]` per case.
+//!
+//! Each case gets a fresh, migrated store from the adapter's factory expression.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::event::{EventMetadata, EventPayload, RunRequest};
+use crate::execution::{ExecutionFilter, ExecutionResultRecord};
+use crate::ports::{CreateExecution, NewUser, QueueEntry, QueuePolicy, SagaFilter, Store};
+use crate::saga::{Saga, SagaState};
+use crate::user::Role;
+use crate::{
+    Envelope, ErrorType, EventType, Execution, ExecutionStatus, Priority, ResourceUsage, RunLimits,
+    StoreError,
+};
+
+/// An adapter under test and whatever must outlive it (a temporary directory, say).
+pub struct Fixture<S: ?Sized> {
+    pub store: Arc<S>,
+    _guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl<S: ?Sized> Fixture<S> {
+    pub fn new(store: Arc<S>) -> Self {
+        Self {
+            store,
+            _guard: None,
+        }
+    }
+
+    /// Keeps `guard` alive as long as the fixture.
+    pub fn with_guard(store: Arc<S>, guard: impl Any + Send + Sync) -> Self {
+        Self {
+            store,
+            _guard: Some(Box::new(guard)),
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per store case. `$make` is an expression (re-evaluated per
+/// test) giving a future of `Fixture<dyn Store>` over a fresh, migrated store. The calling crate
+/// needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+#[macro_export]
+macro_rules! store_test_suite {
+    ($make:expr) => {
+        $crate::store_test_suite!(@cases $make;
+            user_create_conflict_and_lookup,
+            user_upsert_resets_existing_user,
+            execution_create_get_and_list,
+            execution_idempotency_key_returns_existing,
+            execution_transition_is_compare_and_set,
+            execution_finish_only_once,
+            execution_delete_removes_dependents,
+            events_append_is_idempotent_and_ordered,
+            events_for_aggregate_filters_by_type,
+            offsets_never_go_backwards,
+            queue_enqueue_is_idempotent_and_release_frees,
+            queue_claim_respects_caps,
+            queue_claims_by_priority,
+            queue_ageing_lets_old_low_priority_win,
+            queue_positions_follow_claim_order,
+            queue_concurrent_claims_never_share_an_entry,
+            saga_get_or_create_is_atomic,
+            saga_save_and_terminal_is_frozen,
+            allocations_are_idempotent,
+        );
+    };
+    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture: $crate::testsuite::store::Fixture<dyn $crate::ports::Store> =
+                    $make.await;
+                $crate::testsuite::store::$case(fixture.store.clone()).await;
+            }
+        )+
+    };
+}
+
+type S = Arc<dyn Store>;
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        user_id: crate::new_id(),
+        username: name.to_owned(),
+        email: format!("{name}@example.com"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        role: Role::User,
+        is_superuser: false,
+    }
+}
+
+/// A queued execution created `age` ago.
+pub fn sample_execution(user_id: &str, lang: &str, age: Duration) -> Execution {
+    let at = crate::now() - age;
+    Execution {
+        execution_id: crate::new_id(),
+        user_id: user_id.to_owned(),
+        script: "print('hi')".to_owned(),
+        lang: lang.to_owned(),
+        lang_version: "3.11".to_owned(),
+        status: ExecutionStatus::Queued,
+        priority: Priority::Normal,
+        limits: RunLimits::default(),
+        stdout: None,
+        stderr: None,
+        exit_code: None,
+        error_type: None,
+        error_message: None,
+        resource_usage: None,
+        idempotency_key: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// The `execution_requested` event of `e`.
+pub fn requested_event(e: &Execution) -> Envelope {
+    let payload = EventPayload::ExecutionRequested(RunRequest {
+        execution_id: e.execution_id.clone(),
+        script: e.script.clone(),
+        language: e.lang.clone(),
+        language_version: e.lang_version.clone(),
+        runtime_image: "local".to_owned(),
+        runtime_command: vec!["python3".to_owned()],
+        runtime_filename: "main.py".to_owned(),
+        timeout_seconds: e.limits.timeout_seconds,
+        cpu_limit: "1".to_owned(),
+        memory_limit: "256Mi".to_owned(),
+        cpu_request: "1".to_owned(),
+        memory_request: "256Mi".to_owned(),
+        priority: e.priority,
+        limits: e.limits,
+    });
+    Envelope::new(
+        payload,
+        EventMetadata::new("testsuite", Some(e.user_id.clone())),
+    )
+}
+
+/// A small event of type `execution_queued` or `result_stored` for `execution_id`.
+pub fn small_event(kind: EventType, execution_id: &str) -> Envelope {
+    let execution_id = execution_id.to_owned();
+    let payload = match kind {
+        EventType::ResultStored => EventPayload::ResultStored {
+            execution_id,
+            storage_type: None,
+            storage_path: "db".to_owned(),
+            size_bytes: 1,
+        },
+        _ => EventPayload::ExecutionQueued {
+            execution_id,
+            position_in_queue: None,
+            estimated_start_time: None,
+        },
+    };
+    Envelope::new(payload, EventMetadata::new("testsuite", None))
+}
+
+async fn create(store: &S, e: &Execution) -> Execution {
+    match store
+        .create_execution(e, &requested_event(e))
+        .await
+        .unwrap()
+    {
+        CreateExecution::Created(created, _) => created,
+        CreateExecution::Existing(_) => panic!("expected a new execution"),
+    }
+}
+
+fn entry(user: &str, priority: Priority, enqueued_at: DateTime<Utc>) -> QueueEntry {
+    QueueEntry {
+        execution_id: crate::new_id(),
+        user_id: user.to_owned(),
+        priority,
+        enqueued_at,
+        active_since: None,
+    }
+}
+
+fn policy(max_active: u32, max_active_per_user: u32, ageing_seconds: u32) -> QueuePolicy {
+    QueuePolicy {
+        max_active,
+        max_active_per_user,
+        ageing_seconds,
+    }
+}
+
+async fn claim_id(store: &S, p: &QueuePolicy, now: DateTime<Utc>) -> Option<String> {
+    store
+        .claim_next(p, now)
+        .await
+        .unwrap()
+        .map(|e| e.execution_id)
+}
+
+mod events;
+mod executions;
+mod queue;
+mod sagas;
+mod users;
+
+pub use events::*;
+pub use executions::*;
+pub use queue::*;
+pub use sagas::*;
+pub use users::*;

@@ -1,0 +1,216 @@
+//! The in-process event bus: a tailer over the event store.
+//!
+//! `publish` only wakes the consumers of the event's topic and feeds live watchers; consumers
+//! always read the event log itself (`events_after` from their group's committed offset), so an
+//! event that was stored but never published is still delivered, by the periodic poll.
+//!
+//! Each (consumer group, topic) pair has one worker task per bus instance. It hands every event
+//! to one of the group's subscriptions, tracks acks, redelivers what was nacked or dropped after
+//! a short back-off, and commits the contiguous acknowledged prefix as the group's offset. Within
+//! a topic, an event is not handed out while an earlier event of the same aggregate is unsettled,
+//! so one execution's events reach the group in order.
+
+mod worker;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use integr8s_core::error::BusError;
+use integr8s_core::ports::{Delivery, EventBus, EventStore};
+use integr8s_core::{EventType, StoredEvent};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use worker::{Control, GroupWorker};
+
+/// Tuning of the bus; the defaults suit the single-process deployment.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// How often each worker reads the log without a wake-up (events written by another
+    /// process, or stored but not published).
+    pub poll_interval: Duration,
+    /// Events read from the store per query.
+    pub batch_size: u32,
+    /// Unsettled events one worker holds at most.
+    pub max_in_flight: usize,
+    /// Redelivery back-off: `redelivery_step × attempt`, at most `redelivery_max`.
+    pub redelivery_step: Duration,
+    pub redelivery_max: Duration,
+    /// Acks are committed to the store at most this long after they arrive (batched).
+    pub commit_delay: Duration,
+    /// Live events buffered per watcher before it starts missing some.
+    pub watch_capacity: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(500),
+            batch_size: 128,
+            max_in_flight: 256,
+            redelivery_step: Duration::from_millis(100),
+            redelivery_max: Duration::from_secs(2),
+            commit_delay: Duration::from_millis(20),
+            watch_capacity: 1024,
+        }
+    }
+}
+
+/// Remembers recently published sequence numbers so a second publish is a no-op.
+#[derive(Default)]
+struct Recent {
+    seen: HashSet<i64>,
+    order: VecDeque<i64>,
+}
+
+const RECENT_CAPACITY: usize = 4096;
+
+impl Recent {
+    fn first_time(&mut self, seq: i64) -> bool {
+        if !self.seen.insert(seq) {
+            return false;
+        }
+        self.order.push_back(seq);
+        if self.order.len() > RECENT_CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+struct Inner {
+    store: Arc<dyn EventStore>,
+    config: BusConfig,
+    live: broadcast::Sender<StoredEvent>,
+    /// Per topic: the highest published seq; workers wait on it.
+    wakers: Mutex<HashMap<EventType, watch::Sender<i64>>>,
+    /// Per (group, topic): the worker's control channel. Dropping it stops the worker.
+    workers: Mutex<HashMap<(String, EventType), mpsc::UnboundedSender<Control>>>,
+    recent: Mutex<Recent>,
+}
+
+/// The in-process [`EventBus`]. Clones share the same workers.
+#[derive(Clone)]
+pub struct MemoryBus {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded maps stay consistent even if a holder panicked.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl MemoryBus {
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self::with_config(store, BusConfig::default())
+    }
+
+    pub fn with_config(store: Arc<dyn EventStore>, config: BusConfig) -> Self {
+        let (live, _) = broadcast::channel(config.watch_capacity.max(1));
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                live,
+                wakers: Mutex::default(),
+                workers: Mutex::default(),
+                recent: Mutex::default(),
+            }),
+        }
+    }
+
+    fn waker(&self, topic: EventType) -> watch::Sender<i64> {
+        lock(&self.inner.wakers)
+            .entry(topic)
+            .or_insert_with(|| watch::channel(0).0)
+            .clone()
+    }
+
+    /// The control channel of the (group, topic) worker, spawning the worker if needed.
+    fn worker(&self, group: &str, topic: EventType) -> mpsc::UnboundedSender<Control> {
+        let wake = self.waker(topic).subscribe();
+        let mut workers = lock(&self.inner.workers);
+        let key = (group.to_owned(), topic);
+        if let Some(tx) = workers.get(&key).filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let worker = GroupWorker::new(
+            group.to_owned(),
+            topic,
+            self.inner.store.clone(),
+            self.inner.config.clone(),
+            rx,
+            wake,
+        );
+        tokio::spawn(worker.run());
+        workers.insert(key, tx.clone());
+        tx
+    }
+}
+
+#[async_trait]
+impl EventBus for MemoryBus {
+    async fn publish(&self, event: &StoredEvent) -> Result<(), BusError> {
+        if !lock(&self.inner.recent).first_time(event.seq) {
+            return Ok(());
+        }
+        self.waker(event.envelope.event_type())
+            .send_modify(|last| *last = (*last).max(event.seq));
+        // No watcher is not an error.
+        let _ = self.inner.live.send(event.clone());
+        Ok(())
+    }
+
+    /// At least one topic is required. Each subscription buffers at most one delivery, so the
+    /// group's work goes to whichever subscription is ready.
+    async fn subscribe(
+        &self,
+        topics: &[EventType],
+        group: &str,
+    ) -> Result<BoxStream<'static, Delivery>, BusError> {
+        if topics.is_empty() {
+            return Err(BusError::Unavailable(
+                "subscribe needs at least one topic".into(),
+            ));
+        }
+        let (tx, rx) = mpsc::channel::<Delivery>(1);
+        let unique: HashSet<EventType> = topics.iter().copied().collect();
+        for topic in unique {
+            self.worker(group, topic)
+                .send(Control::Subscribe(tx.clone()))
+                .map_err(|_| BusError::Closed)?;
+        }
+        Ok(stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|delivery| (delivery, rx))
+        })
+        .boxed())
+    }
+
+    async fn watch(
+        &self,
+        topics: &[EventType],
+    ) -> Result<BoxStream<'static, StoredEvent>, BusError> {
+        let topics: Arc<HashSet<EventType>> = Arc::new(topics.iter().copied().collect());
+        let rx = self.inner.live.subscribe();
+        Ok(stream::unfold((rx, topics), |(mut rx, topics)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) if topics.contains(&event.envelope.event_type()) => {
+                        return Some((event, (rx, topics)));
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "watcher too slow; live events skipped");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .boxed())
+    }
+}

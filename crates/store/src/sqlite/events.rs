@@ -1,0 +1,157 @@
+//! The event log (outbox and bus log) and consumer-group offsets.
+
+use async_trait::async_trait;
+use integr8s_core::ports::EventStore;
+use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::codec::{col, sql_limit, to_json, ts};
+use super::{classify, placeholders, SqliteStore};
+
+fn decode(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let seq: i64 = col(row, "seq")?;
+    let body: String = col(row, "body")?;
+    let envelope: Envelope = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
+    Ok(StoredEvent { seq, envelope })
+}
+
+/// Appends `event` on `conn` (inside the caller's transaction, if any). An existing `event_id`
+/// is left as stored and returned.
+pub(crate) async fn append(
+    conn: &mut SqliteConnection,
+    event: &Envelope,
+) -> Result<StoredEvent, StoreError> {
+    let body = to_json(event)?;
+    let inserted = sqlx::query(
+        "INSERT INTO events (event_id, event_type, aggregate_id, timestamp, user_id, body)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING seq",
+    )
+    .bind(&event.event_id)
+    .bind(event.event_type().as_str())
+    .bind(&event.aggregate_id)
+    .bind(ts(event.timestamp))
+    .bind(&event.metadata.user_id)
+    .bind(&body)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(classify)?;
+    if let Some(row) = inserted {
+        let seq: i64 = row.try_get(0).map_err(classify)?;
+        return Ok(StoredEvent {
+            seq,
+            envelope: event.clone(),
+        });
+    }
+    let row = sqlx::query("SELECT seq, body FROM events WHERE event_id = ?")
+        .bind(&event.event_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(classify)?;
+    decode(&row)
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StoreError> {
+        let mut conn = self.writer.acquire().await.map_err(classify)?;
+        append(&mut conn, event).await
+    }
+
+    /// An empty `types` means every type.
+    async fn events_after(
+        &self,
+        types: &[EventType],
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let type_filter = if types.is_empty() {
+            String::new()
+        } else {
+            format!("AND event_type IN ({})", placeholders(types.len()))
+        };
+        let sql = format!(
+            "SELECT seq, body FROM events WHERE seq > ? {type_filter} ORDER BY seq LIMIT ?"
+        );
+        let mut query = sqlx::query(&sql).bind(after);
+        for t in types {
+            query = query.bind(t.as_str());
+        }
+        let rows = query
+            .bind(sql_limit(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(classify)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn events_for_aggregate(
+        &self,
+        aggregate_id: &str,
+        types: &[EventType],
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let type_filter = if types.is_empty() {
+            String::new()
+        } else {
+            format!("AND event_type IN ({})", placeholders(types.len()))
+        };
+        let sql = format!(
+            "SELECT seq, body FROM events WHERE aggregate_id = ? {type_filter} ORDER BY seq LIMIT ?"
+        );
+        let mut query = sqlx::query(&sql).bind(aggregate_id);
+        for t in types {
+            query = query.bind(t.as_str());
+        }
+        let rows = query
+            .bind(sql_limit(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(classify)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn last_seq(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)
+    }
+
+    async fn consumer_offset(&self, group: &str, topic: EventType) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM consumer_offsets WHERE group_name = ? AND topic = ?",
+        )
+        .bind(group)
+        .bind(topic.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(classify)?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn commit_offset(
+        &self,
+        group: &str,
+        topic: EventType,
+        seq: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consumer_offsets (group_name, topic, seq, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (group_name, topic) DO UPDATE SET
+                 seq = MAX(consumer_offsets.seq, excluded.seq),
+                 updated_at = excluded.updated_at",
+        )
+        .bind(group)
+        .bind(topic.as_str())
+        .bind(seq)
+        .bind(ts(integr8s_core::now()))
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+}

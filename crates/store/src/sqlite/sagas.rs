@@ -1,0 +1,188 @@
+//! Sagas: one per (execution, saga name), with their step log; terminal sagas are frozen.
+
+use async_trait::async_trait;
+use integr8s_core::ports::{SagaFilter, SagaStore};
+use integr8s_core::saga::{Saga, SagaState};
+use integr8s_core::StoreError;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, sql_limit, to_json, to_u64, ts};
+use super::{classify, placeholders, SqliteStore};
+
+const COLUMNS: &str = "saga_id, saga_name, execution_id, user_id, state, current_step, \
+     completed_steps, compensated_steps, context, error_message, retry_count, created_at, \
+     updated_at, completed_at";
+
+fn decode(row: &SqliteRow) -> Result<Saga, StoreError> {
+    Ok(Saga {
+        saga_id: col(row, "saga_id")?,
+        saga_name: col(row, "saga_name")?,
+        execution_id: col(row, "execution_id")?,
+        user_id: col(row, "user_id")?,
+        state: col_enum(row, "state", SagaState::parse)?,
+        current_step: col(row, "current_step")?,
+        completed_steps: col_json(row, "completed_steps")?,
+        compensated_steps: col_json(row, "compensated_steps")?,
+        context: col_json(row, "context")?,
+        error_message: col(row, "error_message")?,
+        retry_count: col(row, "retry_count")?,
+        created_at: col_ts(row, "created_at")?,
+        updated_at: col_ts(row, "updated_at")?,
+        completed_at: col_opt_ts(row, "completed_at")?,
+    })
+}
+
+fn terminal_states() -> Vec<&'static str> {
+    SagaState::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .map(SagaState::as_str)
+        .collect()
+}
+
+fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &SagaFilter) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(state) = filter.state {
+        qb.push(" AND state = ").push_bind(state.as_str());
+    }
+    if let Some(execution_id) = &filter.execution_id {
+        qb.push(" AND execution_id = ")
+            .push_bind(execution_id.clone());
+    }
+    if let Some(user_id) = &filter.user_id {
+        qb.push(" AND user_id = ").push_bind(user_id.clone());
+    }
+}
+
+impl SqliteStore {
+    async fn saga_where(&self, column: &str, value: &str) -> Result<Option<Saga>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM sagas WHERE {column} = ? ORDER BY created_at LIMIT 1");
+        sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(classify)?
+            .as_ref()
+            .map(decode)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl SagaStore for SqliteStore {
+    async fn get_or_create_saga(&self, saga: &Saga) -> Result<(Saga, bool), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "INSERT INTO sagas ({COLUMNS}) VALUES ({})
+             ON CONFLICT (execution_id, saga_name) DO NOTHING",
+            placeholders(14)
+        );
+        let done = sqlx::query(&sql)
+            .bind(&saga.saga_id)
+            .bind(&saga.saga_name)
+            .bind(&saga.execution_id)
+            .bind(&saga.user_id)
+            .bind(saga.state.as_str())
+            .bind(&saga.current_step)
+            .bind(to_json(&saga.completed_steps)?)
+            .bind(to_json(&saga.compensated_steps)?)
+            .bind(to_json(&saga.context)?)
+            .bind(&saga.error_message)
+            .bind(saga.retry_count)
+            .bind(ts(saga.created_at))
+            .bind(ts(saga.updated_at))
+            .bind(saga.completed_at.map(ts))
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let sql = format!("SELECT {COLUMNS} FROM sagas WHERE execution_id = ? AND saga_name = ?");
+        let row = sqlx::query(&sql)
+            .bind(&saga.execution_id)
+            .bind(&saga.saga_name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok((decode(&row)?, done.rows_affected() == 1))
+    }
+
+    /// `NotFound` for an unknown saga; `Conflict` for any save to a saga that is already
+    /// terminal, even one that would not change it.
+    async fn save_saga(&self, saga: &Saga) -> Result<(), StoreError> {
+        let terminal = terminal_states();
+        let sql = format!(
+            "UPDATE sagas SET state = ?, current_step = ?, completed_steps = ?,
+                 compensated_steps = ?, context = ?, error_message = ?, retry_count = ?,
+                 updated_at = ?, completed_at = ?
+             WHERE saga_id = ? AND state NOT IN ({})",
+            placeholders(terminal.len())
+        );
+        let mut tx = self.begin_write().await?;
+        let mut query = sqlx::query(&sql)
+            .bind(saga.state.as_str())
+            .bind(&saga.current_step)
+            .bind(to_json(&saga.completed_steps)?)
+            .bind(to_json(&saga.compensated_steps)?)
+            .bind(to_json(&saga.context)?)
+            .bind(&saga.error_message)
+            .bind(saga.retry_count)
+            .bind(ts(saga.updated_at))
+            .bind(saga.completed_at.map(ts))
+            .bind(&saga.saga_id);
+        for s in &terminal {
+            query = query.bind(*s);
+        }
+        let done = query.execute(&mut *tx).await.map_err(classify)?;
+        if done.rows_affected() == 1 {
+            tx.commit().await.map_err(classify)?;
+            return Ok(());
+        }
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM sagas WHERE saga_id = ?")
+            .bind(&saga.saga_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+        match state {
+            None => Err(StoreError::NotFound(format!("saga {}", saga.saga_id))),
+            Some(state) => Err(StoreError::Conflict(format!(
+                "saga {} is {state}",
+                saga.saga_id
+            ))),
+        }
+    }
+
+    async fn saga(&self, saga_id: &str) -> Result<Option<Saga>, StoreError> {
+        self.saga_where("saga_id", saga_id).await
+    }
+
+    /// The execution's oldest saga when it has several (of different names).
+    async fn saga_for_execution(&self, execution_id: &str) -> Result<Option<Saga>, StoreError> {
+        self.saga_where("execution_id", execution_id).await
+    }
+
+    /// Newest first; `limit` 0 means no limit.
+    async fn list_sagas(&self, filter: &SagaFilter) -> Result<(Vec<Saga>, u64), StoreError> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM sagas");
+        push_filter(&mut count, filter);
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)?;
+        let mut list = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sagas"));
+        push_filter(&mut list, filter);
+        list.push(" ORDER BY created_at DESC, rowid DESC LIMIT ")
+            .push_bind(sql_limit(filter.limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(filter.skip));
+        let rows = list
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(classify)?;
+        let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        Ok((items, to_u64(total, "saga count")?))
+    }
+}
