@@ -94,8 +94,8 @@ impl TestApp {
         let sqlite = Arc::new(sqlite);
         let store: Arc<dyn Store> = sqlite.clone();
         let events: Arc<dyn EventStore> = sqlite;
-        let bus: Arc<dyn EventBus> = Arc::new(crate::fakes::FanoutBus::new());
-        let kv: Arc<dyn KeyValue> = Arc::new(crate::fakes::MapKeyValue::default());
+        let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
+        let kv: Arc<dyn KeyValue> = Arc::new(integr8s_limiter::MemoryKeyValue::new());
         let mut registry = RuntimeRegistry::embedded();
         if options.all_runtimes_available {
             registry.assume_all_available();

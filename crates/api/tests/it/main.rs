@@ -3,7 +3,6 @@
 mod auth;
 mod common;
 mod executions;
-mod fakes;
 mod lifecycle;
 mod misc;
 mod sse;
