@@ -29,6 +29,13 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::runtime::router())
         .merge(routes::health::router())
         .merge(routes::sse::router())
+        .merge(routes::scripts::router())
+        .merge(routes::user_settings::router())
+        .merge(routes::sagas::router())
+        .merge(routes::notifications::router())
+        .merge(routes::replay::router())
+        .merge(routes::dlq::router())
+        .merge(routes::admin::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,9 +1,9 @@
 //! Submitting an execution: runtime resolution, back-pressure and the atomic store + outbox write.
 
 use integr8s_core::event::{Envelope, EventPayload, RunRequest};
+use integr8s_core::execution::ExecutionFilter;
 use integr8s_core::ports::CreateExecution;
 use integr8s_core::runtime::RuntimeError;
-use integr8s_core::execution::ExecutionFilter;
 use integr8s_core::{Execution, ExecutionStatus, Priority};
 use serde::Serialize;
 

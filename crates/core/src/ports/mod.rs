@@ -1,16 +1,30 @@
 //! Ports: the traits that engine and API code depend on. Each has one conformance suite
 //! (`crate::testsuite`, feature `testsuite`) that every adapter passes.
 
+pub mod admin;
 pub mod bus;
+pub mod dlq;
 pub mod executor;
 pub mod kv;
+pub mod notifications;
+pub mod ratelimit;
+pub mod replay;
+pub mod scripts;
+pub mod settings;
 pub mod store;
 
+pub use admin::{EventQueryStore, SystemSettingsStore, UserAdminStore};
 pub use bus::{Delivery, EventBus};
+pub use dlq::DlqStore;
 pub use executor::{
     ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunReport, RunSpec,
 };
 pub use kv::KeyValue;
+pub use notifications::NotificationStore;
+pub use ratelimit::RateLimitStore;
+pub use replay::ReplayStore;
+pub use scripts::ScriptStore;
+pub use settings::UserSettingsStore;
 pub use store::{
     AllocationStore, CreateExecution, EventStore, ExecutionStore, NewUser, QueueEntry, QueuePolicy,
     QueueStore, SagaFilter, SagaStore, Store, UserStore,

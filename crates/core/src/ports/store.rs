@@ -13,6 +13,14 @@ use crate::execution::{
 use crate::saga::{Saga, SagaState};
 use crate::user::{Role, User};
 
+pub use super::admin::{EventQueryStore, SystemSettingsStore, UserAdminStore};
+pub use super::dlq::DlqStore;
+pub use super::notifications::NotificationStore;
+pub use super::ratelimit::RateLimitStore;
+pub use super::replay::ReplayStore;
+pub use super::scripts::ScriptStore;
+pub use super::settings::UserSettingsStore;
+
 /// Data for a new user; the id is chosen by the caller.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -206,11 +214,39 @@ pub trait AllocationStore: Send + Sync {
 
 /// The whole store. Adapters implement the role traits; this is blanket-implemented.
 pub trait Store:
-    UserStore + ExecutionStore + EventStore + QueueStore + SagaStore + AllocationStore
+    UserStore
+    + ExecutionStore
+    + EventStore
+    + QueueStore
+    + SagaStore
+    + AllocationStore
+    + ScriptStore
+    + UserSettingsStore
+    + NotificationStore
+    + SystemSettingsStore
+    + UserAdminStore
+    + EventQueryStore
+    + ReplayStore
+    + DlqStore
+    + RateLimitStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + ExecutionStore + EventStore + QueueStore + SagaStore + AllocationStore
+    T: UserStore
+        + ExecutionStore
+        + EventStore
+        + QueueStore
+        + SagaStore
+        + AllocationStore
+        + ScriptStore
+        + UserSettingsStore
+        + NotificationStore
+        + SystemSettingsStore
+        + UserAdminStore
+        + EventQueryStore
+        + ReplayStore
+        + DlqStore
+        + RateLimitStore
 {
 }

@@ -5,12 +5,19 @@
 //! reads use a separate pool and, under WAL, never wait for the writer. Other processes sharing
 //! the file are still serialised by SQLite's lock (with a busy timeout).
 
+mod admin;
 mod allocations;
 mod codec;
+mod dlq;
 mod events;
 mod executions;
+mod notifications;
 mod queue;
+mod ratelimit;
+mod replay;
 mod sagas;
+mod scripts;
+mod user_settings;
 mod users;
 
 use std::str::FromStr;

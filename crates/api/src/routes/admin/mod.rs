@@ -1,0 +1,22 @@
+//! Admin routes (all require the admin role).
+
+pub mod events;
+pub mod executions;
+pub mod rate_limits;
+pub mod replay;
+pub mod settings;
+pub mod users;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(users::router())
+        .merge(executions::router())
+        .merge(events::router())
+        .merge(settings::router())
+        .merge(rate_limits::router())
+        .merge(replay::router())
+}

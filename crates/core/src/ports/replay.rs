@@ -1,0 +1,6 @@
+//! Store port: Replay sessions.
+
+use async_trait::async_trait;
+
+#[async_trait]
+pub trait ReplayStore: Send + Sync {}
