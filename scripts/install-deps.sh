@@ -3,7 +3,7 @@
 # language runtimes the sandbox runs. Idempotent: installs only what is missing.
 set -euo pipefail
 
-packages=(bubblewrap python3 ruby golang-go nodejs bash)
+packages=(bubblewrap python3 ruby golang-go nodejs bash gcc g++ rustc openjdk-17-jdk-headless php-cli perl lua5.4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,7 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 use crate::config::SandboxConfig;
+use crate::init;
 
 /// The uid and gid the script sees inside the sandbox.
 pub(crate) const INSIDE_ID: u32 = 1000;
@@ -44,6 +45,25 @@ pub(crate) fn root_entries() -> Vec<RootEntry> {
         .collect()
 }
 
+/// Configuration under `/etc` that runtimes read: the loader cache, the alternatives links,
+/// and the JVM and PHP configuration trees when installed. Nothing else of `/etc` is visible.
+pub(crate) fn etc_binds() -> Vec<PathBuf> {
+    let mut binds: Vec<PathBuf> = ["/etc/ld.so.cache", "/etc/alternatives", "/etc/php"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    if let Ok(entries) = fs::read_dir("/etc") {
+        let mut java: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("java-"))
+            .map(|e| e.path())
+            .collect();
+        java.sort();
+        binds.extend(java);
+    }
+    binds
+}
+
 /// A script file name must be one plain path component.
 pub(crate) fn valid_file_name(name: &str) -> bool {
     !name.is_empty()
@@ -64,10 +84,16 @@ pub(crate) fn valid_env_name(name: &str) -> bool {
 pub(crate) struct BwrapArgs<'a> {
     pub config: &'a SandboxConfig,
     pub root_entries: &'a [RootEntry],
+    /// Paths under `/etc` bound read-only when they exist.
+    pub etc_binds: &'a [PathBuf],
     pub env: &'a [(String, String)],
     pub file_name: &'a str,
     pub script_fd: RawFd,
     pub seccomp_fds: &'a [RawFd],
+    /// The init shim's executable on the host, bound read-only at [`init::PATH_INSIDE`].
+    pub init_path: &'a Path,
+    /// Write end of the pipe the shim reports the real exit status on.
+    pub status_fd: RawFd,
     pub command: &'a [String],
 }
 
@@ -117,8 +143,9 @@ impl BwrapArgs<'_> {
                 }
             }
         }
-        for etc in ["/etc/ld.so.cache", "/etc/alternatives"] {
-            push(&mut a, &["--ro-bind-try", etc, etc]);
+        for etc in self.etc_binds {
+            let etc = path_str(etc);
+            push(&mut a, &["--ro-bind-try", &etc, &etc]);
         }
         for (source, dest) in &c.extra_ro_binds {
             push(&mut a, &["--ro-bind", &path_str(source), &path_str(dest)]);
@@ -157,8 +184,13 @@ impl BwrapArgs<'_> {
         for fd in self.seccomp_fds {
             push(&mut a, &["--add-seccomp-fd", &fd.to_string()]);
         }
+        push(
+            &mut a,
+            &["--ro-bind", &path_str(self.init_path), init::PATH_INSIDE],
+        );
         // Must come after every other mount.
         push(&mut a, &["--remount-ro", "/", "--"]);
+        push(&mut a, &[init::PATH_INSIDE, &self.status_fd.to_string()]);
         a.extend(self.command.iter().cloned());
         a
     }
@@ -176,10 +208,13 @@ mod tests {
         BwrapArgs {
             config: &config,
             root_entries: entries,
+            etc_binds: &[PathBuf::from("/etc/ld.so.cache")],
             env,
             file_name: "main.py",
             script_fd: 7,
             seccomp_fds: &[8, 9, 10],
+            init_path: Path::new("/run/x/init"),
+            status_fd: 12,
             command: &["python3".to_owned(), "main.py".to_owned()],
         }
         .build()
@@ -226,6 +261,10 @@ mod tests {
         position(&args, &["--symlink", "usr/bin", "/bin"]);
         position(&args, &["--ro-bind", "/lib64", "/lib64"]);
         position(&args, &["--ro-bind", "/opt/rt/py", "/opt/py"]);
+        position(
+            &args,
+            &["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"],
+        );
         let work = position(
             &args,
             &["--size", "67108864", "--perms", "1777", "--tmpfs", "/work"],
@@ -259,7 +298,11 @@ mod tests {
             .rposition(|a| a.starts_with("--") && a != "--" && a != "--remount-ro")
             .unwrap_or(0);
         assert!(last_mount < remount);
-        assert_eq!(&args[remount + 3..], ["python3", "main.py"]);
+        position(&args, &["--ro-bind", "/run/x/init", init::PATH_INSIDE]);
+        assert_eq!(
+            &args[remount + 3..],
+            [init::PATH_INSIDE, "12", "python3", "main.py"]
+        );
     }
 
     #[test]

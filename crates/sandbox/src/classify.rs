@@ -9,6 +9,8 @@ pub(crate) enum Stop {
     Finished,
     TimedOut,
     OutputLimit,
+    /// The CPU-time budget was used up.
+    CpuLimit,
     Cancelled,
 }
 
@@ -33,12 +35,13 @@ impl From<std::process::ExitStatus> for ExitKind {
 
 /// Supervisor verdicts first, then OOM, then signals, then the exit code.
 ///
-/// bubblewrap reports a signalled script as exit code 128+N, which cannot be told apart from
-/// `exit 128+N`, so it stays `Exited`.
+/// `exit` should come from the init shim, which sees the real wait status; bubblewrap alone
+/// reports a signalled script as exit code 128+N.
 pub(crate) fn classify(stop: Stop, exit: ExitKind, oom_kills: u64) -> RunOutcome {
     match stop {
         Stop::TimedOut => return RunOutcome::TimedOut,
         Stop::OutputLimit => return RunOutcome::OutputLimit,
+        Stop::CpuLimit => return RunOutcome::CpuLimit,
         Stop::Cancelled => return RunOutcome::Cancelled,
         Stop::Finished => {}
     }
@@ -65,6 +68,7 @@ mod tests {
                 RunOutcome::OutputLimit
             );
             assert_eq!(classify(Stop::Cancelled, exit, 0), RunOutcome::Cancelled);
+            assert_eq!(classify(Stop::CpuLimit, exit, 1), RunOutcome::CpuLimit);
         }
     }
 

@@ -34,6 +34,15 @@ pub struct SandboxConfig {
     /// Without cgroups, cap memory with `RLIMIT_AS` (breaks runtimes that reserve large
     /// address ranges, such as Go and the JVM). Default true.
     pub rlimit_as_fallback: bool,
+    /// CPU weight of each run's cgroup (cgroup v2 `cpu.weight` scale, 1..=10000; v1
+    /// `cpu.shares` = weight × 1024 / 100). Every run gets the same weight whatever its
+    /// process count, so one run's burners cannot starve the others. Default 100.
+    pub cpu_weight: u64,
+    /// CPU-time budget of one run, all its processes together, enforced from the cgroup's
+    /// accounting (polled every 50 ms); exceeding it ends the run as
+    /// [`integr8s_core::ports::executor::RunOutcome::CpuLimit`]. `None` (the default) leaves
+    /// only the wall-clock timeout.
+    pub cpu_time_limit: Option<std::time::Duration>,
 }
 
 impl Default for SandboxConfig {
@@ -50,6 +59,8 @@ impl Default for SandboxConfig {
             path_env: "/usr/local/bin:/usr/bin:/bin".to_owned(),
             lang_env: "C.UTF-8".to_owned(),
             rlimit_as_fallback: true,
+            cpu_weight: 100,
+            cpu_time_limit: None,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::args::{self, BwrapArgs, RootEntry};
 use crate::cgroup::{CgroupLayout, CgroupLimits, CgroupStats, RunCgroup};
 use crate::classify::{classify, ExitKind};
 use crate::config::SandboxConfig;
-use crate::supervise::supervise;
+use crate::supervise::{supervise, Budget};
 use crate::sys::{self, ChildSetup};
 
 /// How runs are isolated, decided by the self-test.
@@ -62,9 +62,12 @@ pub(crate) struct State {
 pub struct LocalExecutor {
     pub(crate) config: SandboxConfig,
     pub(crate) root_entries: Vec<RootEntry>,
+    pub(crate) etc_binds: Vec<PathBuf>,
     pub(crate) state: RwLock<State>,
     /// Whether we can (and must) switch to per-slot host ids: true when running as root.
     pub(crate) switch_ids: bool,
+    /// The init shim, bound into every sandbox; `Err` says why it is missing.
+    init: Result<crate::init::InstalledInit, String>,
     slots: Arc<Semaphore>,
     free_slots: Mutex<Vec<u32>>,
     counter: AtomicU64,
@@ -138,6 +141,9 @@ impl LocalExecutor {
         let slots = (0..max as u32).rev().collect();
         Self {
             root_entries: args::root_entries(),
+            etc_binds: args::etc_binds(),
+            init: crate::init::InstalledInit::install(&std::env::temp_dir())
+                .map_err(|e| format!("cannot install the sandbox init shim: {e}")),
             switch_ids: sys::effective_uid() == 0,
             slots: Arc::new(Semaphore::new(max)),
             free_slots: Mutex::new(slots),
@@ -233,6 +239,12 @@ impl LocalExecutor {
             .collect::<Result<_, _>>()
             .map_err(|e| internal("cannot stage the seccomp filter", e))?;
         let seccomp_fds: Vec<i32> = seccomp.iter().map(AsRawFd::as_raw_fd).collect();
+        let init_path = match &self.init {
+            Ok(init) => init.path(),
+            Err(e) => return Err(ExecError::Unavailable(e.clone())),
+        };
+        let (status_read, status_write) =
+            sys::pipe().map_err(|e| internal("cannot create the status pipe", e))?;
 
         let cgroup = match layout {
             Some(layout) => {
@@ -244,6 +256,7 @@ impl LocalExecutor {
                 let cgroup_limits = CgroupLimits {
                     memory_bytes: limits.memory_bytes,
                     max_processes: limits.max_processes,
+                    cpu_weight: self.config.cpu_weight,
                 };
                 Some(Arc::new(
                     RunCgroup::create(layout, &name, cgroup_limits)
@@ -261,17 +274,20 @@ impl LocalExecutor {
         let argv = BwrapArgs {
             config: &self.config,
             root_entries: &self.root_entries,
+            etc_binds: &self.etc_binds,
             env: &spec.env,
             file_name: &spec.file_name,
             script_fd: script.as_raw_fd(),
             seccomp_fds: &seccomp_fds,
+            init_path,
+            status_fd: status_write.as_raw_fd(),
             command: &spec.command,
         }
         .build();
         let ids = self.ids(slot);
         let fallback = cgroup.is_none();
         let mut inherit = seccomp_fds.clone();
-        inherit.push(script.as_raw_fd());
+        inherit.extend([script.as_raw_fd(), status_write.as_raw_fd()]);
         let setup = ChildSetup {
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default(),
             inherit,
@@ -295,6 +311,7 @@ impl LocalExecutor {
         // The child has its own copies now (or failed); close ours.
         drop(script);
         drop(seccomp);
+        drop(status_write);
         let mut child = match spawned {
             Ok(child) => child,
             Err(e) => {
@@ -314,8 +331,11 @@ impl LocalExecutor {
             &mut child,
             pid,
             cgroup.as_deref(),
-            timeout,
-            cap,
+            Budget {
+                wall: timeout,
+                cpu: self.config.cpu_time_limit,
+                output_bytes: cap,
+            },
             &control.cancel,
         )
         .await;
@@ -335,11 +355,13 @@ impl LocalExecutor {
         };
         guard.armed = false;
 
-        let outcome = classify(
-            supervised.stop,
-            ExitKind::from(supervised.status),
-            stats.oom_kills,
-        );
+        let init_status = crate::init::read_status(status_read);
+        // The shim knows the real signal; bubblewrap only reports 128+N. Without a report
+        // (the shim itself was killed) bubblewrap's status is all there is.
+        let exit = init_status
+            .exit
+            .unwrap_or_else(|| ExitKind::from(supervised.status));
+        let outcome = classify(supervised.stop, exit, stats.oom_kills);
         let capture = supervised.capture;
         Ok(RunReport {
             outcome,

@@ -6,15 +6,18 @@
 //! run with [`integr8s_core::ports::executor::ExecError::Unavailable`].
 
 mod args;
+mod bench;
 mod capture;
 mod cgroup;
 mod classify;
 mod config;
 mod executor;
+mod init;
 mod seccomp;
 mod selftest;
 mod supervise;
 mod sys;
 
+pub use bench::{bench_report, BenchReport, LatencyPair};
 pub use config::SandboxConfig;
 pub use executor::LocalExecutor;

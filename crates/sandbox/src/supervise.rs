@@ -17,6 +17,33 @@ use crate::sys;
 /// How long to keep reading pipes after the tree was killed.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
+/// How often the cgroup's CPU counter is compared with the CPU budget.
+const CPU_POLL: Duration = Duration::from_millis(50);
+
+/// The limits supervision enforces itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub wall: Duration,
+    /// CPU time of the whole tree, read from the cgroup (ignored without one).
+    pub cpu: Option<Duration>,
+    pub output_bytes: usize,
+}
+
+/// Resolves when the cgroup's CPU usage exceeds `budget`; never without a budget.
+async fn cpu_exhausted(cgroup: Option<&RunCgroup>, budget: Option<Duration>) {
+    let (Some(cgroup), Some(budget)) = (cgroup, budget) else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(CPU_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if cgroup.cpu_usage() > budget {
+            return;
+        }
+    }
+}
+
 /// The result of supervising one process tree.
 #[derive(Debug)]
 pub(crate) struct Supervised {
@@ -52,18 +79,19 @@ pub(crate) async fn supervise(
     child: &mut Child,
     pid: Option<i32>,
     cgroup: Option<&RunCgroup>,
-    timeout: Duration,
-    output_cap: usize,
+    budget: Budget,
     cancel: &CancellationToken,
 ) -> io::Result<Supervised> {
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let mut out_buf = vec![0u8; 16 * 1024];
     let mut err_buf = vec![0u8; 16 * 1024];
-    let mut capture = Capture::new(output_cap);
+    let mut capture = Capture::new(budget.output_bytes);
     let mut status: Option<ExitStatus> = None;
-    let deadline = tokio::time::sleep(timeout);
+    let deadline = tokio::time::sleep(budget.wall);
     tokio::pin!(deadline);
+    let cpu = cpu_exhausted(cgroup, budget.cpu);
+    tokio::pin!(cpu);
 
     let stop = loop {
         if stdout.is_none() && stderr.is_none() {
@@ -79,6 +107,7 @@ pub(crate) async fn supervise(
             biased;
             () = cancel.cancelled() => break Stop::Cancelled,
             () = &mut deadline => break Stop::TimedOut,
+            () = &mut cpu, if status.is_none() => break Stop::CpuLimit,
             result = child.wait(), if status.is_none() => {
                 status = Some(result?);
                 // The sandbox's pid namespace is gone with bubblewrap; sweep stragglers so

@@ -60,6 +60,14 @@ pub(crate) fn map_report(
             };
             failed(KILLED_EXIT_CODE, ErrorType::ResourceLimit, message)
         }
+        RunOutcome::CpuLimit => failed(
+            KILLED_EXIT_CODE,
+            ErrorType::ResourceLimit,
+            format!(
+                "CPU time limit reached ({} ms used)",
+                (report.cpu_user + report.cpu_system).as_millis()
+            ),
+        ),
         RunOutcome::TimedOut => EventPayload::ExecutionTimeout {
             execution_id: execution_id.clone(),
             timeout_seconds: limits.timeout_seconds,

@@ -12,9 +12,12 @@ pub(crate) enum CgroupLayout {
         memory: PathBuf,
         pids: PathBuf,
         cpuacct: Option<PathBuf>,
+        /// The `cpu` hierarchy, for `cpu.shares` (a CPU weight per run).
+        cpu: Option<PathBuf>,
     },
-    /// cgroup v2: one parent directory with memory and pids enabled for its children.
-    V2 { parent: PathBuf },
+    /// cgroup v2: one parent directory with memory and pids (and cpu, when delegated)
+    /// enabled for its children.
+    V2 { parent: PathBuf, cpu: bool },
 }
 
 /// One line of `/proc/self/cgroup`: hierarchy id, controllers, path.
@@ -177,11 +180,17 @@ fn detect_v2(
             own.display()
         ));
     }
+    let cpu = available.iter().any(|c| c == "cpu") && enabled.iter().any(|c| c == "cpu");
     let parent = own.join(SUBTREE);
     ensure_dir(&parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
-    fs::write(parent.join("cgroup.subtree_control"), "+memory +pids")
+    let controllers = if cpu {
+        "+memory +pids +cpu"
+    } else {
+        "+memory +pids"
+    };
+    fs::write(parent.join("cgroup.subtree_control"), controllers)
         .map_err(|e| format!("enable controllers in {}: {e}", parent.display()))?;
-    Ok(CgroupLayout::V2 { parent })
+    Ok(CgroupLayout::V2 { parent, cpu })
 }
 
 fn detect_v1(
@@ -209,7 +218,8 @@ fn detect_v1(
     let memory = own("memory")?;
     let pids = own("pids")?;
     let cpuacct = own("cpuacct").ok();
-    for dir in [Some(&memory), Some(&pids), cpuacct.as_ref()]
+    let cpu = own("cpu").ok().filter(|dir| Some(dir) != cpuacct.as_ref());
+    for dir in [Some(&memory), Some(&pids), cpuacct.as_ref(), cpu.as_ref()]
         .into_iter()
         .flatten()
     {
@@ -224,6 +234,7 @@ fn detect_v1(
         memory,
         pids,
         cpuacct,
+        cpu,
     })
 }
 

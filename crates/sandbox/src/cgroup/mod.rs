@@ -26,6 +26,8 @@ pub(crate) struct CgroupStats {
 pub(crate) struct CgroupLimits {
     pub memory_bytes: u64,
     pub max_processes: u64,
+    /// cgroup v2 `cpu.weight` scale (1..=10000, default 100); v1 `cpu.shares` = weight × 1024 / 100.
+    pub cpu_weight: u64,
 }
 
 #[derive(Debug)]
@@ -34,6 +36,7 @@ enum Dirs {
         memory: PathBuf,
         pids: PathBuf,
         cpuacct: Option<PathBuf>,
+        cpu: Option<PathBuf>,
     },
     V2 {
         dir: PathBuf,
@@ -100,8 +103,9 @@ impl RunCgroup {
                     memory: PathBuf::new(),
                     pids: PathBuf::new(),
                     cpuacct: None,
+                    cpu: None,
                 },
-                CgroupLayout::V2 { parent } => Dirs::V2 {
+                CgroupLayout::V2 { parent, .. } => Dirs::V2 {
                     dir: parent.join(name),
                 },
             },
@@ -126,17 +130,20 @@ impl RunCgroup {
     ) -> io::Result<()> {
         let memory_limit = limits.memory_bytes.to_string();
         let pids_limit = limits.max_processes.max(1).to_string();
+        let weight = limits.cpu_weight.clamp(1, 10_000);
         match (layout, &mut self.dirs) {
             (
                 CgroupLayout::V1 {
                     memory,
                     pids,
                     cpuacct,
+                    cpu,
                 },
                 Dirs::V1 {
                     memory: m,
                     pids: p,
                     cpuacct: c,
+                    cpu: cpu_dir,
                 },
             ) => {
                 let dir = memory.join(name);
@@ -161,14 +168,30 @@ impl RunCgroup {
                     *c = Some(dir.clone());
                     self.procs.push(open_procs(&dir)?);
                 }
+                if let Some(cpu) = cpu {
+                    let dir = cpu.join(name);
+                    mkdir(&dir)?;
+                    *cpu_dir = Some(dir.clone());
+                    // Equal shares per run: a run's CPU weight does not grow with its
+                    // process count, so one burner cannot starve the other runs.
+                    write_file(
+                        &dir,
+                        "cpu.shares",
+                        &(weight * 1024 / 100).max(2).to_string(),
+                    )?;
+                    self.procs.push(open_procs(&dir)?);
+                }
             }
-            (CgroupLayout::V2 { .. }, Dirs::V2 { dir }) => {
+            (CgroupLayout::V2 { cpu, .. }, Dirs::V2 { dir }) => {
                 mkdir(dir)?;
                 write_file(dir, "memory.max", &memory_limit)?;
                 if dir.join("memory.swap.max").exists() {
                     write_file(dir, "memory.swap.max", "0")?;
                 }
                 write_file(dir, "pids.max", &pids_limit)?;
+                if *cpu {
+                    write_file(dir, "cpu.weight", &weight.to_string())?;
+                }
                 self.procs.push(open_procs(dir)?);
             }
             _ => return Err(io::Error::other("cgroup layout mismatch")),
@@ -187,7 +210,8 @@ impl RunCgroup {
                 memory,
                 pids,
                 cpuacct,
-            } => [Some(memory), Some(pids), cpuacct.as_ref()]
+                cpu,
+            } => [Some(memory), Some(pids), cpuacct.as_ref(), cpu.as_ref()]
                 .into_iter()
                 .flatten()
                 .filter(|p| !p.as_os_str().is_empty())
@@ -258,6 +282,7 @@ impl RunCgroup {
                 memory,
                 pids,
                 cpuacct,
+                ..
             } => {
                 let (cpu_user, cpu_system) = cpuacct
                     .as_ref()
@@ -289,6 +314,19 @@ impl RunCgroup {
                     oom_kills: read_keyed(&dir.join("memory.events"), "oom_kill").unwrap_or(0),
                     pids_max_hits: read_keyed(&dir.join("pids.events"), "max").unwrap_or(0),
                 }
+            }
+        }
+    }
+
+    /// CPU time used so far by every process of the run (user + system).
+    pub(crate) fn cpu_usage(&self) -> Duration {
+        match &self.dirs {
+            Dirs::V1 {
+                cpuacct: Some(dir), ..
+            } => Duration::from_nanos(read_u64(&dir.join("cpuacct.usage")).unwrap_or(0)),
+            Dirs::V1 { .. } => Duration::ZERO,
+            Dirs::V2 { dir } => {
+                Duration::from_micros(read_keyed(&dir.join("cpu.stat"), "usage_usec").unwrap_or(0))
             }
         }
     }

@@ -1,10 +1,13 @@
 //! The seccomp programs handed to bubblewrap (`--add-seccomp-fd`), as raw `sock_filter` bytes.
 //!
-//! Three programs, combined by the kernel (the most restrictive verdict wins):
-//! 1. a deny-list answering EPERM, including `clone` with any `CLONE_NEW*` flag and the
-//!    terminal-injection ioctls;
-//! 2. `clone3` answering ENOSYS, so libc falls back to `clone`, whose flags program 1 can see;
-//! 3. a guard killing the process for a foreign architecture or an x32 syscall number.
+//! Three programs, combined by the kernel (the most restrictive verdict wins; between two
+//! errno verdicts the one installed last):
+//! 1. a guard killing the process for a foreign architecture or an x32 syscall number;
+//! 2. an allow-list ([`allow`]) answering EPERM for everything else, with `clone` allowed only
+//!    without `CLONE_NEW*` flags and `ioctl` only without the terminal-injection requests;
+//! 3. `clone3` answering ENOSYS, so libc falls back to `clone`, whose flags program 2 can see.
+
+mod allow;
 
 use std::collections::BTreeMap;
 
@@ -25,71 +28,6 @@ const AUDIT_ARCH: u32 = 0xC000_00B7;
 
 /// First x32 syscall number (`__X32_SYSCALL_BIT`).
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-
-/// Syscalls a script never needs and that widen the kernel attack surface.
-fn denied_syscalls() -> Vec<i64> {
-    let mut list = vec![
-        libc::SYS_ptrace,
-        libc::SYS_mount,
-        libc::SYS_umount2,
-        libc::SYS_pivot_root,
-        libc::SYS_keyctl,
-        libc::SYS_add_key,
-        libc::SYS_request_key,
-        libc::SYS_bpf,
-        libc::SYS_unshare,
-        libc::SYS_setns,
-        libc::SYS_perf_event_open,
-        libc::SYS_io_uring_setup,
-        libc::SYS_io_uring_enter,
-        libc::SYS_io_uring_register,
-        libc::SYS_kexec_load,
-        libc::SYS_kexec_file_load,
-        libc::SYS_init_module,
-        libc::SYS_finit_module,
-        libc::SYS_delete_module,
-        libc::SYS_swapon,
-        libc::SYS_swapoff,
-        libc::SYS_reboot,
-        libc::SYS_acct,
-        libc::SYS_userfaultfd,
-        libc::SYS_open_by_handle_at,
-        libc::SYS_name_to_handle_at,
-        libc::SYS_lookup_dcookie,
-        libc::SYS_fsopen,
-        libc::SYS_fsconfig,
-        libc::SYS_fsmount,
-        libc::SYS_fspick,
-        libc::SYS_move_mount,
-        libc::SYS_open_tree,
-        libc::SYS_mount_setattr,
-        libc::SYS_process_vm_readv,
-        libc::SYS_process_vm_writev,
-        libc::SYS_quotactl,
-        libc::SYS_syslog,
-        libc::SYS_settimeofday,
-        libc::SYS_clock_settime,
-        libc::SYS_clock_adjtime,
-        libc::SYS_adjtimex,
-        libc::SYS_sethostname,
-        libc::SYS_setdomainname,
-        libc::SYS_vhangup,
-        libc::SYS_fanotify_init,
-        libc::SYS_pidfd_getfd,
-    ];
-    #[cfg(target_arch = "x86_64")]
-    list.extend([
-        libc::SYS_iopl,
-        libc::SYS_ioperm,
-        libc::SYS_uselib,
-        libc::SYS_ustat,
-        libc::SYS_sysfs,
-        libc::SYS__sysctl,
-        libc::SYS_nfsservctl,
-        libc::SYS_modify_ldt,
-    ]);
-    list
-}
 
 const CLONE_NAMESPACE_FLAGS: [i32; 7] = [
     libc::CLONE_NEWNS,
@@ -121,34 +59,51 @@ fn rule(
     .map_err(err)
 }
 
-fn deny_list() -> Result<BpfProgram, SeccompError> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = denied_syscalls()
+/// `personality` values Docker's default profile allows: query, `PER_LINUX`,
+/// `PER_LINUX32`, `UNAME26` and the combinations.
+const PERSONALITIES: [u64; 5] = [0x0, 0x8, 0x2_0000, 0x2_0008, 0xffff_ffff];
+
+fn allow_list() -> Result<BpfProgram, SeccompError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = allow::common()
         .into_iter()
+        .chain(allow::arch_specific())
         .map(|nr| (nr, Vec::new()))
         .collect();
-    // One rule per flag: rules of a syscall are OR-ed, so any namespace flag matches.
-    let clone_rules = CLONE_NAMESPACE_FLAGS
+    // clone is allowed when (flags & every CLONE_NEW* bit) == 0.
+    let namespace_mask = CLONE_NAMESPACE_FLAGS
         .iter()
-        .map(|&flag| {
-            let flag = u64::from(flag.unsigned_abs());
-            rule(
-                0,
-                SeccompCmpArgLen::Qword,
-                SeccompCmpOp::MaskedEq(flag),
-                flag,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    rules.insert(libc::SYS_clone, clone_rules);
-    let ioctl_rules = [libc::TIOCSTI, libc::TIOCLINUX]
+        .fold(0u64, |mask, &flag| mask | u64::from(flag.unsigned_abs()));
+    rules.insert(
+        libc::SYS_clone,
+        vec![rule(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(namespace_mask),
+            0,
+        )?],
+    );
+    // ioctl is allowed unless the request injects terminal input (conditions of one rule
+    // are AND-ed).
+    let ioctl = SeccompRule::new(
+        [libc::TIOCSTI, libc::TIOCLINUX]
+            .iter()
+            .map(|&request| {
+                SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, request)
+                    .map_err(err)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    )
+    .map_err(err)?;
+    rules.insert(libc::SYS_ioctl, vec![ioctl]);
+    let personality = PERSONALITIES
         .iter()
-        .map(|&request| rule(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, request))
+        .map(|&p| rule(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, p))
         .collect::<Result<Vec<_>, _>>()?;
-    rules.insert(libc::SYS_ioctl, ioctl_rules);
+    rules.insert(libc::SYS_personality, personality);
     let filter = SeccompFilter::new(
         rules,
-        SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Allow,
         TARGET,
     )
     .map_err(err)?;
@@ -211,7 +166,7 @@ pub(crate) fn to_bytes(program: &[sock_filter]) -> Vec<u8> {
 pub(crate) fn programs() -> Result<Vec<Vec<u8>>, SeccompError> {
     Ok(vec![
         to_bytes(&arch_guard()),
-        to_bytes(&deny_list()?),
+        to_bytes(&allow_list()?),
         to_bytes(&clone3_enosys()?),
     ])
 }
@@ -230,6 +185,24 @@ mod tests {
             // The kernel refuses programs longer than BPF_MAXINSNS.
             assert!(p.len() / 8 <= 4096);
         }
+    }
+
+    #[test]
+    fn dangerous_syscalls_are_not_on_the_allow_list() {
+        let allowed: Vec<i64> = allow::common()
+            .into_iter()
+            .chain(allow::arch_specific())
+            .collect();
+        for nr in allow::NEVER {
+            assert!(!allowed.contains(nr), "syscall {nr} must not be allowed");
+        }
+        assert!(!allowed.contains(&libc::SYS_clone3));
+        assert!(!allowed.contains(&libc::SYS_clone));
+        assert!(!allowed.contains(&libc::SYS_ioctl));
+        let mut sorted = allowed.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), allowed.len(), "duplicate entries");
     }
 
     #[test]
