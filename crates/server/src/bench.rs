@@ -120,7 +120,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _ = server.start_kill();
     let _ = server.wait().await;
     let _ = std::fs::remove_dir_all(&data_dir);
-    result
+    result?;
+    sandbox_report(&args).await
+}
+
+/// The sandbox on its own: sandboxed vs bare latency and throughput, in this process.
+async fn sandbox_report(args: &BenchArgs) -> anyhow::Result<()> {
+    let config = integr8s_sandbox::SandboxConfig {
+        max_concurrent: 2,
+        ..Default::default()
+    };
+    let executor = integr8s_sandbox::LocalExecutor::start(config).await;
+    let python = args.python.to_string_lossy();
+    let report = integr8s_sandbox::bench_report(&executor, &python, args.runs)
+        .await
+        .map_err(|e| anyhow::anyhow!("sandbox bench: {e}"))?;
+    println!();
+    println!("sandbox alone:");
+    print!("{report}");
+    Ok(())
 }
 
 async fn measure(base: &str, args: &BenchArgs) -> anyhow::Result<()> {

@@ -51,6 +51,28 @@ pub fn check_exposure(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Off loopback, also refuses when a seeded account in the database still has its default
+/// password (e.g. the server ran on loopback first and is now exposed).
+pub async fn check_stored_defaults(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    if config.binds_loopback() {
+        return Ok(());
+    }
+    for (name, default) in [("admin", DEFAULT_ADMIN_PASSWORD), ("user", DEFAULT_USER_PASSWORD)] {
+        let Some(user) = store.user_by_username(name).await.context("reading seeded accounts")? else {
+            continue;
+        };
+        if user.is_active && integr8s_api::auth::password::verify_password(default, &user.password_hash) {
+            bail!(
+                "refusing to start on {}: the account '{name}' still has its default password; \
+                 change it (log in and update it, or run `integr8s seed-users` with \
+                 auth.{name}_password set) or bind to 127.0.0.1",
+                config.server.host
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Creates the default accounts when the database has no users (first start).
 pub async fn seed_if_empty(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
     if !config.auth.seed_users || store.count_users().await.context("counting users")? > 0 {

@@ -74,6 +74,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     crate::seed::check_exposure(&config)?;
     let store = open_store(&config).await?;
     crate::seed::seed_if_empty(&config, store.as_ref()).await?;
+    crate::seed::check_stored_defaults(&config, store.as_ref()).await?;
     let secret = crate::secret::load_or_create(&config.auth.secret, &config.server.data_dir)?;
 
     let registry_config = config.clone();
