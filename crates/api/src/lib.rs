@@ -4,9 +4,13 @@
 //! [`router`] builds the whole application from an [`AppState`]; the server binds it.
 
 pub mod auth;
+pub mod client_ip;
+pub mod cors;
 pub mod error;
 pub mod extract;
 mod middleware;
+pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod state;
 
@@ -19,10 +23,11 @@ pub use auth::password::hash_password;
 pub use error::{ApiError, ValidationIssue};
 pub use state::{ApiConfig, AppState};
 
-/// The application: every route with its layers (outermost first: tracing, panic guard,
-/// security headers, body limit, CSRF).
+/// The application: every route with its layers (outermost first: tracing, CORS, client
+/// address, panic guard, Cache-Control, security headers, body limit, CSRF, rate limit).
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let cors = cors::layer(&state.config.cors_origins);
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::executions::router())
@@ -36,8 +41,13 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::replay::router())
         .merge(routes::dlq::router())
         .merge(routes::admin::router())
+        .merge(openapi::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::rate_limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::csrf::csrf_guard,
@@ -48,7 +58,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn(middleware::cache_control))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client_ip::client_ip_layer,
+        ))
+        .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,4 +1,4 @@
-//! Cross-cutting layers: security headers, the body-size limit and JSON fallbacks.
+//! Cross-cutting layers: security headers, Cache-Control, the body-size limit and JSON fallbacks.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue};
@@ -50,15 +50,55 @@ pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next)
     next.run(req).await
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::not_found_route()
+/// Marks the answers of the router's fallbacks: no route matched the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Unrouted;
+
+fn unrouted(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response.extensions_mut().insert(Unrouted);
+    response
 }
 
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::method_not_allowed()
+pub async fn not_found() -> Response {
+    unrouted(ApiError::not_found_route())
+}
+
+pub async fn method_not_allowed() -> Response {
+    unrouted(ApiError::method_not_allowed())
 }
 
 /// Turns a handler panic into a generic 500 JSON answer.
 pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal("handler panicked".to_owned()).into_response()
+}
+
+/// `Cache-Control` of successful GETs by path prefix, as the contract sets it.
+const CACHE_RULES: [(&str, &str); 3] = [
+    ("/api/v1/k8s-limits", "public, max-age=300"),
+    ("/api/v1/example-scripts", "public, max-age=600"),
+    ("/api/v1/notifications", "private, no-cache"),
+];
+
+/// Adds the contract's `Cache-Control` to successful GETs that do not set one themselves.
+pub async fn cache_control(req: Request, next: Next) -> Response {
+    let rule = (req.method() == axum::http::Method::GET)
+        .then(|| {
+            CACHE_RULES
+                .iter()
+                .find(|(prefix, _)| req.uri().path().starts_with(prefix))
+        })
+        .flatten();
+    let mut response = next.run(req).await;
+    let ok = response.status() == axum::http::StatusCode::OK;
+    let headers = response.headers_mut();
+    if let Some((prefix, value)) = rule.filter(|_| ok) {
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+        }
+        if *prefix == "/api/v1/example-scripts" && !headers.contains_key(header::VARY) {
+            headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        }
+    }
+    response
 }

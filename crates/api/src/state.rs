@@ -8,6 +8,9 @@ use integr8s_core::ports::{EventBus, ExecutorHealth, KeyValue, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_core::RunLimits;
 
+use crate::client_ip::IpNet;
+use crate::ratelimit::RateLimits;
+
 /// Settings of the API, filled by the server from its configuration.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -32,6 +35,16 @@ pub struct ApiConfig {
     pub memory_request: String,
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Accept `http://` webhook and Slack URLs on loopback hosts (local testing only).
+    pub allow_insecure_webhooks: bool,
+    /// Default of the `max_concurrent_executions` system setting (`execution.max_concurrent`).
+    pub max_concurrent_executions: u32,
+    /// Whether requests are rate limited (`rate_limit.enabled`).
+    pub rate_limit_enabled: bool,
+    /// Origins allowed to call the API with credentials (`server.cors_origins`).
+    pub cors_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed (`server.trusted_proxies`).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for ApiConfig {
@@ -50,6 +63,11 @@ impl Default for ApiConfig {
             cpu_request: "100m".to_owned(),
             memory_request: "128Mi".to_owned(),
             max_body_bytes: 10 * 1024 * 1024,
+            allow_insecure_webhooks: false,
+            max_concurrent_executions: 10,
+            rate_limit_enabled: true,
+            cors_origins: Vec::new(),
+            trusted_proxies: IpNet::loopback(),
         }
     }
 }
@@ -66,4 +84,6 @@ pub struct AppState {
     pub executor_health: Arc<dyn Fn() -> ExecutorHealth + Send + Sync>,
     pub config: Arc<ApiConfig>,
     pub started_at: Instant,
+    /// Rate limiting: rules, override cache and the counters.
+    pub rate_limits: RateLimits,
 }

@@ -318,6 +318,63 @@ pub enum EventPayload {
         reason: String,
         ip_address: Option<String>,
     },
+    /// A consumer group's handler failed on an event too often; the event is in the DLQ. The
+    /// envelope's aggregate id is the DLQ message id, `dlq_event_id` the original event's id.
+    DlqMessageReceived {
+        dlq_event_id: String,
+        original_topic: String,
+        original_event_type: EventType,
+        error: String,
+        retry_count: u32,
+        producer_id: String,
+        failed_at: DateTime<Utc>,
+    },
+    /// A DLQ message was handed back to its consumer group (`retry_topic` names the group).
+    DlqMessageRetried {
+        dlq_event_id: String,
+        original_topic: String,
+        original_event_type: EventType,
+        retry_count: u32,
+        retry_topic: String,
+    },
+    /// A DLQ message was given up (retries exhausted, too old, or discarded by an admin).
+    DlqMessageDiscarded {
+        dlq_event_id: String,
+        original_topic: String,
+        original_event_type: EventType,
+        reason: String,
+        retry_count: u32,
+    },
+    ScriptSaved {
+        script_id: String,
+        user_id: String,
+        title: String,
+        language: String,
+    },
+    ScriptDeleted {
+        script_id: String,
+        user_id: String,
+        deleted_by: Option<String>,
+    },
+    /// A settings change; `changes` carries each changed value with its old and new value.
+    UserSettingsUpdated {
+        user_id: String,
+        changed_fields: Vec<String>,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        changes: Vec<crate::user_settings::SettingChange>,
+    },
+    /// A notification was stored; `channels` are the channels it goes out on.
+    NotificationCreated {
+        notification_id: String,
+        user_id: String,
+        subject: String,
+        body: String,
+        severity: crate::notification::NotificationSeverity,
+        tags: Vec<String>,
+        channels: Vec<crate::notification::NotificationChannel>,
+    },
 }
 
 impl EventPayload {
@@ -346,6 +403,13 @@ impl EventPayload {
             EventPayload::UserLoggedIn { .. } => EventType::UserLoggedIn,
             EventPayload::UserLoggedOut { .. } => EventType::UserLoggedOut,
             EventPayload::AuthFailed { .. } => EventType::AuthFailed,
+            EventPayload::DlqMessageReceived { .. } => EventType::DlqMessageReceived,
+            EventPayload::DlqMessageRetried { .. } => EventType::DlqMessageRetried,
+            EventPayload::DlqMessageDiscarded { .. } => EventType::DlqMessageDiscarded,
+            EventPayload::ScriptSaved { .. } => EventType::ScriptSaved,
+            EventPayload::ScriptDeleted { .. } => EventType::ScriptDeleted,
+            EventPayload::UserSettingsUpdated { .. } => EventType::UserSettingsUpdated,
+            EventPayload::NotificationCreated { .. } => EventType::NotificationCreated,
         }
     }
 
@@ -374,7 +438,14 @@ impl EventPayload {
             EventPayload::UserRegistered { .. }
             | EventPayload::UserLoggedIn { .. }
             | EventPayload::UserLoggedOut { .. }
-            | EventPayload::AuthFailed { .. } => None,
+            | EventPayload::AuthFailed { .. }
+            | EventPayload::DlqMessageReceived { .. }
+            | EventPayload::DlqMessageRetried { .. }
+            | EventPayload::DlqMessageDiscarded { .. }
+            | EventPayload::ScriptSaved { .. }
+            | EventPayload::ScriptDeleted { .. }
+            | EventPayload::UserSettingsUpdated { .. }
+            | EventPayload::NotificationCreated { .. } => None,
         }
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Lifecycle of an execution: `queued → scheduled → running → completed|failed|timeout|cancelled|error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {
     Queued,
@@ -54,6 +55,7 @@ impl ExecutionStatus {
 
 /// The contract's `ExecutionErrorType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorType {
     SystemError,
@@ -89,6 +91,7 @@ impl ErrorType {
 
 /// Queue priority, highest first. `rank` 0 is the most urgent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Critical,
@@ -135,6 +138,7 @@ impl Priority {
 
 /// Resource usage in the contract's shape (`ResourceUsage`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ResourceUsage {
     pub execution_time_wall_seconds: f64,
     pub cpu_time_jiffies: i64,
@@ -203,6 +207,7 @@ pub struct ExecutionFilter {
     /// Only this user's executions; `None` lists all (admin).
     pub user_id: Option<String>,
     pub status: Option<ExecutionStatus>,
+    pub priority: Option<Priority>,
     pub lang: Option<String>,
     /// Inclusive bounds on `updated_at`.
     pub start_time: Option<DateTime<Utc>>,

@@ -6,11 +6,14 @@
 pub mod error;
 pub mod event;
 pub mod execution;
+pub mod notification;
 pub mod outbox;
 pub mod ports;
 pub mod runtime;
 pub mod saga;
+pub mod system_settings;
 pub mod user;
+pub mod user_settings;
 
 #[cfg(feature = "testsuite")]
 pub mod testsuite;

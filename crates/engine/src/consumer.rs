@@ -2,15 +2,27 @@
 //!
 //! Deliveries are handled one at a time, in the order the bus hands them out, so the events of
 //! one execution are seen in order. A handler success acks; a failure nacks (the bus redelivers)
-//! until the delivery reached `max_attempts`, when it is logged and acked so that one poisoned
-//! event cannot stall the group.
+//! until the delivery reached `max_attempts`, when it is dead-lettered (with
+//! [`consume_with_dlq`]; [`consume`] only logs) and acked, so that one poisoned event cannot
+//! stall the group.
+//!
+//! Events re-published by a replay session (see [`is_replayed`]) are acked without being
+//! handled: a replay must never run an execution or a saga step again.
+//!
+//! With a DLQ, the loop also polls the DLQ for redeliveries requested for its group and hands
+//! those events to the handler once more, outside the bus: the other groups never see them, and
+//! the handler gets the very same event (same id), so its idempotency holds.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use integr8s_core::error::StoreError;
-use integr8s_core::event::{Envelope, EventPayload, EventType, StoredEvent};
+use integr8s_core::event::{Envelope, EventMetadata, EventPayload, EventType, StoredEvent};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::EventBus;
+use integr8s_core::ports::dlq::{DlqMessage, NewDlqMessage};
+use integr8s_core::ports::replay::is_replayed;
+use integr8s_core::ports::{EventBus, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -29,7 +41,15 @@ pub(crate) trait Handler: Send + Sync {
     async fn handle(&self, event: &StoredEvent, attempt: Attempt) -> Result<(), EngineError>;
 }
 
-/// Consumes `topics` as `group` until `shutdown` is cancelled.
+/// How often a consumer with a DLQ looks for redeliveries requested for its group.
+pub(crate) const REDELIVERY_POLL: Duration = Duration::from_secs(1);
+/// How long a claimed redelivery is reserved for this consumer.
+const REDELIVERY_CLAIM: Duration = Duration::from_secs(300);
+/// Redeliveries claimed per poll.
+const REDELIVERY_BATCH: u32 = 10;
+
+/// Consumes `topics` as `group` until `shutdown` is cancelled. Events whose handler fails on
+/// the last attempt are logged and dropped; prefer [`consume_with_dlq`].
 pub(crate) async fn consume(
     bus: &dyn EventBus,
     topics: &[EventType],
@@ -38,17 +58,57 @@ pub(crate) async fn consume(
     handler: &dyn Handler,
     shutdown: &CancellationToken,
 ) -> Result<(), EngineError> {
+    run(None, bus, topics, group, max_attempts, handler, shutdown).await
+}
+
+/// Like [`consume`], but an event whose handler failed `max_attempts` times is dead-lettered
+/// in `store` (announced by `dlq_message_received`) before it is acked, and redeliveries the
+/// DLQ requests for `group` are handled too.
+pub(crate) async fn consume_with_dlq(
+    store: &dyn Store,
+    bus: &dyn EventBus,
+    topics: &[EventType],
+    group: &str,
+    max_attempts: u32,
+    handler: &dyn Handler,
+    shutdown: &CancellationToken,
+) -> Result<(), EngineError> {
+    run(Some(store), bus, topics, group, max_attempts, handler, shutdown).await
+}
+
+async fn run(
+    dlq: Option<&dyn Store>,
+    bus: &dyn EventBus,
+    topics: &[EventType],
+    group: &str,
+    max_attempts: u32,
+    handler: &dyn Handler,
+    shutdown: &CancellationToken,
+) -> Result<(), EngineError> {
     let mut deliveries = bus.subscribe(topics, group).await?;
-    tracing::info!(group, "consuming");
+    tracing::info!(group, dead_letters = dlq.is_some(), "consuming");
+    let mut redelivery_tick = tokio::time::interval(REDELIVERY_POLL);
+    redelivery_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let delivery = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
+            _ = redelivery_tick.tick(), if dlq.is_some() => {
+                if let Some(store) = dlq {
+                    redeliver(store, bus, group, handler, shutdown).await;
+                }
+                continue;
+            }
             next = deliveries.next() => match next {
                 Some(d) => d,
                 None if shutdown.is_cancelled() => return Ok(()),
                 None => return Err(EngineError::SubscriptionEnded { group: group.to_owned() }),
             },
         };
+        if is_replayed(&delivery.event.envelope) {
+            tracing::debug!(group, seq = delivery.event.seq, "replayed event skipped");
+            delivery.ack();
+            continue;
+        }
         let env = &delivery.event.envelope;
         let span = tracing::info_span!(
             "handle",
@@ -69,7 +129,28 @@ pub(crate) async fn consume(
         match result {
             Ok(()) => delivery.ack(),
             Err(e) if attempt.last => {
-                tracing::error!(error = %e, "handler failed on its last attempt; event dropped");
+                match dlq {
+                    Some(store) => {
+                        tracing::error!(error = %e, "handler failed on its last attempt; event dead-lettered");
+                        let failure = NewDlqMessage {
+                            group: group.to_owned(),
+                            event: delivery.event.clone(),
+                            error: e.to_string(),
+                            attempts: delivery.attempt,
+                            producer_id: group.to_owned(),
+                            failed_at: integr8s_core::now(),
+                        };
+                        if let Err(dlq_error) = dead_letter(store, bus, &failure).await {
+                            // Not acked: the bus redelivers and the DLQ is tried again.
+                            tracing::error!(error = %dlq_error, "dead-lettering failed; the event will be redelivered");
+                            delivery.nack();
+                            continue;
+                        }
+                    }
+                    None => {
+                        tracing::error!(error = %e, "handler failed on its last attempt; event dropped");
+                    }
+                }
                 delivery.ack();
             }
             Err(e) => {
@@ -78,6 +159,101 @@ pub(crate) async fn consume(
             }
         }
     }
+}
+
+/// Stores a failure in the DLQ and announces it with `dlq_message_received`.
+pub(crate) async fn dead_letter(
+    store: &dyn Store,
+    bus: &dyn EventBus,
+    failure: &NewDlqMessage,
+) -> Result<DlqMessage, EngineError> {
+    let message = store.dead_letter(failure).await?;
+    let received = message.received_payload();
+    let env = Envelope::new(
+        received,
+        EventMetadata::new(&failure.producer_id, failure.event.envelope.metadata.user_id.clone()),
+    )
+    .with_aggregate(message.message_id.clone());
+    match store.append_event(&env).await {
+        Ok(stored) => {
+            if let Err(e) = bus.publish(&stored).await {
+                tracing::warn!(error = %e, "publishing dlq_message_received failed; it stays in the store");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not store dlq_message_received"),
+    }
+    Ok(message)
+}
+
+/// Hands the redeliveries requested for `group` to the handler once each: a success completes
+/// the redelivery, a failure dead-letters the event again (the DLQ's policy decides what next).
+async fn redeliver(
+    store: &dyn Store,
+    bus: &dyn EventBus,
+    group: &str,
+    handler: &dyn Handler,
+    shutdown: &CancellationToken,
+) {
+    let now = integr8s_core::now();
+    let until = now + chrono_duration(REDELIVERY_CLAIM);
+    let claimed = match store
+        .claim_dlq_redeliveries(group, now, until, REDELIVERY_BATCH)
+        .await
+    {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::warn!(group, error = %e, "could not look for dlq redeliveries");
+            return;
+        }
+    };
+    for message in claimed {
+        if shutdown.is_cancelled() {
+            // The claim expires and the redelivery is handed out again.
+            return;
+        }
+        let span = tracing::info_span!(
+            "redeliver",
+            group,
+            dlq_message_id = %message.message_id,
+            event_type = %message.event_type(),
+            seq = message.event.seq,
+            retry = message.retry_count,
+        );
+        let result = handler
+            .handle(&message.event, Attempt { last: false })
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        let settled = match result {
+            Ok(()) => {
+                tracing::info!("dlq redelivery handled");
+                store
+                    .complete_dlq_redelivery(&message.message_id, integr8s_core::now())
+                    .await
+                    .map(drop)
+                    .map_err(EngineError::from)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "dlq redelivery failed; dead-lettered again");
+                let failure = NewDlqMessage {
+                    group: group.to_owned(),
+                    event: message.event.clone(),
+                    error: e.to_string(),
+                    attempts: 1,
+                    producer_id: group.to_owned(),
+                    failed_at: integr8s_core::now(),
+                };
+                dead_letter(store, bus, &failure).await.map(drop)
+            }
+        };
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "could not settle a dlq redelivery; it is handed out again later");
+        }
+    }
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Emits `payload` on behalf of the user of `cause`, in the same correlation.

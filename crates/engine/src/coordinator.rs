@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use integr8s_core::event::{EventPayload, EventType, RunRequest, StoredEvent};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, QueueEntry, Store};
+use integr8s_core::ports::{EventBus, QueueEntry, QueuePolicy, Store};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EngineConfig;
-use crate::consumer::{consume, Attempt, Handler};
+use crate::consumer::{consume_with_dlq, Attempt, Handler};
 use crate::error::EngineError;
 use crate::groups;
 
@@ -64,7 +64,8 @@ impl Coordinator {
         // The ticker stops with `shutdown`, and with the consumer when that fails.
         let stop_ticker = shutdown.child_token();
         let ticker = tokio::spawn(self.inner.clone().tick_loop(stop_ticker.clone()));
-        let result = consume(
+        let result = consume_with_dlq(
+            self.inner.store.as_ref(),
             self.bus.as_ref(),
             TOPICS,
             groups::COORDINATOR,
@@ -124,7 +125,8 @@ impl Inner {
                 .user_id
                 .clone()
                 .unwrap_or_else(|| execution.user_id.clone()),
-            priority: run.priority,
+            // The stored priority: an admin may have changed it since the request.
+            priority: execution.priority,
             enqueued_at: env.timestamp,
             active_since: None,
         };
@@ -159,12 +161,24 @@ impl Inner {
         Ok(())
     }
 
+    /// The queue policy in force: the configured one, with the global cap taken from the
+    /// `max_concurrent_executions` system setting when one is stored (read on every dispatch
+    /// round, so an admin's change applies at once).
+    async fn policy(&self) -> Result<QueuePolicy, EngineError> {
+        let mut policy = self.config.queue;
+        if let Some(settings) = self.store.system_settings().await? {
+            policy.max_active = settings.max_concurrent_executions.max(1);
+        }
+        Ok(policy)
+    }
+
     /// Claims entries while the policy allows and schedules their executions.
     async fn dispatch(&self) -> Result<(), EngineError> {
         let _only_one = self.dispatching.lock().await;
+        let policy = self.policy().await?;
         while let Some(entry) = self
             .store
-            .claim_next(&self.config.queue, integr8s_core::now())
+            .claim_next(&policy, integr8s_core::now())
             .await?
         {
             let id = entry.execution_id.as_str();

@@ -9,7 +9,10 @@
 mod config;
 mod consumer;
 mod coordinator;
+pub mod dlq;
+pub mod replay;
 mod error;
+pub mod notifications;
 mod results;
 mod saga;
 mod worker;

@@ -12,7 +12,7 @@ use integr8s_core::ports::{EventBus, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EngineConfig;
-use crate::consumer::{consume, emit_caused_by, Attempt, Handler};
+use crate::consumer::{consume_with_dlq, emit_caused_by, Attempt, Handler};
 use crate::error::EngineError;
 use crate::groups;
 
@@ -56,7 +56,8 @@ impl ResultProcessor {
 
     /// Consumes run outcomes and cancel requests until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), EngineError> {
-        consume(
+        consume_with_dlq(
+            self.inner.store.as_ref(),
             self.bus.as_ref(),
             TOPICS,
             groups::RESULT_PROCESSOR,

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::EngineConfig;
-use crate::consumer::{consume, Attempt, Handler};
+use crate::consumer::{consume_with_dlq, Attempt, Handler};
 use crate::error::EngineError;
 use crate::groups;
 use outcome::{map_report, system_failure};
@@ -120,7 +120,8 @@ impl LocalWorker {
     /// shutdown the live runs are stopped, reported as interrupted and waited for.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), EngineError> {
         self.inner.recover().await?;
-        let result = consume(
+        let result = consume_with_dlq(
+            self.inner.store.as_ref(),
             self.bus.as_ref(),
             TOPICS,
             groups::LOCAL_WORKER,

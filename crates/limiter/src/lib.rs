@@ -1,5 +1,10 @@
 //! In-memory short-lived keys (`KeyValue`): counters and values with a time to live, for one
 //! process. Expired keys are purged lazily, on access and now and then on writes.
+//! Also the in-memory request counters ([`MemoryRateLimiter`]).
+
+mod ratelimit;
+
+pub use ratelimit::MemoryRateLimiter;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

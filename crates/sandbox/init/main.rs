@@ -1,6 +1,8 @@
 //! The sandbox's init shim: the first program bubblewrap starts inside the sandbox.
 //!
-//! Usage: `sandbox-init STATUS_FD PROGRAM [ARGS...]`
+//! Usage: `sandbox-init STATUS_FD PROGRAM [ARGS...]`, or `sandbox-init STATUS_FD --argv-fd FD`
+//! to read PROGRAM and its arguments NUL-separated from FD (read to its end, then closed, so
+//! a bubblewrap started before its run can take the command late).
 //!
 //! 1. Builds a landlock ruleset when the kernel supports it (defence in depth behind the
 //!    read-only mounts and the network namespace): read and execute anywhere, write only in
@@ -191,8 +193,38 @@ fn report(status: &mut Option<File>, line: &str) {
     }
 }
 
+/// Reads a NUL-separated argument vector from `fd` (which this process owns) to its end.
+fn argv_from_fd(fd: &std::ffi::OsStr) -> Option<Vec<std::ffi::OsString>> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStringExt;
+    let fd: c_int = std::str::from_utf8(fd.as_bytes()).ok()?.parse().ok()?;
+    if fd <= 2 {
+        return None;
+    }
+    // SAFETY: the supervisor handed this fd to us for this purpose; nothing else uses it, and
+    // the File closes it when dropped below.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    let mut data = Vec::new();
+    file.read_to_end(&mut data).ok()?;
+    drop(file);
+    let data = data.strip_suffix(b"\0").unwrap_or(&data);
+    Some(data.split(|b| *b == 0).map(|a| std::ffi::OsString::from_vec(a.to_vec())).collect())
+}
+
 fn main() -> ExitCode {
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let mut args: Vec<_> = std::env::args_os().skip(1).collect();
+    if args.len() == 3 && args[1] == "--argv-fd" {
+        match argv_from_fd(&args[2]) {
+            Some(argv) if !argv.is_empty() && !argv[0].is_empty() => {
+                args.truncate(1);
+                args.extend(argv);
+            }
+            _ => {
+                eprintln!("sandbox-init: no command on the argument fd");
+                return ExitCode::from(125);
+            }
+        }
+    }
     let (Some(fd_arg), Some(program)) = (args.first(), args.get(1)) else {
         eprintln!("usage: sandbox-init STATUS_FD PROGRAM [ARGS...]");
         return ExitCode::from(125);

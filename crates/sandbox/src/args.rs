@@ -92,9 +92,6 @@ pub(crate) struct BwrapArgs<'a> {
     pub seccomp_fds: &'a [RawFd],
     /// The init shim's executable on the host, bound read-only at [`init::PATH_INSIDE`].
     pub init_path: &'a Path,
-    /// Write end of the pipe the shim reports the real exit status on.
-    pub status_fd: RawFd,
-    pub command: &'a [String],
 }
 
 fn push(args: &mut Vec<String>, items: &[&str]) {
@@ -106,8 +103,10 @@ fn path_str(p: &Path) -> String {
 }
 
 impl BwrapArgs<'_> {
-    /// The arguments after the bubblewrap program name.
-    pub(crate) fn build(&self) -> Vec<String> {
+    /// The options, up to the final read-only remount: what `bwrap --args FD` reads. The
+    /// command line after them is the init shim's (see [`crate::launch`]), which takes the
+    /// command from its own fd.
+    pub(crate) fn options(&self) -> Vec<String> {
         let c = self.config;
         let mut a = Vec::with_capacity(96);
         push(
@@ -189,9 +188,7 @@ impl BwrapArgs<'_> {
             &["--ro-bind", &path_str(self.init_path), init::PATH_INSIDE],
         );
         // Must come after every other mount.
-        push(&mut a, &["--remount-ro", "/", "--"]);
-        push(&mut a, &[init::PATH_INSIDE, &self.status_fd.to_string()]);
-        a.extend(self.command.iter().cloned());
+        push(&mut a, &["--remount-ro", "/"]);
         a
     }
 }
@@ -214,10 +211,8 @@ mod tests {
             script_fd: 7,
             seccomp_fds: &[8, 9, 10],
             init_path: Path::new("/run/x/init"),
-            status_fd: 12,
-            command: &["python3".to_owned(), "main.py".to_owned()],
         }
-        .build()
+        .options()
     }
 
     fn position(args: &[String], window: &[&str]) -> usize {
@@ -292,17 +287,14 @@ mod tests {
                 "10",
             ],
         );
-        let remount = position(&args, &["--remount-ro", "/", "--"]);
+        let remount = position(&args, &["--remount-ro", "/"]);
         let last_mount = args
             .iter()
             .rposition(|a| a.starts_with("--") && a != "--" && a != "--remount-ro")
             .unwrap_or(0);
         assert!(last_mount < remount);
         position(&args, &["--ro-bind", "/run/x/init", init::PATH_INSIDE]);
-        assert_eq!(
-            &args[remount + 3..],
-            [init::PATH_INSIDE, "12", "python3", "main.py"]
-        );
+        assert_eq!(remount + 2, args.len(), "the remount must be last");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A one-shot benchmark of the sandbox against bare process spawns: per-run latency medians
-//! (and their ratio) for `/bin/true` and a Python hello world, and throughput at 2 concurrent.
+//! (and their ratio) for `/bin/true` and a Python hello world, throughput at 2 concurrent, and
+//! verdicts against the performance targets of the local executor.
 
 use std::fmt;
 use std::process::Stdio;
@@ -19,6 +20,25 @@ pub struct LatencyPair {
     pub ratio: f64,
 }
 
+/// Added latency per run allowed by the target (sandboxed minus bare `/bin/true`).
+pub const TARGET_ADDED_OVERHEAD: Duration = Duration::from_millis(10);
+/// Highest sandboxed/bare ratio allowed for a Python hello world.
+pub const TARGET_PYTHON_RATIO: f64 = 1.3;
+/// Lowest share of bare throughput (2 concurrent) the sandbox must reach.
+pub const TARGET_THROUGHPUT_SHARE: f64 = 0.75;
+
+/// One performance target and whether a measurement met it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetVerdict {
+    pub name: &'static str,
+    pub measured: f64,
+    pub limit: f64,
+    /// `true` when `measured` is on the right side of `limit`.
+    pub met: bool,
+    /// How the figures read, e.g. "ms (at most)".
+    pub unit: &'static str,
+}
+
 /// Figures of one [`bench_report`] run.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchReport {
@@ -28,6 +48,54 @@ pub struct BenchReport {
     /// Python hello-world runs per second with 2 at a time.
     pub bare_throughput: f64,
     pub sandboxed_throughput: f64,
+}
+
+impl BenchReport {
+    /// Sandboxed minus bare median of `/bin/true`: what the sandbox adds to every run.
+    pub fn added_overhead(&self) -> Duration {
+        self.bin_true
+            .sandboxed_median
+            .saturating_sub(self.bin_true.bare_median)
+    }
+
+    /// Sandboxed throughput as a share of bare throughput (0..).
+    pub fn throughput_share(&self) -> f64 {
+        self.sandboxed_throughput / self.bare_throughput.max(f64::EPSILON)
+    }
+
+    /// The three targets: added overhead, Python ratio, throughput share.
+    pub fn verdicts(&self) -> Vec<TargetVerdict> {
+        let added_ms = self.added_overhead().as_secs_f64() * 1000.0;
+        let limit_ms = TARGET_ADDED_OVERHEAD.as_secs_f64() * 1000.0;
+        vec![
+            TargetVerdict {
+                name: "added overhead per run (/bin/true)",
+                measured: added_ms,
+                limit: limit_ms,
+                met: added_ms <= limit_ms,
+                unit: "ms (at most)",
+            },
+            TargetVerdict {
+                name: "python hello, sandboxed/bare",
+                measured: self.python_hello.ratio,
+                limit: TARGET_PYTHON_RATIO,
+                met: self.python_hello.ratio <= TARGET_PYTHON_RATIO,
+                unit: "x (at most)",
+            },
+            TargetVerdict {
+                name: "throughput at 2 concurrent, share of bare",
+                measured: 100.0 * self.throughput_share(),
+                limit: 100.0 * TARGET_THROUGHPUT_SHARE,
+                met: self.throughput_share() >= TARGET_THROUGHPUT_SHARE,
+                unit: "% (at least)",
+            },
+        ]
+    }
+
+    /// Whether every target was met.
+    pub fn all_targets_met(&self) -> bool {
+        self.verdicts().iter().all(|v| v.met)
+    }
 }
 
 impl fmt::Display for BenchReport {
@@ -51,9 +119,21 @@ impl fmt::Display for BenchReport {
             "throughput (python hello, 2 concurrent): bare {:.1}/s  sandboxed {:.1}/s  ({:.0}% of bare); {} runs each",
             self.bare_throughput,
             self.sandboxed_throughput,
-            100.0 * self.sandboxed_throughput / self.bare_throughput.max(f64::EPSILON),
+            100.0 * self.throughput_share(),
             self.runs
-        )
+        )?;
+        for v in self.verdicts() {
+            write!(
+                f,
+                "\ntarget {:<42} {:>7.2} {} {:.2}: {}",
+                v.name,
+                v.measured,
+                v.unit,
+                v.limit,
+                if v.met { "met" } else { "NOT met" }
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -71,17 +151,20 @@ fn spec(command: &[&str]) -> RunSpec {
 }
 
 async fn bare(command: &[&str]) -> Result<Duration, ExecError> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| ExecError::Internal("empty bench command".into()))?;
     let started = Instant::now();
-    let status = tokio::process::Command::new(command[0])
-        .args(&command[1..])
+    let status = tokio::process::Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
         .await
-        .map_err(|e| ExecError::Internal(format!("bare {}: {e}", command[0])))?;
+        .map_err(|e| ExecError::Internal(format!("bare {program}: {e}")))?;
     if !status.status.success() {
-        return Err(ExecError::Internal(format!("bare {} failed", command[0])));
+        return Err(ExecError::Internal(format!("bare {program} failed")));
     }
     Ok(started.elapsed())
 }
@@ -146,14 +229,26 @@ where
     Ok((2 * half) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Measures the executor against bare spawns, `runs` pairs per figure, in one call.
-/// `python` is the interpreter to use (it must be visible inside the sandbox). The executor
-/// needs at least two concurrent slots for the throughput figure to mean anything.
+/// Measures the executor against bare spawns, `runs` pairs per figure (at least 3), in one
+/// call; see [`BenchReport::verdicts`] for the targets. `python` is the interpreter to use (it
+/// must be visible inside the sandbox). The executor needs at least two concurrent slots for
+/// the throughput figure to mean anything. Fails with [`ExecError::Unavailable`] when the
+/// executor is not ready, and with [`ExecError::Internal`] when a command fails bare or in
+/// the sandbox (the message names it). Figures from a busy machine are noisy: compare runs
+/// taken under the same load.
 pub async fn bench_report(
     executor: &LocalExecutor,
     python: &str,
     runs: usize,
 ) -> Result<BenchReport, ExecError> {
+    let health = executor.health();
+    if !health.ready {
+        return Err(ExecError::Unavailable(
+            health
+                .detail
+                .unwrap_or_else(|| "the sandbox is not ready".into()),
+        ));
+    }
     let runs = runs.max(3);
     let hello = [python, "-c", "print(1)"];
     let bin_true = pair(executor, &["/bin/true"], runs).await?;
@@ -168,4 +263,36 @@ pub async fn bench_report(
         bare_throughput,
         sandboxed_throughput,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(added_ms: u64, ratio: f64, share: f64) -> BenchReport {
+        let pair = |bare: u64, sandboxed: u64, ratio: f64| LatencyPair {
+            bare_median: Duration::from_millis(bare),
+            sandboxed_median: Duration::from_millis(sandboxed),
+            ratio,
+        };
+        BenchReport {
+            runs: 3,
+            bin_true: pair(2, 2 + added_ms, 1.0),
+            python_hello: pair(20, 26, ratio),
+            bare_throughput: 100.0,
+            sandboxed_throughput: 100.0 * share,
+        }
+    }
+
+    #[test]
+    fn verdicts_follow_the_targets() {
+        let good = report(8, 1.2, 0.8);
+        assert!(good.all_targets_met(), "{:?}", good.verdicts());
+        let bad = report(12, 1.4, 0.5);
+        let verdicts = bad.verdicts();
+        assert_eq!(verdicts.len(), 3);
+        assert!(verdicts.iter().all(|v| !v.met), "{verdicts:?}");
+        let text = bad.to_string();
+        assert_eq!(text.matches("NOT met").count(), 3, "{text}");
+    }
 }

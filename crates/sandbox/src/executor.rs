@@ -1,11 +1,8 @@
 //! [`LocalExecutor`]: runs one spec through bubblewrap inside a per-run cgroup.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -15,9 +12,11 @@ use integr8s_core::ports::executor::{
 use tokio::sync::Semaphore;
 
 use crate::args::{self, BwrapArgs, RootEntry};
-use crate::cgroup::{CgroupLayout, CgroupLimits, CgroupStats, RunCgroup};
+use crate::cgroup::{Baseline, CgroupLayout, CgroupLimits, CgroupStats, RunCgroup};
 use crate::classify::{classify, ExitKind};
 use crate::config::SandboxConfig;
+use crate::launch::LaunchKey;
+use crate::pool::{SlotLease, SlotPool, Spawner};
 use crate::supervise::{supervise, Budget};
 use crate::sys::{self, ChildSetup};
 
@@ -68,9 +67,12 @@ pub struct LocalExecutor {
     pub(crate) switch_ids: bool,
     /// The init shim, bound into every sandbox; `Err` says why it is missing.
     init: Result<crate::init::InstalledInit, String>,
-    slots: Arc<Semaphore>,
-    free_slots: Mutex<Vec<u32>>,
-    counter: AtomicU64,
+    /// At most `max_concurrent` runs at once.
+    runs: Arc<Semaphore>,
+    /// Twice as many slots as runs, so a finished run's slot can prepare its next bubblewrap
+    /// while another slot serves the next run.
+    pool: Arc<SlotPool>,
+    spawner: Result<Spawner, String>,
 }
 
 impl std::fmt::Debug for LocalExecutor {
@@ -82,50 +84,21 @@ impl std::fmt::Debug for LocalExecutor {
     }
 }
 
-/// Kills and removes a run's cgroup if the run is abandoned (its future dropped).
-struct RunGuard {
+/// Takes a run's cgroup away from its slot (killing and removing it in the background) if
+/// the run is abandoned, its future dropped. The bubblewrap process itself is killed by
+/// dropping its [`Running`].
+struct RunGuard<'a> {
+    pool: &'a SlotPool,
+    slot: u32,
     cgroup: Option<Arc<RunCgroup>>,
-    pid: Option<i32>,
     armed: bool,
 }
 
-impl Drop for RunGuard {
+impl Drop for RunGuard<'_> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if let (true, Some(cgroup)) = (self.armed, self.cgroup.take()) {
+            self.pool.retire(self.slot, cgroup);
         }
-        if let Some(pid) = self.pid {
-            sys::kill_group(pid);
-            sys::kill_pid(pid);
-        }
-        if let Some(cgroup) = self.cgroup.take() {
-            // Blocking sweeps do not belong on an async worker thread.
-            let spawned = std::thread::Builder::new()
-                .name("sandbox-cleanup".into())
-                .spawn(move || {
-                    cgroup.kill_all_blocking();
-                    cgroup.remove_blocking();
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start the sandbox cleanup thread");
-            }
-        }
-    }
-}
-
-/// Gives a slot back when the run ends, however it ends.
-struct SlotGuard<'a> {
-    executor: &'a LocalExecutor,
-    slot: u32,
-}
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        self.executor
-            .free_slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(self.slot);
     }
 }
 
@@ -138,16 +111,16 @@ impl LocalExecutor {
     /// "unavailable" and runs are refused until [`LocalExecutor::self_test`] succeeded.
     pub fn new(config: SandboxConfig) -> Self {
         let max = config.max_concurrent.max(1);
-        let slots = (0..max as u32).rev().collect();
+        let slot_count = u32::try_from(max.saturating_mul(2)).unwrap_or(u32::MAX);
         Self {
             root_entries: args::root_entries(),
             etc_binds: args::etc_binds(),
             init: crate::init::InstalledInit::install(&std::env::temp_dir())
                 .map_err(|e| format!("cannot install the sandbox init shim: {e}")),
             switch_ids: sys::effective_uid() == 0,
-            slots: Arc::new(Semaphore::new(max)),
-            free_slots: Mutex::new(slots),
-            counter: AtomicU64::new(0),
+            runs: Arc::new(Semaphore::new(max)),
+            pool: SlotPool::new(slot_count),
+            spawner: Spawner::start().map_err(|e| format!("cannot start the spawner thread: {e}")),
             state: RwLock::new(State {
                 mode: Mode::Unavailable {
                     reason: "the sandbox self-test has not run".into(),
@@ -198,138 +171,115 @@ impl LocalExecutor {
             Mode::Unavailable { reason } => return Err(ExecError::Unavailable(reason.clone())),
         };
         validate(spec)?;
-        let permit = tokio::select! {
-            permit = self.slots.clone().acquire_owned() => {
-                permit.map_err(|e| internal("slot semaphore closed", e))?
-            }
+        let (permit, lease) = tokio::select! {
+            acquired = async {
+                let permit = self.runs.clone().acquire_owned().await?;
+                Ok::<_, tokio::sync::AcquireError>((permit, self.pool.acquire().await?))
+            } => acquired.map_err(|e| internal("slot semaphore closed", e))?,
             () = control.cancel.cancelled() => return Ok(cancelled_before_start()),
         };
-        let slot = self
-            .free_slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-            .ok_or_else(|| ExecError::Internal("no free sandbox slot".into()))?;
-        let slot_guard = SlotGuard {
-            executor: self,
-            slot,
-        };
-        let report = self.run_slot(bwrap, layout, slot, spec, control).await;
-        // The slot must be free again before the permit lets the next run look for it.
-        drop(slot_guard);
+        let report = self.run_slot(bwrap, layout, lease, spec, control).await;
         drop(permit);
         report
     }
 
     async fn run_slot(
         &self,
-        bwrap: &PathBuf,
+        bwrap: &Path,
         layout: Option<&CgroupLayout>,
-        slot: u32,
+        lease: SlotLease,
         spec: &RunSpec,
         control: &RunControl,
     ) -> Result<RunReport, ExecError> {
         let limits = &spec.limits;
-        let script = sys::memfd_with(c"script", spec.script.as_bytes())
-            .map_err(|e| internal("cannot stage the script", e))?;
-        let seccomp: Vec<OwnedFd> = crate::seccomp::programs()
-            .map_err(|e| internal("seccomp", e))?
-            .iter()
-            .map(|p| sys::memfd_with(c"seccomp", p))
-            .collect::<Result<_, _>>()
-            .map_err(|e| internal("cannot stage the seccomp filter", e))?;
-        let seccomp_fds: Vec<i32> = seccomp.iter().map(AsRawFd::as_raw_fd).collect();
+        let slot = lease.slot;
+        let spawner = self.spawner.as_ref().map_err(|e| ExecError::Unavailable(e.clone()))?;
         let init_path = match &self.init {
             Ok(init) => init.path(),
             Err(e) => return Err(ExecError::Unavailable(e.clone())),
         };
-        let (status_read, status_write) =
-            sys::pipe().map_err(|e| internal("cannot create the status pipe", e))?;
-
         let cgroup = match layout {
-            Some(layout) => {
-                let name = format!(
-                    "run-{}-{}",
-                    std::process::id(),
-                    self.counter.fetch_add(1, Ordering::Relaxed)
-                );
-                let cgroup_limits = CgroupLimits {
-                    memory_bytes: limits.memory_bytes,
-                    max_processes: limits.max_processes,
-                    cpu_weight: self.config.cpu_weight,
-                };
-                Some(Arc::new(
-                    RunCgroup::create(layout, &name, cgroup_limits)
-                        .map_err(|e| internal("cannot create the run cgroup", e))?,
-                ))
-            }
+            Some(layout) => Some(
+                self.pool
+                    .cgroup(slot, layout)
+                    .map_err(|e| internal("cannot create the run cgroup", e))?,
+            ),
             None => None,
         };
         let mut guard = RunGuard {
+            pool: &self.pool,
+            slot,
             cgroup: cgroup.clone(),
-            pid: None,
             armed: true,
         };
+        let ids = self.ids(slot);
+        let fallback = cgroup.is_none();
+        let key = LaunchKey {
+            bwrap: bwrap.to_path_buf(),
+            ids,
+            rlimit_as: (fallback && self.config.rlimit_as_fallback).then_some(limits.memory_bytes),
+            rlimit_nproc: (fallback && ids.is_some()).then_some(limits.max_processes),
+            rlimit_cpu: Some(limits.timeout_seconds.saturating_add(1)),
+            cgroup: !fallback,
+        };
+        let setup = ChildSetup {
+            cgroup_procs: Vec::new(),
+            inherit: Vec::new(),
+            ids,
+            parent_pid: std::process::id() as i32,
+            rlimit_as: key.rlimit_as,
+            rlimit_nproc: key.rlimit_nproc,
+            rlimit_cpu: key.rlimit_cpu,
+        };
 
-        let argv = BwrapArgs {
+        // A bubblewrap prepared for this slot the same way is used; anything else is
+        // dropped (killed) and a new one started.
+        let warm = self.pool.state(slot).warm.take();
+        let launch = match warm.filter(|w| w.key == key).filter(|w| w.alive()) {
+            Some(warm) => warm,
+            _ => {
+                let mut cold = setup.clone();
+                cold.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
+                spawner
+                    .spawn(key.clone(), cold)
+                    .await
+                    .map_err(|e| internal("cannot start bubblewrap", e))?
+            }
+        };
+        let baseline = match &cgroup {
+            Some(cgroup) => {
+                cgroup
+                    .apply_limits(CgroupLimits {
+                        memory_bytes: limits.memory_bytes,
+                        max_processes: limits.max_processes,
+                        cpu_weight: self.config.cpu_weight,
+                    })
+                    .map_err(|e| internal("cannot set the run cgroup limits", e))?;
+                cgroup.start_accounting()
+            }
+            None => Baseline::default(),
+        };
+
+        let options = BwrapArgs {
             config: &self.config,
             root_entries: &self.root_entries,
             etc_binds: &self.etc_binds,
             env: &spec.env,
             file_name: &spec.file_name,
-            script_fd: script.as_raw_fd(),
-            seccomp_fds: &seccomp_fds,
+            script_fd: launch.fds.script,
+            seccomp_fds: &launch.fds.seccomp,
             init_path,
-            status_fd: status_write.as_raw_fd(),
-            command: &spec.command,
         }
-        .build();
-        let ids = self.ids(slot);
-        let fallback = cgroup.is_none();
-        let mut inherit = seccomp_fds.clone();
-        inherit.extend([script.as_raw_fd(), status_write.as_raw_fd()]);
-        let setup = ChildSetup {
-            cgroup_procs: cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default(),
-            inherit,
-            ids,
-            parent_pid: std::process::id() as i32,
-            rlimit_as: (fallback && self.config.rlimit_as_fallback).then_some(limits.memory_bytes),
-            rlimit_nproc: (fallback && ids.is_some()).then_some(limits.max_processes),
-            rlimit_cpu: Some(limits.timeout_seconds.saturating_add(1)),
-        };
-        let mut cmd = tokio::process::Command::new(bwrap);
-        cmd.args(&argv)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        sys::install_child_setup(&mut cmd, setup);
-
+        .options();
         let started = Instant::now();
-        let spawned = cmd.spawn();
-        // The child has its own copies now (or failed); close ours.
-        drop(script);
-        drop(seccomp);
-        drop(status_write);
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(e) => {
-                guard.armed = false;
-                if let Some(cgroup) = &cgroup {
-                    cgroup.remove().await;
-                }
-                return Err(internal("cannot start bubblewrap", e));
-            }
-        };
-        let pid = child.id().and_then(|p| i32::try_from(p).ok());
-        guard.pid = pid;
+        let mut child = launch
+            .release(&options, spec.script.as_bytes().to_vec(), &spec.command)
+            .map_err(|e| internal("cannot start bubblewrap", e))?;
 
         let timeout = Duration::from_secs(limits.timeout_seconds.max(1));
         let cap = usize::try_from(limits.max_output_bytes).unwrap_or(usize::MAX);
         let supervised = supervise(
             &mut child,
-            pid,
             cgroup.as_deref(),
             Budget {
                 wall: timeout,
@@ -340,22 +290,31 @@ impl LocalExecutor {
         )
         .await;
         let wall_time = started.elapsed();
-        // From here on bubblewrap is reaped (or supervision failed and the guard cleans up).
-        guard.pid = None;
         let supervised = supervised.map_err(|e| internal("supervising the run failed", e))?;
 
         let stats = match &cgroup {
             Some(cgroup) => {
                 cgroup.kill_all().await;
-                let stats = cgroup.stats();
-                cgroup.remove().await;
+                let stats = cgroup.stats(baseline);
+                if !cgroup.is_empty() {
+                    self.pool.retire(slot, cgroup.clone());
+                }
                 stats
             }
             None => CgroupStats::default(),
         };
         guard.armed = false;
+        drop(guard);
 
-        let init_status = crate::init::read_status(status_read);
+        let init_status = child
+            .status_pipe
+            .take()
+            .map(crate::init::read_status)
+            .unwrap_or_default();
+        drop(child);
+        // Start the slot's next bubblewrap; the slot is free again once it is waiting.
+        spawner.refill(lease, layout.cloned(), key, setup);
+
         // The shim knows the real signal; bubblewrap only reports 128+N. Without a report
         // (the shim itself was killed) bubblewrap's status is all there is.
         let exit = init_status

@@ -13,11 +13,16 @@ mod classify;
 mod config;
 mod executor;
 mod init;
+mod launch;
+mod pool;
 mod seccomp;
 mod selftest;
 mod supervise;
 mod sys;
 
-pub use bench::{bench_report, BenchReport, LatencyPair};
+pub use bench::{
+    bench_report, BenchReport, LatencyPair, TargetVerdict, TARGET_ADDED_OVERHEAD,
+    TARGET_PYTHON_RATIO, TARGET_THROUGHPUT_SHARE,
+};
 pub use config::SandboxConfig;
 pub use executor::LocalExecutor;

@@ -6,13 +6,12 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
 use crate::capture::{Capture, Stream};
 use crate::cgroup::RunCgroup;
 use crate::classify::Stop;
-use crate::sys;
+use crate::launch::Running;
 
 /// How long to keep reading pipes after the tree was killed.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
@@ -63,12 +62,8 @@ async fn read_some<R: AsyncRead + Unpin>(
 }
 
 /// Kills bubblewrap's process group and every process of the run cgroup.
-pub(crate) async fn kill_tree(child: &mut Child, pid: Option<i32>, cgroup: Option<&RunCgroup>) {
-    if let Some(pid) = pid {
-        sys::kill_group(pid);
-    }
-    // Ignored: fails only when the child was already reaped.
-    let _ = child.start_kill();
+pub(crate) async fn kill_tree(child: &mut Running, cgroup: Option<&RunCgroup>) {
+    child.kill();
     if let Some(cgroup) = cgroup {
         cgroup.kill_all().await;
     }
@@ -76,8 +71,7 @@ pub(crate) async fn kill_tree(child: &mut Child, pid: Option<i32>, cgroup: Optio
 
 /// Supervises `child` until its tree is gone. Only returns early on I/O errors of `wait`.
 pub(crate) async fn supervise(
-    child: &mut Child,
-    pid: Option<i32>,
+    child: &mut Running,
     cgroup: Option<&RunCgroup>,
     budget: Budget,
     cancel: &CancellationToken,
@@ -127,7 +121,7 @@ pub(crate) async fn supervise(
         }
     };
 
-    kill_tree(child, if status.is_none() { pid } else { None }, cgroup).await;
+    kill_tree(child, cgroup).await;
     let status = match status {
         Some(status) => status,
         None => child.wait().await?,

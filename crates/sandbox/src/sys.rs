@@ -128,7 +128,8 @@ impl ChildSetup {
 }
 
 /// Installs the setup as the command's pre-exec hook.
-pub(crate) fn install_child_setup(cmd: &mut tokio::process::Command, setup: ChildSetup) {
+pub(crate) fn install_child_setup(cmd: &mut std::process::Command, setup: ChildSetup) {
+    use std::os::unix::process::CommandExt;
     // SAFETY: the hook only calls async-signal-safe syscalls (write, setsid, prctl, getppid,
     // setrlimit, fcntl, setgroups, setres[gu]id) on data prepared before the fork, and builds
     // errors with `from_raw_os_error`/`last_os_error`, which do not allocate.
@@ -159,6 +160,36 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
     // SAFETY: pipe2 returned two fresh fds that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A close-on-exec pipe whose ends block: (read end, write end). For data bubblewrap reads
+/// (`--args`, `--ro-bind-data`), which expects blocking reads.
+pub(crate) fn blocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds points to two writable ints.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 returned two fresh fds that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A non-blocking pidfd of our child `pid`; it becomes readable when the child exits.
+pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes plain integers and returns a fresh fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, libc::O_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
+    // SAFETY: the kernel returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// [`pidfd_open`] registered with the current tokio reactor.
+pub(crate) fn async_pidfd(pid: i32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    let fd = pidfd_open(pid)?;
+    // SAFETY: an OwnedFd is a valid open fd that stays open, and keeps the same number,
+    // until the AsyncFd that owns it is dropped.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
 }
 
 /// SIGKILLs one process; errors (already gone) are ignored.

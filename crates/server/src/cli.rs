@@ -24,6 +24,8 @@ pub enum Command {
     SeedUsers(ServeArgs),
     /// Validate the configuration (and print it with --print), then exit.
     CheckConfig(CheckArgs),
+    /// Print the OpenAPI document of the HTTP API (JSON), then exit.
+    Openapi,
     /// Measure end-to-end latency of a Python hello world through the API against bare python3.
     Bench(BenchArgs),
 }

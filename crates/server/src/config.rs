@@ -42,6 +42,8 @@ pub struct Config {
     pub execution: ExecutionConfig,
     pub sandbox: SandboxSection,
     pub runtimes: RuntimesConfig,
+    pub notifications: NotificationsSection,
+    pub rate_limit: RateLimitSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +54,30 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub cookie_secure: bool,
     pub log_format: String,
+    #[serde(deserialize_with = "string_list")]
+    pub cors_origins: Vec<String>,
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    pub enabled: bool,
+}
+
+/// A list given as a TOML array or, from the environment, as a comma-separated string.
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Many(Vec<String>),
+        One(String),
+    }
+    Ok(match List::deserialize(d)? {
+        List::Many(v) => v,
+        List::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +130,15 @@ pub struct ExecutionConfig {
 #[serde(deny_unknown_fields)]
 pub struct SandboxSection {
     pub bwrap: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsSection {
+    pub allow_insecure_webhooks: bool,
+    pub throttle_max_per_window: u32,
+    pub throttle_window_seconds: u64,
+    pub max_delivery_attempts: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +301,23 @@ impl Config {
         check(e.max_per_user >= 1, "execution.max_per_user", "must be at least 1")?;
         check(e.max_queue_length >= 1, "execution.max_queue_length", "must be at least 1")?;
         check(e.ageing_seconds >= 1, "execution.ageing_seconds", "must be at least 1")?;
+        let n = &self.notifications;
+        check(n.throttle_window_seconds >= 1, "notifications.throttle_window_seconds", "must be at least 1")?;
+        check(
+            (1..=20).contains(&n.max_delivery_attempts),
+            "notifications.max_delivery_attempts",
+            "must be between 1 and 20",
+        )?;
+        check(
+            self.server.cors_origins.iter().all(|o| integr8s_api::cors::valid_origin(o)),
+            "server.cors_origins",
+            "expected exact origins such as https://app.example.com (\"*\" cannot be used with cookies)",
+        )?;
+        check(
+            self.server.trusted_proxies.iter().all(|p| p.parse::<integr8s_api::client_ip::IpNet>().is_ok()),
+            "server.trusted_proxies",
+            "expected IP addresses or CIDR blocks such as 127.0.0.1 or 10.0.0.0/8",
+        )?;
         Ok(())
     }
 
@@ -273,6 +325,11 @@ impl Config {
     pub fn binds_loopback(&self) -> bool {
         self.server.host == "localhost"
             || self.server.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// The parsed `server.trusted_proxies` (validated on load).
+    pub fn trusted_proxies(&self) -> Vec<integr8s_api::client_ip::IpNet> {
+        self.server.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect()
     }
 
     pub fn database_url(&self) -> String {

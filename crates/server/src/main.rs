@@ -90,6 +90,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("configuration is valid");
             Ok(())
         }
+        Command::Openapi => {
+            println!("{}", integr8s_api::openapi::document_pretty());
+            Ok(())
+        }
         Command::Bench(args) => {
             init_tracing(false);
             bench::run(args).await

@@ -10,6 +10,7 @@ use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, EventStore, Executor, QueuePolicy, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_core::RunLimits;
+use integr8s_engine::notifications::{DeliveryWorker, NotificationConfig, NotificationService, ThrottleConfig};
 use integr8s_engine::{Coordinator, EngineConfig, LocalWorker, ResultProcessor, SagaOrchestrator};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +70,18 @@ fn engine_config(config: &Config) -> EngineConfig {
     }
 }
 
+fn notification_config(config: &Config) -> NotificationConfig {
+    let n = &config.notifications;
+    NotificationConfig {
+        throttle: (n.throttle_max_per_window > 0).then(|| ThrottleConfig {
+            max_per_window: n.throttle_max_per_window,
+            window: Duration::from_secs(n.throttle_window_seconds),
+        }),
+        max_attempts: n.max_delivery_attempts,
+        ..NotificationConfig::default()
+    }
+}
+
 /// Runs the all-in-one server until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     crate::seed::check_exposure(&config)?;
@@ -116,6 +129,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "result-processor");
         let r = ResultProcessor::new(dyn_store.clone(), bus.clone(), outbox, engine.clone());
         roles.spawn(named("result-processor", r.run(shutdown.clone())));
+        let outbox = Outbox::new(event_store.clone(), bus.clone(), "dlq-processor");
+        let p = integr8s_engine::dlq::DlqProcessor::new(dyn_store.clone(), outbox, integr8s_engine::dlq::DlqConfig::default());
+        roles.spawn(named("dlq-processor", p.run(shutdown.clone())));
+        // `file` replay targets write under <data_dir>/replays only.
+        let replays = integr8s_engine::replay::ReplayRunnerConfig::new(config.server.data_dir.join("replays"));
+        let outbox = Outbox::new(event_store.clone(), bus.clone(), "event-replay");
+        let rr = integr8s_engine::replay::ReplayRunner::new(dyn_store.clone(), outbox, replays);
+        roles.spawn(named("event-replay", rr.run(shutdown.clone())));
+        let notifications = notification_config(&config);
+        let outbox = Outbox::new(event_store.clone(), bus.clone(), "notification-service");
+        let n = NotificationService::new(dyn_store.clone(), bus.clone(), outbox, engine.clone(), notifications.clone());
+        roles.spawn(named("notification-service", n.run(shutdown.clone())));
+        let d = DeliveryWorker::new(dyn_store.clone(), bus.clone(), notifications)?;
+        roles.spawn(named("notification-delivery", d.run(shutdown.clone())));
     }
 
     let health_source = executor.clone();
@@ -140,8 +167,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             cpu_request: config.execution.cpu_limit.clone(),
             memory_request: config.execution.memory_limit.clone(),
             max_body_bytes: 10 * 1024 * 1024,
+            allow_insecure_webhooks: config.notifications.allow_insecure_webhooks,
+            max_concurrent_executions: config.execution.max_concurrent,
+            rate_limit_enabled: config.rate_limit.enabled,
+            cors_origins: config.server.cors_origins.clone(),
+            trusted_proxies: config.trusted_proxies(),
         }),
         started_at: Instant::now(),
+        rate_limits: integr8s_api::ratelimit::RateLimits::new(Arc::new(integr8s_limiter::MemoryRateLimiter::new())),
     };
     let app = integr8s_api::router(state);
 

@@ -60,10 +60,16 @@ fn unix_now() -> i64 {
     integr8s_core::now().timestamp()
 }
 
-/// Issues a session JWT for `username`.
+/// Issues a session JWT for `username` with the configured session lifetime.
 pub fn issue_token(state: &AppState, username: &str) -> String {
+    issue_token_for(state, username, state.config.session_timeout)
+}
+
+/// Issues a session JWT for `username` valid for `lifetime` (the effective
+/// `session_timeout_minutes` system setting at login).
+pub fn issue_token_for(state: &AppState, username: &str, lifetime: Duration) -> String {
     let now = unix_now();
-    let lifetime = i64::try_from(state.config.session_timeout.as_secs()).unwrap_or(i64::MAX / 2);
+    let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2);
     let claims = jwt::Claims {
         sub: username.to_owned(),
         exp: now.saturating_add(lifetime),
@@ -145,11 +151,13 @@ pub mod lockout {
         Ok(state.kv.get(&locked_key(username)).await?.is_some())
     }
 
-    /// Counts a failed attempt; returns whether the account is now locked.
+    /// Counts a failed attempt; returns whether the account is now locked. The attempt limit
+    /// and the lockout duration are the effective system settings.
     pub async fn record_failure(state: &AppState, username: &str) -> Result<bool, ApiError> {
-        let window = state.config.lockout_duration;
+        let settings = crate::routes::admin::settings::effective_settings(state).await?;
+        let window = Duration::from_secs(settings.lockout_duration_minutes.saturating_mul(60));
         let count = state.kv.incr(&attempts_key(username), window).await?;
-        if count >= u64::from(state.config.max_login_attempts) {
+        if count >= u64::from(settings.max_login_attempts) {
             state.kv.set(&locked_key(username), "1", window).await?;
             return Ok(true);
         }

@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The contract's `UserResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct UserResponse {
     pub username: String,
     pub email: String,
@@ -61,15 +61,15 @@ impl From<User> for UserResponse {
 }
 
 /// The contract's `UserCreate`; `role` and `is_active` are accepted and ignored.
-#[derive(Debug, Deserialize)]
-struct UserCreate {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct UserCreate {
     username: String,
     email: String,
     password: String,
 }
 
 /// A light syntactic check: one `@`, a non-empty local part, a dotted domain, no spaces.
-fn is_valid_email(email: &str) -> bool {
+pub(crate) fn is_valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
@@ -111,7 +111,9 @@ async fn register(
             "value is not a valid email address: An email address must have an @-sign and a valid domain.",
         ));
     }
-    let min = state.config.password_min_length;
+    let min = crate::routes::admin::settings::effective_settings(&state)
+        .await?
+        .password_min_length as usize;
     if body.password.chars().count() < min {
         issues.push(ValidationIssue::new(
             &["body", "password"],
@@ -227,7 +229,10 @@ async fn login(
     }
     lockout::clear(&state, &username).await?;
 
-    let token = auth::issue_token(&state, &user.username);
+    let settings = crate::routes::admin::settings::effective_settings(&state).await?;
+    let lifetime =
+        std::time::Duration::from_secs(settings.session_timeout_minutes.saturating_mul(60));
+    let token = auth::issue_token_for(&state, &user.username, lifetime);
     let csrf_token = auth::csrf::issue(&state.config.secret, &token)?;
     let cfg = &state.config;
     let body = json!({
@@ -240,23 +245,11 @@ async fn login(
     let h = response.headers_mut();
     h.append(
         header::SET_COOKIE,
-        auth::set_cookie(
-            ACCESS_COOKIE,
-            &token,
-            cfg.session_timeout,
-            true,
-            cfg.cookie_secure,
-        ),
+        auth::set_cookie(ACCESS_COOKIE, &token, lifetime, true, cfg.cookie_secure),
     );
     h.append(
         header::SET_COOKIE,
-        auth::set_cookie(
-            CSRF_COOKIE,
-            &csrf_token,
-            cfg.session_timeout,
-            false,
-            cfg.cookie_secure,
-        ),
+        auth::set_cookie(CSRF_COOKIE, &csrf_token, lifetime, false, cfg.cookie_secure),
     );
     no_store(&mut response);
     emit_user_event(

@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The contract's `ExecutionResult`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ExecutionResult {
     pub execution_id: String,
     pub status: ExecutionStatus,
@@ -70,8 +70,8 @@ fn default_version() -> String {
 }
 
 /// The contract's `ExecutionRequest`.
-#[derive(Debug, Deserialize)]
-struct ExecutionRequest {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct ExecutionRequest {
     script: String,
     #[serde(default = "default_lang")]
     lang: String,
@@ -114,8 +114,8 @@ fn default_reason() -> String {
 }
 
 /// The contract's `CancelExecutionRequest`.
-#[derive(Debug, Deserialize)]
-struct CancelExecutionRequest {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct CancelExecutionRequest {
     #[serde(default = "default_reason")]
     reason: String,
 }
@@ -280,6 +280,7 @@ async fn list(
     let filter = ExecutionFilter {
         user_id: Some(user.user_id),
         status,
+        priority: None,
         lang: query
             .get("lang")
             .filter(|v| !v.is_empty())

@@ -88,13 +88,18 @@ async fn limits(State(state): State<AppState>) -> Response {
         })
         .collect();
     let cfg = &state.config;
+    // The limits new executions get: the effective system settings.
+    let settings = match crate::routes::admin::settings::effective_settings(&state).await {
+        Ok(settings) => settings,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
     cached(
         json!({
-            "cpu_limit": cfg.cpu_limit,
-            "memory_limit": cfg.memory_limit,
+            "cpu_limit": settings.cpu_limit,
+            "memory_limit": settings.memory_limit,
             "cpu_request": cfg.cpu_request,
             "memory_request": cfg.memory_request,
-            "execution_timeout": cfg.run_limits.timeout_seconds,
+            "execution_timeout": settings.max_timeout_seconds,
             "supported_runtimes": runtimes,
         }),
         "public, max-age=300",

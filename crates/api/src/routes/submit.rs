@@ -27,7 +27,7 @@ pub struct Submission {
 }
 
 /// The contract's `ExecutionResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ExecutionResponse {
     pub execution_id: String,
     pub status: ExecutionStatus,
@@ -74,6 +74,8 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
 
     let now = integr8s_core::now();
     let cfg = &state.config;
+    let settings = crate::routes::admin::settings::effective_settings(state).await?;
+    let limits = crate::routes::admin::settings::run_limits(cfg, &settings);
     let execution = Execution {
         execution_id: integr8s_core::new_id(),
         user_id: sub.user_id.clone(),
@@ -82,7 +84,7 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
         lang_version: runtime.version.clone(),
         status: ExecutionStatus::Queued,
         priority: Priority::Normal,
-        limits: cfg.run_limits,
+        limits,
         stdout: None,
         stderr: None,
         exit_code: None,
@@ -101,13 +103,13 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
         runtime_image: runtime.image,
         runtime_command: runtime.command,
         runtime_filename: runtime.file_name,
-        timeout_seconds: cfg.run_limits.timeout_seconds,
-        cpu_limit: cfg.cpu_limit.clone(),
-        memory_limit: cfg.memory_limit.clone(),
+        timeout_seconds: limits.timeout_seconds,
+        cpu_limit: settings.cpu_limit.clone(),
+        memory_limit: settings.memory_limit.clone(),
         cpu_request: cfg.cpu_request.clone(),
         memory_request: cfg.memory_request.clone(),
         priority: execution.priority,
-        limits: cfg.run_limits,
+        limits,
     };
     let envelope = Envelope::new(
         EventPayload::ExecutionRequested(request),

@@ -118,6 +118,9 @@ impl TestApp {
             }),
             config: Arc::new(options.config),
             started_at: Instant::now(),
+            rate_limits: integr8s_api::ratelimit::RateLimits::new(Arc::new(
+                integr8s_limiter::MemoryRateLimiter::new(),
+            )),
         };
         Self {
             app: integr8s_api::router(state.clone()),

@@ -20,10 +20,10 @@ pub use executor::{
     ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunReport, RunSpec,
 };
 pub use kv::KeyValue;
-pub use notifications::NotificationStore;
-pub use ratelimit::RateLimitStore;
+pub use notifications::{CreateNotification, DeliveryOutcome, NotificationStore};
+pub use ratelimit::{RateLimitStore, RateLimiter};
 pub use replay::ReplayStore;
-pub use scripts::ScriptStore;
+pub use scripts::{SavedScript, ScriptStore};
 pub use settings::UserSettingsStore;
 pub use store::{
     AllocationStore, CreateExecution, EventStore, ExecutionStore, NewUser, QueueEntry, QueuePolicy,

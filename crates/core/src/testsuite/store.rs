@@ -68,6 +68,28 @@ macro_rules! store_test_suite {
             saga_get_or_create_is_atomic,
             saga_save_and_terminal_is_frozen,
             allocations_are_idempotent,
+            dlq_dead_letter_list_and_reopen,
+            dlq_schedule_retry_discard_and_redeliver,
+            dlq_stats_and_purge,
+            replay_session_lifecycle,
+            replay_events_filter_and_order,
+            notifications_create_is_idempotent_and_throttled,
+            notifications_list_filters_and_pages,
+            notifications_read_state_is_per_owner,
+            notifications_delete_by_owner_only,
+            notification_subscriptions_upsert_per_channel,
+            notification_deliveries_claim_retry_and_settle,
+            system_settings_save_reset_and_audit,
+            user_admin_search_filters_and_updates,
+            user_admin_delete_cascades_owned_data,
+            event_queries_filter_page_and_archive,
+            event_stats_cover_the_window,
+            scripts_are_private_to_their_owner,
+            scripts_update_and_delete_by_owner_only,
+            settings_events_are_per_user_and_bounded,
+            settings_snapshots_never_go_backwards,
+            settings_fold_snapshots_and_restores,
+            rate_limit_override_upsert_get_delete,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -199,14 +221,28 @@ async fn claim_id(store: &S, p: &QueuePolicy, now: DateTime<Utc>) -> Option<Stri
         .map(|e| e.execution_id)
 }
 
+mod admin;
+mod dlq;
 mod events;
 mod executions;
+mod notifications;
 mod queue;
+mod replay;
+mod ratelimit;
 mod sagas;
+mod scripts;
+mod user_settings;
 mod users;
 
+pub use admin::*;
+pub use dlq::*;
 pub use events::*;
 pub use executions::*;
+pub use notifications::*;
 pub use queue::*;
+pub use replay::*;
+pub use ratelimit::*;
 pub use sagas::*;
+pub use scripts::*;
+pub use user_settings::*;
 pub use users::*;

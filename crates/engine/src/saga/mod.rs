@@ -18,7 +18,7 @@ use integr8s_core::saga::{Saga, SagaState};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EngineConfig;
-use crate::consumer::{consume, emit_caused_by, Attempt, Handler};
+use crate::consumer::{consume_with_dlq, emit_caused_by, Attempt, Handler};
 use crate::error::EngineError;
 use crate::groups;
 use steps::{StepEnv, StepError};
@@ -71,7 +71,8 @@ impl SagaOrchestrator {
     /// Consumes accepted executions and run outcomes until `shutdown`. Interrupted sagas
     /// resume through redelivery of their unacknowledged events.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), EngineError> {
-        consume(
+        consume_with_dlq(
+            self.inner.store.as_ref(),
             self.bus.as_ref(),
             TOPICS,
             groups::SAGA_ORCHESTRATOR,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub(crate) use detect::{detect, CgroupLayout};
 
+
 /// Accounting read from a run cgroup after the tree is dead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CgroupStats {
@@ -49,6 +50,8 @@ enum Dirs {
 pub(crate) struct RunCgroup {
     dirs: Dirs,
     procs: Vec<File>,
+    /// v2 only: whether `cpu.weight` exists (the cpu controller is enabled).
+    cpu_weight: bool,
 }
 
 fn write_file(dir: &Path, name: &str, value: &str) -> io::Result<()> {
@@ -89,14 +92,19 @@ fn read_keyed(path: &Path, key: &str) -> Option<u64> {
     keyed_value(&fs::read_to_string(path).ok()?, key)
 }
 
+/// Counters that cannot be reset, read when a run starts so its own share can be reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Baseline {
+    oom_kills: u64,
+    pids_max_hits: u64,
+    /// Memory still charged when the run starts (page cache of earlier runs, bubblewrap).
+    memory_bytes: u64,
+}
+
 impl RunCgroup {
-    /// Creates the run's cgroup directories named `name` and applies the limits. On error
-    /// everything created so far is removed again.
-    pub(crate) fn create(
-        layout: &CgroupLayout,
-        name: &str,
-        limits: CgroupLimits,
-    ) -> io::Result<Self> {
+    /// Creates the run's cgroup directories named `name`. On error everything created so far
+    /// is removed again. Limits are applied with [`RunCgroup::apply_limits`].
+    pub(crate) fn create(layout: &CgroupLayout, name: &str) -> io::Result<Self> {
         let mut cgroup = RunCgroup {
             dirs: match layout {
                 CgroupLayout::V1 { .. } => Dirs::V1 {
@@ -110,8 +118,9 @@ impl RunCgroup {
                 },
             },
             procs: Vec::new(),
+            cpu_weight: matches!(layout, CgroupLayout::V2 { cpu: true, .. }),
         };
-        let result = cgroup.populate(layout, name, limits);
+        let result = cgroup.populate(layout, name);
         match result {
             Ok(()) => Ok(cgroup),
             Err(e) => {
@@ -122,15 +131,7 @@ impl RunCgroup {
         }
     }
 
-    fn populate(
-        &mut self,
-        layout: &CgroupLayout,
-        name: &str,
-        limits: CgroupLimits,
-    ) -> io::Result<()> {
-        let memory_limit = limits.memory_bytes.to_string();
-        let pids_limit = limits.max_processes.max(1).to_string();
-        let weight = limits.cpu_weight.clamp(1, 10_000);
+    fn populate(&mut self, layout: &CgroupLayout, name: &str) -> io::Result<()> {
         match (layout, &mut self.dirs) {
             (
                 CgroupLayout::V1 {
@@ -149,19 +150,11 @@ impl RunCgroup {
                 let dir = memory.join(name);
                 mkdir(&dir)?;
                 *m = dir;
-                write_file(m, "memory.limit_in_bytes", &memory_limit)?;
-                // Absent without swap accounting; then there is no swap to escape to either.
-                if m.join("memory.memsw.limit_in_bytes").exists() {
-                    write_file(m, "memory.memsw.limit_in_bytes", &memory_limit)?;
-                }
                 self.procs.push(open_procs(m)?);
-
                 let dir = pids.join(name);
                 mkdir(&dir)?;
                 *p = dir;
-                write_file(p, "pids.max", &pids_limit)?;
                 self.procs.push(open_procs(p)?);
-
                 if let Some(cpuacct) = cpuacct {
                     let dir = cpuacct.join(name);
                     mkdir(&dir)?;
@@ -172,31 +165,91 @@ impl RunCgroup {
                     let dir = cpu.join(name);
                     mkdir(&dir)?;
                     *cpu_dir = Some(dir.clone());
-                    // Equal shares per run: a run's CPU weight does not grow with its
-                    // process count, so one burner cannot starve the other runs.
-                    write_file(
-                        &dir,
-                        "cpu.shares",
-                        &(weight * 1024 / 100).max(2).to_string(),
-                    )?;
                     self.procs.push(open_procs(&dir)?);
                 }
             }
-            (CgroupLayout::V2 { cpu, .. }, Dirs::V2 { dir }) => {
+            (CgroupLayout::V2 { .. }, Dirs::V2 { dir }) => {
                 mkdir(dir)?;
-                write_file(dir, "memory.max", &memory_limit)?;
-                if dir.join("memory.swap.max").exists() {
-                    write_file(dir, "memory.swap.max", "0")?;
-                }
-                write_file(dir, "pids.max", &pids_limit)?;
-                if *cpu {
-                    write_file(dir, "cpu.weight", &weight.to_string())?;
-                }
                 self.procs.push(open_procs(dir)?);
             }
             _ => return Err(io::Error::other("cgroup layout mismatch")),
         }
         Ok(())
+    }
+
+    /// Writes the limits of the next run. Safe to repeat on a reused cgroup: v1 requires
+    /// `memsw >= limit` at every step, so the order depends on the direction of the change.
+    pub(crate) fn apply_limits(&self, limits: CgroupLimits) -> io::Result<()> {
+        let memory_limit = limits.memory_bytes.to_string();
+        let pids_limit = limits.max_processes.max(1).to_string();
+        let weight = limits.cpu_weight.clamp(1, 10_000);
+        match &self.dirs {
+            Dirs::V1 {
+                memory, pids, cpu, ..
+            } => {
+                let memsw = memory.join("memory.memsw.limit_in_bytes");
+                // Absent without swap accounting; then there is no swap to escape to either.
+                if memsw.exists() {
+                    let limit_first = write_file(memory, "memory.limit_in_bytes", &memory_limit)
+                        .and_then(|()| {
+                            write_file(memory, "memory.memsw.limit_in_bytes", &memory_limit)
+                        });
+                    if limit_first.is_err() {
+                        write_file(memory, "memory.memsw.limit_in_bytes", &memory_limit)?;
+                        write_file(memory, "memory.limit_in_bytes", &memory_limit)?;
+                    }
+                } else {
+                    write_file(memory, "memory.limit_in_bytes", &memory_limit)?;
+                }
+                write_file(pids, "pids.max", &pids_limit)?;
+                if let Some(cpu) = cpu {
+                    // Equal shares per run: a run's CPU weight does not grow with its
+                    // process count, so one burner cannot starve the other runs.
+                    write_file(cpu, "cpu.shares", &(weight * 1024 / 100).max(2).to_string())?;
+                }
+            }
+            Dirs::V2 { dir } => {
+                write_file(dir, "memory.max", &memory_limit)?;
+                if dir.join("memory.swap.max").exists() {
+                    write_file(dir, "memory.swap.max", "0")?;
+                }
+                write_file(dir, "pids.max", &pids_limit)?;
+                if self.cpu_weight {
+                    write_file(dir, "cpu.weight", &weight.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the accounting of a new run in a reused cgroup: resets what can be reset (CPU
+    /// usage, peak memory) and returns the counters that cannot, for [`RunCgroup::stats`].
+    /// Best effort: a failed reset only overstates the figures.
+    pub(crate) fn start_accounting(&self) -> Baseline {
+        match &self.dirs {
+            Dirs::V1 {
+                memory, cpuacct, ..
+            } => {
+                if let Some(cpuacct) = cpuacct {
+                    let _ = fs::write(cpuacct.join("cpuacct.usage"), "0");
+                }
+                let _ = fs::write(memory.join("memory.max_usage_in_bytes"), "0");
+            }
+            Dirs::V2 { dir } => {
+                // Kernels >= 6.12 reset the peak on write; older ones refuse, harmlessly.
+                let _ = fs::write(dir.join("memory.peak"), "reset");
+            }
+        }
+        let raw = self.raw_stats();
+        let memory_bytes = match &self.dirs {
+            Dirs::V1 { memory, .. } => read_u64(&memory.join("memory.usage_in_bytes")),
+            Dirs::V2 { dir } => read_u64(&dir.join("memory.current")),
+        };
+        Baseline {
+            oom_kills: raw.oom_kills,
+            pids_max_hits: raw.pids_max_hits,
+            memory_bytes: memory_bytes.unwrap_or(0),
+        }
     }
 
     /// Raw fds of the opened `cgroup.procs` files; writing `"0"` to each moves the writer in.
@@ -275,8 +328,25 @@ impl RunCgroup {
         tracing::warn!(cgroup = ?self.dirs(), "processes survived the cgroup kill sweep");
     }
 
-    /// Reads the accounting. Missing files read as zero.
-    pub(crate) fn stats(&self) -> CgroupStats {
+    /// Reads the accounting of the run started with `baseline`. Missing files read as zero.
+    pub(crate) fn stats(&self, baseline: Baseline) -> CgroupStats {
+        let raw = self.raw_stats();
+        CgroupStats {
+            oom_kills: raw.oom_kills.saturating_sub(baseline.oom_kills),
+            pids_max_hits: raw.pids_max_hits.saturating_sub(baseline.pids_max_hits),
+            // Pages charged before the start (cached files of earlier runs) are not the run's;
+            // a fresh cgroup would not have been charged for them either.
+            peak_memory_bytes: raw.peak_memory_bytes.saturating_sub(baseline.memory_bytes),
+            ..raw
+        }
+    }
+
+    /// True when no process is left in any of the directories.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pids().is_empty()
+    }
+
+    fn raw_stats(&self) -> CgroupStats {
         match &self.dirs {
             Dirs::V1 {
                 memory,
@@ -344,19 +414,7 @@ impl RunCgroup {
         all_gone
     }
 
-    /// Removes the directories, retrying while the kernel still reports them busy.
-    pub(crate) async fn remove(&self) {
-        for _ in 0..100 {
-            if self.remove_dirs_now() {
-                return;
-            }
-            self.kill_all_once();
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        tracing::warn!(cgroup = ?self.dirs(), "could not remove run cgroup");
-    }
-
-    /// Blocking variant of [`Self::remove`] for drop paths.
+    /// Removes the directories, retrying while the kernel still reports them busy (blocking).
     pub(crate) fn remove_blocking(&self) {
         for _ in 0..100 {
             if self.remove_dirs_now() {

@@ -41,6 +41,8 @@ impl Server {
         cmd.args(["serve", "--port", "0", "--data-dir"])
             .arg(&self.data_dir)
             .env("RUST_LOG", "warn")
+            // Suites fire many requests quickly; rate-limit tests turn it back on.
+            .env("INTEGR8S_RATE_LIMIT__ENABLED", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

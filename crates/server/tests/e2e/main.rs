@@ -3,9 +3,23 @@
 
 mod harness;
 
+mod admin_events;
+mod admin_executions;
+mod admin_settings;
+mod admin_users;
+
 mod auth;
 mod bad_input;
 mod cli;
+mod dlq;
 mod executions;
 mod lifecycle;
+mod notifications;
+mod replay;
+mod sagas;
+mod scripts;
 mod sse;
+mod user_settings;
+mod cross_cutting;
+mod openapi;
+mod rate_limits;

@@ -1,9 +1,317 @@
 //! SQLite: the dead-letter queue.
 
 use async_trait::async_trait;
-use integr8s_core::ports::DlqStore;
+use chrono::{DateTime, Utc};
+use integr8s_core::ports::dlq::{
+    DlqFilter, DlqMessage, DlqStats, DlqStatus, DlqStore, NewDlqMessage,
+};
+use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
+use sqlx::sqlite::SqliteRow;
 
-use super::SqliteStore;
+use super::codec::{col, col_enum, col_opt_ts, col_ts, sql_limit, to_json, to_u64, ts};
+use super::{classify, SqliteStore};
+
+const COLUMNS: &str = "message_id, group_name, event_seq, event_body, original_topic, error, \
+     attempts, retry_count, status, producer_id, failed_at, created_at, updated_at, \
+     next_retry_at, last_retried_at, redelivered_at, discarded_at, discard_reason";
+
+fn decode(row: &SqliteRow) -> Result<DlqMessage, StoreError> {
+    let seq: i64 = col(row, "event_seq")?;
+    let body: String = col(row, "event_body")?;
+    let envelope: Envelope = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("dlq event {seq}: {e}")))?;
+    let count = |name: &str| -> Result<u32, StoreError> {
+        let v: i64 = col(row, name)?;
+        u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{name} out of range: {v}")))
+    };
+    Ok(DlqMessage {
+        message_id: col(row, "message_id")?,
+        group: col(row, "group_name")?,
+        event: StoredEvent { seq, envelope },
+        original_topic: col(row, "original_topic")?,
+        error: col(row, "error")?,
+        attempts: count("attempts")?,
+        retry_count: count("retry_count")?,
+        status: col_enum(row, "status", DlqStatus::parse)?,
+        producer_id: col(row, "producer_id")?,
+        failed_at: col_ts(row, "failed_at")?,
+        created_at: col_ts(row, "created_at")?,
+        updated_at: col_ts(row, "updated_at")?,
+        next_retry_at: col_opt_ts(row, "next_retry_at")?,
+        last_retried_at: col_opt_ts(row, "last_retried_at")?,
+        redelivered_at: col_opt_ts(row, "redelivered_at")?,
+        discarded_at: col_opt_ts(row, "discarded_at")?,
+        discard_reason: col(row, "discard_reason")?,
+    })
+}
+
+fn parse_event_type(s: &str) -> Result<EventType, StoreError> {
+    EventType::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown event type {s:?}")))
+}
 
 #[async_trait]
-impl DlqStore for SqliteStore {}
+impl DlqStore for SqliteStore {
+    async fn dead_letter(&self, message: &NewDlqMessage) -> Result<DlqMessage, StoreError> {
+        let env = &message.event.envelope;
+        let now = ts(integr8s_core::now());
+        let row = sqlx::query(&format!(
+            "INSERT INTO dlq_messages (message_id, group_name, event_id, event_seq, event_type,
+                 event_body, original_topic, error, attempts, retry_count, status, producer_id,
+                 failed_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', ?, ?, ?, ?)
+             ON CONFLICT (group_name, event_id) DO UPDATE SET
+                 error = excluded.error,
+                 attempts = excluded.attempts,
+                 status = 'pending',
+                 producer_id = excluded.producer_id,
+                 updated_at = excluded.updated_at,
+                 next_retry_at = NULL,
+                 redeliver = 0,
+                 claimed_until = NULL,
+                 discarded_at = NULL,
+                 discard_reason = NULL
+             RETURNING {COLUMNS}"
+        ))
+        .bind(integr8s_core::new_id())
+        .bind(&message.group)
+        .bind(&env.event_id)
+        .bind(message.event.seq)
+        .bind(env.event_type().as_str())
+        .bind(to_json(env)?)
+        .bind(env.event_type().as_str())
+        .bind(&message.error)
+        .bind(i64::from(message.attempts))
+        .bind(&message.producer_id)
+        .bind(ts(message.failed_at))
+        .bind(&now)
+        .bind(&now)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(classify)?;
+        decode(&row)
+    }
+
+    async fn dlq_message(&self, message_id: &str) -> Result<Option<DlqMessage>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM dlq_messages WHERE message_id = ?"
+        ))
+        .bind(message_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn list_dlq_messages(
+        &self,
+        filter: &DlqFilter,
+    ) -> Result<(Vec<DlqMessage>, u64), StoreError> {
+        const WHERE: &str = "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR event_type = ?2)
+             AND (?3 IS NULL OR group_name = ?3)";
+        let status = filter.status.map(DlqStatus::as_str);
+        let event_type = filter.event_type.map(EventType::as_str);
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM dlq_messages {WHERE}"))
+            .bind(status)
+            .bind(event_type)
+            .bind(&filter.group)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM dlq_messages {WHERE}
+             ORDER BY created_at DESC, message_id LIMIT ?4 OFFSET ?5"
+        ))
+        .bind(status)
+        .bind(event_type)
+        .bind(&filter.group)
+        .bind(sql_limit(filter.limit))
+        .bind(i64::from(filter.offset))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        let messages = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        Ok((messages, to_u64(total, "count")?))
+    }
+
+    async fn schedule_dlq_retry(
+        &self,
+        message_id: &str,
+        next_retry_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE dlq_messages SET status = 'scheduled', next_retry_at = ?, updated_at = ?
+             WHERE message_id = ? AND status = 'pending'",
+        )
+        .bind(ts(next_retry_at))
+        .bind(ts(integr8s_core::now()))
+        .bind(message_id)
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn due_dlq_messages(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DlqMessage>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM dlq_messages
+             WHERE status = 'pending' OR (status = 'scheduled' AND next_retry_at <= ?)
+             ORDER BY created_at, message_id LIMIT ?"
+        ))
+        .bind(ts(now))
+        .bind(sql_limit(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn retry_dlq_message(
+        &self,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DlqMessage>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE dlq_messages SET status = 'retried', retry_count = retry_count + 1,
+                 redeliver = 1, claimed_until = NULL, next_retry_at = NULL,
+                 last_retried_at = ?1, updated_at = ?1
+             WHERE message_id = ?2 AND status IN ('pending', 'scheduled')
+             RETURNING {COLUMNS}"
+        ))
+        .bind(ts(now))
+        .bind(message_id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn discard_dlq_message(
+        &self,
+        message_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DlqMessage>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE dlq_messages SET status = 'discarded', discard_reason = ?1,
+                 discarded_at = ?2, updated_at = ?2, next_retry_at = NULL
+             WHERE message_id = ?3 AND status IN ('pending', 'scheduled')
+             RETURNING {COLUMNS}"
+        ))
+        .bind(reason)
+        .bind(ts(now))
+        .bind(message_id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn claim_dlq_redeliveries(
+        &self,
+        group: &str,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DlqMessage>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE dlq_messages SET claimed_until = ?1
+             WHERE message_id IN (
+                 SELECT message_id FROM dlq_messages
+                 WHERE group_name = ?2 AND redeliver = 1 AND status = 'retried'
+                   AND (claimed_until IS NULL OR claimed_until < ?3)
+                 ORDER BY last_retried_at, message_id LIMIT ?4)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(ts(claim_until))
+        .bind(group)
+        .bind(ts(now))
+        .bind(sql_limit(limit))
+        .fetch_all(&self.writer)
+        .await
+        .map_err(classify)?;
+        let mut messages = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        messages.sort_by(|a, b| {
+            (a.last_retried_at, &a.message_id).cmp(&(b.last_retried_at, &b.message_id))
+        });
+        Ok(messages)
+    }
+
+    async fn complete_dlq_redelivery(
+        &self,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE dlq_messages SET redeliver = 0, claimed_until = NULL, redelivered_at = ?1,
+                 updated_at = ?1
+             WHERE message_id = ?2 AND redeliver = 1 AND status = 'retried'",
+        )
+        .bind(ts(now))
+        .bind(message_id)
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn purge_dlq_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM dlq_messages WHERE created_at < ?")
+            .bind(ts(cutoff))
+            .execute(&self.writer)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn dlq_stats(&self) -> Result<DlqStats, StoreError> {
+        let mut stats = DlqStats::default();
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM dlq_messages GROUP BY status")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(classify)?;
+        for status in DlqStatus::ALL {
+            let n = rows
+                .iter()
+                .find(|(s, _)| s == status.as_str())
+                .map_or(0, |(_, n)| *n);
+            let n = to_u64(n, "count")?;
+            stats.total += n;
+            stats.by_status.push((status, n));
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT event_type, COUNT(*) AS n FROM dlq_messages GROUP BY event_type
+             ORDER BY n DESC, event_type",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        for (t, n) in rows {
+            stats
+                .by_event_type
+                .push((parse_event_type(&t)?, to_u64(n, "count")?));
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT group_name, COUNT(*) AS n FROM dlq_messages GROUP BY group_name
+             ORDER BY n DESC, group_name",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        for (g, n) in rows {
+            stats.by_group.push((g, to_u64(n, "count")?));
+        }
+        let oldest: Option<String> = sqlx::query_scalar(
+            "SELECT MIN(created_at) FROM dlq_messages WHERE status IN ('pending', 'scheduled')",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(classify)?;
+        stats.oldest_open_at = oldest.map(|s| super::codec::parse_ts(&s)).transpose()?;
+        Ok(stats)
+    }
+}

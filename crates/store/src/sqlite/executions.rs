@@ -123,6 +123,9 @@ fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &ExecutionFilter) {
     if let Some(status) = filter.status {
         qb.push(" AND status = ").push_bind(status.as_str());
     }
+    if let Some(priority) = filter.priority {
+        qb.push(" AND priority = ").push_bind(priority.as_str());
+    }
     if let Some(lang) = &filter.lang {
         qb.push(" AND lang = ").push_bind(lang.clone());
     }

@@ -5,18 +5,21 @@
 //! reads use a separate pool and, under WAL, never wait for the writer. Other processes sharing
 //! the file are still serialised by SQLite's lock (with a busy timeout).
 
-mod admin;
+mod admin_events;
+mod admin_users;
 mod allocations;
 mod codec;
 mod dlq;
 mod events;
 mod executions;
+mod notification_deliveries;
 mod notifications;
 mod queue;
 mod ratelimit;
 mod replay;
 mod sagas;
 mod scripts;
+mod system_settings;
 mod user_settings;
 mod users;
 

@@ -1,9 +1,76 @@
-//! SQLite: per-user rate-limit overrides.
+//! SQLite: per-user rate-limit overrides, one row per user, kept until replaced or deleted.
 
 use async_trait::async_trait;
-use integr8s_core::ports::RateLimitStore;
+use integr8s_core::ports::ratelimit::{RateLimitStore, UserRateLimit};
+use integr8s_core::StoreError;
+use sqlx::sqlite::SqliteRow;
 
-use super::SqliteStore;
+use super::codec::{col, col_json, col_ts, to_json, ts};
+use super::{classify, SqliteStore};
+
+const COLUMNS: &str =
+    "user_id, bypass_rate_limit, global_multiplier, rules, notes, created_at, updated_at";
+
+fn decode(row: &SqliteRow) -> Result<UserRateLimit, StoreError> {
+    Ok(UserRateLimit {
+        user_id: col(row, "user_id")?,
+        bypass_rate_limit: col(row, "bypass_rate_limit")?,
+        global_multiplier: col(row, "global_multiplier")?,
+        rules: col_json(row, "rules")?,
+        notes: col(row, "notes")?,
+        created_at: col_ts(row, "created_at")?,
+        updated_at: col_ts(row, "updated_at")?,
+    })
+}
 
 #[async_trait]
-impl RateLimitStore for SqliteStore {}
+impl RateLimitStore for SqliteStore {
+    async fn get_user_rate_limit(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<UserRateLimit>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM user_rate_limits WHERE user_id = ?");
+        sqlx::query(&sql)
+            .bind(user_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(classify)?
+            .as_ref()
+            .map(decode)
+            .transpose()
+    }
+
+    async fn put_user_rate_limit(
+        &self,
+        limit: &UserRateLimit,
+    ) -> Result<UserRateLimit, StoreError> {
+        let sql = format!(
+            "INSERT INTO user_rate_limits ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(user_id) DO UPDATE SET bypass_rate_limit = excluded.bypass_rate_limit, \
+             global_multiplier = excluded.global_multiplier, rules = excluded.rules, \
+             notes = excluded.notes, updated_at = excluded.updated_at \
+             RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&limit.user_id)
+            .bind(limit.bypass_rate_limit)
+            .bind(limit.global_multiplier)
+            .bind(to_json(&limit.rules)?)
+            .bind(&limit.notes)
+            .bind(ts(limit.created_at))
+            .bind(ts(limit.updated_at))
+            .fetch_one(&self.writer)
+            .await
+            .map_err(classify)?;
+        decode(&row)
+    }
+
+    async fn delete_user_rate_limit(&self, user_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM user_rate_limits WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&self.writer)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,9 +1,363 @@
-//! SQLite: replay sessions.
+//! SQLite: replay sessions and the event selection they replay.
 
 use async_trait::async_trait;
-use integr8s_core::ports::ReplayStore;
+use chrono::{DateTime, Utc};
+use integr8s_core::ports::replay::{
+    ReplayCursor, ReplayFilter, ReplayProgress, ReplaySession, ReplayStatus, ReplayStore,
+    REPLAY_CORRELATION_PREFIX,
+};
+use integr8s_core::{Envelope, StoreError, StoredEvent};
+use sqlx::sqlite::SqliteRow;
 
-use super::SqliteStore;
+use super::codec::{
+    col, col_enum, col_json, col_opt_ts, col_ts, sql_limit, to_i64, to_json, to_u64, ts,
+};
+use super::{classify, placeholders, SqliteStore};
+
+const COLUMNS: &str = "session_id, replay_id, config, status, total_events, replayed_events, \
+     failed_events, skipped_events, created_at, started_at, completed_at, last_event_at, errors, \
+     created_by, cursor_ts, cursor_seq";
+
+fn decode(row: &SqliteRow) -> Result<ReplaySession, StoreError> {
+    let cursor = match (
+        col_opt_ts(row, "cursor_ts")?,
+        col::<Option<i64>>(row, "cursor_seq")?,
+    ) {
+        (Some(timestamp), Some(seq)) => Some(ReplayCursor { timestamp, seq }),
+        _ => None,
+    };
+    Ok(ReplaySession {
+        session_id: col(row, "session_id")?,
+        replay_id: col(row, "replay_id")?,
+        config: col_json(row, "config")?,
+        status: col_enum(row, "status", ReplayStatus::parse)?,
+        total_events: to_u64(col(row, "total_events")?, "total_events")?,
+        replayed_events: to_u64(col(row, "replayed_events")?, "replayed_events")?,
+        failed_events: to_u64(col(row, "failed_events")?, "failed_events")?,
+        skipped_events: to_u64(col(row, "skipped_events")?, "skipped_events")?,
+        created_at: col_ts(row, "created_at")?,
+        started_at: col_opt_ts(row, "started_at")?,
+        completed_at: col_opt_ts(row, "completed_at")?,
+        last_event_at: col_opt_ts(row, "last_event_at")?,
+        errors: col_json(row, "errors")?,
+        created_by: col(row, "created_by")?,
+        cursor,
+    })
+}
+
+fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let seq: i64 = col(row, "seq")?;
+    let body: String = col(row, "body")?;
+    let envelope: Envelope = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
+    Ok(StoredEvent { seq, envelope })
+}
+
+/// A `WHERE` clause over `events` with its bound values, in order.
+struct EventSelection {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl EventSelection {
+    fn new(filter: &ReplayFilter, after: Option<ReplayCursor>) -> Self {
+        // Copies published by a replay are never selected again.
+        let mut s = Self {
+            clauses: vec![
+                "COALESCE(json_extract(body, '$.metadata.correlation_id'), '') NOT LIKE ?"
+                    .to_owned(),
+            ],
+            binds: vec![Bind::Text(format!("{REPLAY_CORRELATION_PREFIX}%"))],
+        };
+        if let Some(ids) = filter.event_ids.as_ref().filter(|v| !v.is_empty()) {
+            s.clauses
+                .push(format!("event_id IN ({})", placeholders(ids.len())));
+            s.binds.extend(ids.iter().cloned().map(Bind::Text));
+        }
+        if let Some(id) = &filter.execution_id {
+            s.clauses
+                .push("(aggregate_id = ? OR json_extract(body, '$.execution_id') = ?)".to_owned());
+            s.binds.push(Bind::Text(id.clone()));
+            s.binds.push(Bind::Text(id.clone()));
+        }
+        if let Some(id) = &filter.aggregate_id {
+            s.text("aggregate_id = ?", id);
+        }
+        if let Some(types) = filter.event_types.as_ref().filter(|v| !v.is_empty()) {
+            s.clauses
+                .push(format!("event_type IN ({})", placeholders(types.len())));
+            s.binds
+                .extend(types.iter().map(|t| Bind::Text(t.as_str().to_owned())));
+        }
+        if let Some(types) = filter
+            .exclude_event_types
+            .as_ref()
+            .filter(|v| !v.is_empty())
+        {
+            s.clauses
+                .push(format!("event_type NOT IN ({})", placeholders(types.len())));
+            s.binds
+                .extend(types.iter().map(|t| Bind::Text(t.as_str().to_owned())));
+        }
+        if let Some(t) = filter.start_time {
+            s.text("timestamp >= ?", &ts(t));
+        }
+        if let Some(t) = filter.end_time {
+            s.text("timestamp <= ?", &ts(t));
+        }
+        if let Some(user) = &filter.user_id {
+            s.text("user_id = ?", user);
+        }
+        if let Some(service) = &filter.service_name {
+            s.text("json_extract(body, '$.metadata.service_name') = ?", service);
+        }
+        if let Some(c) = after {
+            s.clauses
+                .push("(timestamp > ? OR (timestamp = ? AND seq > ?))".to_owned());
+            s.binds.push(Bind::Text(ts(c.timestamp)));
+            s.binds.push(Bind::Text(ts(c.timestamp)));
+            s.binds.push(Bind::Int(c.seq));
+        }
+        s
+    }
+
+    fn text(&mut self, clause: &str, value: &str) {
+        self.clauses.push(clause.to_owned());
+        self.binds.push(Bind::Text(value.to_owned()));
+    }
+
+    fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    fn bind<'q>(
+        &'q self,
+        mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        for b in &self.binds {
+            query = match b {
+                Bind::Text(s) => query.bind(s.as_str()),
+                Bind::Int(i) => query.bind(*i),
+            };
+        }
+        query
+    }
+}
 
 #[async_trait]
-impl ReplayStore for SqliteStore {}
+impl ReplayStore for SqliteStore {
+    async fn create_replay_session(&self, session: &ReplaySession) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO replay_sessions ({COLUMNS}) VALUES ({})",
+            placeholders(16)
+        ))
+        .bind(&session.session_id)
+        .bind(&session.replay_id)
+        .bind(to_json(&session.config)?)
+        .bind(session.status.as_str())
+        .bind(to_i64(session.total_events, "total_events")?)
+        .bind(to_i64(session.replayed_events, "replayed_events")?)
+        .bind(to_i64(session.failed_events, "failed_events")?)
+        .bind(to_i64(session.skipped_events, "skipped_events")?)
+        .bind(ts(session.created_at))
+        .bind(session.started_at.map(ts))
+        .bind(session.completed_at.map(ts))
+        .bind(session.last_event_at.map(ts))
+        .bind(to_json(&session.errors)?)
+        .bind(&session.created_by)
+        .bind(session.cursor.map(|c| ts(c.timestamp)))
+        .bind(session.cursor.map(|c| c.seq))
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn replay_session(&self, session_id: &str) -> Result<Option<ReplaySession>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM replay_sessions WHERE session_id = ?"
+        ))
+        .bind(session_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn list_replay_sessions(
+        &self,
+        status: Option<ReplayStatus>,
+        limit: u32,
+    ) -> Result<Vec<ReplaySession>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM replay_sessions WHERE (? IS NULL OR status = ?)
+             ORDER BY created_at DESC, session_id LIMIT ?"
+        ))
+        .bind(status.map(ReplayStatus::as_str))
+        .bind(status.map(ReplayStatus::as_str))
+        .bind(sql_limit(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn transition_replay_session(
+        &self,
+        session_id: &str,
+        from: &[ReplayStatus],
+        to: ReplayStatus,
+        total_events: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let sql = format!(
+            "UPDATE replay_sessions SET
+                 status = ?,
+                 total_events = COALESCE(?, total_events),
+                 started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,
+                 completed_at = CASE WHEN ? THEN ? ELSE completed_at END,
+                 lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
+             WHERE session_id = ? AND status IN ({})",
+            placeholders(from.len())
+        );
+        let now = ts(now);
+        let mut query = sqlx::query(&sql)
+            .bind(to.as_str())
+            .bind(
+                total_events
+                    .map(|t| to_i64(t, "total_events"))
+                    .transpose()?,
+            )
+            .bind(to == ReplayStatus::Running)
+            .bind(&now)
+            .bind(to.is_terminal())
+            .bind(&now)
+            .bind(to.is_terminal())
+            .bind(session_id);
+        for s in from {
+            query = query.bind(s.as_str());
+        }
+        let done = query.execute(&self.writer).await.map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn save_replay_progress(
+        &self,
+        session_id: &str,
+        progress: &ReplayProgress,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE replay_sessions SET replayed_events = ?, failed_events = ?,
+                 skipped_events = ?, last_event_at = ?, errors = ?, cursor_ts = ?, cursor_seq = ?
+             WHERE session_id = ?",
+        )
+        .bind(to_i64(progress.replayed_events, "replayed_events")?)
+        .bind(to_i64(progress.failed_events, "failed_events")?)
+        .bind(to_i64(progress.skipped_events, "skipped_events")?)
+        .bind(progress.last_event_at.map(ts))
+        .bind(to_json(&progress.errors)?)
+        .bind(progress.cursor.map(|c| ts(c.timestamp)))
+        .bind(progress.cursor.map(|c| c.seq))
+        .bind(session_id)
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_replay_session(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<ReplaySession>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE replay_sessions SET lease_until = ?
+             WHERE session_id = (
+                 SELECT session_id FROM replay_sessions
+                 WHERE status = 'running' AND (lease_until IS NULL OR lease_until < ?)
+                 ORDER BY started_at, session_id LIMIT 1)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(ts(lease_until))
+        .bind(ts(now))
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn lease_replay_session(
+        &self,
+        session_id: &str,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE replay_sessions SET lease_until = ? WHERE session_id = ?")
+            .bind(lease_until.map(ts))
+            .bind(session_id)
+            .execute(&self.writer)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn delete_replay_sessions_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM replay_sessions WHERE created_at < ?
+                 AND status IN ('completed', 'failed', 'cancelled', 'created')",
+        )
+        .bind(ts(cutoff))
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn replay_events(
+        &self,
+        filter: &ReplayFilter,
+        after: Option<ReplayCursor>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let selection = EventSelection::new(filter, after);
+        let sql = format!(
+            "SELECT seq, body FROM events {} ORDER BY timestamp, seq LIMIT ?",
+            selection.where_sql()
+        );
+        let rows = selection
+            .bind(sqlx::query(&sql))
+            .bind(sql_limit(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(classify)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn count_replay_events(&self, filter: &ReplayFilter) -> Result<u64, StoreError> {
+        let selection = EventSelection::new(filter, None);
+        let sql = format!("SELECT COUNT(*) FROM events {}", selection.where_sql());
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for b in &selection.binds {
+            query = match b {
+                Bind::Text(s) => query.bind(s.as_str()),
+                Bind::Int(i) => query.bind(*i),
+            };
+        }
+        let n = query.fetch_one(&self.reader).await.map_err(classify)?;
+        to_u64(n, "count")
+    }
+}

@@ -1,9 +1,107 @@
-//! SQLite: saved scripts.
+//! SQLite: saved scripts. Every read and write is scoped to the owner, so another user's script
+//! looks the same as a missing one.
 
 use async_trait::async_trait;
-use integr8s_core::ports::ScriptStore;
+use integr8s_core::ports::{SavedScript, ScriptStore};
+use integr8s_core::StoreError;
+use sqlx::sqlite::SqliteRow;
 
-use super::SqliteStore;
+use super::codec::{col, col_ts, ts};
+use super::{classify, SqliteStore};
+
+const COLUMNS: &str =
+    "script_id, user_id, name, script, lang, lang_version, description, created_at, updated_at";
+
+fn decode(row: &SqliteRow) -> Result<SavedScript, StoreError> {
+    Ok(SavedScript {
+        script_id: col(row, "script_id")?,
+        user_id: col(row, "user_id")?,
+        name: col(row, "name")?,
+        script: col(row, "script")?,
+        lang: col(row, "lang")?,
+        lang_version: col(row, "lang_version")?,
+        description: col(row, "description")?,
+        created_at: col_ts(row, "created_at")?,
+        updated_at: col_ts(row, "updated_at")?,
+    })
+}
 
 #[async_trait]
-impl ScriptStore for SqliteStore {}
+impl ScriptStore for SqliteStore {
+    async fn create_script(&self, script: &SavedScript) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO saved_scripts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&script.script_id)
+        .bind(&script.user_id)
+        .bind(&script.name)
+        .bind(&script.script)
+        .bind(&script.lang)
+        .bind(&script.lang_version)
+        .bind(&script.description)
+        .bind(ts(script.created_at))
+        .bind(ts(script.updated_at))
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn script(
+        &self,
+        script_id: &str,
+        user_id: &str,
+    ) -> Result<Option<SavedScript>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM saved_scripts WHERE script_id = ? AND user_id = ?"
+        ))
+        .bind(script_id)
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(classify)?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn list_scripts(&self, user_id: &str) -> Result<Vec<SavedScript>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM saved_scripts WHERE user_id = ?
+             ORDER BY updated_at DESC, script_id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn update_script(&self, script: &SavedScript) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE saved_scripts
+             SET name = ?, script = ?, lang = ?, lang_version = ?, description = ?, updated_at = ?
+             WHERE script_id = ? AND user_id = ?",
+        )
+        .bind(&script.name)
+        .bind(&script.script)
+        .bind(&script.lang)
+        .bind(&script.lang_version)
+        .bind(&script.description)
+        .bind(ts(script.updated_at))
+        .bind(&script.script_id)
+        .bind(&script.user_id)
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_script(&self, script_id: &str, user_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM saved_scripts WHERE script_id = ? AND user_id = ?")
+            .bind(script_id)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+}

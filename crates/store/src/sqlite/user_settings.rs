@@ -1,9 +1,108 @@
-//! SQLite: event-sourced user settings.
+//! SQLite: event-sourced user settings. The events live in the shared `events` table (aggregate
+//! id = user id); this module reads them per user and keeps one snapshot per user.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use integr8s_core::ports::UserSettingsStore;
+use integr8s_core::user_settings::SettingsSnapshot;
+use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
+use sqlx::sqlite::SqliteRow;
 
-use super::SqliteStore;
+use super::codec::{col, col_json, sql_limit, to_json, ts};
+use super::{classify, SqliteStore};
+
+const SETTINGS_EVENT: EventType = EventType::UserSettingsUpdated;
+
+fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let seq: i64 = col(row, "seq")?;
+    let body: String = col(row, "body")?;
+    let envelope: Envelope = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
+    Ok(StoredEvent { seq, envelope })
+}
 
 #[async_trait]
-impl UserSettingsStore for SqliteStore {}
+impl UserSettingsStore for SqliteStore {
+    async fn settings_snapshot(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<SettingsSnapshot>, StoreError> {
+        let row =
+            sqlx::query("SELECT last_seq, settings FROM user_settings_snapshots WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(classify)?;
+        row.map(|row| {
+            Ok(SettingsSnapshot {
+                settings: col_json(&row, "settings")?,
+                last_seq: col(&row, "last_seq")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_settings_snapshot(
+        &self,
+        snapshot: &SettingsSnapshot,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO user_settings_snapshots (user_id, last_seq, settings, updated_at)
+             VALUES (?, ?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE
+             SET last_seq = excluded.last_seq, settings = excluded.settings,
+                 updated_at = excluded.updated_at
+             WHERE excluded.last_seq > user_settings_snapshots.last_seq",
+        )
+        .bind(&snapshot.settings.user_id)
+        .bind(snapshot.last_seq)
+        .bind(to_json(&snapshot.settings)?)
+        .bind(ts(integr8s_core::now()))
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn settings_events(
+        &self,
+        user_id: &str,
+        after_seq: i64,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, body FROM events
+             WHERE aggregate_id = ? AND event_type = ? AND seq > ?
+               AND (? IS NULL OR timestamp <= ?)
+             ORDER BY seq",
+        )
+        .bind(user_id)
+        .bind(SETTINGS_EVENT.as_str())
+        .bind(after_seq)
+        .bind(until.map(ts))
+        .bind(until.map(ts))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn recent_settings_events(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, body FROM events
+             WHERE aggregate_id = ? AND event_type = ?
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(user_id)
+        .bind(SETTINGS_EVENT.as_str())
+        .bind(sql_limit(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        rows.iter().map(decode_event).collect()
+    }
+}

@@ -9,10 +9,11 @@ use sqlx::sqlite::SqliteRow;
 use super::codec::{col, col_enum, col_ts, ts};
 use super::{classify, SqliteStore};
 
-const COLUMNS: &str = "user_id, username, email, password_hash, role, is_active, is_superuser, \
+pub(crate) const COLUMNS: &str =
+    "user_id, username, email, password_hash, role, is_active, is_superuser, \
                        created_at, updated_at";
 
-fn decode(row: &SqliteRow) -> Result<User, StoreError> {
+pub(crate) fn decode(row: &SqliteRow) -> Result<User, StoreError> {
     Ok(User {
         user_id: col(row, "user_id")?,
         username: col(row, "username")?,

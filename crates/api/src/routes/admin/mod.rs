@@ -1,10 +1,12 @@
 //! Admin routes (all require the admin role).
 
 pub mod events;
+mod events_export;
 pub mod executions;
 pub mod rate_limits;
 pub mod replay;
 pub mod settings;
+mod user_overview;
 pub mod users;
 
 use axum::Router;

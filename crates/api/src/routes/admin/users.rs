@@ -1,9 +1,366 @@
-//! Routes: admin/users.
+//! `/api/v1/admin/users/`: list and search, create with a role, update, delete with cascade
+//! counts, password reset and lockout release. The overview lives in `user_overview.rs`.
 
-use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use integr8s_core::ports::admin::{UserListFilter, UserUpdate};
+use integr8s_core::ports::NewUser;
+use integr8s_core::user::{Role, User};
+use integr8s_core::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
+use super::settings::{add_slash, effective_settings};
+use crate::auth::{lockout, password, AdminUser};
+use crate::error::{ApiError, ValidationIssue};
+use crate::extract::{AppJson, AppPath, QueryPairs};
+use crate::routes::auth::{is_valid_email, UserResponse};
 use crate::state::AppState;
+
+/// The contract's floor for passwords set by an admin.
+const ADMIN_PASSWORD_MIN: usize = 8;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/admin/users", any(add_slash))
+        .route("/api/v1/admin/users/", get(list).post(create))
+        .route(
+            "/api/v1/admin/users/{user_id}",
+            get(read).put(update).delete(remove),
+        )
+        .route(
+            "/api/v1/admin/users/{user_id}/overview",
+            get(super::user_overview::overview),
+        )
+        .route(
+            "/api/v1/admin/users/{user_id}/reset-password",
+            post(reset_password),
+        )
+        .route("/api/v1/admin/users/{user_id}/unlock", post(unlock))
+}
+
+pub(super) fn user_not_found(user_id: &str) -> ApiError {
+    ApiError::domain(
+        StatusCode::NOT_FOUND,
+        "NotFoundError",
+        format!("User {user_id} not found"),
+    )
+}
+
+pub(super) async fn load_user(state: &AppState, user_id: &str) -> Result<User, ApiError> {
+    state
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| user_not_found(user_id))
+}
+
+/// The user with its rate-limit summary filled from its override, if any.
+pub(super) async fn user_response(state: &AppState, user: User) -> Result<UserResponse, ApiError> {
+    let limits = state.store.get_user_rate_limit(&user.user_id).await?;
+    let mut response = UserResponse::from(user);
+    response.bypass_rate_limit = Some(limits.as_ref().is_some_and(|l| l.bypass_rate_limit));
+    response.global_multiplier = Some(limits.as_ref().map_or(1.0, |l| l.global_multiplier));
+    response.has_custom_limits = Some(limits.is_some_and(|l| !l.rules.is_empty()));
+    Ok(response)
+}
+
+fn password_issue(field: &str, password: &str, min: usize) -> Option<ValidationIssue> {
+    (password.chars().count() < min).then(|| {
+        ValidationIssue::new(
+            &["body", field],
+            "string_too_short",
+            format!("String should have at least {min} characters"),
+        )
+    })
+}
+
+fn email_issue(email: &str) -> Option<ValidationIssue> {
+    (!is_valid_email(email)).then(|| {
+        ValidationIssue::new(
+            &["body", "email"],
+            "value_error",
+            "value is not a valid email address: An email address must have an @-sign and a valid domain.",
+        )
+    })
+}
+
+fn username_issue(username: &str) -> Option<ValidationIssue> {
+    username.trim().is_empty().then(|| {
+        ValidationIssue::new(
+            &["body", "username"],
+            "string_too_short",
+            "String should have at least 1 character",
+        )
+    })
+}
+
+fn role_param(query: &QueryPairs) -> Result<Option<Role>, ApiError> {
+    query
+        .get("role")
+        .map(|raw| {
+            Role::parse(raw).ok_or_else(|| {
+                ApiError::invalid(
+                    &["query", "role"],
+                    "enum",
+                    "Input should be 'user', 'admin' or 'moderator'",
+                )
+            })
+        })
+        .transpose()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    query: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.int_in("limit", 100, 1, 1000)?;
+    let offset = query.int_in("offset", 0, 0, i64::from(u32::MAX))?;
+    let filter = UserListFilter {
+        search: query.get("search").map(str::to_owned),
+        role: role_param(&query)?,
+        limit: u32::try_from(limit).unwrap_or(100),
+        offset: u32::try_from(offset).unwrap_or(0),
+    };
+    let (users, total) = state.store.list_users(&filter).await?;
+    let mut out = Vec::with_capacity(users.len());
+    for user in users {
+        out.push(user_response(&state, user).await?);
+    }
+    Ok(Json(
+        json!({"users": out, "total": total, "offset": offset, "limit": limit}),
+    ))
+}
+
+/// The contract's `UserCreate`, with the role honoured.
+#[derive(Debug, Deserialize)]
+struct CreateBody {
+    username: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    role: Role,
+    #[serde(default = "yes")]
+    is_active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn conflict(field: &str) -> ApiError {
+    if field.contains("email") {
+        ApiError::conflict("User already exists")
+    } else {
+        ApiError::conflict("Username already exists")
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    AppJson(body): AppJson<CreateBody>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let min =
+        ADMIN_PASSWORD_MIN.max(effective_settings(&state).await?.password_min_length as usize);
+    let issues: Vec<_> = [
+        username_issue(&body.username),
+        email_issue(&body.email),
+        password_issue("password", &body.password, min),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !issues.is_empty() {
+        return Err(ApiError::Validation(issues));
+    }
+    let new_user = NewUser {
+        user_id: integr8s_core::new_id(),
+        username: body.username.trim().to_owned(),
+        email: body.email.trim().to_owned(),
+        password_hash: password::hash_blocking(body.password).await?,
+        role: body.role,
+        is_superuser: false,
+    };
+    let mut user = match state.store.create_user(&new_user).await {
+        Ok(user) => user,
+        Err(StoreError::Conflict(field)) => return Err(conflict(&field)),
+        Err(e) => return Err(e.into()),
+    };
+    if !body.is_active {
+        let deactivate = UserUpdate {
+            is_active: Some(false),
+            ..UserUpdate::default()
+        };
+        if let Some(updated) = state.store.update_user(&user.user_id, &deactivate).await? {
+            user = updated;
+        }
+    }
+    tracing::info!(admin = %admin.username, user = %user.username, role = user.role.as_str(), "user created");
+    Ok(Json(user_response(&state, user).await?))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    AppPath(user_id): AppPath<String>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let user = load_user(&state, &user_id).await?;
+    Ok(Json(user_response(&state, user).await?))
+}
+
+/// The contract's `UserUpdate`: every field optional.
+#[derive(Debug, Deserialize)]
+struct UpdateBody {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    is_active: Option<bool>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    AppPath(user_id): AppPath<String>,
+    AppJson(body): AppJson<UpdateBody>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let issues: Vec<_> = [
+        body.username.as_deref().and_then(username_issue),
+        body.email.as_deref().and_then(email_issue),
+        body.password
+            .as_deref()
+            .and_then(|p| password_issue("password", p, ADMIN_PASSWORD_MIN)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !issues.is_empty() {
+        return Err(ApiError::Validation(issues));
+    }
+    let password_hash = match body.password {
+        Some(p) => Some(password::hash_blocking(p).await?),
+        None => None,
+    };
+    let changes = UserUpdate {
+        username: body.username.map(|u| u.trim().to_owned()),
+        email: body.email.map(|e| e.trim().to_owned()),
+        role: body.role,
+        is_active: body.is_active,
+        password_hash,
+    };
+    let user = match state.store.update_user(&user_id, &changes).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(user_not_found(&user_id)),
+        Err(StoreError::Conflict(field)) => return Err(conflict(&field)),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(admin = %admin.username, user = %user.username, "user updated");
+    Ok(Json(user_response(&state, user).await?))
+}
+
+/// The contract's `DeleteUserResponse`.
+#[derive(Debug, Serialize)]
+struct DeleteUserResponse {
+    user_deleted: bool,
+    executions: u64,
+    saved_scripts: u64,
+    notifications: u64,
+    user_settings: u64,
+    events: u64,
+    sagas: u64,
+}
+
+fn cascade_param(query: &QueryPairs) -> Result<bool, ApiError> {
+    match query.get("cascade").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(_) => Err(ApiError::invalid(
+            &["query", "cascade"],
+            "bool_parsing",
+            "Input should be a valid boolean, unable to interpret input",
+        )),
+    }
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    AppPath(user_id): AppPath<String>,
+    query: QueryPairs,
+) -> Result<Json<DeleteUserResponse>, ApiError> {
+    let cascade = cascade_param(&query)?;
+    if admin.user_id == user_id {
+        return Err(ApiError::domain(
+            StatusCode::BAD_REQUEST,
+            "InvalidStateError",
+            "Cannot delete your own account",
+        ));
+    }
+    let counts = state
+        .store
+        .delete_user(&user_id, cascade)
+        .await?
+        .ok_or_else(|| user_not_found(&user_id))?;
+    tracing::info!(admin = %admin.username, %user_id, cascade, ?counts, "user deleted");
+    Ok(Json(DeleteUserResponse {
+        user_deleted: true,
+        executions: counts.executions,
+        saved_scripts: counts.saved_scripts,
+        notifications: counts.notifications,
+        user_settings: counts.user_settings,
+        events: counts.events,
+        sagas: counts.sagas,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordResetBody {
+    new_password: String,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    AppPath(user_id): AppPath<String>,
+    AppJson(body): AppJson<PasswordResetBody>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(issue) = password_issue("new_password", &body.new_password, ADMIN_PASSWORD_MIN) {
+        return Err(ApiError::Validation(vec![issue]));
+    }
+    load_user(&state, &user_id).await?;
+    let changes = UserUpdate {
+        password_hash: Some(password::hash_blocking(body.new_password).await?),
+        ..UserUpdate::default()
+    };
+    state
+        .store
+        .update_user(&user_id, &changes)
+        .await?
+        .ok_or_else(|| user_not_found(&user_id))?;
+    tracing::info!(admin = %admin.username, %user_id, "password reset");
+    Ok(Json(
+        json!({"message": format!("Password reset successfully for user {user_id}")}),
+    ))
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    AppPath(user_id): AppPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let user = load_user(&state, &user_id).await?;
+    lockout::clear(&state, &user.username).await?;
+    tracing::info!(admin = %admin.username, user = %user.username, "account unlocked");
+    Ok(Json(
+        json!({"user_id": user_id, "message": "Account unlocked"}),
+    ))
 }

@@ -1,0 +1,214 @@
+//! Our OpenAPI 3.1 document, derived from the code: the operation table in [`operations`] names
+//! each route's method, path and the Rust types of its request and response, whose JSON Schemas
+//! come from `schemars`. Tests prove that the table and the router agree and compare the document
+//! with the reference contract.
+
+mod operations;
+#[cfg(test)]
+mod tests;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::{JsonSchema, Schema};
+use serde_json::{json, Map, Value};
+
+use crate::state::AppState;
+
+pub use operations::operations;
+
+/// Produces a schema, registering named types in the generator's definitions.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// A request or response body.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// `application/json` of a Rust type.
+    Json(SchemaFn),
+    /// `application/x-www-form-urlencoded` of a Rust type.
+    Form(SchemaFn),
+    /// JSON built without a Rust type: documented as any value until a type is introduced.
+    Untyped,
+    /// A `text/event-stream`.
+    EventStream,
+    /// `text/csv` or another download.
+    Download(&'static str),
+}
+
+/// `application/json` of `T`.
+pub fn json<T: JsonSchema>() -> Body {
+    Body::Json(SchemaGenerator::subschema_for::<T>)
+}
+
+/// A form body of `T`.
+pub fn form<T: JsonSchema>() -> Body {
+    Body::Form(SchemaGenerator::subschema_for::<T>)
+}
+
+/// One documented route.
+#[derive(Clone, Copy)]
+pub struct Operation {
+    /// Lower-case HTTP method.
+    pub method: &'static str,
+    /// The path as routed, with `{param}` placeholders.
+    pub path: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub request: Option<Body>,
+    pub response: Body,
+}
+
+impl Operation {
+    fn new(method: &'static str, path: &'static str, tag: &'static str) -> Self {
+        Self {
+            method,
+            path,
+            tag,
+            summary: "",
+            request: None,
+            response: Body::Untyped,
+        }
+    }
+
+    pub fn get(path: &'static str, tag: &'static str) -> Self {
+        Self::new("get", path, tag)
+    }
+
+    pub fn post(path: &'static str, tag: &'static str) -> Self {
+        Self::new("post", path, tag)
+    }
+
+    pub fn put(path: &'static str, tag: &'static str) -> Self {
+        Self::new("put", path, tag)
+    }
+
+    pub fn delete(path: &'static str, tag: &'static str) -> Self {
+        Self::new("delete", path, tag)
+    }
+
+    pub fn patch(path: &'static str, tag: &'static str) -> Self {
+        Self::new("patch", path, tag)
+    }
+
+    pub fn summary(mut self, summary: &'static str) -> Self {
+        self.summary = summary;
+        self
+    }
+
+    pub fn request(mut self, body: Body) -> Self {
+        self.request = Some(body);
+        self
+    }
+
+    pub fn response(mut self, body: Body) -> Self {
+        self.response = body;
+        self
+    }
+}
+
+fn content(body: Body, generator: &mut SchemaGenerator) -> Value {
+    match body {
+        Body::Json(schema) => json!({"application/json": {"schema": schema(generator)}}),
+        Body::Form(schema) => {
+            json!({"application/x-www-form-urlencoded": {"schema": schema(generator)}})
+        }
+        Body::Untyped => json!({"application/json": {"schema": {}}}),
+        Body::EventStream => json!({"text/event-stream": {"schema": {"type": "string"}}}),
+        Body::Download(mime) => json!({ mime: {"schema": {"type": "string"}} }),
+    }
+}
+
+fn path_parameters(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect()
+}
+
+fn generator(serialize: bool) -> SchemaGenerator {
+    let settings = SchemaSettings::draft2020_12().with(|s| {
+        s.definitions_path = "#/components/schemas/".into();
+        s.meta_schema = None;
+    });
+    let settings = if serialize {
+        settings.for_serialize()
+    } else {
+        settings.for_deserialize()
+    };
+    settings.into_generator()
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut requests = generator(false);
+    let mut responses = generator(true);
+    let mut paths: Map<String, Value> = Map::new();
+    for op in operations() {
+        let mut entry = json!({
+            "tags": [op.tag],
+            "summary": op.summary,
+            "operationId": format!("{}_{}", op.method, op.path.trim_matches('/').replace(['/', '{', '}', '-'], "_")),
+            "responses": {
+                "200": {"description": "Successful Response", "content": content(op.response, &mut responses)},
+                "422": {"description": "Validation Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}},
+            },
+        });
+        let params = path_parameters(op.path);
+        if !params.is_empty() {
+            entry["parameters"] = Value::Array(params);
+        }
+        if let Some(body) = op.request {
+            entry["requestBody"] =
+                json!({"required": true, "content": content(body, &mut requests)});
+        }
+        let item = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
+        item[op.method] = entry;
+    }
+    let mut schemas = requests.take_definitions(true);
+    for (name, schema) in responses.take_definitions(true) {
+        schemas.insert(name, schema);
+    }
+    schemas.insert("HTTPValidationError".into(), validation_error_schema());
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "integr8s", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+fn validation_error_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"detail": {"type": "array", "items": {
+            "type": "object",
+            "required": ["loc", "msg", "type"],
+            "properties": {
+                "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                "msg": {"type": "string"},
+                "type": {"type": "string"},
+            },
+        }}},
+    })
+}
+
+/// The document as pretty JSON (for `integr8s openapi`).
+pub fn document_pretty() -> String {
+    serde_json::to_string_pretty(&document()).unwrap_or_default()
+}
+
+async fn serve_document() -> Response {
+    let mut response = axum::Json(document()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+/// `GET /openapi.json`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(serve_document))
+}

@@ -1,0 +1,111 @@
+//! The rate-limit middleware: picks the bucket and rule, counts, and answers 429 when refused.
+
+use std::net::IpAddr;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use integr8s_core::ports::ratelimit::RateLimitDecision;
+use serde_json::json;
+
+use super::{is_excluded, rules, RateLimits};
+use crate::auth::{cookie, jwt, ACCESS_COOKIE};
+use crate::client_ip::ClientIp;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+fn put_headers(headers: &mut HeaderMap, d: &RateLimitDecision) {
+    headers.insert(LIMIT, HeaderValue::from(d.limit));
+    headers.insert(REMAINING, HeaderValue::from(d.remaining));
+    headers.insert(RESET, HeaderValue::from(d.reset_at.timestamp()));
+}
+
+fn refused(d: &RateLimitDecision) -> Response {
+    let body = json!({
+        "detail": "Rate limit exceeded",
+        "retry_after": d.retry_after_secs,
+        "reset_at": d.reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    put_headers(response.headers_mut(), d);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+    response
+}
+
+/// The username of a genuine, unexpired session cookie (signature checked, no store access).
+fn session_username(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let token = cookie(headers, ACCESS_COOKIE)?;
+    let now = integr8s_core::now().timestamp();
+    jwt::decode(&token, &state.config.secret, now, false)
+        .ok()
+        .map(|c| c.sub)
+}
+
+/// Counts the request against its bucket: the signed-in user's, or the client address's.
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.config.rate_limit_enabled || is_excluded(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let username = session_username(&state, req.headers());
+    let ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
+    let path = req.uri().path().to_owned();
+    match decide(&state, username, ip, &path).await {
+        Ok(None) => next.run(req).await,
+        Ok(Some(decision)) if decision.allowed => {
+            let mut response = next.run(req).await;
+            put_headers(response.headers_mut(), &decision);
+            response
+        }
+        Ok(Some(decision)) => refused(&decision),
+        Err(e) => {
+            // Counting is best effort: an unavailable limiter must not take the API down.
+            tracing::warn!(error = %e, "rate limit not applied");
+            next.run(req).await
+        }
+    }
+}
+
+/// `None` when no rule applies or the user bypasses limits.
+async fn decide(
+    state: &AppState,
+    username: Option<String>,
+    ip: Option<IpAddr>,
+    path: &str,
+) -> Result<Option<RateLimitDecision>, ApiError> {
+    let service: &RateLimits = &state.rate_limits;
+    let profile = match username {
+        Some(username) => service.profile(state.store.as_ref(), &username).await?,
+        None => None,
+    };
+    let config = profile.as_ref().and_then(|p| p.config.as_ref());
+    if config.is_some_and(|c| c.bypass_rate_limit) {
+        return Ok(None);
+    }
+    let user_rules = profile
+        .as_ref()
+        .map(|p| p.rules.as_slice())
+        .unwrap_or_default();
+    let Some(chosen) = rules::select(user_rules, service.default_rules(), path) else {
+        return Ok(None);
+    };
+    let prefix = match &profile {
+        Some(p) => RateLimits::user_prefix(&p.user_id),
+        None => {
+            RateLimits::ip_prefix(&ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()))
+        }
+    };
+    let key = format!("{prefix}{}", chosen.rule.endpoint_pattern);
+    let spec = rules::effective(&chosen.rule, config);
+    let decision = service
+        .limiter()
+        .check(&key, &spec, integr8s_core::now())
+        .await?;
+    Ok(Some(decision))
+}

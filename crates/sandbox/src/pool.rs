@@ -1,0 +1,224 @@
+//! Sandbox slots and the thread that starts bubblewrap for them.
+//!
+//! A slot is a host uid plus a cgroup kept across runs (created once, limits rewritten and
+//! accounting reset per run, replaced when a process survived the kill sweep), plus a
+//! bubblewrap started ahead of the next run (see [`crate::launch`]). A slot is handed out
+//! again only after its next bubblewrap has been started, so a waiting process never shares
+//! a cgroup with a running script.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+
+use crate::cgroup::{CgroupLayout, RunCgroup};
+use crate::launch::{self, Launch, LaunchKey};
+use crate::sys::ChildSetup;
+
+/// What a slot keeps between runs.
+#[derive(Debug, Default)]
+pub(crate) struct SlotState {
+    pub cgroup: Option<Arc<RunCgroup>>,
+    pub warm: Option<Launch>,
+}
+
+/// Every slot of an executor.
+#[derive(Debug)]
+pub(crate) struct SlotPool {
+    states: Vec<Mutex<SlotState>>,
+    free: Mutex<Vec<u32>>,
+    available: Arc<Semaphore>,
+}
+
+/// Numbers cgroup names process-wide: two executors in one process must never share (and so
+/// sweep or remove) each other's cgroups.
+static CGROUP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Exclusive use of one slot; returns it to the pool on drop.
+#[derive(Debug)]
+pub(crate) struct SlotLease {
+    pool: Arc<SlotPool>,
+    pub slot: u32,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for SlotLease {
+    fn drop(&mut self) {
+        // The slot must be listed before the permit lets the next run look for it.
+        self.pool
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.slot);
+    }
+}
+
+impl SlotPool {
+    pub(crate) fn new(count: u32) -> Arc<Self> {
+        Arc::new(SlotPool {
+            states: (0..count).map(|_| Mutex::default()).collect(),
+            free: Mutex::new((0..count).rev().collect()),
+            available: Arc::new(Semaphore::new(count as usize)),
+        })
+    }
+
+    /// Waits for a free slot.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<SlotLease, AcquireError> {
+        let permit = self.available.clone().acquire_owned().await?;
+        let slot = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or(0);
+        Ok(SlotLease {
+            pool: self.clone(),
+            slot,
+            _permit: permit,
+        })
+    }
+
+    pub(crate) fn state(&self, slot: u32) -> MutexGuard<'_, SlotState> {
+        self.states
+            .get(slot as usize)
+            .unwrap_or(&self.states[0])
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slot's cgroup, created when it has none.
+    pub(crate) fn cgroup(&self, slot: u32, layout: &CgroupLayout) -> io::Result<Arc<RunCgroup>> {
+        if let Some(cgroup) = &self.state(slot).cgroup {
+            return Ok(cgroup.clone());
+        }
+        let name = format!(
+            "run-{}-{}",
+            std::process::id(),
+            CGROUP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let cgroup = Arc::new(RunCgroup::create(layout, &name)?);
+        self.state(slot).cgroup = Some(cgroup.clone());
+        Ok(cgroup)
+    }
+
+    /// Takes `cgroup` away from the slot (a process survived in it, or a run was abandoned)
+    /// and kills and removes it in the background.
+    pub(crate) fn retire(&self, slot: u32, cgroup: Arc<RunCgroup>) {
+        {
+            let mut state = self.state(slot);
+            if state
+                .cgroup
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &cgroup))
+            {
+                state.cgroup = None;
+                state.warm = None;
+            }
+        }
+        let spawned = std::thread::Builder::new()
+            .name("sandbox-cleanup".into())
+            .spawn(move || {
+                cgroup.kill_all_blocking();
+                cgroup.remove_blocking();
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the sandbox cleanup thread");
+        }
+    }
+}
+
+impl Drop for SlotPool {
+    fn drop(&mut self) {
+        for state in &mut self.states {
+            let state = state.get_mut().unwrap_or_else(PoisonError::into_inner);
+            state.warm = None;
+            if let Some(cgroup) = state.cgroup.take() {
+                cgroup.kill_all_blocking();
+                cgroup.remove_blocking();
+            }
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One long-lived thread that forks every bubblewrap. A child's parent-death signal fires
+/// when the *thread* that forked it ends, so waiting processes must come from a thread that
+/// lives as long as the executor; it also keeps the blocking fork and cgroup join off the
+/// async runtime.
+#[derive(Debug)]
+pub(crate) struct Spawner {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Spawner {
+    pub(crate) fn start() -> io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sandbox-spawner".into())
+            .spawn(move || {
+                // Ends when the executor (the only sender) is dropped.
+                while let Ok(job) = queue.recv() {
+                    job();
+                }
+            })?;
+        Ok(Spawner {
+            jobs: Mutex::new(jobs),
+        })
+    }
+
+    fn submit(&self, job: Job) -> io::Result<()> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(job)
+            .map_err(|_| io::Error::other("the sandbox spawner thread is gone"))
+    }
+
+    /// Starts a bubblewrap now and waits for it.
+    pub(crate) async fn spawn(&self, key: LaunchKey, setup: ChildSetup) -> io::Result<Launch> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        self.submit(Box::new(move || {
+            // The receiver is gone only if the run was abandoned; the launch is dropped then.
+            let _ = reply.send(launch::spawn(key, setup));
+        }))?;
+        result
+            .await
+            .map_err(|_| io::Error::other("the sandbox spawner dropped a request"))?
+    }
+
+    /// Starts the slot's next bubblewrap in the background, then releases the slot. Without
+    /// a cgroup layout the process is started outside any cgroup (rlimit mode).
+    pub(crate) fn refill(
+        &self,
+        lease: SlotLease,
+        layout: Option<CgroupLayout>,
+        key: LaunchKey,
+        mut setup: ChildSetup,
+    ) {
+        let job: Job = Box::new(move || {
+            let pool = lease.pool.clone();
+            let slot = lease.slot;
+            let cgroup = match &layout {
+                Some(layout) => match pool.cgroup(slot, layout) {
+                    Ok(cgroup) => Some(cgroup),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot prepare a slot cgroup");
+                        return;
+                    }
+                },
+                None => None,
+            };
+            setup.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
+            match launch::spawn(key, setup) {
+                Ok(warm) => pool.state(slot).warm = Some(warm),
+                Err(e) => tracing::debug!(error = %e, "cannot start bubblewrap ahead of a run"),
+            }
+            drop(lease);
+        });
+        if let Err(e) = self.submit(job) {
+            tracing::warn!(error = %e, "slot released without a prepared bubblewrap");
+        }
+    }
+}

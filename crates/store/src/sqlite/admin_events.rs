@@ -1,0 +1,242 @@
+//! Event queries for administration: filtered newest-first pages, statistics, and deletion into
+//! the archive. The log itself (append, tailing, offsets) lives in `events.rs`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use integr8s_core::ports::admin::{Counts, EventCursor, EventQuery, EventQueryStore, EventStats};
+use integr8s_core::{Envelope, StoreError, StoredEvent};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::admin_users::like_pattern;
+use super::codec::{col, sql_limit, to_u64, ts};
+use super::{classify, SqliteStore};
+
+const SERVICE: &str = "json_extract(body, '$.metadata.service_name')";
+
+fn decode(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let seq: i64 = col(row, "seq")?;
+    let body: String = col(row, "body")?;
+    let envelope: Envelope = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
+    Ok(StoredEvent { seq, envelope })
+}
+
+fn push_query(qb: &mut QueryBuilder<'_, Sqlite>, query: &EventQuery) {
+    qb.push(" WHERE 1 = 1");
+    if !query.event_types.is_empty() {
+        qb.push(" AND event_type IN (");
+        let mut list = qb.separated(", ");
+        for t in &query.event_types {
+            list.push_bind(t.as_str());
+        }
+        qb.push(")");
+    }
+    if let Some(id) = &query.aggregate_id {
+        qb.push(" AND aggregate_id = ").push_bind(id.clone());
+    }
+    if let Some(id) = &query.user_id {
+        qb.push(" AND user_id = ").push_bind(id.clone());
+    }
+    if let Some(service) = &query.service_name {
+        qb.push(format!(" AND {SERVICE} = "))
+            .push_bind(service.clone());
+    }
+    if let Some(start) = query.start_time {
+        qb.push(" AND timestamp >= ").push_bind(ts(start));
+    }
+    if let Some(end) = query.end_time {
+        qb.push(" AND timestamp <= ").push_bind(ts(end));
+    }
+    if let Some(text) = query.search_text.as_deref().filter(|t| !t.is_empty()) {
+        let pattern = like_pattern(text);
+        qb.push(" AND (");
+        for (i, column) in ["event_type", "aggregate_id", "user_id", "body"]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push(format!("{column} LIKE "))
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\'");
+        }
+        qb.push(")");
+    }
+}
+
+impl SqliteStore {
+    /// `SELECT <key>, COUNT(*) … GROUP BY <key>` over the window, as (key, count) pairs.
+    async fn grouped(
+        &self,
+        key: &str,
+        since: &str,
+        user_id: Option<&str>,
+        tail: &str,
+    ) -> Result<Counts, StoreError> {
+        let sql = format!(
+            "SELECT {key} AS k, COUNT(*) AS n FROM events
+             WHERE timestamp >= ?1 AND (?2 IS NULL OR user_id = ?2) AND {key} IS NOT NULL
+             GROUP BY k {tail}"
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(&sql)
+            .bind(since)
+            .bind(user_id)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(classify)?;
+        rows.into_iter()
+            .map(|(k, n)| Ok((k, to_u64(n, "event count")?)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl EventQueryStore for SqliteStore {
+    async fn query_events(
+        &self,
+        query: &EventQuery,
+        after: Option<&EventCursor>,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT seq, body FROM events");
+        push_query(&mut qb, query);
+        if let Some(cursor) = after {
+            let at = ts(cursor.timestamp);
+            qb.push(" AND (timestamp < ")
+                .push_bind(at.clone())
+                .push(" OR (timestamp = ")
+                .push_bind(at)
+                .push(" AND seq < ")
+                .push_bind(cursor.seq)
+                .push("))");
+        }
+        qb.push(" ORDER BY timestamp DESC, seq DESC LIMIT ")
+            .push_bind(sql_limit(limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(skip));
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(classify)?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn count_events(&self, query: &EventQuery) -> Result<u64, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM events");
+        push_query(&mut qb, query);
+        let n: i64 = qb
+            .build_query_scalar()
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)?;
+        to_u64(n, "event count")
+    }
+
+    async fn event_by_id(&self, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        sqlx::query("SELECT seq, body FROM events WHERE event_id = ?")
+            .bind(event_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(classify)?
+            .as_ref()
+            .map(decode)
+            .transpose()
+    }
+
+    async fn event_stats(
+        &self,
+        since: DateTime<Utc>,
+        user_id: Option<&str>,
+    ) -> Result<EventStats, StoreError> {
+        let since_ts = ts(since);
+        let (total, errors): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*),
+                    COALESCE(SUM(event_type LIKE '%failed%' OR event_type LIKE '%error%'
+                                 OR event_type LIKE '%timeout%'), 0)
+             FROM events WHERE timestamp >= ?1 AND (?2 IS NULL OR user_id = ?2)",
+        )
+        .bind(&since_ts)
+        .bind(user_id)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(classify)?;
+        let by_count = "ORDER BY n DESC, k LIMIT 10";
+        let events_by_type = self
+            .grouped("event_type", &since_ts, user_id, by_count)
+            .await?;
+        let events_by_hour = self
+            .grouped("substr(timestamp, 1, 13)", &since_ts, user_id, "ORDER BY k")
+            .await?
+            .into_iter()
+            .map(|(hour, n)| (format!("{}:00", hour.replacen('T', " ", 1)), n))
+            .collect();
+        let events_by_service = self
+            .grouped(SERVICE, &since_ts, user_id, "ORDER BY n DESC, k")
+            .await?;
+        let top_users = self
+            .grouped("user_id", &since_ts, user_id, by_count)
+            .await?;
+        let avg: Option<f64> = sqlx::query_scalar(
+            "SELECT AVG(wall_seconds) FROM executions
+             WHERE created_at >= ?1 AND status = 'completed' AND wall_seconds IS NOT NULL
+               AND (?2 IS NULL OR user_id = ?2)",
+        )
+        .bind(&since_ts)
+        .bind(user_id)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(classify)?;
+        let total = to_u64(total, "event count")?;
+        let round2 = |x: f64| (x * 100.0).round() / 100.0;
+        let error_rate = if total == 0 {
+            0.0
+        } else {
+            round2(errors as f64 / total as f64 * 100.0)
+        };
+        Ok(EventStats {
+            total_events: total,
+            events_by_type,
+            events_by_hour,
+            events_by_service,
+            top_users,
+            error_rate,
+            avg_processing_time: round2(avg.unwrap_or(0.0)),
+        })
+    }
+
+    async fn archive_and_delete_event(
+        &self,
+        event_id: &str,
+        deleted_by: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO events_archive
+                 (event_id, event_type, aggregate_id, timestamp, user_id, body, deleted_at, deleted_by)
+             SELECT event_id, event_type, aggregate_id, timestamp, user_id, body, ?, ?
+             FROM events WHERE event_id = ?",
+        )
+        .bind(ts(integr8s_core::now()))
+        .bind(deleted_by)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let done = sqlx::query("DELETE FROM events WHERE event_id = ?")
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn archived_event_count(&self, event_id: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events_archive WHERE event_id = ?")
+            .bind(event_id)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)?;
+        to_u64(n, "archive count")
+    }
+}

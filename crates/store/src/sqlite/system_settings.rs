@@ -1,0 +1,123 @@
+//! The system settings document (one row) and its append-only audit log.
+
+use async_trait::async_trait;
+use integr8s_core::ports::SystemSettingsStore;
+use integr8s_core::system_settings::{SettingsAuditAction, SettingsAuditEntry, SystemSettings};
+use integr8s_core::StoreError;
+use sqlx::sqlite::SqliteRow;
+use sqlx::SqliteConnection;
+
+use super::codec::{col, col_enum, col_json, col_ts, sql_limit, to_json, to_u64, ts};
+use super::{classify, SqliteStore};
+
+/// The id of the single settings row.
+const GLOBAL: &str = "global";
+
+fn decode_audit(row: &SqliteRow) -> Result<SettingsAuditEntry, StoreError> {
+    Ok(SettingsAuditEntry {
+        audit_id: col(row, "audit_id")?,
+        action: col_enum(row, "action", SettingsAuditAction::parse)?,
+        user_id: col(row, "user_id")?,
+        username: col(row, "username")?,
+        timestamp: col_ts(row, "timestamp")?,
+        old_values: col_json(row, "old_values")?,
+        new_values: col_json(row, "new_values")?,
+    })
+}
+
+async fn append_audit(
+    conn: &mut SqliteConnection,
+    audit: &SettingsAuditEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO settings_audit_log
+             (audit_id, action, user_id, username, timestamp, old_values, new_values)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&audit.audit_id)
+    .bind(audit.action.as_str())
+    .bind(&audit.user_id)
+    .bind(&audit.username)
+    .bind(ts(audit.timestamp))
+    .bind(to_json(&audit.old_values)?)
+    .bind(to_json(&audit.new_values)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+#[async_trait]
+impl SystemSettingsStore for SqliteStore {
+    async fn system_settings(&self) -> Result<Option<SystemSettings>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM system_settings WHERE settings_id = ?")
+                .bind(GLOBAL)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(classify)?;
+        body.map(|b| {
+            serde_json::from_str(&b)
+                .map_err(|e| StoreError::Corrupt(format!("system settings: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn save_system_settings(
+        &self,
+        settings: &SystemSettings,
+        audit: &SettingsAuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO system_settings (settings_id, body, updated_at, updated_by)
+             VALUES (?, ?, ?, ?)
+             ON CONFLICT (settings_id) DO UPDATE SET
+                 body = excluded.body,
+                 updated_at = excluded.updated_at,
+                 updated_by = excluded.updated_by",
+        )
+        .bind(GLOBAL)
+        .bind(to_json(settings)?)
+        .bind(ts(audit.timestamp))
+        .bind(&audit.user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn reset_system_settings(&self, audit: &SettingsAuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM system_settings WHERE settings_id = ?")
+            .bind(GLOBAL)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        append_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn settings_audit_log(
+        &self,
+        limit: u32,
+        skip: u32,
+    ) -> Result<(Vec<SettingsAuditEntry>, u64), StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings_audit_log")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)?;
+        let rows = sqlx::query(
+            "SELECT audit_id, action, user_id, username, timestamp, old_values, new_values
+             FROM settings_audit_log ORDER BY seq DESC LIMIT ? OFFSET ?",
+        )
+        .bind(sql_limit(limit))
+        .bind(i64::from(skip))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        let entries = rows.iter().map(decode_audit).collect::<Result<_, _>>()?;
+        Ok((entries, to_u64(total, "audit count")?))
+    }
+}
