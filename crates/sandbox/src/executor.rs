@@ -193,7 +193,10 @@ impl LocalExecutor {
     ) -> Result<RunReport, ExecError> {
         let limits = &spec.limits;
         let slot = lease.slot;
-        let spawner = self.spawner.as_ref().map_err(|e| ExecError::Unavailable(e.clone()))?;
+        let spawner = self
+            .spawner
+            .as_ref()
+            .map_err(|e| ExecError::Unavailable(e.clone()))?;
         let init_path = match &self.init {
             Ok(init) => init.path(),
             Err(e) => return Err(ExecError::Unavailable(e.clone())),

@@ -118,7 +118,12 @@ impl Launch {
         std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
             .ok()
             .and_then(|stat| {
-                let state = stat.rsplit_once(')')?.1.split_whitespace().next()?.to_owned();
+                let state = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .next()?
+                    .to_owned();
                 Some(!matches!(state.as_str(), "Z" | "X" | "x"))
             })
             .unwrap_or(false)

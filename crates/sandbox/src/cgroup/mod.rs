@@ -11,7 +11,6 @@ use std::time::Duration;
 
 pub(crate) use detect::{detect, CgroupLayout};
 
-
 /// Accounting read from a run cgroup after the tree is dead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CgroupStats {
