@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(changes[0].old_value, json!("auto"));
         assert_eq!(changes[0].new_value, json!("dark"));
 
-        let mut replayed = base.clone();
+        let mut replayed = base;
         replayed.apply(&changes, at);
         assert_eq!(replayed.theme, Theme::Dark);
         assert_eq!(replayed.editor.font_size, 20);

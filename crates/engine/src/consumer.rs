@@ -73,7 +73,16 @@ pub(crate) async fn consume_with_dlq(
     handler: &dyn Handler,
     shutdown: &CancellationToken,
 ) -> Result<(), EngineError> {
-    run(Some(store), bus, topics, group, max_attempts, handler, shutdown).await
+    run(
+        Some(store),
+        bus,
+        topics,
+        group,
+        max_attempts,
+        handler,
+        shutdown,
+    )
+    .await
 }
 
 async fn run(
@@ -171,7 +180,10 @@ pub(crate) async fn dead_letter(
     let received = message.received_payload();
     let env = Envelope::new(
         received,
-        EventMetadata::new(&failure.producer_id, failure.event.envelope.metadata.user_id.clone()),
+        EventMetadata::new(
+            &failure.producer_id,
+            failure.event.envelope.metadata.user_id.clone(),
+        ),
     )
     .with_aggregate(message.message_id.clone());
     match store.append_event(&env).await {

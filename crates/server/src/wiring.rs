@@ -117,17 +117,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut roles = JoinSet::new();
     {
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "coordinator");
-        let c = Coordinator::new(dyn_store.clone(), bus.clone(), outbox, engine.clone());
+        let c = Coordinator::new(dyn_store.clone(), bus.clone(), outbox, engine);
         roles.spawn(named("coordinator", c.run(shutdown.clone())));
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "saga-orchestrator");
-        let s = SagaOrchestrator::new(dyn_store.clone(), bus.clone(), outbox, engine.clone());
+        let s = SagaOrchestrator::new(dyn_store.clone(), bus.clone(), outbox, engine);
         roles.spawn(named("saga-orchestrator", s.run(shutdown.clone())));
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "local-worker");
         let exec: Arc<dyn Executor> = executor.clone();
-        let w = LocalWorker::new(dyn_store.clone(), bus.clone(), outbox, exec, registry.clone(), engine.clone());
+        let w = LocalWorker::new(dyn_store.clone(), bus.clone(), outbox, exec, registry.clone(), engine);
         roles.spawn(named("local-worker", w.run(shutdown.clone())));
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "result-processor");
-        let r = ResultProcessor::new(dyn_store.clone(), bus.clone(), outbox, engine.clone());
+        let r = ResultProcessor::new(dyn_store.clone(), bus.clone(), outbox, engine);
         roles.spawn(named("result-processor", r.run(shutdown.clone())));
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "dlq-processor");
         let p = integr8s_engine::dlq::DlqProcessor::new(dyn_store.clone(), outbox, integr8s_engine::dlq::DlqConfig::default());
@@ -139,7 +139,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         roles.spawn(named("event-replay", rr.run(shutdown.clone())));
         let notifications = notification_config(&config);
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "notification-service");
-        let n = NotificationService::new(dyn_store.clone(), bus.clone(), outbox, engine.clone(), notifications.clone());
+        let n = NotificationService::new(dyn_store.clone(), bus.clone(), outbox, engine, notifications.clone());
         roles.spawn(named("notification-service", n.run(shutdown.clone())));
         let d = DeliveryWorker::new(dyn_store.clone(), bus.clone(), notifications)?;
         roles.spawn(named("notification-delivery", d.run(shutdown.clone())));

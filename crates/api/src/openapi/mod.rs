@@ -6,6 +6,7 @@
 mod operations;
 #[cfg(test)]
 mod tests;
+mod untyped;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};

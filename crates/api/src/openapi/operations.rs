@@ -32,6 +32,7 @@ pub fn operations() -> Vec<Operation> {
     all.extend(executions());
     all.extend(platform());
     all.extend(admin_rate_limits());
+    all.extend(super::untyped::untyped());
     all
 }
 

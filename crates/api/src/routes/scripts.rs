@@ -72,7 +72,7 @@ fn default_version() -> String {
 
 /// The contract's `SavedScriptCreateRequest`; unknown fields are ignored.
 #[derive(Debug, Deserialize)]
-struct CreateRequest {
+pub struct SavedScriptCreateRequest {
     name: String,
     script: String,
     #[serde(default = "default_lang")]
@@ -86,7 +86,7 @@ struct CreateRequest {
 /// The contract's `SavedScriptUpdate`: absent or null fields keep their value (its
 /// `updated_at` is set by the server, so a client's value is ignored).
 #[derive(Debug, Deserialize)]
-struct UpdateRequest {
+pub struct SavedScriptUpdate {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -170,7 +170,7 @@ async fn emit_saved(state: &AppState, script: &SavedScript) {
 async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    AppJson(body): AppJson<CreateRequest>,
+    AppJson(body): AppJson<SavedScriptCreateRequest>,
 ) -> Result<Json<SavedScriptResponse>, ApiError> {
     let now = integr8s_core::now();
     let script = SavedScript {
@@ -221,7 +221,7 @@ async fn update(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     AppPath(script_id): AppPath<String>,
-    AppJson(body): AppJson<UpdateRequest>,
+    AppJson(body): AppJson<SavedScriptUpdate>,
 ) -> Result<Json<SavedScriptResponse>, ApiError> {
     let mut script = state
         .store

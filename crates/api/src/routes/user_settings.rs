@@ -56,7 +56,7 @@ async fn add_slash(OriginalUri(uri): OriginalUri) -> Redirect {
 
 /// The contract's `UserSettingsUpdate`: every field optional, unknown fields ignored.
 #[derive(Debug, Deserialize)]
-struct SettingsUpdate {
+pub struct UserSettingsUpdate {
     #[serde(default)]
     theme: Option<Theme>,
     #[serde(default)]
@@ -73,14 +73,15 @@ struct SettingsUpdate {
     custom_settings: Option<Map<String, Value>>,
 }
 
+/// The contract's `ThemeUpdateRequest`.
 #[derive(Debug, Deserialize)]
-struct ThemeUpdate {
+pub struct ThemeUpdateRequest {
     theme: Theme,
 }
 
 /// The contract's `RestoreSettingsRequest`.
 #[derive(Debug, Deserialize)]
-struct RestoreRequest {
+pub struct RestoreSettingsRequest {
     timestamp: String,
     #[serde(default)]
     reason: Option<String>,
@@ -189,7 +190,7 @@ async fn read(
 async fn update(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    AppJson(body): AppJson<SettingsUpdate>,
+    AppJson(body): AppJson<UserSettingsUpdate>,
 ) -> Result<Json<UserSettings>, ApiError> {
     let mut issues = Vec::new();
     if let Some(editor) = &body.editor {
@@ -254,7 +255,7 @@ async fn set_field(
 async fn update_theme(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    AppJson(body): AppJson<ThemeUpdate>,
+    AppJson(body): AppJson<ThemeUpdateRequest>,
 ) -> Result<Json<UserSettings>, ApiError> {
     set_field(&state, &user.user_id, "theme", to_value(&body.theme)?).await
 }
@@ -366,7 +367,7 @@ fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, ApiError> {
 async fn restore(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    AppJson(body): AppJson<RestoreRequest>,
+    AppJson(body): AppJson<RestoreSettingsRequest>,
 ) -> Result<Json<UserSettings>, ApiError> {
     let at = parse_timestamp(&body.timestamp)?;
     let store = state.store.as_ref();

@@ -253,8 +253,7 @@ pub trait ReplayStore: Send + Sync {
     /// Stores a new session. `Conflict` if the id exists.
     async fn create_replay_session(&self, session: &ReplaySession) -> Result<(), StoreError>;
 
-    async fn replay_session(&self, session_id: &str)
-        -> Result<Option<ReplaySession>, StoreError>;
+    async fn replay_session(&self, session_id: &str) -> Result<Option<ReplaySession>, StoreError>;
 
     /// Sessions, newest first, optionally of one status; `limit` 0 means no limit.
     async fn list_replay_sessions(
@@ -300,10 +299,8 @@ pub trait ReplayStore: Send + Sync {
 
     /// Deletes sessions created before `cutoff` that are terminal or never started (`created`).
     /// Returns how many.
-    async fn delete_replay_sessions_before(
-        &self,
-        cutoff: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
+    async fn delete_replay_sessions_before(&self, cutoff: DateTime<Utc>)
+        -> Result<u64, StoreError>;
 
     /// Events matching `filter` after `after`, in (timestamp, seq) order, at most `limit`
     /// (0: no limit). Events published by a replay ([`is_replayed`]) are never selected, so a

@@ -71,7 +71,8 @@ pub async fn announce(
     payload: integr8s_core::EventPayload,
 ) -> Result<(), EngineError> {
     let user = message.event.envelope.metadata.user_id.clone();
-    let env = Envelope::new(payload, outbox.metadata(user)).with_aggregate(message.message_id.clone());
+    let env =
+        Envelope::new(payload, outbox.metadata(user)).with_aggregate(message.message_id.clone());
     outbox.emit_envelope(&env).await?;
     Ok(())
 }
@@ -133,7 +134,11 @@ impl DlqProcessor {
             let delay = policy.delay(message.retry_count, random_sample());
             if message.status == DlqStatus::Pending && !delay.is_zero() {
                 let at = now + to_chrono(delay);
-                if self.store.schedule_dlq_retry(&message.message_id, at).await? {
+                if self
+                    .store
+                    .schedule_dlq_retry(&message.message_id, at)
+                    .await?
+                {
                     tracing::debug!(message_id = %message.message_id, %at, "dlq retry scheduled");
                     pass.scheduled += 1;
                 }
@@ -163,7 +168,11 @@ impl DlqProcessor {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, EngineError> {
-        let Some(message) = self.store.discard_dlq_message(message_id, reason, now).await? else {
+        let Some(message) = self
+            .store
+            .discard_dlq_message(message_id, reason, now)
+            .await?
+        else {
             return Ok(false);
         };
         tracing::info!(message_id, group = %message.group, reason, "dlq message discarded");

@@ -102,11 +102,26 @@ mod tests {
 
     #[test]
     fn categories_pick_their_policy() {
-        assert_eq!(retry_policy_for(EventType::ExecutionRequested), RetryPolicy::AGGRESSIVE);
-        assert_eq!(retry_policy_for(EventType::CreatePodCommand), RetryPolicy::AGGRESSIVE);
-        assert_eq!(retry_policy_for(EventType::PodRunning), RetryPolicy::CAUTIOUS);
-        assert_eq!(retry_policy_for(EventType::ResultStored), RetryPolicy::IMMEDIATE);
-        assert_eq!(retry_policy_for(EventType::UserLoggedIn), RetryPolicy::DEFAULT);
+        assert_eq!(
+            retry_policy_for(EventType::ExecutionRequested),
+            RetryPolicy::AGGRESSIVE
+        );
+        assert_eq!(
+            retry_policy_for(EventType::CreatePodCommand),
+            RetryPolicy::AGGRESSIVE
+        );
+        assert_eq!(
+            retry_policy_for(EventType::PodRunning),
+            RetryPolicy::CAUTIOUS
+        );
+        assert_eq!(
+            retry_policy_for(EventType::ResultStored),
+            RetryPolicy::IMMEDIATE
+        );
+        assert_eq!(
+            retry_policy_for(EventType::UserLoggedIn),
+            RetryPolicy::DEFAULT
+        );
     }
 
     #[test]

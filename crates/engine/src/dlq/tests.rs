@@ -31,7 +31,9 @@ struct Flaky {
 impl Handler for Flaky {
     async fn handle(&self, event: &StoredEvent, _attempt: Attempt) -> Result<(), EngineError> {
         let env = &event.envelope;
-        let poisoned = env.execution_id().is_some_and(|id| id.starts_with("poison"));
+        let poisoned = env
+            .execution_id()
+            .is_some_and(|id| id.starts_with("poison"));
         if poisoned && !self.healed.load(Ordering::SeqCst) {
             return Err(integr8s_core::StoreError::Other(format!(
                 "cannot handle {}",
@@ -79,14 +81,22 @@ where
     }
 }
 
-async fn message_in(store: &Arc<dyn Store>, id: &str, status: DlqStatus, retries: u32) -> DlqMessage {
-    wait_for(&format!("{id} {status:?} after {retries} retries"), || async {
-        store
-            .dlq_message(id)
-            .await
-            .unwrap()
-            .filter(|m| m.status == status && m.retry_count == retries)
-    })
+async fn message_in(
+    store: &Arc<dyn Store>,
+    id: &str,
+    status: DlqStatus,
+    retries: u32,
+) -> DlqMessage {
+    wait_for(
+        &format!("{id} {status:?} after {retries} retries"),
+        || async {
+            store
+                .dlq_message(id)
+                .await
+                .unwrap()
+                .filter(|m| m.status == status && m.retry_count == retries)
+        },
+    )
     .await
 }
 
@@ -96,7 +106,9 @@ async fn count_events(store: &Arc<dyn Store>, t: EventType) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_handler_dead_letters_then_retries_and_discards() {
-    let sqlite = integr8s_store::SqliteStore::open("sqlite::memory:").await.unwrap();
+    let sqlite = integr8s_store::SqliteStore::open("sqlite::memory:")
+        .await
+        .unwrap();
     sqlite.migrate().await.unwrap();
     let sqlite = Arc::new(sqlite);
     let store: Arc<dyn Store> = sqlite.clone();
@@ -106,8 +118,12 @@ async fn failing_handler_dead_letters_then_retries_and_discards() {
     let handler = Arc::new(Flaky::default());
     let shutdown = CancellationToken::new();
     let consumer = {
-        let (store, bus, handler, shutdown) =
-            (store.clone(), bus.clone(), handler.clone(), shutdown.clone());
+        let (store, bus, handler, shutdown) = (
+            store.clone(),
+            bus.clone(),
+            handler.clone(),
+            shutdown.clone(),
+        );
         tokio::spawn(async move {
             consume_with_dlq(
                 store.as_ref(),
@@ -131,7 +147,10 @@ async fn failing_handler_dead_letters_then_retries_and_discards() {
     );
 
     let good = outbox.emit(queued("fine-1"), None, None).await.unwrap();
-    let poison = outbox.emit(queued("poison-1"), Some("u1".into()), None).await.unwrap();
+    let poison = outbox
+        .emit(queued("poison-1"), Some("u1".into()), None)
+        .await
+        .unwrap();
     let replayed = outbox
         .emit(queued("fine-2"), None, Some(replay_correlation("s1", "x")))
         .await
@@ -139,18 +158,30 @@ async fn failing_handler_dead_letters_then_retries_and_discards() {
 
     // After its two attempts the poisoned event lands in the DLQ with the error.
     let (messages, _) = wait_for("the dead letter", || async {
-        let found = store.list_dlq_messages(&DlqFilter::default()).await.unwrap();
+        let found = store
+            .list_dlq_messages(&DlqFilter::default())
+            .await
+            .unwrap();
         (found.1 == 1).then_some(found)
     })
     .await;
     let m = &messages[0];
     assert_eq!(m.group, GROUP);
     assert_eq!(m.event.envelope.event_id, poison.envelope.event_id);
-    assert_eq!((m.attempts, m.retry_count, m.status), (2, 0, DlqStatus::Pending));
+    assert_eq!(
+        (m.attempts, m.retry_count, m.status),
+        (2, 0, DlqStatus::Pending)
+    );
     assert!(m.error.contains("cannot handle poison-1"), "{}", m.error);
-    let received = store.events_after(&[EventType::DlqMessageReceived], 0, 0).await.unwrap();
+    let received = store
+        .events_after(&[EventType::DlqMessageReceived], 0, 0)
+        .await
+        .unwrap();
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].envelope.aggregate_id.as_deref(), Some(m.message_id.as_str()));
+    assert_eq!(
+        received[0].envelope.aggregate_id.as_deref(),
+        Some(m.message_id.as_str())
+    );
 
     // Each retry redelivers to the group, fails again and reopens the message.
     for retry in 1..=2 {
@@ -163,7 +194,10 @@ async fn failing_handler_dead_letters_then_retries_and_discards() {
     let pass = processor.process_due(integr8s_core::now()).await.unwrap();
     assert_eq!(pass.discarded, 1);
     message_in(&store, &m.message_id, DlqStatus::Discarded, 2).await;
-    assert_eq!(count_events(&store, EventType::DlqMessageDiscarded).await, 1);
+    assert_eq!(
+        count_events(&store, EventType::DlqMessageDiscarded).await,
+        1
+    );
 
     // A healed handler takes a redelivered event: the message ends retried and redelivered.
     let poison2 = outbox.emit(queued("poison-2"), None, None).await.unwrap();
@@ -179,7 +213,10 @@ async fn failing_handler_dead_letters_then_retries_and_discards() {
     })
     .await;
     handler.healed.store(true, Ordering::SeqCst);
-    assert!(processor.retry(&m2.message_id, integr8s_core::now()).await.unwrap());
+    assert!(processor
+        .retry(&m2.message_id, integr8s_core::now())
+        .await
+        .unwrap());
     let done = wait_for("the redelivery", || async {
         store
             .dlq_message(&m2.message_id)
@@ -190,10 +227,20 @@ async fn failing_handler_dead_letters_then_retries_and_discards() {
     .await;
     assert_eq!((done.status, done.retry_count), (DlqStatus::Retried, 1));
 
-    let handled = handler.handled.lock().map(|h| h.clone()).unwrap_or_default();
+    let handled = handler
+        .handled
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
     assert!(handled.contains(&good.envelope.event_id));
-    assert!(handled.contains(&poison2.envelope.event_id), "same event, same id");
-    assert!(!handled.contains(&replayed.envelope.event_id), "replayed events are skipped");
+    assert!(
+        handled.contains(&poison2.envelope.event_id),
+        "same event, same id"
+    );
+    assert!(
+        !handled.contains(&replayed.envelope.event_id),
+        "replayed events are skipped"
+    );
     assert!(!handled.contains(&poison.envelope.event_id));
 
     shutdown.cancel();

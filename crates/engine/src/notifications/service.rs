@@ -242,6 +242,7 @@ mod tests {
             created_at: now,
             updated_at: now,
         };
+        // The outbox companion of the stored execution; its type does not matter here.
         let requested = Envelope::new(
             EventPayload::ExecutionTimeout {
                 execution_id: e.execution_id.clone(),

@@ -103,10 +103,7 @@ impl Run {
                 return Ok(Ok(ReplayStatus::Completed));
             }
             for event in events {
-                if config
-                    .max_events
-                    .is_some_and(|max| self.processed() >= max)
-                {
+                if config.max_events.is_some_and(|max| self.processed() >= max) {
                     return Ok(Ok(ReplayStatus::Completed));
                 }
                 if let Err(halt) = self.wait_gap(previous, event.envelope.timestamp).await? {

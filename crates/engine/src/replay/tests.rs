@@ -26,7 +26,9 @@ struct Env {
 }
 
 async fn start() -> Env {
-    let sqlite = integr8s_store::SqliteStore::open("sqlite::memory:").await.unwrap();
+    let sqlite = integr8s_store::SqliteStore::open("sqlite::memory:")
+        .await
+        .unwrap();
     sqlite.migrate().await.unwrap();
     let sqlite = Arc::new(sqlite);
     let store: Arc<dyn Store> = sqlite.clone();
@@ -37,9 +39,8 @@ async fn start() -> Env {
     let mut config = ReplayRunnerConfig::new(dir.path().to_path_buf());
     config.poll = Duration::from_millis(50);
     let shutdown = CancellationToken::new();
-    let runner = tokio::spawn(
-        ReplayRunner::new(store.clone(), outbox, config).run(shutdown.clone()),
-    );
+    let runner =
+        tokio::spawn(ReplayRunner::new(store.clone(), outbox, config).run(shutdown.clone()));
     Env {
         store,
         dir,
@@ -48,7 +49,12 @@ async fn start() -> Env {
     }
 }
 
-async fn append(env: &Env, execution_id: &str, at: DateTime<Utc>, marker: Option<String>) -> Envelope {
+async fn append(
+    env: &Env,
+    execution_id: &str,
+    at: DateTime<Utc>,
+    marker: Option<String>,
+) -> Envelope {
     let mut e = Envelope::new(
         EventPayload::ExecutionQueued {
             execution_id: execution_id.to_owned(),
@@ -86,7 +92,11 @@ fn config(target: ReplayTarget, execution_id: &str, speed: f64) -> ReplayConfig 
 async fn start_session(env: &Env, config: ReplayConfig) -> String {
     let session = ReplaySession::new(config, None);
     env.store.create_replay_session(&session).await.unwrap();
-    let total = env.store.count_replay_events(&session.config.filter).await.unwrap();
+    let total = env
+        .store
+        .count_replay_events(&session.config.filter)
+        .await
+        .unwrap();
     assert!(env
         .store
         .transition_replay_session(
@@ -101,14 +111,22 @@ async fn start_session(env: &Env, config: ReplayConfig) -> String {
     session.session_id
 }
 
-async fn wait_session(env: &Env, id: &str, what: &str, ok: impl Fn(&ReplaySession) -> bool) -> ReplaySession {
+async fn wait_session(
+    env: &Env,
+    id: &str,
+    what: &str,
+    ok: impl Fn(&ReplaySession) -> bool,
+) -> ReplaySession {
     let start = tokio::time::Instant::now();
     loop {
         let s = env.store.replay_session(id).await.unwrap().unwrap();
         if ok(&s) {
             return s;
         }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}: {s:?}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out waiting for {what}: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -124,13 +142,27 @@ async fn bus_target_republishes_marked_copies_and_never_replays_them() {
     let t0 = integr8s_core::now() - chrono::Duration::hours(1);
     let first = append(&env, "e1", t0, None).await;
     let second = append(&env, "e1", t0 + chrono::Duration::seconds(1), None).await;
-    append(&env, "e1", t0 + chrono::Duration::seconds(2), Some(replay_correlation("old", "x"))).await;
+    append(
+        &env,
+        "e1",
+        t0 + chrono::Duration::seconds(2),
+        Some(replay_correlation("old", "x")),
+    )
+    .await;
     append(&env, "e2", t0, None).await;
 
     let id = start_session(&env, config(ReplayTarget::Kafka, "e1", 100.0)).await;
-    let done = wait_session(&env, &id, "completion", |s| s.status == ReplayStatus::Completed).await;
+    let done = wait_session(&env, &id, "completion", |s| {
+        s.status == ReplayStatus::Completed
+    })
+    .await;
     assert_eq!(
-        (done.total_events, done.replayed_events, done.skipped_events, done.failed_events),
+        (
+            done.total_events,
+            done.replayed_events,
+            done.skipped_events,
+            done.failed_events
+        ),
         (2, 2, 0, 0)
     );
     assert!(done.completed_at.is_some() && done.last_event_at.is_some());
@@ -169,9 +201,15 @@ async fn file_target_writes_json_lines_in_the_replay_dir() {
     let a = append(&env, "e1", t0, None).await;
     let b = append(&env, "e1", t0 + chrono::Duration::milliseconds(10), None).await;
     let id = start_session(&env, config(ReplayTarget::File, "e1", 10.0)).await;
-    wait_session(&env, &id, "completion", |s| s.status == ReplayStatus::Completed).await;
+    wait_session(&env, &id, "completion", |s| {
+        s.status == ReplayStatus::Completed
+    })
+    .await;
     let text = std::fs::read_to_string(env.dir.path().join("out/run.jsonl")).unwrap();
-    let lines: Vec<Envelope> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Envelope> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines, vec![a, b]);
 
     let mut bad = config(ReplayTarget::File, "e1", 10.0);
@@ -179,7 +217,13 @@ async fn file_target_writes_json_lines_in_the_replay_dir() {
     let id = start_session(&env, bad).await;
     let failed = wait_session(&env, &id, "failure", |s| s.status == ReplayStatus::Failed).await;
     assert_eq!(failed.errors[0].error_type.as_deref(), Some("invalid_path"));
-    assert!(!env.dir.path().parent().unwrap().join("escape.jsonl").exists());
+    assert!(!env
+        .dir
+        .path()
+        .parent()
+        .unwrap()
+        .join("escape.jsonl")
+        .exists());
     stop(env).await;
 }
 
@@ -196,23 +240,44 @@ async fn pause_resume_and_cancel_take_effect_while_running() {
     let now = integr8s_core::now();
     let store = &env.store;
     assert!(store
-        .transition_replay_session(&id, &[ReplayStatus::Running], ReplayStatus::Paused, None, now)
+        .transition_replay_session(
+            &id,
+            &[ReplayStatus::Running],
+            ReplayStatus::Paused,
+            None,
+            now
+        )
         .await
         .unwrap());
     // Released: another claim succeeds once resumed, and the position is kept.
     assert!(store
-        .transition_replay_session(&id, &[ReplayStatus::Paused], ReplayStatus::Running, None, now)
+        .transition_replay_session(
+            &id,
+            &[ReplayStatus::Paused],
+            ReplayStatus::Running,
+            None,
+            now
+        )
         .await
         .unwrap());
     let resumed = wait_session(&env, &id, "the resumed run", |s| s.cursor.is_some()).await;
     assert_eq!(resumed.replayed_events, 1);
     assert!(store
-        .transition_replay_session(&id, &[ReplayStatus::Running], ReplayStatus::Cancelled, None, now)
+        .transition_replay_session(
+            &id,
+            &[ReplayStatus::Running],
+            ReplayStatus::Cancelled,
+            None,
+            now
+        )
         .await
         .unwrap());
     // The runner lets go of the cancelled session: nothing more is replayed.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cancelled = store.replay_session(&id).await.unwrap().unwrap();
-    assert_eq!((cancelled.status, cancelled.replayed_events), (ReplayStatus::Cancelled, 1));
+    assert_eq!(
+        (cancelled.status, cancelled.replayed_events),
+        (ReplayStatus::Cancelled, 1)
+    );
     stop(env).await;
 }

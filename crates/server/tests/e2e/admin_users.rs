@@ -191,7 +191,12 @@ async fn delete_cascades_and_reports_counts() {
     let execution = doomed.submit("print('bye')").await;
     doomed.wait_terminal(&execution).await;
     let r = doomed.post("/api/v1/scripts", json!({"name": "s", "script": "print(1)", "lang": "python", "lang_version": "3.11"})).await;
-    let saved_script = r.status == 200;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = put(&doomed, "/api/v1/user/settings/theme", json!({"theme": "dark"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = doomed.get("/api/v1/notifications").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let notifications = r.body["total"].clone();
 
     let r = admin.get(&format!("/api/v1/admin/users/{id}/overview")).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -211,9 +216,9 @@ async fn delete_cascades_and_reports_counts() {
     assert_eq!(r.body["executions"], 1);
     assert_eq!(r.body["sagas"], 1);
     assert!(r.body["events"].as_u64().unwrap() >= 5, "the execution's pipeline events: {}", r.body);
-    if saved_script {
-        assert_eq!(r.body["saved_scripts"], 1);
-    }
+    assert_eq!(r.body["saved_scripts"], 1);
+    assert_eq!(r.body["notifications"], notifications);
+    assert!(r.body["user_settings"].as_u64().unwrap() >= 1, "the theme change: {}", r.body);
     assert_eq!(admin.get(&format!("/api/v1/admin/users/{id}")).await.status, 404);
     assert_eq!(admin.get(&format!("/api/v1/executions/{execution}/result")).await.status, 404);
     assert_eq!(doomed.get("/api/v1/auth/me").await.status, 401);

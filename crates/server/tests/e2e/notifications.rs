@@ -112,7 +112,7 @@ async fn finished_executions_notify_and_the_inbox_works() {
     assert_eq!(u.delete(&format!("/api/v1/notifications/{id}")).await.status, 404);
     assert_eq!(list(&u, "").await.body["total"], 1);
 
-    // A redelivered result does not notify twice: one notification per execution.
+    // One notification per execution.
     assert_eq!(list(&u, &format!("?include_tags=exec:{bad}")).await.body["total"], 1);
 }
 

@@ -31,7 +31,10 @@ pub async fn dlq_dead_letter_list_and_reopen(store: S) {
     assert_eq!((m.attempts, m.retry_count), (5, 0));
     assert_eq!(m.event, event);
     assert_eq!(m.original_topic, "execution_requested");
-    assert_eq!(store.dlq_message(&m.message_id).await.unwrap(), Some(m.clone()));
+    assert_eq!(
+        store.dlq_message(&m.message_id).await.unwrap(),
+        Some(m.clone())
+    );
     assert_eq!(store.dlq_message("missing").await.unwrap(), None);
     // The same event failing in another group is another message.
     let m2 = store
@@ -44,7 +47,10 @@ pub async fn dlq_dead_letter_list_and_reopen(store: S) {
         .await
         .unwrap();
 
-    let (all, total) = store.list_dlq_messages(&DlqFilter::default()).await.unwrap();
+    let (all, total) = store
+        .list_dlq_messages(&DlqFilter::default())
+        .await
+        .unwrap();
     assert_eq!((all.len(), total), (3, 3));
     let by_group = DlqFilter {
         group: Some("coordinator".to_owned()),
@@ -65,7 +71,10 @@ pub async fn dlq_dead_letter_list_and_reopen(store: S) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((retried.status, retried.retry_count), (DlqStatus::Retried, 1));
+    assert_eq!(
+        (retried.status, retried.retry_count),
+        (DlqStatus::Retried, 1)
+    );
     let again = store
         .dead_letter(&failure("coordinator", &event, "still broken"))
         .await
@@ -94,10 +103,7 @@ pub async fn dlq_schedule_retry_discard_and_redeliver(store: S) {
         .schedule_dlq_retry(&m.message_id, now + Duration::seconds(60))
         .await
         .unwrap());
-    assert!(!store
-        .schedule_dlq_retry(&m.message_id, now)
-        .await
-        .unwrap());
+    assert!(!store.schedule_dlq_retry(&m.message_id, now).await.unwrap());
     assert!(store.due_dlq_messages(now, 10).await.unwrap().is_empty());
     let later = now + Duration::seconds(61);
     let due = store.due_dlq_messages(later, 10).await.unwrap();
@@ -110,7 +116,11 @@ pub async fn dlq_schedule_retry_discard_and_redeliver(store: S) {
         .unwrap();
     assert_eq!(retried.retry_count, 1);
     assert_eq!(retried.last_retried_at, Some(later));
-    assert!(store.retry_dlq_message(&m.message_id, later).await.unwrap().is_none());
+    assert!(store
+        .retry_dlq_message(&m.message_id, later)
+        .await
+        .unwrap()
+        .is_none());
     assert!(store
         .discard_dlq_message(&m.message_id, "x", later)
         .await
@@ -172,7 +182,11 @@ pub async fn dlq_schedule_retry_discard_and_redeliver(store: S) {
         .unwrap();
     assert_eq!(discarded.status, DlqStatus::Discarded);
     assert_eq!(discarded.discard_reason.as_deref(), Some("manual"));
-    assert!(store.due_dlq_messages(expired, 10).await.unwrap().is_empty());
+    assert!(store
+        .due_dlq_messages(expired, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn dlq_stats_and_purge(store: S) {
@@ -190,7 +204,10 @@ pub async fn dlq_stats_and_purge(store: S) {
     assert!(stats.by_status.contains(&(DlqStatus::Pending, 2)));
     assert!(stats.by_status.contains(&(DlqStatus::Discarded, 1)));
     assert!(stats.by_status.contains(&(DlqStatus::Retried, 0)));
-    assert_eq!(stats.by_event_type, vec![(EventType::ExecutionRequested, 3)]);
+    assert_eq!(
+        stats.by_event_type,
+        vec![(EventType::ExecutionRequested, 3)]
+    );
     assert_eq!(stats.by_group[0], ("g2".to_owned(), 2));
     assert!(stats.oldest_open_at.is_some());
 

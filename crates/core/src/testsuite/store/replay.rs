@@ -57,11 +57,23 @@ pub async fn replay_session_lifecycle(store: S) {
     let now = crate::now();
     let id = &session.session_id;
     assert!(!store
-        .transition_replay_session(id, &[ReplayStatus::Running], ReplayStatus::Paused, None, now)
+        .transition_replay_session(
+            id,
+            &[ReplayStatus::Running],
+            ReplayStatus::Paused,
+            None,
+            now
+        )
         .await
         .unwrap());
     assert!(store
-        .transition_replay_session(id, &[ReplayStatus::Created], ReplayStatus::Running, Some(7), now)
+        .transition_replay_session(
+            id,
+            &[ReplayStatus::Created],
+            ReplayStatus::Running,
+            Some(7),
+            now
+        )
         .await
         .unwrap());
     let running = store.replay_session(id).await.unwrap().unwrap();
@@ -82,13 +94,29 @@ pub async fn replay_session_lifecycle(store: S) {
 
     // One runner at a time holds a running session.
     let lease = now + Duration::seconds(30);
-    let claimed = store.claim_replay_session(now, lease).await.unwrap().unwrap();
+    let claimed = store
+        .claim_replay_session(now, lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.session_id, *id);
-    assert!(store.claim_replay_session(now, lease).await.unwrap().is_none());
+    assert!(store
+        .claim_replay_session(now, lease)
+        .await
+        .unwrap()
+        .is_none());
     let expired = lease + Duration::seconds(1);
-    assert!(store.claim_replay_session(expired, expired).await.unwrap().is_some());
+    assert!(store
+        .claim_replay_session(expired, expired)
+        .await
+        .unwrap()
+        .is_some());
     store.lease_replay_session(id, None).await.unwrap();
-    assert!(store.claim_replay_session(now, lease).await.unwrap().is_some());
+    assert!(store
+        .claim_replay_session(now, lease)
+        .await
+        .unwrap()
+        .is_some());
 
     let progress = ReplayProgress {
         replayed_events: 3,
@@ -101,23 +129,43 @@ pub async fn replay_session_lifecycle(store: S) {
             error_type: Some("io".to_owned()),
             event_id: Some("ev".to_owned()),
         }],
-        cursor: Some(ReplayCursor { timestamp: now, seq: 9 }),
+        cursor: Some(ReplayCursor {
+            timestamp: now,
+            seq: 9,
+        }),
     };
     assert!(store.save_replay_progress(id, &progress).await.unwrap());
-    assert!(!store.save_replay_progress("missing", &progress).await.unwrap());
+    assert!(!store
+        .save_replay_progress("missing", &progress)
+        .await
+        .unwrap());
     let saved = store.replay_session(id).await.unwrap().unwrap();
     assert_eq!(saved.processed_events(), 6);
     assert_eq!(saved.errors, progress.errors);
     assert_eq!(saved.cursor, progress.cursor);
-    assert_eq!(saved.status, ReplayStatus::Running, "progress leaves the status alone");
+    assert_eq!(
+        saved.status,
+        ReplayStatus::Running,
+        "progress leaves the status alone"
+    );
 
     assert!(store
-        .transition_replay_session(id, &[ReplayStatus::Running], ReplayStatus::Completed, None, now)
+        .transition_replay_session(
+            id,
+            &[ReplayStatus::Running],
+            ReplayStatus::Completed,
+            None,
+            now
+        )
         .await
         .unwrap());
     let done = store.replay_session(id).await.unwrap().unwrap();
     assert_eq!(done.completed_at, Some(now));
-    assert!(store.claim_replay_session(expired, expired).await.unwrap().is_none());
+    assert!(store
+        .claim_replay_session(expired, expired)
+        .await
+        .unwrap()
+        .is_none());
 
     // Cleanup removes old finished (or never started) sessions only.
     assert_eq!(
@@ -134,7 +182,11 @@ pub async fn replay_session_lifecycle(store: S) {
             .unwrap(),
         1
     );
-    assert!(store.list_replay_sessions(None, 0).await.unwrap().is_empty());
+    assert!(store
+        .list_replay_sessions(None, 0)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn replay_events_filter_and_order(store: S) {
@@ -144,10 +196,7 @@ pub async fn replay_events_filter_and_order(store: S) {
         .append_event(&event_at("e1", "u1", t0 + Duration::minutes(10)))
         .await
         .unwrap();
-    let early = store
-        .append_event(&event_at("e1", "u1", t0))
-        .await
-        .unwrap();
+    let early = store.append_event(&event_at("e1", "u1", t0)).await.unwrap();
     let other = store
         .append_event(&event_at("e2", "u2", t0 + Duration::minutes(5)))
         .await
