@@ -364,6 +364,18 @@ async fn failing_webhooks_end_in_the_dead_letter_queue() {
     assert_eq!(message.attempts, 2);
     assert!(message.error.contains("HTTP 500"), "{}", message.error);
     assert_eq!(message.event.envelope.aggregate_id.as_deref(), Some(notification_id));
+
+    // An operator's retry from the DLQ gives the delivery a new series of attempts.
+    let admin = s.admin().await;
+    let r = admin.post(&format!("/api/v1/dlq/messages/{}/retry", message.message_id), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_requests(&received, "/fail", 4).await;
+    let start = Instant::now();
+    while store.deliveries(notification_id).await.unwrap()[0].status != NotificationStatus::Failed {
+        assert!(start.elapsed() < DEADLINE, "the retried delivery never settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.deliveries(notification_id).await.unwrap()[0].attempts, 2);
 }
 
 #[tokio::test]
