@@ -176,11 +176,7 @@ impl Inner {
     async fn dispatch(&self) -> Result<(), EngineError> {
         let _only_one = self.dispatching.lock().await;
         let policy = self.policy().await?;
-        while let Some(entry) = self
-            .store
-            .claim_next(&policy, integr8s_core::now())
-            .await?
-        {
+        while let Some(entry) = self.store.claim_next(&policy, integr8s_core::now()).await? {
             let id = entry.execution_id.as_str();
             let scheduled = self
                 .store

@@ -374,20 +374,31 @@ impl Inner {
                 Some(error.clone()),
                 saga_failed(&saga, error),
             ),
-            Ending::Cancelled { reason, by } => (
-                SagaState::Cancelled,
-                Some(reason.clone()),
-                EventPayload::SagaCancelled {
-                    saga_id: saga.saga_id.clone(),
-                    saga_name: saga.saga_name.clone(),
-                    execution_id: saga.execution_id.clone(),
-                    reason,
-                    completed_steps: saga.completed_steps.clone(),
-                    compensated_steps: saga.compensated_steps.clone(),
-                    cancelled_at: Some(integr8s_core::now()),
-                    cancelled_by: Some(by),
-                },
-            ),
+            Ending::Cancelled { reason, by } => {
+                // The run itself is stopped by the worker on the same cancel event and the
+                // allocation was released above: record those undone steps, latest first.
+                for step in saga.completed_steps.clone().iter().rev() {
+                    if let Some(undo) = steps::compensation_of(step) {
+                        if !saga.compensated_steps.iter().any(|s| s == undo) {
+                            saga.compensated_steps.push(undo.to_owned());
+                        }
+                    }
+                }
+                (
+                    SagaState::Cancelled,
+                    Some(reason.clone()),
+                    EventPayload::SagaCancelled {
+                        saga_id: saga.saga_id.clone(),
+                        saga_name: saga.saga_name.clone(),
+                        execution_id: saga.execution_id.clone(),
+                        reason,
+                        completed_steps: saga.completed_steps.clone(),
+                        compensated_steps: saga.compensated_steps.clone(),
+                        cancelled_at: Some(integr8s_core::now()),
+                        cancelled_by: Some(by),
+                    },
+                )
+            }
         };
         emit_caused_by(&self.outbox, cause, payload).await?;
         saga.state = state;

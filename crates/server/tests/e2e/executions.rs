@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::{descendants, Server};
+use crate::harness::{script_processes, Server};
 
 #[tokio::test]
 async fn python_stdout_exit_codes_and_syntax_errors() {
@@ -37,7 +37,7 @@ async fn timeout_ends_the_run_as_timeout() {
     let r = u.run("import time\nprint('start', flush=True)\ntime.sleep(30)").await;
     assert_eq!(r["status"], "timeout", "{r}");
     assert_eq!(r["error_type"], "timeout");
-    assert!(descendants(s.pid()).is_empty(), "processes left: {:?}", descendants(s.pid()));
+    assert!(script_processes(s.pid()).is_empty(), "processes left: {:?}", script_processes(s.pid()));
 }
 
 #[tokio::test]
@@ -46,13 +46,13 @@ async fn cancel_stops_a_running_script_and_leaves_no_process() {
     let u = s.user().await;
     let id = u.submit("import time\nprint('sleeping', flush=True)\ntime.sleep(50)").await;
     u.wait_for(&id, |st| st == "running").await;
-    assert!(!descendants(s.pid()).is_empty(), "the run should be a child of the server");
+    assert!(!script_processes(s.pid()).is_empty(), "the run should be a child of the server");
     let r = u.post(&format!("/api/v1/executions/{id}/cancel"), json!({"reason": "test"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "cancellation_requested");
     let done = u.wait_terminal(&id).await;
     assert_eq!(done["status"], "cancelled", "{done}");
-    assert!(descendants(s.pid()).is_empty(), "processes left: {:?}", descendants(s.pid()));
+    assert!(script_processes(s.pid()).is_empty(), "processes left: {:?}", script_processes(s.pid()));
 
     let again = u.post(&format!("/api/v1/executions/{id}/cancel"), json!({})).await;
     assert_eq!(again.status, 200);

@@ -234,6 +234,19 @@ impl Client {
     }
 }
 
+/// Descendants of `pid` that run a script (their command line names the sandbox's work dir).
+/// Idle bubblewraps kept ready for the next run are not scripts.
+pub fn script_processes(pid: u32) -> Vec<u32> {
+    descendants(pid)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains("/work/main."))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// Pids of all descendants of `pid` on the host.
 pub fn descendants(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
