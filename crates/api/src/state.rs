@@ -45,6 +45,10 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed (`server.trusted_proxies`).
     pub trusted_proxies: Vec<IpNet>,
+    /// Cap of a request's `cpu_time_seconds` (`execution.max_cpu_time_seconds`).
+    pub max_cpu_time_seconds: u64,
+    /// Cap of a request's `stdin`, in bytes (`execution.max_stdin_bytes`).
+    pub max_stdin_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -68,6 +72,8 @@ impl Default for ApiConfig {
             rate_limit_enabled: true,
             cors_origins: Vec::new(),
             trusted_proxies: IpNet::loopback(),
+            max_cpu_time_seconds: 300,
+            max_stdin_bytes: 1024 * 1024,
         }
     }
 }

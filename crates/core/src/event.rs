@@ -13,6 +13,7 @@ macro_rules! event_types {
     ($($variant:ident => $name:literal),+ $(,)?) => {
         /// Every event type of the system (the original's 57 names). One bus topic per type.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum EventType { $($variant),+ }
 
@@ -122,6 +123,7 @@ impl EventType {
 
 /// The `metadata` object of every event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct EventMetadata {
     pub service_name: String,
     pub service_version: String,
@@ -168,6 +170,9 @@ pub struct RunRequest {
     pub priority: Priority,
     /// The full limits of the run (integr8s extension; the fields above keep the contract's shape).
     pub limits: RunLimits,
+    /// Standard input of the run (integr8s extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
 }
 
 /// Output and usage carried by the run-outcome events.

@@ -153,6 +153,9 @@ pub struct RunLimits {
     pub memory_bytes: u64,
     pub max_processes: u64,
     pub max_output_bytes: u64,
+    /// CPU time budget over all processes of the run; `None`: only the wall timeout applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_time_ms: Option<u64>,
 }
 
 impl Default for RunLimits {
@@ -162,6 +165,7 @@ impl Default for RunLimits {
             memory_bytes: 256 * 1024 * 1024,
             max_processes: 64,
             max_output_bytes: 1024 * 1024,
+            cpu_time_ms: None,
         }
     }
 }
@@ -185,6 +189,9 @@ pub struct Execution {
     pub error_message: Option<String>,
     pub resource_usage: Option<ResourceUsage>,
     pub idempotency_key: Option<String>,
+    /// Data fed to the script's standard input.
+    #[serde(default)]
+    pub stdin: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 pub const EXECUTION_SAGA: &str = "execution_saga";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SagaState {
     Created,

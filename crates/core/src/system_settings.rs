@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The contract's `LogLevel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum LogLevel {
     Debug,
@@ -22,6 +23,7 @@ pub enum LogLevel {
 
 /// The whole settings document. Ranges and patterns are enforced by the API before storing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SystemSettings {
     /// Wall-clock limit of new executions, seconds (1..=3600).
     pub max_timeout_seconds: u64,
@@ -84,6 +86,7 @@ pub fn parse_memory(s: &str) -> Option<u64> {
 
 /// What an audit entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SettingsAuditAction {
     SystemSettingsUpdated,
@@ -109,6 +112,7 @@ impl SettingsAuditAction {
 
 /// One change of the system settings: who, when, and the effective values before and after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SettingsAuditEntry {
     pub audit_id: String,
     pub action: SettingsAuditAction,

@@ -29,6 +29,7 @@ pub const FIELDS: [&str; 7] = [
 
 /// The UI theme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Theme {
     Light,
@@ -39,6 +40,7 @@ pub enum Theme {
 
 /// Which notifications the user wants and on which channels (`in_app`, `webhook`, `slack`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct NotificationSettings {
     pub execution_completed: bool,
@@ -62,6 +64,7 @@ impl Default for NotificationSettings {
 
 /// Code editor preferences (`font_size` 8..=32, `tab_size` one of 2, 4, 8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct EditorSettings {
     pub font_size: i64,
@@ -85,6 +88,7 @@ impl Default for EditorSettings {
 
 /// The whole settings document of one user (the contract's `UserSettings`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct UserSettings {
     pub user_id: String,
     pub theme: Theme,

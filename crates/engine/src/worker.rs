@@ -256,6 +256,7 @@ impl Inner {
                     command: runtime.command,
                     env: runtime.env,
                     limits: run.limits,
+                    stdin: run.stdin.clone(),
                 };
                 let control = RunControl {
                     cancel: live.cancel.clone(),

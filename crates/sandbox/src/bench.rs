@@ -147,6 +147,7 @@ fn spec(command: &[&str]) -> RunSpec {
         command: command.iter().map(|s| (*s).to_owned()).collect(),
         env: Vec::new(),
         limits: RunLimits::default(),
+        stdin: None,
     }
 }
 

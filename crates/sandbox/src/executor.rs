@@ -276,7 +276,12 @@ impl LocalExecutor {
         .options();
         let started = Instant::now();
         let mut child = launch
-            .release(&options, spec.script.as_bytes().to_vec(), &spec.command)
+            .release(
+                &options,
+                spec.script.as_bytes().to_vec(),
+                &spec.command,
+                spec.stdin.clone().unwrap_or_default().into_bytes(),
+            )
             .map_err(|e| internal("cannot start bubblewrap", e))?;
 
         let timeout = Duration::from_secs(limits.timeout_seconds.max(1));
@@ -286,7 +291,11 @@ impl LocalExecutor {
             cgroup.as_deref(),
             Budget {
                 wall: timeout,
-                cpu: self.config.cpu_time_limit,
+                // The run's own budget, else the service-wide one.
+                cpu: limits
+                    .cpu_time_ms
+                    .map(Duration::from_millis)
+                    .or(self.config.cpu_time_limit),
                 output_bytes: cap,
             },
             &control.cancel,

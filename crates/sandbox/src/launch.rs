@@ -90,7 +90,7 @@ pub(crate) fn spawn(key: LaunchKey, mut setup: ChildSetup) -> io::Result<Launch>
         .arg("--argv-fd")
         .arg(fds.command.to_string())
         .env_clear()
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     sys::install_child_setup(&mut cmd, setup);
@@ -138,6 +138,7 @@ impl Launch {
         options: &[String],
         script: Vec<u8>,
         command: &[String],
+        stdin: Vec<u8>,
     ) -> io::Result<Running> {
         let (Some(mut child), Some(args), Some(script_pipe), Some(command_pipe), Some(status)) = (
             self.child.take(),
@@ -150,6 +151,7 @@ impl Launch {
         };
         let encoded = nul_separated(options);
         let command = nul_separated(command);
+        let stdin_pipe = child.stdin.take();
         let stdout = child.stdout.take().map(OwnedFd::from);
         let stderr = child.stderr.take().map(OwnedFd::from);
         let running = Running::new(child, self.pid, status, stdout, stderr)?;
@@ -158,8 +160,14 @@ impl Launch {
             let mut args = std::fs::File::from(args);
             if args.write_all(&encoded).is_ok() {
                 drop(args);
-                if std::fs::File::from(script_pipe).write_all(&script).is_ok() {
-                    let _ = std::fs::File::from(command_pipe).write_all(&command);
+                if std::fs::File::from(script_pipe).write_all(&script).is_ok()
+                    && std::fs::File::from(command_pipe).write_all(&command).is_ok()
+                {
+                    // Blocks while the script does not read; ends with the run at the latest
+                    // (EPIPE). Dropping the pipe gives the script end-of-file.
+                    if let Some(mut input) = stdin_pipe {
+                        let _ = input.write_all(&stdin);
+                    }
                 }
             }
         });

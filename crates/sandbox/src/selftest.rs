@@ -86,7 +86,9 @@ fn probe_spec() -> RunSpec {
             memory_bytes: 64 * 1024 * 1024,
             max_processes: 16,
             max_output_bytes: 64 * 1024,
+            cpu_time_ms: None,
         },
+        stdin: None,
     }
 }
 

@@ -44,6 +44,7 @@ fn spec(file_name: &str, script: &str, command: &[&str]) -> RunSpec {
             timeout_seconds: 30,
             ..RunLimits::default()
         },
+        stdin: None,
     }
 }
 
@@ -514,4 +515,36 @@ async fn only_stdio_fds_are_inherited() {
     let report = run(&spec("main.py", script, &[PYTHON, "main.py"])).await;
     // 0, 1, 2 plus the directory fd of the listing itself.
     assert_eq!(report.stdout, "[0, 1, 2] 4\n", "{report:?}");
+}
+
+#[tokio::test]
+async fn stdin_is_fed_to_the_script_and_then_closed() {
+    let mut s = spec(
+        "main.py",
+        "import sys\nsys.stdout.write(sys.stdin.read().upper())",
+        &["/usr/bin/python3", "main.py"],
+    );
+    s.stdin = Some("hello\nworld\n".into());
+    let r = run(&s).await;
+    assert_eq!(r.outcome, RunOutcome::Exited { code: 0 }, "{r:?}");
+    assert_eq!(r.stdout, "HELLO\nWORLD\n");
+
+    // Without input the script sees end-of-file at once, not a hang.
+    s.stdin = None;
+    let r = run(&s).await;
+    assert_eq!(r.outcome, RunOutcome::Exited { code: 0 }, "{r:?}");
+    assert_eq!(r.stdout, "");
+}
+
+#[tokio::test]
+async fn a_run_cpu_budget_stops_a_burner() {
+    let mut s = spec(
+        "main.py",
+        "while True:\n    pass",
+        &["/usr/bin/python3", "main.py"],
+    );
+    s.limits.cpu_time_ms = Some(500);
+    let r = run(&s).await;
+    assert_eq!(r.outcome, RunOutcome::CpuLimit, "{r:?}");
+    assert!(r.cpu_user + r.cpu_system >= std::time::Duration::from_millis(400), "{r:?}");
 }

@@ -120,6 +120,8 @@ pub struct ExecutionConfig {
     pub cpu_limit: String,
     pub max_processes: u64,
     pub max_output_bytes: u64,
+    pub max_cpu_time_seconds: u64,
+    pub max_stdin_bytes: u64,
     pub max_concurrent: u32,
     pub max_per_user: u32,
     pub max_queue_length: u64,
@@ -297,6 +299,16 @@ impl Config {
         )?;
         check(e.max_processes >= 4, "execution.max_processes", "must be at least 4")?;
         check(e.max_output_bytes >= 1024, "execution.max_output_bytes", "must be at least 1024")?;
+        check(
+            (1..=3600).contains(&e.max_cpu_time_seconds),
+            "execution.max_cpu_time_seconds",
+            "must be between 1 and 3600",
+        )?;
+        check(
+            e.max_stdin_bytes <= 16 << 20,
+            "execution.max_stdin_bytes",
+            "must be at most 16777216 (16 MiB)",
+        )?;
         check(e.max_concurrent >= 1, "execution.max_concurrent", "must be at least 1")?;
         check(e.max_per_user >= 1, "execution.max_per_user", "must be at least 1")?;
         check(e.max_queue_length >= 1, "execution.max_queue_length", "must be at least 1")?;

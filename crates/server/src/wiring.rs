@@ -55,6 +55,7 @@ fn run_limits(config: &Config) -> RunLimits {
         memory_bytes: config.memory_limit_bytes(),
         max_processes: config.execution.max_processes,
         max_output_bytes: config.execution.max_output_bytes,
+        cpu_time_ms: None,
     }
 }
 
@@ -172,6 +173,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             rate_limit_enabled: config.rate_limit.enabled,
             cors_origins: config.server.cors_origins.clone(),
             trusted_proxies: config.trusted_proxies(),
+            max_cpu_time_seconds: config.execution.max_cpu_time_seconds,
+            max_stdin_bytes: usize::try_from(config.execution.max_stdin_bytes).unwrap_or(usize::MAX),
         }),
         started_at: Instant::now(),
         rate_limits: integr8s_api::ratelimit::RateLimits::new(Arc::new(integr8s_limiter::MemoryRateLimiter::new())),

@@ -3,6 +3,8 @@
 //! come from `schemars`. Tests prove that the table and the router agree and compare the document
 //! with the reference contract.
 
+mod features;
+mod admin_ops;
 mod operations;
 #[cfg(test)]
 mod tests;
@@ -36,6 +38,10 @@ pub enum Body {
     EventStream,
     /// `text/csv` or another download.
     Download(&'static str),
+    /// No body: the route answers `204 No Content`.
+    NoContent,
+    /// A file download in one of several media types (chosen by the request).
+    Downloads(&'static [&'static str]),
 }
 
 /// `application/json` of `T`.
@@ -116,8 +122,14 @@ fn content(body: Body, generator: &mut SchemaGenerator) -> Value {
             json!({"application/x-www-form-urlencoded": {"schema": schema(generator)}})
         }
         Body::Untyped => json!({"application/json": {"schema": {}}}),
+        Body::NoContent => json!({}),
         Body::EventStream => json!({"text/event-stream": {"schema": {"type": "string"}}}),
         Body::Download(mime) => json!({ mime: {"schema": {"type": "string"}} }),
+        Body::Downloads(mimes) => mimes
+            .iter()
+            .map(|m| (m.to_string(), json!({"schema": {"type": "string"}})))
+            .collect::<Map<String, Value>>()
+            .into(),
     }
 }
 
@@ -147,12 +159,19 @@ pub fn document() -> Value {
     let mut responses = generator(true);
     let mut paths: Map<String, Value> = Map::new();
     for op in operations() {
+        let (status, success) = match op.response {
+            Body::NoContent => ("204", json!({"description": "No Content"})),
+            body => (
+                "200",
+                json!({"description": "Successful Response", "content": content(body, &mut responses)}),
+            ),
+        };
         let mut entry = json!({
             "tags": [op.tag],
             "summary": op.summary,
             "operationId": format!("{}_{}", op.method, op.path.trim_matches('/').replace(['/', '{', '}', '-'], "_")),
             "responses": {
-                "200": {"description": "Successful Response", "content": content(op.response, &mut responses)},
+                status: success,
                 "422": {"description": "Validation Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}},
             },
         });

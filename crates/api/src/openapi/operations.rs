@@ -32,6 +32,13 @@ pub fn operations() -> Vec<Operation> {
     all.extend(executions());
     all.extend(platform());
     all.extend(admin_rate_limits());
+    all.extend(super::admin_ops::admin());
+    all.extend(super::features::scripts());
+    all.extend(super::features::user_settings());
+    all.extend(super::features::sagas());
+    all.extend(super::features::notifications());
+    all.extend(super::features::replay());
+    all.extend(super::features::dlq());
     all.extend(super::untyped::untyped());
     all
 }

@@ -9,8 +9,14 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use integr8s_core::event::{Envelope, EventPayload, EventType};
 use integr8s_core::ports::dlq::{DlqFilter, DlqMessage, DlqStatus};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+mod responses;
+
+pub use responses::{
+    DlqDiscardRequest, DlqDiscardResponse, DlqEventTypeCount, DlqGroupCount,
+    DlqMessageListResponse, DlqMessageResponse, DlqRetryResponse, DlqStatsResponse,
+};
 
 use crate::auth::AdminUser;
 use crate::error::ApiError;
@@ -24,31 +30,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/dlq/messages/{message_id}/retry", post(retry))
         .route("/api/v1/dlq/messages/{message_id}/discard", post(discard))
         .route("/api/v1/dlq/stats", get(stats))
-}
-
-/// One DLQ message as the API shows it (`DLQMessage`).
-pub fn message_json(m: &DlqMessage) -> Value {
-    json!({
-        "message_id": m.message_id,
-        "group": m.group,
-        "event_id": m.event.envelope.event_id,
-        "event_type": m.event_type(),
-        "original_topic": m.original_topic,
-        "error": m.error,
-        "attempts": m.attempts,
-        "retry_count": m.retry_count,
-        "status": m.status,
-        "producer_id": m.producer_id,
-        "failed_at": m.failed_at,
-        "created_at": m.created_at,
-        "updated_at": m.updated_at,
-        "next_retry_at": m.next_retry_at,
-        "last_retried_at": m.last_retried_at,
-        "redelivered_at": m.redelivered_at,
-        "discarded_at": m.discarded_at,
-        "discard_reason": m.discard_reason,
-        "event": m.event.envelope,
-    })
 }
 
 fn not_found(message_id: &str) -> ApiError {
@@ -79,7 +60,7 @@ async fn list(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DlqMessageListResponse>, ApiError> {
     let status = query
         .get("status")
         .map(|s| {
@@ -102,20 +83,20 @@ async fn list(
         offset: u32::try_from(offset).unwrap_or(0),
     };
     let (messages, total) = state.store.list_dlq_messages(&filter).await?;
-    Ok(Json(json!({
-        "messages": messages.iter().map(message_json).collect::<Vec<_>>(),
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    })))
+    Ok(Json(DlqMessageListResponse {
+        messages: messages.iter().map(Into::into).collect(),
+        total,
+        limit,
+        offset,
+    }))
 }
 
 async fn message(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     AppPath(message_id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(message_json(&load(&state, &message_id).await?)))
+) -> Result<Json<DlqMessageResponse>, ApiError> {
+    Ok(Json((&load(&state, &message_id).await?).into()))
 }
 
 /// Announces a DLQ change on behalf of the admin, keyed by the message id.
@@ -142,7 +123,7 @@ async fn retry(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     AppPath(message_id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DlqRetryResponse>, ApiError> {
     let current = load(&state, &message_id).await?;
     let Some(message) = state
         .store
@@ -156,24 +137,17 @@ async fn retry(
     };
     announce(&state, &message, message.retried_payload(), &admin.user_id).await?;
     tracing::info!(message_id, group = %message.group, "dlq message retried by an admin");
-    Ok(Json(json!({
-        "message_id": message_id,
-        "status": message.status,
-        "retry_count": message.retry_count,
-        "message": format!("Redelivery to consumer group '{}' requested", message.group),
-    })))
+    Ok(Json(DlqRetryResponse {
+        message: format!("Redelivery to consumer group '{}' requested", message.group),
+        message_id,
+        status: message.status,
+        retry_count: message.retry_count,
+    }))
 }
 
-/// The optional body of a discard.
-#[derive(Debug, Deserialize, Default)]
-struct DiscardRequest {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-fn parse_discard(body: &Bytes) -> Result<DiscardRequest, ApiError> {
+fn parse_discard(body: &Bytes) -> Result<DlqDiscardRequest, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DiscardRequest::default());
+        return Ok(DlqDiscardRequest::default());
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid(&["body"], "json_invalid", format!("JSON decode error: {e}"))
@@ -193,7 +167,7 @@ async fn discard(
     AdminUser(admin): AdminUser,
     AppPath(message_id): AppPath<String>,
     AppBytes(body): AppBytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DlqDiscardResponse>, ApiError> {
     let request = parse_discard(&body)?;
     let current = load(&state, &message_id).await?;
     let reason = request
@@ -217,35 +191,18 @@ async fn discard(
         &admin.user_id,
     )
     .await?;
-    Ok(Json(json!({
-        "message_id": message_id,
-        "status": message.status,
-        "reason": reason,
-        "message": "DLQ message discarded",
-    })))
+    Ok(Json(DlqDiscardResponse {
+        message_id,
+        status: message.status,
+        reason,
+        message: "DLQ message discarded".to_owned(),
+    }))
 }
 
 async fn stats(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
-) -> Result<Json<Value>, ApiError> {
-    let s = state.store.dlq_stats().await?;
-    let by_status: serde_json::Map<String, Value> = s
-        .by_status
-        .iter()
-        .map(|(status, n)| (status.as_str().to_owned(), json!(n)))
-        .collect();
-    let oldest_age = s
-        .oldest_open_at
-        .map(|t| (integr8s_core::now() - t).num_milliseconds() as f64 / 1000.0);
-    Ok(Json(json!({
-        "total": s.total,
-        "by_status": by_status,
-        "by_event_type": s.by_event_type.iter()
-            .map(|(t, n)| json!({"event_type": t, "count": n})).collect::<Vec<_>>(),
-        "by_group": s.by_group.iter()
-            .map(|(g, n)| json!({"group": g, "count": n})).collect::<Vec<_>>(),
-        "oldest_open_at": s.oldest_open_at,
-        "oldest_open_age_seconds": oldest_age,
-    })))
+) -> Result<Json<DlqStatsResponse>, ApiError> {
+    let stats = state.store.dlq_stats().await?;
+    Ok(Json(DlqStatsResponse::new(stats, integr8s_core::now())))
 }

@@ -12,7 +12,7 @@ use integr8s_core::{ErrorType, Execution, ExecutionStatus, Priority, ResourceUsa
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::submit::{self, load_owned, ExecutionResponse, Submission};
+use super::submit::{self, load_owned, ExecutionResponse, RequestedLimits, Submission};
 use crate::auth::{AdminUser, CurrentUser};
 use crate::error::ApiError;
 use crate::extract::{deserialize_value, AppBytes, AppJson, AppPath, QueryPairs};
@@ -77,6 +77,49 @@ pub(crate) struct ExecutionRequest {
     lang: String,
     #[serde(default = "default_version")]
     lang_version: String,
+    /// Wall-clock limit in seconds (integr8s extension; at most the admin cap).
+    #[serde(default)]
+    timeout_seconds: Option<i64>,
+    /// Memory limit in MiB (integr8s extension; at most the admin cap).
+    #[serde(default)]
+    memory_mb: Option<i64>,
+    /// CPU time budget over all processes, seconds (integr8s extension).
+    #[serde(default)]
+    cpu_time_seconds: Option<i64>,
+    /// Combined stdout + stderr cap in bytes (integr8s extension).
+    #[serde(default)]
+    max_output_bytes: Option<i64>,
+    /// Process and thread cap (integr8s extension).
+    #[serde(default)]
+    max_processes: Option<i64>,
+    /// Standard input of the script (integr8s extension).
+    #[serde(default)]
+    stdin: Option<String>,
+}
+
+impl ExecutionRequest {
+    /// The optional limits, each required to be a positive integer (422 naming the field).
+    fn requested(&self) -> Result<RequestedLimits, ApiError> {
+        fn positive(field: &str, v: Option<i64>) -> Result<Option<u64>, ApiError> {
+            match v {
+                None => Ok(None),
+                Some(n) if n > 0 => Ok(Some(n.unsigned_abs())),
+                Some(_) => Err(ApiError::invalid(
+                    &["body", field],
+                    "greater_than",
+                    format!("{field} must be a positive integer"),
+                )),
+            }
+        }
+        Ok(RequestedLimits {
+            clamp: false,
+            timeout_seconds: positive("timeout_seconds", self.timeout_seconds)?,
+            memory_mb: positive("memory_mb", self.memory_mb)?,
+            cpu_time_seconds: positive("cpu_time_seconds", self.cpu_time_seconds)?,
+            max_output_bytes: positive("max_output_bytes", self.max_output_bytes)?,
+            max_processes: positive("max_processes", self.max_processes)?,
+        })
+    }
 }
 
 async fn execute(
@@ -86,6 +129,7 @@ async fn execute(
     AppJson(body): AppJson<ExecutionRequest>,
 ) -> Result<Json<ExecutionResponse>, ApiError> {
     let idempotency_key = submit::idempotency_key(&headers)?;
+    let requested = body.requested()?;
     let response = submit::submit(
         &state,
         Submission {
@@ -94,6 +138,8 @@ async fn execute(
             lang: body.lang,
             lang_version: body.lang_version,
             idempotency_key,
+            requested,
+            stdin: body.stdin,
         },
     )
     .await?;
@@ -207,6 +253,9 @@ async fn retry(
             lang: original.lang,
             lang_version: original.lang_version,
             idempotency_key: None,
+            // The limits the original asked for, clamped to today's caps.
+            requested: RequestedLimits::of(&original.limits),
+            stdin: original.stdin,
         },
     )
     .await?;

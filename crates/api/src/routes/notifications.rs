@@ -6,7 +6,7 @@
 //! but never count as unread.
 
 mod stream;
-mod subscriptions;
+pub mod subscriptions;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -18,7 +18,6 @@ use integr8s_core::notification::{
     Notification, NotificationChannel, NotificationFilter, NotificationSeverity, NotificationStatus,
 };
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -63,7 +62,7 @@ async fn private_no_cache(mut response: Response) -> Response {
 }
 
 /// The contract's `NotificationResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct NotificationResponse {
     pub notification_id: String,
     pub channel: NotificationChannel,
@@ -92,6 +91,26 @@ impl From<Notification> for NotificationResponse {
             tags: n.tags,
         }
     }
+}
+
+/// The contract's `NotificationListResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct NotificationListResponse {
+    pub notifications: Vec<NotificationResponse>,
+    pub total: u64,
+    pub unread_count: u64,
+}
+
+/// The contract's `UnreadCountResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct UnreadCountResponse {
+    pub unread_count: u64,
+}
+
+/// The contract's `DeleteNotificationResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct DeleteNotificationResponse {
+    pub message: String,
 }
 
 fn not_found(notification_id: &str) -> ApiError {
@@ -135,7 +154,7 @@ async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NotificationListResponse>, ApiError> {
     let limit = query.int_in("limit", 50, 1, 100)?;
     let offset = query.int_in("offset", 0, 0, i64::from(u32::MAX))?;
     let filter = NotificationFilter {
@@ -152,20 +171,21 @@ async fn list(
     };
     let (items, total) = state.store.list_notifications(&filter).await?;
     let unread = state.store.unread_notifications(&user.user_id).await?;
-    let notifications: Vec<NotificationResponse> = items.into_iter().map(Into::into).collect();
-    Ok(Json(json!({
-        "notifications": notifications,
-        "total": total,
-        "unread_count": unread,
-    })))
+    Ok(Json(NotificationListResponse {
+        notifications: items.into_iter().map(Into::into).collect(),
+        total,
+        unread_count: unread,
+    }))
 }
 
 async fn unread_count(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UnreadCountResponse>, ApiError> {
     let unread = state.store.unread_notifications(&user.user_id).await?;
-    Ok(Json(json!({ "unread_count": unread })))
+    Ok(Json(UnreadCountResponse {
+        unread_count: unread,
+    }))
 }
 
 async fn mark_read(
@@ -199,13 +219,15 @@ async fn remove(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     AppPath(notification_id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteNotificationResponse>, ApiError> {
     if state
         .store
         .delete_notification(&user.user_id, &notification_id)
         .await?
     {
-        Ok(Json(json!({ "message": "Notification deleted" })))
+        Ok(Json(DeleteNotificationResponse {
+            message: "Notification deleted".to_owned(),
+        }))
     } else {
         Err(not_found(&notification_id))
     }

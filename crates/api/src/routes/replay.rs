@@ -14,8 +14,13 @@ use chrono::{DateTime, Utc};
 use integr8s_core::ports::replay::{
     ReplayConfig, ReplayFilter, ReplaySession, ReplayStatus, ReplayTarget, ReplayType,
 };
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+
+mod responses;
+
+pub use responses::{
+    CleanupResponse, ReplayResponse, ReplaySessionResponse, SessionConfigSummary, SessionSummary,
+};
 
 use crate::auth::AdminUser;
 use crate::error::ApiError;
@@ -50,8 +55,8 @@ fn default_retry_attempts() -> i64 {
 }
 
 /// The contract's `ReplayRequest`.
-#[derive(Debug, Deserialize)]
-struct ReplayRequest {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ReplayRequest {
     replay_type: ReplayType,
     #[serde(default = "default_target")]
     target: ReplayTarget,
@@ -164,14 +169,6 @@ impl ReplayRequest {
             enable_progress_tracking: self.enable_progress_tracking,
         })
     }
-}
-
-/// The contract's `ReplayResponse`.
-#[derive(Debug, Serialize)]
-pub struct ReplayResponse {
-    pub session_id: String,
-    pub status: ReplayStatus,
-    pub message: String,
 }
 
 fn respond(session_id: &str, status: ReplayStatus, message: &str) -> Json<ReplayResponse> {
@@ -355,46 +352,6 @@ async fn cancel(
     .await
 }
 
-fn duration_seconds(s: &ReplaySession) -> Option<f64> {
-    let (start, end) = (s.started_at?, s.completed_at?);
-    Some((end - start).num_milliseconds() as f64 / 1000.0)
-}
-
-/// The contract's `SessionSummary`.
-fn summary(s: &ReplaySession) -> Value {
-    json!({
-        "session_id": s.session_id,
-        "config": {"replay_type": s.config.replay_type, "target": s.config.target},
-        "status": s.status,
-        "total_events": s.total_events,
-        "replayed_events": s.replayed_events,
-        "failed_events": s.failed_events,
-        "skipped_events": s.skipped_events,
-        "created_at": s.created_at,
-        "started_at": s.started_at,
-        "completed_at": s.completed_at,
-        "duration_seconds": duration_seconds(s),
-    })
-}
-
-/// The contract's `ReplaySession`.
-pub(crate) fn session_json(s: &ReplaySession) -> Value {
-    json!({
-        "session_id": s.session_id,
-        "config": s.config,
-        "status": s.status,
-        "total_events": s.total_events,
-        "replayed_events": s.replayed_events,
-        "failed_events": s.failed_events,
-        "skipped_events": s.skipped_events,
-        "created_at": s.created_at,
-        "started_at": s.started_at,
-        "completed_at": s.completed_at,
-        "last_event_at": s.last_event_at,
-        "errors": s.errors,
-    })
-}
-
 pub(crate) fn parse_status(raw: Option<&str>) -> Result<Option<ReplayStatus>, ApiError> {
     raw.map(|s| {
         ReplayStatus::parse(s).ok_or_else(|| {
@@ -412,34 +369,34 @@ async fn list(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     query: QueryPairs,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Json<Vec<SessionSummary>>, ApiError> {
     let status = parse_status(query.get("status"))?;
     let limit = query.int_in("limit", 100, 1, 1000)?;
     let sessions = state
         .store
         .list_replay_sessions(status, u32::try_from(limit).unwrap_or(100))
         .await?;
-    Ok(Json(sessions.iter().map(summary).collect()))
+    Ok(Json(sessions.iter().map(Into::into).collect()))
 }
 
 async fn session(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     AppPath(session_id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(session_json(&load(&state, &session_id).await?)))
+) -> Result<Json<ReplaySessionResponse>, ApiError> {
+    Ok(Json(load(&state, &session_id).await?.into()))
 }
 
 async fn cleanup(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CleanupResponse>, ApiError> {
     let hours = query.int_in("older_than_hours", 24, 1, 24 * 365 * 100)?;
     let cutoff: DateTime<Utc> = integr8s_core::now() - chrono::Duration::hours(hours);
     let removed = state.store.delete_replay_sessions_before(cutoff).await?;
-    Ok(Json(json!({
-        "removed_sessions": removed,
-        "message": format!("Removed {removed} old sessions"),
-    })))
+    Ok(Json(CleanupResponse {
+        removed_sessions: removed,
+        message: format!("Removed {removed} old sessions"),
+    }))
 }

@@ -17,7 +17,6 @@ use integr8s_core::ports::SagaFilter;
 use integr8s_core::saga::{Saga, SagaState};
 use integr8s_core::user::User;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -43,7 +42,7 @@ async fn add_slash(OriginalUri(uri): OriginalUri) -> Redirect {
 }
 
 /// The contract's `SagaStatusResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SagaStatusResponse {
     pub saga_id: String,
     pub saga_name: String,
@@ -76,6 +75,24 @@ impl From<Saga> for SagaStatusResponse {
             retry_count: s.retry_count,
         }
     }
+}
+
+/// The contract's `SagaListResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SagaListResponse {
+    pub sagas: Vec<SagaStatusResponse>,
+    pub total: u64,
+    pub skip: u32,
+    pub limit: u32,
+    pub has_more: bool,
+}
+
+/// The contract's `SagaCancellationResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SagaCancellationResponse {
+    pub success: bool,
+    pub message: String,
+    pub saga_id: String,
 }
 
 fn saga_not_found(saga_id: &str) -> ApiError {
@@ -135,18 +152,19 @@ fn list_params(query: &QueryPairs) -> Result<SagaFilter, ApiError> {
     })
 }
 
-/// The contract's `SagaListResponse`.
-async fn list_response(state: &AppState, filter: &SagaFilter) -> Result<Json<Value>, ApiError> {
+async fn list_response(
+    state: &AppState,
+    filter: &SagaFilter,
+) -> Result<Json<SagaListResponse>, ApiError> {
     let (sagas, total) = state.store.list_sagas(filter).await?;
     let has_more = u64::from(filter.skip).saturating_add(sagas.len() as u64) < total;
-    let sagas: Vec<SagaStatusResponse> = sagas.into_iter().map(Into::into).collect();
-    Ok(Json(json!({
-        "sagas": sagas,
-        "total": total,
-        "skip": filter.skip,
-        "limit": filter.limit,
-        "has_more": has_more,
-    })))
+    Ok(Json(SagaListResponse {
+        sagas: sagas.into_iter().map(Into::into).collect(),
+        total,
+        skip: filter.skip,
+        limit: filter.limit,
+        has_more,
+    }))
 }
 
 async fn read(
@@ -162,7 +180,7 @@ async fn by_execution(
     CurrentUser(user): CurrentUser,
     AppPath(execution_id): AppPath<String>,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SagaListResponse>, ApiError> {
     let mut filter = list_params(&query)?;
     if !can_access_execution(&state, &user, &execution_id).await? {
         return Err(ApiError::access_denied());
@@ -175,7 +193,7 @@ async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SagaListResponse>, ApiError> {
     let mut filter = list_params(&query)?;
     if let Some(execution_id) = query.get("execution_id").filter(|v| !v.is_empty()) {
         if !can_access_execution(&state, &user, execution_id).await? {
@@ -193,7 +211,7 @@ async fn cancel(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     AppPath(saga_id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SagaCancellationResponse>, ApiError> {
     let saga = load_saga(&state, &user, &saga_id).await?;
     let execution_ended = state
         .store
@@ -219,9 +237,9 @@ async fn cancel(
     let env = Envelope::new(payload, state.outbox.metadata(Some(user.user_id.clone())));
     state.outbox.emit_envelope(&env).await?;
     tracing::info!(%saga_id, execution_id = %saga.execution_id, "saga cancellation requested");
-    Ok(Json(json!({
-        "success": true,
-        "message": "Saga cancelled successfully",
-        "saga_id": saga_id,
-    })))
+    Ok(Json(SagaCancellationResponse {
+        success: true,
+        message: "Saga cancelled successfully".to_owned(),
+        saga_id,
+    }))
 }

@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use integr8s_core::event::{Envelope, EventPayload};
 use integr8s_core::ports::SavedScript;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::submit::MAX_SCRIPT_CHARS;
 use crate::auth::CurrentUser;
@@ -35,7 +34,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The contract's `SavedScriptResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SavedScriptResponse {
     pub script_id: String,
     pub name: String,
@@ -62,6 +61,12 @@ impl From<SavedScript> for SavedScriptResponse {
     }
 }
 
+/// The contract's `SavedScriptListResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SavedScriptListResponse {
+    pub scripts: Vec<SavedScriptResponse>,
+}
+
 fn default_lang() -> String {
     "python".to_owned()
 }
@@ -71,7 +76,7 @@ fn default_version() -> String {
 }
 
 /// The contract's `SavedScriptCreateRequest`; unknown fields are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct SavedScriptCreateRequest {
     name: String,
     script: String,
@@ -85,7 +90,7 @@ pub struct SavedScriptCreateRequest {
 
 /// The contract's `SavedScriptUpdate`: absent or null fields keep their value (its
 /// `updated_at` is set by the server, so a client's value is ignored).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct SavedScriptUpdate {
     #[serde(default)]
     name: Option<String>,
@@ -193,15 +198,15 @@ async fn create(
 async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
-    let scripts: Vec<SavedScriptResponse> = state
+) -> Result<Json<SavedScriptListResponse>, ApiError> {
+    let scripts = state
         .store
         .list_scripts(&user.user_id)
         .await?
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(Json(json!({ "scripts": scripts })))
+    Ok(Json(SavedScriptListResponse { scripts }))
 }
 
 async fn read(

@@ -4,7 +4,7 @@ use integr8s_core::event::{Envelope, EventPayload, RunRequest};
 use integr8s_core::execution::ExecutionFilter;
 use integr8s_core::ports::CreateExecution;
 use integr8s_core::runtime::RuntimeError;
-use integr8s_core::{Execution, ExecutionStatus, Priority};
+use integr8s_core::{Execution, ExecutionStatus, Priority, RunLimits};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -24,6 +24,72 @@ pub struct Submission {
     pub lang: String,
     pub lang_version: String,
     pub idempotency_key: Option<String>,
+    /// Limits the request asked for; each may only lower the admin cap.
+    pub requested: RequestedLimits,
+    pub stdin: Option<String>,
+}
+
+/// Optional per-request limits (integr8s extension of `ExecutionRequest`), already checked to
+/// be positive by the request parser.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestedLimits {
+    /// Lower values above a cap to the cap instead of refusing them (retries).
+    pub clamp: bool,
+    pub timeout_seconds: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub cpu_time_seconds: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    pub max_processes: Option<u64>,
+}
+
+impl RequestedLimits {
+    /// The requested limits of a stored execution, for a retry.
+    pub fn of(limits: &RunLimits) -> Self {
+        Self {
+            clamp: true,
+            timeout_seconds: Some(limits.timeout_seconds),
+            memory_mb: Some(limits.memory_bytes >> 20),
+            cpu_time_seconds: limits.cpu_time_ms.map(|ms| ms.div_ceil(1000)),
+            max_output_bytes: Some(limits.max_output_bytes),
+            max_processes: Some(limits.max_processes),
+        }
+    }
+}
+
+/// Applies requested limits under the caps (the effective defaults). A value above its cap is
+/// a 422 naming the field and the cap.
+fn apply_requested(
+    caps: RunLimits,
+    max_cpu_time_seconds: u64,
+    req: RequestedLimits,
+) -> Result<RunLimits, ApiError> {
+    let clamp = req.clamp;
+    let capped = |field: &str, value: Option<u64>, cap: u64, unit: &str| -> Result<u64, ApiError> {
+        match value {
+            None => Ok(cap),
+            Some(v) if v <= cap => Ok(v),
+            Some(_) if clamp => Ok(cap),
+            Some(v) => Err(ApiError::invalid(
+                &["body", field],
+                "less_than_equal",
+                format!("{field} is {v}{unit}, above the administrator's cap of {cap}{unit}"),
+            )),
+        }
+    };
+    let memory_cap_mb = caps.memory_bytes >> 20;
+    let cpu = match req.cpu_time_seconds {
+        None => None,
+        Some(v) => Some(capped("cpu_time_seconds", Some(v), max_cpu_time_seconds, " s")? * 1000),
+    };
+    Ok(RunLimits {
+        timeout_seconds: capped("timeout_seconds", req.timeout_seconds, caps.timeout_seconds, " s")?,
+        memory_bytes: capped("memory_mb", req.memory_mb, memory_cap_mb, " MiB")?
+            .saturating_mul(1 << 20)
+            .min(caps.memory_bytes),
+        max_processes: capped("max_processes", req.max_processes, caps.max_processes, "")?,
+        max_output_bytes: capped("max_output_bytes", req.max_output_bytes, caps.max_output_bytes, " bytes")?,
+        cpu_time_ms: cpu,
+    })
 }
 
 /// The contract's `ExecutionResponse`.
@@ -75,7 +141,21 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
     let now = integr8s_core::now();
     let cfg = &state.config;
     let settings = crate::routes::admin::settings::effective_settings(state).await?;
-    let limits = crate::routes::admin::settings::run_limits(cfg, &settings);
+    let caps = crate::routes::admin::settings::run_limits(cfg, &settings);
+    let limits = apply_requested(caps, cfg.max_cpu_time_seconds, sub.requested)?;
+    if let Some(stdin) = &sub.stdin {
+        if stdin.len() > cfg.max_stdin_bytes {
+            return Err(ApiError::invalid(
+                &["body", "stdin"],
+                "string_too_long",
+                format!(
+                    "stdin is {} bytes, above the cap of {} bytes",
+                    stdin.len(),
+                    cfg.max_stdin_bytes
+                ),
+            ));
+        }
+    }
     let execution = Execution {
         execution_id: integr8s_core::new_id(),
         user_id: sub.user_id.clone(),
@@ -92,6 +172,7 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
         error_message: None,
         resource_usage: None,
         idempotency_key: sub.idempotency_key,
+        stdin: sub.stdin,
         created_at: now,
         updated_at: now,
     };
@@ -110,6 +191,7 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
         memory_request: cfg.memory_request.clone(),
         priority: execution.priority,
         limits,
+        stdin: execution.stdin.clone(),
     };
     let envelope = Envelope::new(
         EventPayload::ExecutionRequested(request),

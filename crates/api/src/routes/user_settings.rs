@@ -15,8 +15,8 @@ use integr8s_core::user_settings::{
     current_settings, settings_at, EditorSettings, NotificationSettings, SettingChange, Theme,
     UserSettings,
 };
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ValidationIssue};
@@ -55,7 +55,7 @@ async fn add_slash(OriginalUri(uri): OriginalUri) -> Redirect {
 }
 
 /// The contract's `UserSettingsUpdate`: every field optional, unknown fields ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct UserSettingsUpdate {
     #[serde(default)]
     theme: Option<Theme>,
@@ -74,17 +74,36 @@ pub struct UserSettingsUpdate {
 }
 
 /// The contract's `ThemeUpdateRequest`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ThemeUpdateRequest {
     theme: Theme,
 }
 
 /// The contract's `RestoreSettingsRequest`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct RestoreSettingsRequest {
     timestamp: String,
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// The contract's `SettingsHistoryEntry`: one changed value (a change-less restore is one entry
+/// with field `/` and null values).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SettingsHistoryEntry {
+    pub timestamp: DateTime<Utc>,
+    pub event_type: EventType,
+    pub field: String,
+    pub old_value: Value,
+    pub new_value: Value,
+    pub reason: Option<String>,
+}
+
+/// The contract's `SettingsHistoryResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SettingsHistoryResponse {
+    pub history: Vec<SettingsHistoryEntry>,
+    pub limit: i64,
 }
 
 fn check_editor(editor: &EditorSettings, loc: &[&str], issues: &mut Vec<ValidationIssue>) {
@@ -307,7 +326,7 @@ async fn history(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SettingsHistoryResponse>, ApiError> {
     let limit = query.int_in("limit", 50, 1, 200)?;
     let max = usize::try_from(limit).unwrap_or(200);
     let events = state
@@ -322,15 +341,13 @@ async fn history(
         else {
             continue;
         };
-        let entry = |field: &str, old_value: Value, new_value: Value| {
-            json!({
-                "timestamp": event.envelope.timestamp,
-                "event_type": EventType::UserSettingsUpdated,
-                "field": field,
-                "old_value": old_value,
-                "new_value": new_value,
-                "reason": reason,
-            })
+        let entry = |field: &str, old_value: Value, new_value: Value| SettingsHistoryEntry {
+            timestamp: event.envelope.timestamp,
+            event_type: EventType::UserSettingsUpdated,
+            field: field.to_owned(),
+            old_value,
+            new_value,
+            reason: reason.clone(),
         };
         if changes.is_empty() {
             // A restore that changed nothing is still part of the history.
@@ -344,7 +361,10 @@ async fn history(
         }
     }
     entries.truncate(max);
-    Ok(Json(json!({ "history": entries, "limit": limit })))
+    Ok(Json(SettingsHistoryResponse {
+        history: entries,
+        limit,
+    }))
 }
 
 /// A datetime with an offset (RFC 3339) or a naive one read as UTC, as pydantic accepts.

@@ -18,6 +18,7 @@ use crate::event::{EventPayload, EventType, StoredEvent};
 
 /// Where a dead-lettered message is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DlqStatus {
     Pending,

@@ -23,6 +23,8 @@ pub struct RunSpec {
     /// Extra environment for the interpreter (on top of PATH, HOME, LANG).
     pub env: Vec<(String, String)>,
     pub limits: RunLimits,
+    /// Written to the script's standard input, then closed; `None`: empty input.
+    pub stdin: Option<String>,
 }
 
 /// How a run ended, most specific cause first.

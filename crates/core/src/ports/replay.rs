@@ -34,6 +34,7 @@ pub fn replay_correlation(session_id: &str, original_event_id: &str) -> String {
 
 /// The contract's `ReplayType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayType {
     Execution,
@@ -45,6 +46,7 @@ pub enum ReplayType {
 
 /// The contract's `ReplayTarget`: `kafka` is our event bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayTarget {
     Kafka,
@@ -55,6 +57,7 @@ pub enum ReplayTarget {
 
 /// The contract's `ReplayStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayStatus {
     Preview,
@@ -106,6 +109,7 @@ impl ReplayStatus {
 
 /// Which events a session replays (the contract's `ReplayFilter`); every set field must match.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ReplayFilter {
     #[serde(default)]
     pub event_ids: Option<Vec<String>>,
@@ -148,6 +152,7 @@ impl ReplayFilter {
 
 /// A session's configuration (the contract's `ReplayConfigSchema`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ReplayConfig {
     pub replay_type: ReplayType,
     pub target: ReplayTarget,
@@ -170,6 +175,7 @@ pub struct ReplayConfig {
 
 /// One failure recorded by a session (the contract's `ReplayError`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ReplayError {
     pub timestamp: DateTime<Utc>,
     pub error: String,

@@ -128,7 +128,10 @@ pub fn sample_execution(user_id: &str, lang: &str, age: Duration) -> Execution {
         lang_version: "3.11".to_owned(),
         status: ExecutionStatus::Queued,
         priority: Priority::Normal,
-        limits: RunLimits::default(),
+        limits: RunLimits {
+            cpu_time_ms: Some(1500),
+            ..RunLimits::default()
+        },
         stdout: None,
         stderr: None,
         exit_code: None,
@@ -136,6 +139,7 @@ pub fn sample_execution(user_id: &str, lang: &str, age: Duration) -> Execution {
         error_message: None,
         resource_usage: None,
         idempotency_key: None,
+        stdin: Some("line 1\n".to_owned()),
         created_at: at,
         updated_at: at,
     }
@@ -158,6 +162,7 @@ pub fn requested_event(e: &Execution) -> Envelope {
         memory_request: "256Mi".to_owned(),
         priority: e.priority,
         limits: e.limits,
+        stdin: e.stdin.clone(),
     });
     Envelope::new(
         payload,

@@ -105,6 +105,7 @@ mod tests {
                 ..Default::default()
             }),
             idempotency_key: None,
+            stdin: None,
             created_at: now,
             updated_at: now,
         }

@@ -239,6 +239,7 @@ mod tests {
             error_message: None,
             resource_usage: None,
             idempotency_key: None,
+            stdin: None,
             created_at: now,
             updated_at: now,
         };

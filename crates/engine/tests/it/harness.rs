@@ -221,6 +221,7 @@ pub fn request(user: &str, script: &str, priority: Priority) -> (Execution, Enve
         error_message: None,
         resource_usage: None,
         idempotency_key: None,
+        stdin: None,
         created_at: now,
         updated_at: now,
     };
@@ -243,6 +244,7 @@ pub fn request(user: &str, script: &str, priority: Priority) -> (Execution, Enve
         memory_request: "128Mi".to_owned(),
         priority,
         limits,
+        stdin: None,
     };
     let env = Envelope::new(
         EventPayload::ExecutionRequested(run),

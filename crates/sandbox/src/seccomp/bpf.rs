@@ -21,7 +21,8 @@ pub(crate) const LD_W_ABS: u16 = 0x20;
 pub(crate) const JMP_JA: u16 = 0x05;
 /// `pc += (A == k) ? jt : jf`.
 pub(crate) const JMP_JEQ_K: u16 = 0x05 | 0x10;
-/// `pc += (A > k) ? jt : jf`.
+/// `pc += (A > k) ? jt : jf` (only seccompiler's programs use it).
+#[cfg(test)]
 pub(crate) const JMP_JGT_K: u16 = 0x05 | 0x20;
 /// `pc += (A >= k) ? jt : jf`.
 pub(crate) const JMP_JGE_K: u16 = 0x05 | 0x30;
@@ -38,6 +39,7 @@ pub(crate) const RET_KILL_PROCESS: u32 = 0x8000_0000;
 pub(crate) const RET_ERRNO: u32 = 0x0005_0000;
 pub(crate) const RET_ALLOW: u32 = 0x7fff_0000;
 /// The action part of a return value; the rest is its data (the errno).
+#[cfg(test)]
 pub(crate) const RET_ACTION_FULL: u32 = 0xffff_0000;
 
 // Offsets in `struct seccomp_data`.

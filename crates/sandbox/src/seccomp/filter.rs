@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::bpf::{
-    arg_halves, jump, load, ret, stmt, Insn, JMP_JA, JMP_JEQ_K, JMP_JGE_K, JMP_JSET_K,
-    MAX_INSNS, OFFSET_ARCH, OFFSET_NR, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS,
+    arg_halves, jump, load, ret, stmt, Insn, JMP_JA, JMP_JEQ_K, JMP_JGE_K, JMP_JSET_K, MAX_INSNS,
+    OFFSET_ARCH, OFFSET_NR, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS,
 };
 use super::{allow, SeccompError, AUDIT_ARCH, X32_SYSCALL_BIT};
 

@@ -51,7 +51,7 @@ pub(super) fn run(program: &[Insn], data: &SeccompData) -> Run {
         pc = match insn.code {
             LD_W_ABS => {
                 let k = insn.k as usize;
-                assert!(k % 4 == 0 && k + 4 <= bytes.len(), "bad load at {pc}");
+                assert!(k.is_multiple_of(4) && k + 4 <= bytes.len(), "bad load at {pc}");
                 acc = u32::from_ne_bytes(bytes[k..k + 4].try_into().unwrap());
                 next
             }
@@ -85,11 +85,14 @@ pub(super) fn combined(programs: &[Vec<Insn>], data: &SeccompData) -> u32 {
         .iter()
         .rev()
         .map(|p| run(p, data).verdict)
-        .fold(RET_ALLOW, |best, v| {
-            if action(v) < action(best) {
-                v
-            } else {
-                best
-            }
-        })
+        .fold(
+            RET_ALLOW,
+            |best, v| {
+                if action(v) < action(best) {
+                    v
+                } else {
+                    best
+                }
+            },
+        )
 }

@@ -11,7 +11,13 @@ use super::{allow, programs, reference, AUDIT_ARCH, X32_SYSCALL_BIT};
 const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 const AUDIT_ARCH_AARCH64: u32 = 0xC000_00B7;
-const ARCHES: [u32; 5] = [AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, AUDIT_ARCH_AARCH64, 0x1234_5678, 0];
+const ARCHES: [u32; 5] = [
+    AUDIT_ARCH_X86_64,
+    AUDIT_ARCH_I386,
+    AUDIT_ARCH_AARCH64,
+    0x1234_5678,
+    0,
+];
 /// Most instructions a plain syscall may execute in the new program.
 const MAX_PLAIN_PATH: usize = 20;
 /// Most instructions any syscall may execute in the new program.
@@ -71,7 +77,14 @@ fn interesting_values() -> Vec<u64> {
     ]
     .map(|f| u64::from(f.unsigned_abs()));
     let all_namespaces = namespaces.iter().fold(0, |a, f| a | f);
-    let mut base = vec![0, u64::MAX, thread, fork, all_namespaces, thread | all_namespaces];
+    let mut base = vec![
+        0,
+        u64::MAX,
+        thread,
+        fork,
+        all_namespaces,
+        thread | all_namespaces,
+    ];
     for ns in namespaces {
         base.extend([ns, ns | thread, ns | fork, ns | libc::SIGCHLD as u64]);
     }
@@ -88,7 +101,16 @@ fn interesting_values() -> Vec<u64> {
         .map(u64::from),
     );
     base.extend(PERSONALITIES.map(u64::from));
-    base.extend([1, 0x7, 0x9, 0x0040_0000, 0x0040_0008, 0x2_0001, 0xffff_fffe, 0x8000_0000]);
+    base.extend([
+        1,
+        0x7,
+        0x9,
+        0x0040_0000,
+        0x0040_0008,
+        0x2_0001,
+        0xffff_fffe,
+        0x8000_0000,
+    ]);
     with_high_halves(&base)
 }
 
@@ -146,17 +168,38 @@ fn verdicts_anchor_the_interpreter() {
     assert_eq!(verdict(native, libc::SYS_read, [0; 6]), RET_ALLOW);
     assert_eq!(verdict(native, libc::SYS_ptrace, [0; 6]), DENY);
     assert_eq!(verdict(native, libc::SYS_clone3, [0; 6]), ENOSYS);
-    assert_eq!(verdict(0x1234_5678, libc::SYS_read, [0; 6]), RET_KILL_PROCESS);
+    assert_eq!(
+        verdict(0x1234_5678, libc::SYS_read, [0; 6]),
+        RET_KILL_PROCESS
+    );
     let user_ns = u64::from(libc::CLONE_NEWUSER.unsigned_abs());
-    assert_eq!(verdict(native, libc::SYS_clone, [user_ns, 0, 0, 0, 0, 0]), DENY);
+    assert_eq!(
+        verdict(native, libc::SYS_clone, [user_ns, 0, 0, 0, 0, 0]),
+        DENY
+    );
     let sigchld = libc::SIGCHLD as u64;
-    assert_eq!(verdict(native, libc::SYS_clone, [sigchld, 0, 0, 0, 0, 0]), RET_ALLOW);
-    let tiocsti = u64::from(libc::TIOCSTI);
-    assert_eq!(verdict(native, libc::SYS_ioctl, [1, tiocsti, 0, 0, 0, 0]), DENY);
-    assert_eq!(verdict(native, libc::SYS_personality, [8, 0, 0, 0, 0, 0]), RET_ALLOW);
-    assert_eq!(verdict(native, libc::SYS_personality, [1, 0, 0, 0, 0, 0]), DENY);
+    assert_eq!(
+        verdict(native, libc::SYS_clone, [sigchld, 0, 0, 0, 0, 0]),
+        RET_ALLOW
+    );
+    let tiocsti = libc::TIOCSTI;
+    assert_eq!(
+        verdict(native, libc::SYS_ioctl, [1, tiocsti, 0, 0, 0, 0]),
+        DENY
+    );
+    assert_eq!(
+        verdict(native, libc::SYS_personality, [8, 0, 0, 0, 0, 0]),
+        RET_ALLOW
+    );
+    assert_eq!(
+        verdict(native, libc::SYS_personality, [1, 0, 0, 0, 0, 0]),
+        DENY
+    );
     let x32_read = X32_SYSCALL_BIT + syscall(libc::SYS_read);
-    assert_eq!(run(&p, &data(native, x32_read, [0; 6])).verdict, RET_KILL_PROCESS);
+    assert_eq!(
+        run(&p, &data(native, x32_read, [0; 6])).verdict,
+        RET_KILL_PROCESS
+    );
 }
 
 #[test]
@@ -167,7 +210,7 @@ fn new_program_is_short_and_every_path_is_short() {
     // The guard (6), one comparison per interval boundary, one return per plain interval and
     // a few instructions per argument check.
     assert!(p.len() < 6 + 2 * intervals.len() + 40, "{} insns", p.len());
-    assert!(p.len() <= 400, "{} insns", p.len());
+    assert!(p.len() <= 200, "{} insns", p.len());
     let old: usize = reference::programs().iter().map(Vec::len).sum();
     assert!(old > 3 * p.len(), "old {old}, new {}", p.len());
     let depth = usize::BITS - (intervals.len() - 1).leading_zeros();
@@ -187,7 +230,10 @@ fn new_program_is_short_and_every_path_is_short() {
         }
     }
     // Guard, then at most `depth` comparisons (no trampoline on this size), then the return.
-    assert!(longest_plain <= 6 + depth as usize + 1, "{longest_plain} steps");
+    assert!(
+        longest_plain <= 6 + depth as usize + 1,
+        "{longest_plain} steps"
+    );
     assert!(longest_plain <= MAX_PLAIN_PATH, "{longest_plain} steps");
     assert!(longest <= MAX_PATH, "{longest} steps");
 }
@@ -201,7 +247,10 @@ fn long_subtrees_are_reached_through_trampolines() {
         .map(|nr| (nr, Action::Return(RET_ALLOW)))
         .collect();
     let p = filter::compile(&policy).unwrap();
-    assert!(p.iter().any(|i: &Insn| i.code == JMP_JA), "no trampoline used");
+    assert!(
+        p.iter().any(|i: &Insn| i.code == JMP_JA),
+        "no trampoline used"
+    );
     for nr in (0..3100).chain([X32_SYSCALL_BIT - 1, X32_SYSCALL_BIT, u32::MAX]) {
         let expected = if nr >= X32_SYSCALL_BIT {
             RET_KILL_PROCESS

@@ -43,6 +43,7 @@ pub fn spec(file_name: &str, script: &str, command: &[&str]) -> RunSpec {
             timeout_seconds: 30,
             ..RunLimits::default()
         },
+        stdin: None,
     }
 }
 

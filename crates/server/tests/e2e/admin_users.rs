@@ -234,3 +234,40 @@ async fn delete_cascades_and_reports_counts() {
     assert_eq!((r.body["executions"].clone(), r.body["events"].clone()), (json!(0), json!(0)));
     assert_eq!(admin.get(&format!("/api/v1/executions/{kept}/result")).await.status, 200);
 }
+
+#[tokio::test]
+async fn admin_user_views_show_the_rate_limit_override() {
+    let server = Server::start(&NO_LIMITS).await;
+    let admin = server.admin().await;
+    let created = create(&admin, "limited_1", "user").await;
+    let id = created["user_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["global_multiplier"], 1.0, "no override: the neutral multiplier");
+
+    let rule = json!({"endpoint_pattern": "^/api/v1/scripts", "group": "api", "requests": 5,
+                      "window_seconds": 60, "algorithm": "sliding_window", "priority": 10});
+    let body = json!({"bypass_rate_limit": true, "global_multiplier": 2.5, "rules": [rule]});
+    let r = put(&admin, &format!("/api/v1/admin/rate-limits/{id}"), body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let expect = |user: &Value| {
+        assert_eq!(user["bypass_rate_limit"], true, "{user}");
+        assert_eq!(user["global_multiplier"], 2.5, "{user}");
+        assert_eq!(user["has_custom_limits"], true, "{user}");
+    };
+    let r = admin.get(&format!("/api/v1/admin/users/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    expect(&r.body);
+    let r = admin.get("/api/v1/admin/users/?search=limited_1").await;
+    assert_eq!(r.body["total"], 1, "{}", r.body);
+    expect(&r.body["users"][0]);
+    let r = admin.get(&format!("/api/v1/admin/users/{id}/overview")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    expect(&r.body["user"]);
+    expect(&r.body["rate_limit_summary"]);
+
+    // An override without rules and without bypass reads as no custom limits.
+    let r = put(&admin, &format!("/api/v1/admin/rate-limits/{id}"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin.get(&format!("/api/v1/admin/users/{id}")).await;
+    assert_eq!((r.body["bypass_rate_limit"].clone(), r.body["has_custom_limits"].clone()), (json!(false), json!(false)));
+}

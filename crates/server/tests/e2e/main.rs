@@ -14,6 +14,7 @@ mod cli;
 mod dlq;
 mod executions;
 mod lifecycle;
+mod limits;
 mod notifications;
 mod replay;
 mod sagas;

@@ -16,7 +16,7 @@ use super::{classify, placeholders, SqliteStore};
 const COLUMNS: &str = "execution_id, user_id, script, lang, lang_version, status, priority, \
      timeout_seconds, memory_bytes, max_processes, max_output_bytes, stdout, stderr, exit_code, \
      error_type, error_message, wall_seconds, cpu_time_jiffies, clk_tck_hertz, peak_memory_kb, \
-     idempotency_key, created_at, updated_at";
+     idempotency_key, created_at, updated_at, cpu_time_ms, stdin";
 
 fn decode(row: &SqliteRow) -> Result<Execution, StoreError> {
     let limits = RunLimits {
@@ -24,6 +24,9 @@ fn decode(row: &SqliteRow) -> Result<Execution, StoreError> {
         memory_bytes: to_u64(col(row, "memory_bytes")?, "memory_bytes")?,
         max_processes: to_u64(col(row, "max_processes")?, "max_processes")?,
         max_output_bytes: to_u64(col(row, "max_output_bytes")?, "max_output_bytes")?,
+        cpu_time_ms: col::<Option<i64>>(row, "cpu_time_ms")?
+            .map(|v| to_u64(v, "cpu_time_ms"))
+            .transpose()?,
     };
     let wall: Option<f64> = col(row, "wall_seconds")?;
     let resource_usage = match wall {
@@ -57,6 +60,7 @@ fn decode(row: &SqliteRow) -> Result<Execution, StoreError> {
         error_message: col(row, "error_message")?,
         resource_usage,
         idempotency_key: col(row, "idempotency_key")?,
+        stdin: col(row, "stdin")?,
         created_at: col_ts(row, "created_at")?,
         updated_at: col_ts(row, "updated_at")?,
     })
@@ -66,7 +70,7 @@ async fn insert(conn: &mut SqliteConnection, e: &Execution) -> Result<(), StoreE
     let usage = e.resource_usage.as_ref();
     let sql = format!(
         "INSERT INTO executions ({COLUMNS}) VALUES ({})",
-        placeholders(23)
+        placeholders(25)
     );
     sqlx::query(&sql)
         .bind(&e.execution_id)
@@ -92,6 +96,13 @@ async fn insert(conn: &mut SqliteConnection, e: &Execution) -> Result<(), StoreE
         .bind(&e.idempotency_key)
         .bind(ts(e.created_at))
         .bind(ts(e.updated_at))
+        .bind(
+            e.limits
+                .cpu_time_ms
+                .map(|v| to_i64(v, "cpu_time_ms"))
+                .transpose()?,
+        )
+        .bind(&e.stdin)
         .execute(&mut *conn)
         .await
         .map_err(classify)?;

@@ -8,9 +8,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use integr8s_core::event::EventType;
-use integr8s_core::ports::admin::{EventQuery, EventStats};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use integr8s_core::ports::admin::EventQuery;
+use serde_json::Value;
+
+use super::events_schema::{
+    EventBrowseRequest, EventBrowseResponse, EventDeleteResponse, EventDetailResponse,
+    EventFilter, EventStatsResponse, EventSummary,
+};
 
 use crate::auth::AdminUser;
 use crate::error::ApiError;
@@ -53,32 +57,6 @@ pub(super) fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
         })
 }
 
-/// The contract's `EventFilter`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct FilterBody {
-    event_types: Option<Vec<EventType>>,
-    aggregate_id: Option<String>,
-    user_id: Option<String>,
-    start_time: Option<String>,
-    end_time: Option<String>,
-    service_name: Option<String>,
-    search_text: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BrowseBody {
-    filters: FilterBody,
-    #[serde(default)]
-    skip: i64,
-    #[serde(default = "default_browse_limit")]
-    limit: i64,
-}
-
-fn default_browse_limit() -> i64 {
-    50
-}
-
 fn body_time(field: &str, raw: Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
     raw.map(|r| {
         parse_time(&r).ok_or_else(|| {
@@ -96,7 +74,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
-impl FilterBody {
+impl EventFilter {
     fn into_query(self) -> Result<EventQuery, ApiError> {
         Ok(EventQuery {
             event_types: self.event_types.unwrap_or_default(),
@@ -114,8 +92,8 @@ async fn browse(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     AppJson(body): AppJson<Value>,
-) -> Result<Json<Value>, ApiError> {
-    let body: BrowseBody = deserialize_value(body)?;
+) -> Result<Json<EventBrowseResponse>, ApiError> {
+    let body: EventBrowseRequest = deserialize_value(body)?;
     if body.limit > MAX_BROWSE_LIMIT {
         return Err(ApiError::invalid(
             &["body", "limit"],
@@ -139,60 +117,36 @@ async fn browse(
             .map(|e| e.envelope)
             .collect()
     };
-    Ok(Json(json!({
-        "events": events,
-        "total": total,
-        "skip": body.skip,
-        "limit": body.limit,
-    })))
-}
-
-/// The statistics in the contract's shape (`EventStatsResponse` fields plus
-/// `events_by_service`).
-pub(super) fn stats_json(stats: &EventStats) -> Value {
-    let pairs = |counts: &[(String, u64)], key: &str, value: &str| -> Vec<Value> {
-        counts
-            .iter()
-            .map(|(k, n)| json!({ key: k, value: n }))
-            .collect()
-    };
-    json!({
-        "total_events": stats.total_events,
-        "events_by_type": pairs(&stats.events_by_type, "event_type", "count"),
-        "events_by_hour": pairs(&stats.events_by_hour, "hour", "count"),
-        "events_by_service": pairs(&stats.events_by_service, "service_name", "count"),
-        "top_users": pairs(&stats.top_users, "user_id", "event_count"),
-        "error_rate": stats.error_rate,
-        "avg_processing_time": stats.avg_processing_time,
-    })
+    Ok(Json(EventBrowseResponse {
+        events,
+        total,
+        skip: body.skip,
+        limit: body.limit,
+    }))
 }
 
 async fn stats(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventStatsResponse>, ApiError> {
     let hours = query.int_in("hours", 24, 1, 168)?;
     let since = integr8s_core::now() - Duration::hours(hours);
     let stats = state.store.event_stats(since, None).await?;
-    let mut body = stats_json(&stats);
-    if let Some(map) = body.as_object_mut() {
-        map.remove("events_by_service");
-    }
-    Ok(Json(body))
+    Ok(Json(EventStatsResponse::from(&stats)))
 }
 
 async fn detail(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     AppPath(event_id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventDetailResponse>, ApiError> {
     let event = state
         .store
         .event_by_id(&event_id)
         .await?
         .ok_or_else(event_not_found)?;
-    let related: Vec<Value> = match &event.envelope.aggregate_id {
+    let related: Vec<EventSummary> = match &event.envelope.aggregate_id {
         Some(aggregate) => state
             .store
             .events_for_aggregate(aggregate, &[], (RELATED_EVENTS + 1) as u32)
@@ -200,31 +154,23 @@ async fn detail(
             .into_iter()
             .filter(|e| e.envelope.event_id != event_id)
             .take(RELATED_EVENTS)
-            .map(|e| {
-                let env = e.envelope;
-                json!({
-                    "event_id": env.event_id,
-                    "event_type": env.payload.event_type(),
-                    "timestamp": env.timestamp,
-                    "aggregate_id": env.aggregate_id,
-                })
-            })
+            .map(|e| EventSummary::from(e.envelope))
             .collect(),
         None => Vec::new(),
     };
-    let timeline: Vec<Value> = related.iter().take(TIMELINE_EVENTS).cloned().collect();
-    Ok(Json(json!({
-        "event": event.envelope,
-        "related_events": related,
-        "timeline": timeline,
-    })))
+    let timeline = related.iter().take(TIMELINE_EVENTS).cloned().collect();
+    Ok(Json(EventDetailResponse {
+        event: event.envelope,
+        related_events: related,
+        timeline,
+    }))
 }
 
 async fn remove(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     AppPath(event_id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventDeleteResponse>, ApiError> {
     if !state
         .store
         .archive_and_delete_event(&event_id, &admin.email)
@@ -233,9 +179,10 @@ async fn remove(
         return Err(event_not_found());
     }
     tracing::info!(admin = %admin.username, %event_id, "event deleted and archived");
-    Ok(Json(
-        json!({"message": "Event deleted and archived", "event_id": event_id}),
-    ))
+    Ok(Json(EventDeleteResponse {
+        message: "Event deleted and archived".to_owned(),
+        event_id,
+    }))
 }
 
 /// The export filters from the query string (`event_types` may repeat).

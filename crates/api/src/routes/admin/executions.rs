@@ -1,14 +1,16 @@
 //! `/api/v1/admin/executions/`: every user's executions, priority changes that reorder the
 //! queue, and the queue's status.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::routing::{any, get, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use integr8s_core::execution::ExecutionFilter;
 use integr8s_core::{ErrorType, Execution, ExecutionStatus, Priority};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
 
 use super::settings::{add_slash, effective_settings};
 use crate::auth::AdminUser;
@@ -28,21 +30,51 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The contract's `AdminExecutionResponse`.
-#[derive(Debug, Serialize)]
-struct AdminExecutionResponse {
-    execution_id: String,
-    script: String,
-    status: ExecutionStatus,
-    lang: String,
-    lang_version: String,
-    stdout: Option<String>,
-    stderr: Option<String>,
-    exit_code: Option<i64>,
-    error_type: Option<ErrorType>,
-    priority: Priority,
-    user_id: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AdminExecutionResponse {
+    pub execution_id: String,
+    pub script: String,
+    pub status: ExecutionStatus,
+    pub lang: String,
+    pub lang_version: String,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub exit_code: Option<i64>,
+    pub error_type: Option<ErrorType>,
+    pub priority: Priority,
+    pub user_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The contract's `AdminExecutionListResponse`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AdminExecutionListResponse {
+    pub executions: Vec<AdminExecutionResponse>,
+    pub total: u64,
+    pub limit: i64,
+    pub skip: i64,
+    pub has_more: bool,
+}
+
+/// The contract's `PriorityUpdateRequest`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PriorityUpdateRequest {
+    /// The new priority.
+    pub priority: Priority,
+}
+
+/// The contract's `QueueStatusResponse`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueueStatusResponse {
+    /// Pending executions.
+    pub queue_depth: u64,
+    /// Executions holding a slot.
+    pub active_count: u64,
+    /// Executions allowed to hold a slot at once.
+    pub max_concurrent: u32,
+    /// Queued executions per priority (priorities without any are absent).
+    pub by_priority: BTreeMap<String, u64>,
 }
 
 impl From<Execution> for AdminExecutionResponse {
@@ -90,7 +122,7 @@ async fn list(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AdminExecutionListResponse>, ApiError> {
     let status = enum_param(
         &query,
         "status",
@@ -122,25 +154,20 @@ async fn list(
         .saturating_add(executions.len() as u64)
         < total;
     let executions: Vec<AdminExecutionResponse> = executions.into_iter().map(Into::into).collect();
-    Ok(Json(json!({
-        "executions": executions,
-        "total": total,
-        "limit": limit,
-        "skip": skip,
-        "has_more": has_more,
-    })))
-}
-
-#[derive(Debug, Deserialize)]
-struct PriorityBody {
-    priority: Priority,
+    Ok(Json(AdminExecutionListResponse {
+        executions,
+        total,
+        limit,
+        skip,
+        has_more,
+    }))
 }
 
 async fn set_priority(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     AppPath(execution_id): AppPath<String>,
-    AppJson(body): AppJson<PriorityBody>,
+    AppJson(body): AppJson<PriorityUpdateRequest>,
 ) -> Result<Json<AdminExecutionResponse>, ApiError> {
     let execution = state
         .store
@@ -159,9 +186,9 @@ async fn set_priority(
 async fn queue_status(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueueStatusResponse>, ApiError> {
     let (pending, active) = state.store.queue_counts().await?;
-    let mut by_priority = Map::new();
+    let mut by_priority = BTreeMap::new();
     for priority in Priority::ALL {
         let filter = ExecutionFilter {
             status: Some(ExecutionStatus::Queued),
@@ -171,14 +198,14 @@ async fn queue_status(
         };
         let (_, waiting) = state.store.list_executions(&filter).await?;
         if waiting > 0 {
-            by_priority.insert(priority.as_str().to_owned(), json!(waiting));
+            by_priority.insert(priority.as_str().to_owned(), waiting);
         }
     }
     let max_concurrent = effective_settings(&state).await?.max_concurrent_executions;
-    Ok(Json(json!({
-        "queue_depth": pending,
-        "active_count": active,
-        "max_concurrent": max_concurrent,
-        "by_priority": by_priority,
-    })))
+    Ok(Json(QueueStatusResponse {
+        queue_depth: pending,
+        active_count: active,
+        max_concurrent,
+        by_priority,
+    }))
 }

@@ -2,11 +2,12 @@
 
 pub mod events;
 mod events_export;
+pub mod events_schema;
 pub mod executions;
 pub mod rate_limits;
 pub mod replay;
 pub mod settings;
-mod user_overview;
+pub mod user_overview;
 pub mod users;
 
 use axum::Router;

@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use integr8s_core::ports::replay::{
     ReplayConfig, ReplayFilter, ReplaySession, ReplayStatus, ReplayTarget, ReplayType,
 };
-use serde::Deserialize;
+use integr8s_core::event::EventType;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -48,8 +49,8 @@ fn default_dry_run() -> bool {
 }
 
 /// The contract's `EventReplayRequest`.
-#[derive(Debug, Deserialize)]
-struct EventReplayRequest {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct EventReplayRequest {
     #[serde(default)]
     event_ids: Option<Vec<String>>,
     #[serde(default)]
@@ -64,6 +65,26 @@ struct EventReplayRequest {
     dry_run: bool,
 }
 
+/// The contract's `EventSummary`: one event of a dry-run preview.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct EventSummary {
+    pub event_id: String,
+    pub event_type: EventType,
+    pub timestamp: DateTime<Utc>,
+    pub aggregate_id: Option<String>,
+}
+
+/// The contract's `EventReplayResponse`: a preview (`dry_run`) or the scheduled session.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct EventReplayResponse {
+    pub dry_run: bool,
+    pub total_events: u64,
+    pub replay_id: String,
+    pub session_id: Option<String>,
+    pub status: ReplayStatus,
+    pub events_preview: Option<Vec<EventSummary>>,
+}
+
 fn unprocessable(detail: impl Into<String>) -> ApiError {
     ApiError::domain(StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", detail)
 }
@@ -76,7 +97,7 @@ async fn replay(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     AppJson(body): AppJson<EventReplayRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventReplayResponse>, ApiError> {
     let filter = ReplayFilter {
         event_ids: body.event_ids.filter(|ids| !ids.is_empty()),
         aggregate_id: body.aggregate_id,
@@ -101,25 +122,23 @@ async fn replay(
             .store
             .replay_events(&filter, None, PREVIEW_LIMIT)
             .await?;
-        let preview: Vec<Value> = preview
-            .iter()
-            .map(|e| {
-                json!({
-                    "event_id": e.envelope.event_id,
-                    "event_type": e.envelope.event_type(),
-                    "timestamp": e.envelope.timestamp,
-                    "aggregate_id": e.envelope.aggregate_id,
-                })
+        let preview = preview
+            .into_iter()
+            .map(|e| EventSummary {
+                event_type: e.envelope.event_type(),
+                event_id: e.envelope.event_id,
+                timestamp: e.envelope.timestamp,
+                aggregate_id: e.envelope.aggregate_id,
             })
             .collect();
-        return Ok(Json(json!({
-            "dry_run": true,
-            "total_events": total,
-            "replay_id": replay_id,
-            "session_id": null,
-            "status": ReplayStatus::Preview,
-            "events_preview": preview,
-        })));
+        return Ok(Json(EventReplayResponse {
+            dry_run: true,
+            total_events: total,
+            replay_id,
+            session_id: None,
+            status: ReplayStatus::Preview,
+            events_preview: Some(preview),
+        }));
     }
     if total > MAX_REPLAY_EVENTS {
         return Err(unprocessable(format!(
@@ -151,14 +170,14 @@ async fn replay(
     state.store.create_replay_session(&session).await?;
     start_session(&state, &session).await?;
     tracing::info!(session_id = %session.session_id, total, "admin replay scheduled");
-    Ok(Json(json!({
-        "dry_run": false,
-        "total_events": total,
-        "replay_id": replay_id,
-        "session_id": session.session_id,
-        "status": ReplayStatus::Scheduled,
-        "events_preview": null,
-    })))
+    Ok(Json(EventReplayResponse {
+        dry_run: false,
+        total_events: total,
+        replay_id,
+        session_id: Some(session.session_id),
+        status: ReplayStatus::Scheduled,
+        events_preview: None,
+    }))
 }
 
 /// The contract's `EventReplayStatusResponse` for one session.

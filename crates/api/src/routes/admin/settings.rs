@@ -14,8 +14,9 @@ use integr8s_core::system_settings::{
 };
 use integr8s_core::user::User;
 use integr8s_core::RunLimits;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ValidationIssue};
@@ -77,22 +78,43 @@ pub fn run_limits(cfg: &ApiConfig, settings: &SystemSettings) -> RunLimits {
     }
 }
 
-/// The request body: every field optional; a missing one takes the schema default.
-#[derive(Debug, Deserialize)]
+/// The request body (the contract's `SystemSettingsSchema-Input`): every field optional; a
+/// missing one takes the schema default. Ranges and patterns are checked by [`validate`].
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(default)]
-struct SettingsInput {
-    max_timeout_seconds: i64,
-    memory_limit: String,
-    cpu_limit: String,
-    max_concurrent_executions: i64,
-    password_min_length: i64,
-    session_timeout_minutes: i64,
-    max_login_attempts: i64,
-    lockout_duration_minutes: i64,
-    metrics_retention_days: i64,
-    log_level: LogLevel,
-    enable_tracing: bool,
-    sampling_rate: f64,
+#[schemars(rename = "SystemSettingsInput")]
+pub struct SettingsInput {
+    /// 1..=3600.
+    pub max_timeout_seconds: i64,
+    /// `<n>Ki|Mi|Gi`.
+    pub memory_limit: String,
+    /// `<n>m`.
+    pub cpu_limit: String,
+    /// 1..=100.
+    pub max_concurrent_executions: i64,
+    /// 8..=32.
+    pub password_min_length: i64,
+    /// 5..=1440.
+    pub session_timeout_minutes: i64,
+    /// 3..=10.
+    pub max_login_attempts: i64,
+    /// 5..=60.
+    pub lockout_duration_minutes: i64,
+    /// 7..=90.
+    pub metrics_retention_days: i64,
+    pub log_level: LogLevel,
+    pub enable_tracing: bool,
+    /// 0..=1.
+    pub sampling_rate: f64,
+}
+
+/// One page of the settings audit log, newest first (an integr8s addition to the contract).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SettingsAuditLogResponse {
+    pub entries: Vec<SettingsAuditEntry>,
+    pub total: u64,
+    pub limit: i64,
+    pub skip: i64,
 }
 
 impl Default for SettingsInput {
@@ -308,7 +330,7 @@ async fn audit_log(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SettingsAuditLogResponse>, ApiError> {
     let limit = query.int_in("limit", 50, 1, 500)?;
     let skip = query.int_in("skip", 0, 0, i64::from(u32::MAX))?;
     let (entries, total) = state
@@ -318,9 +340,12 @@ async fn audit_log(
             u32::try_from(skip).unwrap_or(0),
         )
         .await?;
-    Ok(Json(
-        json!({"entries": entries, "total": total, "limit": limit, "skip": skip}),
-    ))
+    Ok(Json(SettingsAuditLogResponse {
+        entries,
+        total,
+        limit,
+        skip,
+    }))
 }
 
 #[cfg(test)]

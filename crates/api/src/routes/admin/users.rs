@@ -9,9 +9,10 @@ use integr8s_core::ports::admin::{UserListFilter, UserUpdate};
 use integr8s_core::ports::NewUser;
 use integr8s_core::user::{Role, User};
 use integr8s_core::StoreError;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
+use super::rate_limits::MessageResponse;
 use super::settings::{add_slash, effective_settings};
 use crate::auth::{lockout, password, AdminUser};
 use crate::error::{ApiError, ValidationIssue};
@@ -112,11 +113,20 @@ fn role_param(query: &QueryPairs) -> Result<Option<Role>, ApiError> {
         .transpose()
 }
 
+/// The contract's `UserListResponse`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UserListResponse {
+    pub users: Vec<UserResponse>,
+    pub total: u64,
+    pub offset: i64,
+    pub limit: i64,
+}
+
 async fn list(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserListResponse>, ApiError> {
     let limit = query.int_in("limit", 100, 1, 1000)?;
     let offset = query.int_in("offset", 0, 0, i64::from(u32::MAX))?;
     let filter = UserListFilter {
@@ -130,21 +140,25 @@ async fn list(
     for user in users {
         out.push(user_response(&state, user).await?);
     }
-    Ok(Json(
-        json!({"users": out, "total": total, "offset": offset, "limit": limit}),
-    ))
+    Ok(Json(UserListResponse {
+        users: out,
+        total,
+        offset,
+        limit,
+    }))
 }
 
-/// The contract's `UserCreate`, with the role honoured.
-#[derive(Debug, Deserialize)]
-struct CreateBody {
-    username: String,
-    email: String,
-    password: String,
+/// The contract's `UserCreate` as an admin sends it: the role and the active flag are honoured.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AdminUserCreate {
+    pub username: String,
+    pub email: String,
+    /// At least 8 characters, and at least the system settings' `password_min_length`.
+    pub password: String,
     #[serde(default)]
-    role: Role,
+    pub role: Role,
     #[serde(default = "yes")]
-    is_active: bool,
+    pub is_active: bool,
 }
 
 fn yes() -> bool {
@@ -162,7 +176,7 @@ fn conflict(field: &str) -> ApiError {
 async fn create(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    AppJson(body): AppJson<CreateBody>,
+    AppJson(body): AppJson<AdminUserCreate>,
 ) -> Result<Json<UserResponse>, ApiError> {
     let min =
         ADMIN_PASSWORD_MIN.max(effective_settings(&state).await?.password_min_length as usize);
@@ -213,25 +227,26 @@ async fn read(
 }
 
 /// The contract's `UserUpdate`: every field optional.
-#[derive(Debug, Deserialize)]
-struct UpdateBody {
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UserUpdateRequest {
     #[serde(default)]
-    username: Option<String>,
+    pub username: Option<String>,
     #[serde(default)]
-    email: Option<String>,
+    pub email: Option<String>,
     #[serde(default)]
-    role: Option<Role>,
+    pub role: Option<Role>,
     #[serde(default)]
-    is_active: Option<bool>,
+    pub is_active: Option<bool>,
+    /// At least 8 characters.
     #[serde(default)]
-    password: Option<String>,
+    pub password: Option<String>,
 }
 
 async fn update(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     AppPath(user_id): AppPath<String>,
-    AppJson(body): AppJson<UpdateBody>,
+    AppJson(body): AppJson<UserUpdateRequest>,
 ) -> Result<Json<UserResponse>, ApiError> {
     let issues: Vec<_> = [
         body.username.as_deref().and_then(username_issue),
@@ -267,16 +282,16 @@ async fn update(
     Ok(Json(user_response(&state, user).await?))
 }
 
-/// The contract's `DeleteUserResponse`.
-#[derive(Debug, Serialize)]
-struct DeleteUserResponse {
-    user_deleted: bool,
-    executions: u64,
-    saved_scripts: u64,
-    notifications: u64,
-    user_settings: u64,
-    events: u64,
-    sagas: u64,
+/// The contract's `DeleteUserResponse`: what the deletion removed (zeros without cascade).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DeleteUserResponse {
+    pub user_deleted: bool,
+    pub executions: u64,
+    pub saved_scripts: u64,
+    pub notifications: u64,
+    pub user_settings: u64,
+    pub events: u64,
+    pub sagas: u64,
 }
 
 fn cascade_param(query: &QueryPairs) -> Result<bool, ApiError> {
@@ -322,17 +337,25 @@ async fn remove(
     }))
 }
 
-#[derive(Debug, Deserialize)]
-struct PasswordResetBody {
-    new_password: String,
+/// The contract's `PasswordResetRequest` (at least 8 characters).
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PasswordResetRequest {
+    pub new_password: String,
+}
+
+/// The contract's `UnlockResponse`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UnlockResponse {
+    pub user_id: String,
+    pub message: String,
 }
 
 async fn reset_password(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     AppPath(user_id): AppPath<String>,
-    AppJson(body): AppJson<PasswordResetBody>,
-) -> Result<Json<Value>, ApiError> {
+    AppJson(body): AppJson<PasswordResetRequest>,
+) -> Result<Json<MessageResponse>, ApiError> {
     if let Some(issue) = password_issue("new_password", &body.new_password, ADMIN_PASSWORD_MIN) {
         return Err(ApiError::Validation(vec![issue]));
     }
@@ -347,20 +370,21 @@ async fn reset_password(
         .await?
         .ok_or_else(|| user_not_found(&user_id))?;
     tracing::info!(admin = %admin.username, %user_id, "password reset");
-    Ok(Json(
-        json!({"message": format!("Password reset successfully for user {user_id}")}),
-    ))
+    Ok(Json(MessageResponse {
+        message: format!("Password reset successfully for user {user_id}"),
+    }))
 }
 
 async fn unlock(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     AppPath(user_id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UnlockResponse>, ApiError> {
     let user = load_user(&state, &user_id).await?;
     lockout::clear(&state, &user.username).await?;
     tracing::info!(admin = %admin.username, user = %user.username, "account unlocked");
-    Ok(Json(
-        json!({"user_id": user_id, "message": "Account unlocked"}),
-    ))
+    Ok(Json(UnlockResponse {
+        user_id,
+        message: "Account unlocked".to_owned(),
+    }))
 }

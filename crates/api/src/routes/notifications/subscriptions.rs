@@ -7,8 +7,7 @@ use axum::Json;
 use integr8s_core::notification::{
     effective_subscriptions, NotificationChannel, NotificationSeverity, Subscription,
 };
-use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::expected_one_of;
 use crate::auth::CurrentUser;
@@ -30,8 +29,8 @@ where
 }
 
 /// The contract's `SubscriptionUpdate`. Absent fields keep their current value.
-#[derive(Debug, Deserialize)]
-pub(super) struct SubscriptionUpdate {
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SubscriptionUpdate {
     enabled: bool,
     severities: Option<Vec<NotificationSeverity>>,
     include_tags: Option<Vec<String>>,
@@ -190,13 +189,19 @@ fn apply(
     Ok(s)
 }
 
+/// The contract's `SubscriptionsResponse`: one entry per channel.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SubscriptionsResponse {
+    pub subscriptions: Vec<Subscription>,
+}
+
 pub(super) async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SubscriptionsResponse>, ApiError> {
     let stored = state.store.subscriptions(&user.user_id).await?;
     let subscriptions = effective_subscriptions(stored, &user.user_id);
-    Ok(Json(json!({ "subscriptions": subscriptions })))
+    Ok(Json(SubscriptionsResponse { subscriptions }))
 }
 
 pub(super) async fn update(
