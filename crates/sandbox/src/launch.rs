@@ -161,7 +161,9 @@ impl Launch {
             if args.write_all(&encoded).is_ok() {
                 drop(args);
                 if std::fs::File::from(script_pipe).write_all(&script).is_ok()
-                    && std::fs::File::from(command_pipe).write_all(&command).is_ok()
+                    && std::fs::File::from(command_pipe)
+                        .write_all(&command)
+                        .is_ok()
                 {
                     // Blocks while the script does not read; ends with the run at the latest
                     // (EPIPE). Dropping the pipe gives the script end-of-file.

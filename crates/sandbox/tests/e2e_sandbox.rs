@@ -546,5 +546,8 @@ async fn a_run_cpu_budget_stops_a_burner() {
     s.limits.cpu_time_ms = Some(500);
     let r = run(&s).await;
     assert_eq!(r.outcome, RunOutcome::CpuLimit, "{r:?}");
-    assert!(r.cpu_user + r.cpu_system >= std::time::Duration::from_millis(400), "{r:?}");
+    assert!(
+        r.cpu_user + r.cpu_system >= std::time::Duration::from_millis(400),
+        "{r:?}"
+    );
 }

@@ -51,7 +51,10 @@ pub(super) fn run(program: &[Insn], data: &SeccompData) -> Run {
         pc = match insn.code {
             LD_W_ABS => {
                 let k = insn.k as usize;
-                assert!(k.is_multiple_of(4) && k + 4 <= bytes.len(), "bad load at {pc}");
+                assert!(
+                    k.is_multiple_of(4) && k + 4 <= bytes.len(),
+                    "bad load at {pc}"
+                );
                 acc = u32::from_ne_bytes(bytes[k..k + 4].try_into().unwrap());
                 next
             }
