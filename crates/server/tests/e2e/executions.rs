@@ -46,7 +46,12 @@ async fn cancel_stops_a_running_script_and_leaves_no_process() {
     let u = s.user().await;
     let id = u.submit("import time\nprint('sleeping', flush=True)\ntime.sleep(50)").await;
     u.wait_for(&id, |st| st == "running").await;
-    assert!(!script_processes(s.pid()).is_empty(), "the run should be a child of the server");
+    // `running` is recorded as the sandbox starts; wait until the script itself is up.
+    let started = std::time::Instant::now();
+    while script_processes(s.pid()).is_empty() {
+        assert!(started.elapsed() < crate::harness::DEADLINE, "the script never started");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let r = u.post(&format!("/api/v1/executions/{id}/cancel"), json!({"reason": "test"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "cancellation_requested");
