@@ -3,8 +3,9 @@
 //! come from `schemars`. Tests prove that the table and the router agree and compare the document
 //! with the reference contract.
 
-mod features;
 mod admin_ops;
+mod components;
+mod features;
 mod operations;
 #[cfg(test)]
 mod tests;
@@ -142,7 +143,11 @@ fn path_parameters(path: &str) -> Vec<Value> {
 
 fn generator(serialize: bool) -> SchemaGenerator {
     let settings = SchemaSettings::draft2020_12().with(|s| {
-        s.definitions_path = "#/components/schemas/".into();
+        s.definitions_path = if serialize {
+            components::RESPONSE_DEFS.into()
+        } else {
+            "#/components/schemas/".into()
+        };
         s.meta_schema = None;
     });
     let settings = if serialize {
@@ -186,10 +191,11 @@ pub fn document() -> Value {
         let item = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         item[op.method] = entry;
     }
-    let mut schemas = requests.take_definitions(true);
-    for (name, schema) in responses.take_definitions(true) {
-        schemas.insert(name, schema);
-    }
+    let mut schemas = components::merge(
+        requests.take_definitions(true),
+        responses.take_definitions(true),
+        &mut paths,
+    );
     schemas.insert("HTTPValidationError".into(), validation_error_schema());
     json!({
         "openapi": "3.1.0",

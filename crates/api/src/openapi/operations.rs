@@ -5,8 +5,13 @@ use schemars::JsonSchema;
 
 use super::{form, json, Body, Operation};
 use crate::routes::admin::rate_limits as rl;
-use crate::routes::auth::{UserCreate, UserResponse};
-use crate::routes::executions::{CancelExecutionRequest, ExecutionRequest, ExecutionResult};
+use crate::routes::auth::{LoginResponse, MessageResponse, UserCreate, UserResponse};
+use crate::routes::executions::{
+    CancelExecutionRequest, CancelResponse, DeleteResponse, ExecutionListResponse,
+    ExecutionRequest, ExecutionResult,
+};
+use crate::routes::health::LivenessResponse;
+use crate::routes::runtime::{ExampleScripts, ResourceLimits};
 use crate::routes::submit::ExecutionResponse;
 
 /// The login form (read field by field by the handler).
@@ -48,7 +53,8 @@ fn auth() -> Vec<Operation> {
     vec![
         Operation::post("/api/v1/auth/login", T)
             .summary("Login")
-            .request(form::<LoginForm>()),
+            .request(form::<LoginForm>())
+            .response(json::<LoginResponse>()),
         Operation::post("/api/v1/auth/register", T)
             .summary("Register")
             .request(json::<UserCreate>())
@@ -56,7 +62,9 @@ fn auth() -> Vec<Operation> {
         Operation::get("/api/v1/auth/me", T)
             .summary("Get Current User Profile")
             .response(json::<UserResponse>()),
-        Operation::post("/api/v1/auth/logout", T).summary("Logout"),
+        Operation::post("/api/v1/auth/logout", T)
+            .summary("Logout")
+            .response(json::<MessageResponse>()),
     ]
 }
 
@@ -72,22 +80,33 @@ fn executions() -> Vec<Operation> {
             .response(json::<ExecutionResult>()),
         Operation::post("/api/v1/executions/{execution_id}/cancel", T)
             .summary("Cancel Execution")
-            .request(json::<CancelExecutionRequest>()),
+            .request(json::<CancelExecutionRequest>())
+            .response(json::<CancelResponse>()),
         Operation::post("/api/v1/executions/{execution_id}/retry", T)
             .summary("Retry Execution")
             .response(json::<ExecutionResponse>()),
         Operation::get("/api/v1/executions/{execution_id}/events", T)
             .summary("Get Execution Events"),
-        Operation::delete("/api/v1/executions/{execution_id}", T).summary("Delete Execution"),
-        Operation::get("/api/v1/user/executions", T).summary("Get User Executions"),
-        Operation::get("/api/v1/example-scripts", T).summary("Get Example Scripts"),
-        Operation::get("/api/v1/k8s-limits", T).summary("Get K8S Resource Limits"),
+        Operation::delete("/api/v1/executions/{execution_id}", T)
+            .summary("Delete Execution")
+            .response(json::<DeleteResponse>()),
+        Operation::get("/api/v1/user/executions", T)
+            .summary("Get User Executions")
+            .response(json::<ExecutionListResponse>()),
+        Operation::get("/api/v1/example-scripts", T)
+            .summary("Get Example Scripts")
+            .response(json::<ExampleScripts>()),
+        Operation::get("/api/v1/k8s-limits", T)
+            .summary("Get K8S Resource Limits")
+            .response(json::<ResourceLimits>()),
     ]
 }
 
 fn platform() -> Vec<Operation> {
     vec![
-        Operation::get("/api/v1/health/live", "Health").summary("Liveness"),
+        Operation::get("/api/v1/health/live", "Health")
+            .summary("Liveness")
+            .response(json::<LivenessResponse>()),
         Operation::get("/api/v1/health/ready", "Health").summary("Readiness"),
         Operation::get("/api/v1/events/executions/{execution_id}", "sse")
             .summary("Execution Events")

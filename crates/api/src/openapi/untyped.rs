@@ -2,7 +2,7 @@
 //! entry to a typed group of `operations.rs` once its request/response types derive
 //! `schemars::JsonSchema`; the ignored strict test lists what is still untyped.
 
-use super::{Body, Operation};
+use super::Operation;
 
 pub fn untyped() -> Vec<Operation> {
     vec![]

@@ -11,7 +11,6 @@ use integr8s_core::ports::NewUser;
 use integr8s_core::user::{Role, User};
 use integr8s_core::StoreError;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::auth::{self, lockout, password, CurrentUser, ACCESS_COOKIE, CSRF_COOKIE};
 use crate::error::{ApiError, ValidationIssue};
@@ -235,12 +234,12 @@ async fn login(
     let token = auth::issue_token_for(&state, &user.username, lifetime);
     let csrf_token = auth::csrf::issue(&state.config.secret, &token)?;
     let cfg = &state.config;
-    let body = json!({
-        "message": "Login successful",
-        "username": user.username,
-        "role": user.role,
-        "csrf_token": csrf_token,
-    });
+    let body = LoginResponse {
+        message: "Login successful".to_owned(),
+        username: user.username.clone(),
+        role: user.role,
+        csrf_token: csrf_token.clone(),
+    };
     let mut response = Json(body).into_response();
     let h = response.headers_mut();
     h.append(
@@ -269,6 +268,21 @@ async fn login(
     Ok(response)
 }
 
+/// The contract's `LoginResponse` (the session itself travels in cookies).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct LoginResponse {
+    pub message: String,
+    pub username: String,
+    pub role: Role,
+    pub csrf_token: String,
+}
+
+/// The contract's `MessageResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct MessageResponse {
+    pub message: String,
+}
+
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let subject = auth::cookie(&headers, ACCESS_COOKIE)
         .and_then(|token| auth::token_subject_allow_expired(&state, &token));
@@ -286,7 +300,10 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
         }
     }
     let secure = state.config.cookie_secure;
-    let mut response = Json(json!({"message": "Logout successful"})).into_response();
+    let body = MessageResponse {
+        message: "Logout successful".to_owned(),
+    };
+    let mut response = Json(body).into_response();
     let h = response.headers_mut();
     let zero = std::time::Duration::ZERO;
     h.append(

@@ -10,7 +10,7 @@ use integr8s_core::event::{Envelope, EventPayload, EventType};
 use integr8s_core::execution::ExecutionFilter;
 use integr8s_core::{ErrorType, Execution, ExecutionStatus, Priority, ResourceUsage};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::submit::{self, load_owned, ExecutionResponse, RequestedLimits, Submission};
 use crate::auth::{AdminUser, CurrentUser};
@@ -186,21 +186,56 @@ fn parse_cancel_body(body: &Bytes) -> Result<CancelExecutionRequest, ApiError> {
     deserialize_value(value)
 }
 
+/// The contract's `CancelStatus`.
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelStatus {
+    AlreadyCancelled,
+    CancellationRequested,
+}
+
+/// The contract's `CancelResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct CancelResponse {
+    pub execution_id: String,
+    pub status: CancelStatus,
+    pub message: String,
+    /// The `execution_cancelled` event (none when it was already cancelled).
+    pub event_id: Option<String>,
+}
+
+/// The contract's `DeleteResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct DeleteResponse {
+    pub message: String,
+    pub execution_id: String,
+}
+
+/// The contract's `ExecutionListResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ExecutionListResponse {
+    pub executions: Vec<ExecutionResult>,
+    pub total: u64,
+    pub limit: i64,
+    pub skip: i64,
+    pub has_more: bool,
+}
+
 async fn cancel(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     AppPath(execution_id): AppPath<String>,
     AppBytes(body): AppBytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CancelResponse>, ApiError> {
     let execution = load_owned(&state, &user, &execution_id).await?;
     let request = parse_cancel_body(&body)?;
     if execution.status == ExecutionStatus::Cancelled {
-        return Ok(Json(json!({
-            "execution_id": execution_id,
-            "status": "already_cancelled",
-            "message": "Execution is already cancelled",
-            "event_id": null,
-        })));
+        return Ok(Json(CancelResponse {
+            execution_id,
+            status: CancelStatus::AlreadyCancelled,
+            message: "Execution is already cancelled".to_owned(),
+            event_id: None,
+        }));
     }
     if execution.status.is_terminal() {
         return Err(ApiError::invalid_state(format!(
@@ -209,12 +244,12 @@ async fn cancel(
         )));
     }
     let event = emit_cancel(&state, &execution_id, &user.user_id, request.reason).await?;
-    Ok(Json(json!({
-        "execution_id": execution_id,
-        "status": "cancellation_requested",
-        "message": "Cancellation request submitted",
-        "event_id": event.envelope.event_id,
-    })))
+    Ok(Json(CancelResponse {
+        execution_id,
+        status: CancelStatus::CancellationRequested,
+        message: "Cancellation request submitted".to_owned(),
+        event_id: Some(event.envelope.event_id),
+    }))
 }
 
 async fn emit_cancel(
@@ -313,7 +348,7 @@ async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     query: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionListResponse>, ApiError> {
     let status = match query.get("status").filter(|v| !v.is_empty()) {
         None => None,
         Some(raw) => Some(ExecutionStatus::parse(raw).ok_or_else(|| {
@@ -341,21 +376,20 @@ async fn list(
     };
     let (executions, total) = state.store.list_executions(&filter).await?;
     let has_more = (skip as u64).saturating_add(executions.len() as u64) < total;
-    let executions: Vec<ExecutionResult> = executions.into_iter().map(Into::into).collect();
-    Ok(Json(json!({
-        "executions": executions,
-        "total": total,
-        "limit": limit,
-        "skip": skip,
-        "has_more": has_more,
-    })))
+    Ok(Json(ExecutionListResponse {
+        executions: executions.into_iter().map(Into::into).collect(),
+        total,
+        limit,
+        skip,
+        has_more,
+    }))
 }
 
 async fn remove(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     AppPath(execution_id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteResponse>, ApiError> {
     let execution = state
         .store
         .execution(&execution_id)
@@ -373,8 +407,8 @@ async fn remove(
     if !state.store.delete_execution(&execution_id).await? {
         return Err(ApiError::execution_not_found(&execution_id));
     }
-    Ok(Json(json!({
-        "message": "Execution deleted successfully",
-        "execution_id": execution_id,
-    })))
+    Ok(Json(DeleteResponse {
+        message: "Execution deleted successfully".to_owned(),
+        execution_id,
+    }))
 }

@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -15,12 +17,20 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/health/ready", get(ready))
 }
 
+/// The contract's `LivenessResponse`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct LivenessResponse {
+    pub status: String,
+    pub uptime_seconds: u64,
+    pub timestamp: DateTime<Utc>,
+}
+
 async fn live(State(state): State<AppState>) -> Response {
-    Json(json!({
-        "status": "ok",
-        "uptime_seconds": state.started_at.elapsed().as_secs(),
-        "timestamp": integr8s_core::now(),
-    }))
+    Json(LivenessResponse {
+        status: "ok".to_owned(),
+        uptime_seconds: state.started_at.elapsed().as_secs(),
+        timestamp: integr8s_core::now(),
+    })
     .into_response()
 }
 

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::state::AppState;
 
@@ -41,7 +40,7 @@ const EXAMPLES: [(&str, &str); 5] = [
     ),
 ];
 
-fn cached(body: serde_json::Value, cache_control: &'static str) -> Response {
+fn cached<T: Serialize>(body: &T, cache_control: &'static str) -> Response {
     let mut response = Json(body).into_response();
     let h = response.headers_mut();
     h.insert(
@@ -52,16 +51,36 @@ fn cached(body: serde_json::Value, cache_control: &'static str) -> Response {
     response
 }
 
+/// The contract's `ExampleScripts`: an example program per language.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ExampleScripts {
+    pub scripts: BTreeMap<String, String>,
+}
+
 async fn example_scripts() -> Response {
-    let scripts: BTreeMap<&str, &str> = EXAMPLES.into_iter().collect();
-    cached(json!({ "scripts": scripts }), "public, max-age=600")
+    let scripts = EXAMPLES
+        .into_iter()
+        .map(|(lang, code)| (lang.to_owned(), code.to_owned()))
+        .collect();
+    cached(&ExampleScripts { scripts }, "public, max-age=600")
 }
 
 /// The contract's `LanguageInfo`.
-#[derive(Debug, Serialize)]
-struct LanguageInfo {
-    versions: Vec<String>,
-    file_ext: String,
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct LanguageInfo {
+    pub versions: Vec<String>,
+    pub file_ext: String,
+}
+
+/// The contract's `ResourceLimits`: what new executions get.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ResourceLimits {
+    pub cpu_limit: String,
+    pub memory_limit: String,
+    pub cpu_request: String,
+    pub memory_request: String,
+    pub execution_timeout: u64,
+    pub supported_runtimes: BTreeMap<String, LanguageInfo>,
 }
 
 async fn limits(State(state): State<AppState>) -> Response {
@@ -93,15 +112,13 @@ async fn limits(State(state): State<AppState>) -> Response {
         Ok(settings) => settings,
         Err(e) => return axum::response::IntoResponse::into_response(e),
     };
-    cached(
-        json!({
-            "cpu_limit": settings.cpu_limit,
-            "memory_limit": settings.memory_limit,
-            "cpu_request": cfg.cpu_request,
-            "memory_request": cfg.memory_request,
-            "execution_timeout": settings.max_timeout_seconds,
-            "supported_runtimes": runtimes,
-        }),
-        "public, max-age=300",
-    )
+    let limits = ResourceLimits {
+        cpu_limit: settings.cpu_limit,
+        memory_limit: settings.memory_limit,
+        cpu_request: cfg.cpu_request.clone(),
+        memory_request: cfg.memory_request.clone(),
+        execution_timeout: settings.max_timeout_seconds,
+        supported_runtimes: runtimes,
+    };
+    cached(&limits, "public, max-age=300")
 }

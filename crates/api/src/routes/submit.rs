@@ -82,12 +82,22 @@ fn apply_requested(
         Some(v) => Some(capped("cpu_time_seconds", Some(v), max_cpu_time_seconds, " s")? * 1000),
     };
     Ok(RunLimits {
-        timeout_seconds: capped("timeout_seconds", req.timeout_seconds, caps.timeout_seconds, " s")?,
+        timeout_seconds: capped(
+            "timeout_seconds",
+            req.timeout_seconds,
+            caps.timeout_seconds,
+            " s",
+        )?,
         memory_bytes: capped("memory_mb", req.memory_mb, memory_cap_mb, " MiB")?
             .saturating_mul(1 << 20)
             .min(caps.memory_bytes),
         max_processes: capped("max_processes", req.max_processes, caps.max_processes, "")?,
-        max_output_bytes: capped("max_output_bytes", req.max_output_bytes, caps.max_output_bytes, " bytes")?,
+        max_output_bytes: capped(
+            "max_output_bytes",
+            req.max_output_bytes,
+            caps.max_output_bytes,
+            " bytes",
+        )?,
         cpu_time_ms: cpu,
     })
 }

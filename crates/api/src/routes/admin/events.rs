@@ -12,8 +12,8 @@ use integr8s_core::ports::admin::EventQuery;
 use serde_json::Value;
 
 use super::events_schema::{
-    EventBrowseRequest, EventBrowseResponse, EventDeleteResponse, EventDetailResponse,
-    EventFilter, EventStatsResponse, EventSummary,
+    EventBrowseRequest, EventBrowseResponse, EventDeleteResponse, EventDetailResponse, EventFilter,
+    EventStatsResponse, EventSummary,
 };
 
 use crate::auth::AdminUser;

@@ -176,7 +176,9 @@ pub struct EventFilter {
     pub event_types: Option<Vec<EventType>>,
     pub aggregate_id: Option<String>,
     pub user_id: Option<String>,
+    #[schemars(with = "Option<DateTime<Utc>>")]
     pub start_time: Option<String>,
+    #[schemars(with = "Option<DateTime<Utc>>")]
     pub end_time: Option<String>,
     pub service_name: Option<String>,
     pub search_text: Option<String>,
@@ -189,6 +191,7 @@ pub struct EventBrowseRequest {
     #[serde(default)]
     pub skip: i64,
     #[serde(default = "default_browse_limit")]
+    #[schemars(range(max = 500))]
     pub limit: i64,
 }
 

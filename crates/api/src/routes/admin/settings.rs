@@ -79,32 +79,32 @@ pub fn run_limits(cfg: &ApiConfig, settings: &SystemSettings) -> RunLimits {
 }
 
 /// The request body (the contract's `SystemSettingsSchema-Input`): every field optional; a
-/// missing one takes the schema default. Ranges and patterns are checked by [`validate`].
+/// missing one takes the schema default. Ranges and patterns are checked before storing.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(default)]
 #[schemars(rename = "SystemSettingsInput")]
 pub struct SettingsInput {
-    /// 1..=3600.
+    #[schemars(range(min = 1, max = 3600))]
     pub max_timeout_seconds: i64,
-    /// `<n>Ki|Mi|Gi`.
+    #[schemars(regex(pattern = r"^\d+(Mi|Gi|Ki)$"))]
     pub memory_limit: String,
-    /// `<n>m`.
+    #[schemars(regex(pattern = r"^\d+m$"))]
     pub cpu_limit: String,
-    /// 1..=100.
+    #[schemars(range(min = 1, max = 100))]
     pub max_concurrent_executions: i64,
-    /// 8..=32.
+    #[schemars(range(min = 8, max = 32))]
     pub password_min_length: i64,
-    /// 5..=1440.
+    #[schemars(range(min = 5, max = 1440))]
     pub session_timeout_minutes: i64,
-    /// 3..=10.
+    #[schemars(range(min = 3, max = 10))]
     pub max_login_attempts: i64,
-    /// 5..=60.
+    #[schemars(range(min = 5, max = 60))]
     pub lockout_duration_minutes: i64,
-    /// 7..=90.
+    #[schemars(range(min = 7, max = 90))]
     pub metrics_retention_days: i64,
     pub log_level: LogLevel,
     pub enable_tracing: bool,
-    /// 0..=1.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub sampling_rate: f64,
 }
 

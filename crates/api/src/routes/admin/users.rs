@@ -152,8 +152,10 @@ async fn list(
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AdminUserCreate {
     pub username: String,
+    #[schemars(email)]
     pub email: String,
-    /// At least 8 characters, and at least the system settings' `password_min_length`.
+    /// At least the system settings' `password_min_length` (and never under 8).
+    #[schemars(length(min = 8))]
     pub password: String,
     #[serde(default)]
     pub role: Role,
@@ -232,13 +234,14 @@ pub struct UserUpdateRequest {
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
+    #[schemars(email)]
     pub email: Option<String>,
     #[serde(default)]
     pub role: Option<Role>,
     #[serde(default)]
     pub is_active: Option<bool>,
-    /// At least 8 characters.
     #[serde(default)]
+    #[schemars(length(min = 8))]
     pub password: Option<String>,
 }
 
@@ -340,6 +343,7 @@ async fn remove(
 /// The contract's `PasswordResetRequest` (at least 8 characters).
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct PasswordResetRequest {
+    #[schemars(length(min = 8))]
     pub new_password: String,
 }
 

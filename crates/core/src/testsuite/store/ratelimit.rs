@@ -5,7 +5,10 @@ use crate::ports::ratelimit::{RateLimitAlgorithm, RateLimitRule, UserRateLimit};
 
 pub async fn rate_limit_override_upsert_get_delete(store: S) {
     let user = store.create_user(&new_user("limited")).await.unwrap();
-    assert_eq!(store.get_user_rate_limit(&user.user_id).await.unwrap(), None);
+    assert_eq!(
+        store.get_user_rate_limit(&user.user_id).await.unwrap(),
+        None
+    );
 
     let created = crate::now() - Duration::hours(1);
     let mut rule = RateLimitRule::defaults()[0].clone();
@@ -38,7 +41,10 @@ pub async fn rate_limit_override_upsert_get_delete(store: S) {
         ..first.clone()
     };
     let replaced = store.put_user_rate_limit(&second).await.unwrap();
-    assert_eq!(replaced.created_at, created, "created_at survives a replace");
+    assert_eq!(
+        replaced.created_at, created,
+        "created_at survives a replace"
+    );
     assert_eq!(replaced.updated_at, later);
     assert!(replaced.bypass_rate_limit);
     assert!(replaced.rules.is_empty());
@@ -46,5 +52,8 @@ pub async fn rate_limit_override_upsert_get_delete(store: S) {
 
     assert!(store.delete_user_rate_limit(&user.user_id).await.unwrap());
     assert!(!store.delete_user_rate_limit(&user.user_id).await.unwrap());
-    assert_eq!(store.get_user_rate_limit(&user.user_id).await.unwrap(), None);
+    assert_eq!(
+        store.get_user_rate_limit(&user.user_id).await.unwrap(),
+        None
+    );
 }
