@@ -38,8 +38,16 @@ impl Client {
             .collect::<Vec<_>>()
             .join("; ");
         let body: serde_json::Value = resp.json().await?;
-        let csrf = body["csrf_token"].as_str().context("login response without csrf_token")?.to_owned();
-        Ok(Self { http, base: base.to_owned(), cookie, csrf })
+        let csrf = body["csrf_token"]
+            .as_str()
+            .context("login response without csrf_token")?
+            .to_owned();
+        Ok(Self {
+            http,
+            base: base.to_owned(),
+            cookie,
+            csrf,
+        })
     }
 
     /// Submits a script and waits on the execution's SSE stream until it closes.
@@ -53,10 +61,17 @@ impl Client {
             .send()
             .await?;
         if !resp.status().is_success() {
-            bail!("execute failed: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+            bail!(
+                "execute failed: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
         }
         let body: serde_json::Value = resp.json().await?;
-        let id = body["execution_id"].as_str().context("no execution_id")?.to_owned();
+        let id = body["execution_id"]
+            .as_str()
+            .context("no execution_id")?
+            .to_owned();
         let stream = self
             .http
             .get(format!("{}/api/v1/events/executions/{id}", self.base))
@@ -173,8 +188,14 @@ async fn measure(base: &str, args: &BenchArgs) -> anyhow::Result<()> {
     }
     let (a, b) = (median(api), median(bare));
     println!("runs: {} each, interleaved", args.runs);
-    println!("api python hello world (submit -> result): median {:.1} ms", a.as_secs_f64() * 1e3);
-    println!("bare python3 -c 'print(1)':               median {:.1} ms", b.as_secs_f64() * 1e3);
+    println!(
+        "api python hello world (submit -> result): median {:.1} ms",
+        a.as_secs_f64() * 1e3
+    );
+    println!(
+        "bare python3 -c 'print(1)':               median {:.1} ms",
+        b.as_secs_f64() * 1e3
+    );
     println!("ratio api/bare: {:.2}", a.as_secs_f64() / b.as_secs_f64());
     Ok(())
 }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "integr8s", version, about = "Run untrusted scripts in isolated sandboxes and stream the results")]
+#[command(
+    name = "integr8s",
+    version,
+    about = "Run untrusted scripts in isolated sandboxes and stream the results"
+)]
 pub struct Cli {
     /// TOML configuration file (same layout as the embedded defaults, see `check-config --print`).
     #[arg(long, global = true, value_name = "FILE")]

@@ -76,7 +76,12 @@ fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     }
     Ok(match List::deserialize(d)? {
         List::Many(v) => v,
-        List::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        List::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -165,10 +170,13 @@ impl Config {
         env: &HashMap<String, String>,
         cli: &CliOverrides,
     ) -> Result<Self, ConfigError> {
-        let mut merged: Table = DEFAULTS.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: PathBuf::from("<embedded defaults>"),
-            message: e.to_string(),
-        })?;
+        let mut merged: Table =
+            DEFAULTS
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: PathBuf::from("<embedded defaults>"),
+                    message: e.to_string(),
+                })?;
         let mut sources: BTreeMap<String, String> = BTreeMap::new();
 
         if let Some(path) = file {
@@ -176,10 +184,12 @@ impl Config {
                 path: path.to_owned(),
                 source,
             })?;
-            let table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: path.to_owned(),
-                message: e.message().to_owned(),
-            })?;
+            let table: Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.message().to_owned(),
+                })?;
             let origin = format!("config file {}", path.display());
             for (section, value) in table {
                 let Value::Table(keys) = value else {
@@ -192,7 +202,10 @@ impl Config {
             }
         }
 
-        let mut env_vars: Vec<_> = env.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let mut env_vars: Vec<_> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
         env_vars.sort();
         for (var, raw) in env_vars {
             let rest = &var[ENV_PREFIX.len()..];
@@ -222,28 +235,52 @@ impl Config {
         }
 
         if let Some(h) = &cli.host {
-            set_key(&mut merged, "server", "host", Value::String(h.clone()), "--host")?;
+            set_key(
+                &mut merged,
+                "server",
+                "host",
+                Value::String(h.clone()),
+                "--host",
+            )?;
             sources.insert("server.host".into(), "--host".into());
         }
         if let Some(p) = cli.port {
-            set_key(&mut merged, "server", "port", Value::Integer(p.into()), "--port")?;
+            set_key(
+                &mut merged,
+                "server",
+                "port",
+                Value::Integer(p.into()),
+                "--port",
+            )?;
             sources.insert("server.port".into(), "--port".into());
         }
         if let Some(d) = &cli.data_dir {
             let s = d.to_string_lossy().into_owned();
-            set_key(&mut merged, "server", "data_dir", Value::String(s), "--data-dir")?;
+            set_key(
+                &mut merged,
+                "server",
+                "data_dir",
+                Value::String(s),
+                "--data-dir",
+            )?;
             sources.insert("server.data_dir".into(), "--data-dir".into());
         }
 
-        let source_of = |key: &str| sources.get(key).cloned().unwrap_or_else(|| "defaults".into());
-        let config: Config = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::Invalid {
-                source_name: source_of(&key),
-                message: e.inner().to_string(),
-                key,
-            }
-        })?;
+        let source_of = |key: &str| {
+            sources
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| "defaults".into())
+        };
+        let config: Config =
+            serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::Invalid {
+                    source_name: source_of(&key),
+                    message: e.inner().to_string(),
+                    key,
+                }
+            })?;
         config.validate(&source_of)?;
         Ok(config)
     }
@@ -261,7 +298,11 @@ impl Config {
             "server.host",
             "expected an IP address such as 127.0.0.1 or 0.0.0.0, or localhost",
         )?;
-        check(!self.server.data_dir.as_os_str().is_empty(), "server.data_dir", "must not be empty")?;
+        check(
+            !self.server.data_dir.as_os_str().is_empty(),
+            "server.data_dir",
+            "must not be empty",
+        )?;
         check(
             matches!(self.server.log_format.as_str(), "text" | "json"),
             "server.log_format",
@@ -277,28 +318,54 @@ impl Config {
             "auth.secret",
             "must be at least 32 characters (or empty to generate one)",
         )?;
-        check(self.auth.session_timeout_minutes > 0, "auth.session_timeout_minutes", "must be positive")?;
-        check(self.auth.max_login_attempts > 0, "auth.max_login_attempts", "must be positive")?;
-        check(self.auth.lockout_minutes > 0, "auth.lockout_minutes", "must be positive")?;
+        check(
+            self.auth.session_timeout_minutes > 0,
+            "auth.session_timeout_minutes",
+            "must be positive",
+        )?;
+        check(
+            self.auth.max_login_attempts > 0,
+            "auth.max_login_attempts",
+            "must be positive",
+        )?;
+        check(
+            self.auth.lockout_minutes > 0,
+            "auth.lockout_minutes",
+            "must be positive",
+        )?;
         check(
             (4..=128).contains(&self.auth.password_min_length),
             "auth.password_min_length",
             "must be between 4 and 128",
         )?;
         let e = &self.execution;
-        check((1..=3600).contains(&e.timeout_seconds), "execution.timeout_seconds", "must be between 1 and 3600")?;
+        check(
+            (1..=3600).contains(&e.timeout_seconds),
+            "execution.timeout_seconds",
+            "must be between 1 and 3600",
+        )?;
         check(
             parse_memory(&e.memory_limit).is_some_and(|b| b >= 8 << 20),
             "execution.memory_limit",
             "expected a size like 256Mi, 1Gi or 65536Ki, at least 8Mi",
         )?;
         check(
-            e.cpu_limit.strip_suffix('m').is_some_and(|n| n.parse::<u32>().is_ok_and(|v| v > 0)),
+            e.cpu_limit
+                .strip_suffix('m')
+                .is_some_and(|n| n.parse::<u32>().is_ok_and(|v| v > 0)),
             "execution.cpu_limit",
             "expected millicores like 1000m",
         )?;
-        check(e.max_processes >= 4, "execution.max_processes", "must be at least 4")?;
-        check(e.max_output_bytes >= 1024, "execution.max_output_bytes", "must be at least 1024")?;
+        check(
+            e.max_processes >= 4,
+            "execution.max_processes",
+            "must be at least 4",
+        )?;
+        check(
+            e.max_output_bytes >= 1024,
+            "execution.max_output_bytes",
+            "must be at least 1024",
+        )?;
         check(
             (1..=3600).contains(&e.max_cpu_time_seconds),
             "execution.max_cpu_time_seconds",
@@ -309,12 +376,32 @@ impl Config {
             "execution.max_stdin_bytes",
             "must be at most 16777216 (16 MiB)",
         )?;
-        check(e.max_concurrent >= 1, "execution.max_concurrent", "must be at least 1")?;
-        check(e.max_per_user >= 1, "execution.max_per_user", "must be at least 1")?;
-        check(e.max_queue_length >= 1, "execution.max_queue_length", "must be at least 1")?;
-        check(e.ageing_seconds >= 1, "execution.ageing_seconds", "must be at least 1")?;
+        check(
+            e.max_concurrent >= 1,
+            "execution.max_concurrent",
+            "must be at least 1",
+        )?;
+        check(
+            e.max_per_user >= 1,
+            "execution.max_per_user",
+            "must be at least 1",
+        )?;
+        check(
+            e.max_queue_length >= 1,
+            "execution.max_queue_length",
+            "must be at least 1",
+        )?;
+        check(
+            e.ageing_seconds >= 1,
+            "execution.ageing_seconds",
+            "must be at least 1",
+        )?;
         let n = &self.notifications;
-        check(n.throttle_window_seconds >= 1, "notifications.throttle_window_seconds", "must be at least 1")?;
+        check(
+            n.throttle_window_seconds >= 1,
+            "notifications.throttle_window_seconds",
+            "must be at least 1",
+        )?;
         check(
             (1..=20).contains(&n.max_delivery_attempts),
             "notifications.max_delivery_attempts",
@@ -326,7 +413,10 @@ impl Config {
             "expected exact origins such as https://app.example.com (\"*\" cannot be used with cookies)",
         )?;
         check(
-            self.server.trusted_proxies.iter().all(|p| p.parse::<integr8s_api::client_ip::IpNet>().is_ok()),
+            self.server
+                .trusted_proxies
+                .iter()
+                .all(|p| p.parse::<integr8s_api::client_ip::IpNet>().is_ok()),
             "server.trusted_proxies",
             "expected IP addresses or CIDR blocks such as 127.0.0.1 or 10.0.0.0/8",
         )?;
@@ -336,17 +426,28 @@ impl Config {
     /// Whether the bind address only accepts local connections.
     pub fn binds_loopback(&self) -> bool {
         self.server.host == "localhost"
-            || self.server.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            || self
+                .server
+                .host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     /// The parsed `server.trusted_proxies` (validated on load).
     pub fn trusted_proxies(&self) -> Vec<integr8s_api::client_ip::IpNet> {
-        self.server.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect()
+        self.server
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect()
     }
 
     pub fn database_url(&self) -> String {
         if self.database.url.is_empty() {
-            format!("sqlite://{}", self.server.data_dir.join("integr8s.db").display())
+            format!(
+                "sqlite://{}",
+                self.server.data_dir.join("integr8s.db").display()
+            )
         } else {
             self.database.url.clone()
         }
@@ -383,7 +484,13 @@ fn has_key(table: &Table, section: &str, key: &str) -> bool {
     matches!(table.get(section), Some(Value::Table(t)) if t.contains_key(key))
 }
 
-fn set_key(table: &mut Table, section: &str, key: &str, value: Value, origin: &str) -> Result<(), ConfigError> {
+fn set_key(
+    table: &mut Table,
+    section: &str,
+    key: &str,
+    value: Value,
+    origin: &str,
+) -> Result<(), ConfigError> {
     if !has_key(table, section, key) {
         return Err(invalid(&format!("{section}.{key}"), origin, "unknown key"));
     }

@@ -16,7 +16,8 @@ pub fn load_or_create(configured: &str, data_dir: &Path) -> anyhow::Result<Vec<u
     }
     let path = data_dir.join(SECRET_FILE);
     if path.exists() {
-        let meta = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         if meta.permissions().mode() & 0o077 != 0 {
             bail!(
                 "{} is readable by other users (mode {:o}); run: chmod 600 {}",
@@ -25,10 +26,14 @@ pub fn load_or_create(configured: &str, data_dir: &Path) -> anyhow::Result<Vec<u
                 path.display()
             );
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let secret = text.trim();
         if secret.len() < 32 {
-            bail!("{} holds a secret shorter than 32 characters; delete it to generate a new one", path.display());
+            bail!(
+                "{} holds a secret shorter than 32 characters; delete it to generate a new one",
+                path.display()
+            );
         }
         return Ok(secret.as_bytes().to_vec());
     }
@@ -58,7 +63,10 @@ mod tests {
         let b = load_or_create("", dir.path()).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), 128);
-        let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 

@@ -34,8 +34,16 @@ pub fn check_exposure(config: &Config) -> anyhow::Result<()> {
         return Ok(());
     }
     let defaults = [
-        ("auth.admin_password", &config.auth.admin_password, DEFAULT_ADMIN_PASSWORD),
-        ("auth.user_password", &config.auth.user_password, DEFAULT_USER_PASSWORD),
+        (
+            "auth.admin_password",
+            &config.auth.admin_password,
+            DEFAULT_ADMIN_PASSWORD,
+        ),
+        (
+            "auth.user_password",
+            &config.auth.user_password,
+            DEFAULT_USER_PASSWORD,
+        ),
     ];
     for (key, value, default) in defaults {
         if value == default {
@@ -57,11 +65,20 @@ pub async fn check_stored_defaults(config: &Config, store: &dyn Store) -> anyhow
     if config.binds_loopback() {
         return Ok(());
     }
-    for (name, default) in [("admin", DEFAULT_ADMIN_PASSWORD), ("user", DEFAULT_USER_PASSWORD)] {
-        let Some(user) = store.user_by_username(name).await.context("reading seeded accounts")? else {
+    for (name, default) in [
+        ("admin", DEFAULT_ADMIN_PASSWORD),
+        ("user", DEFAULT_USER_PASSWORD),
+    ] {
+        let Some(user) = store
+            .user_by_username(name)
+            .await
+            .context("reading seeded accounts")?
+        else {
             continue;
         };
-        if user.is_active && integr8s_api::auth::password::verify_password(default, &user.password_hash) {
+        if user.is_active
+            && integr8s_api::auth::password::verify_password(default, &user.password_hash)
+        {
             bail!(
                 "refusing to start on {}: the account '{name}' still has its default password; \
                  change it (log in and update it, or run `integr8s seed-users` with \
@@ -79,7 +96,10 @@ pub async fn seed_if_empty(config: &Config, store: &dyn Store) -> anyhow::Result
         return Ok(());
     }
     for user in seed_users(config)? {
-        store.create_user(&user).await.with_context(|| format!("seeding {}", user.username))?;
+        store
+            .create_user(&user)
+            .await
+            .with_context(|| format!("seeding {}", user.username))?;
         tracing::info!(username = %user.username, "seeded default account");
     }
     Ok(())
@@ -88,7 +108,10 @@ pub async fn seed_if_empty(config: &Config, store: &dyn Store) -> anyhow::Result
 /// (Re)applies the configured passwords and roles of the default accounts.
 pub async fn seed_force(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
     for user in seed_users(config)? {
-        store.upsert_user(&user).await.with_context(|| format!("seeding {}", user.username))?;
+        store
+            .upsert_user(&user)
+            .await
+            .with_context(|| format!("seeding {}", user.username))?;
         println!("account '{}' ({}) set", user.username, user.role.as_str());
     }
     Ok(())

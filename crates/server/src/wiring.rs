@@ -10,7 +10,9 @@ use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, EventStore, Executor, QueuePolicy, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_core::RunLimits;
-use integr8s_engine::notifications::{DeliveryWorker, NotificationConfig, NotificationService, ThrottleConfig};
+use integr8s_engine::notifications::{
+    DeliveryWorker, NotificationConfig, NotificationService, ThrottleConfig,
+};
 use integr8s_engine::{Coordinator, EngineConfig, LocalWorker, ResultProcessor, SagaOrchestrator};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -19,8 +21,12 @@ use crate::config::Config;
 
 /// Opens the store named by the configuration and brings its schema up to date.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<integr8s_store::SqliteStore>> {
-    std::fs::create_dir_all(&config.server.data_dir)
-        .with_context(|| format!("creating data dir {} (server.data_dir)", config.server.data_dir.display()))?;
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "creating data dir {} (server.data_dir)",
+            config.server.data_dir.display()
+        )
+    })?;
     let url = config.database_url();
     let store = integr8s_store::SqliteStore::open(&url)
         .await
@@ -33,13 +39,22 @@ pub fn load_registry(config: &Config) -> anyhow::Result<RuntimeRegistry> {
     let mut registry = if config.runtimes.registry_file.is_empty() {
         RuntimeRegistry::embedded()
     } else {
-        let text = std::fs::read_to_string(&config.runtimes.registry_file)
-            .with_context(|| format!("reading runtimes.registry_file {}", config.runtimes.registry_file))?;
+        let text = std::fs::read_to_string(&config.runtimes.registry_file).with_context(|| {
+            format!(
+                "reading runtimes.registry_file {}",
+                config.runtimes.registry_file
+            )
+        })?;
         RuntimeRegistry::from_toml(&text).context("runtimes.registry_file")?
     };
     registry.probe_host();
     for r in registry.runtimes() {
-        let have: Vec<_> = r.versions.iter().filter(|v| v.available).map(|v| v.version.as_str()).collect();
+        let have: Vec<_> = r
+            .versions
+            .iter()
+            .filter(|v| v.available)
+            .map(|v| v.version.as_str())
+            .collect();
         if have.is_empty() {
             tracing::warn!(lang = %r.lang, package = %r.package, "runtime not installed; install the package to enable it");
         } else {
@@ -125,22 +140,41 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         roles.spawn(named("saga-orchestrator", s.run(shutdown.clone())));
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "local-worker");
         let exec: Arc<dyn Executor> = executor.clone();
-        let w = LocalWorker::new(dyn_store.clone(), bus.clone(), outbox, exec, registry.clone(), engine);
+        let w = LocalWorker::new(
+            dyn_store.clone(),
+            bus.clone(),
+            outbox,
+            exec,
+            registry.clone(),
+            engine,
+        );
         roles.spawn(named("local-worker", w.run(shutdown.clone())));
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "result-processor");
         let r = ResultProcessor::new(dyn_store.clone(), bus.clone(), outbox, engine);
         roles.spawn(named("result-processor", r.run(shutdown.clone())));
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "dlq-processor");
-        let p = integr8s_engine::dlq::DlqProcessor::new(dyn_store.clone(), outbox, integr8s_engine::dlq::DlqConfig::default());
+        let p = integr8s_engine::dlq::DlqProcessor::new(
+            dyn_store.clone(),
+            outbox,
+            integr8s_engine::dlq::DlqConfig::default(),
+        );
         roles.spawn(named("dlq-processor", p.run(shutdown.clone())));
         // `file` replay targets write under <data_dir>/replays only.
-        let replays = integr8s_engine::replay::ReplayRunnerConfig::new(config.server.data_dir.join("replays"));
+        let replays = integr8s_engine::replay::ReplayRunnerConfig::new(
+            config.server.data_dir.join("replays"),
+        );
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "event-replay");
         let rr = integr8s_engine::replay::ReplayRunner::new(dyn_store.clone(), outbox, replays);
         roles.spawn(named("event-replay", rr.run(shutdown.clone())));
         let notifications = notification_config(&config);
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "notification-service");
-        let n = NotificationService::new(dyn_store.clone(), bus.clone(), outbox, engine, notifications.clone());
+        let n = NotificationService::new(
+            dyn_store.clone(),
+            bus.clone(),
+            outbox,
+            engine,
+            notifications.clone(),
+        );
         roles.spawn(named("notification-service", n.run(shutdown.clone())));
         let d = DeliveryWorker::new(dyn_store.clone(), bus.clone(), notifications)?;
         roles.spawn(named("notification-delivery", d.run(shutdown.clone())));
@@ -174,14 +208,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             cors_origins: config.server.cors_origins.clone(),
             trusted_proxies: config.trusted_proxies(),
             max_cpu_time_seconds: config.execution.max_cpu_time_seconds,
-            max_stdin_bytes: usize::try_from(config.execution.max_stdin_bytes).unwrap_or(usize::MAX),
+            max_stdin_bytes: usize::try_from(config.execution.max_stdin_bytes)
+                .unwrap_or(usize::MAX),
         }),
         started_at: Instant::now(),
-        rate_limits: integr8s_api::ratelimit::RateLimits::new(Arc::new(integr8s_limiter::MemoryRateLimiter::new())),
+        rate_limits: integr8s_api::ratelimit::RateLimits::new(Arc::new(
+            integr8s_limiter::MemoryRateLimiter::new(),
+        )),
     };
     let app = integr8s_api::router(state);
 
-    let host = if config.server.host == "localhost" { "127.0.0.1" } else { config.server.host.as_str() };
+    let host = if config.server.host == "localhost" {
+        "127.0.0.1"
+    } else {
+        config.server.host.as_str()
+    };
     let addr: SocketAddr = format!("{host}:{}", config.server.port)
         .parse()
         .with_context(|| format!("server.host/server.port {host}:{}", config.server.port))?;
@@ -195,9 +236,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let http_shutdown = shutdown.clone();
     let mut http = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+        .await
     });
 
     let outcome: anyhow::Result<()> = tokio::select! {
@@ -214,7 +258,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         let _ = http.await;
     };
-    if tokio::time::timeout(Duration::from_secs(15), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(15), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown did not finish within 15 s");
     }
     outcome

@@ -3,7 +3,10 @@
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 #[test]
@@ -19,52 +22,94 @@ fn defaults_load_and_bind_loopback() {
 fn layers_apply_in_order_file_env_cli() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, "[server]\nport = 9001\nhost = \"0.0.0.0\"\n[execution]\nmax_concurrent = 7\n").unwrap();
-    let e = env(&[("INTEGR8S_PORT", "9002"), ("INTEGR8S_EXECUTION__MAX_PER_USER", "3"), ("PATH", "/bin")]);
+    std::fs::write(
+        &path,
+        "[server]\nport = 9001\nhost = \"0.0.0.0\"\n[execution]\nmax_concurrent = 7\n",
+    )
+    .unwrap();
+    let e = env(&[
+        ("INTEGR8S_PORT", "9002"),
+        ("INTEGR8S_EXECUTION__MAX_PER_USER", "3"),
+        ("PATH", "/bin"),
+    ]);
     let c = Config::load(Some(&path), &e, &CliOverrides::default()).unwrap();
     assert_eq!(c.server.port, 9002);
     assert_eq!(c.server.host, "0.0.0.0");
     assert_eq!(c.execution.max_concurrent, 7);
     assert_eq!(c.execution.max_per_user, 3);
-    let cli = CliOverrides { port: Some(9003), ..Default::default() };
-    assert_eq!(Config::load(Some(&path), &e, &cli).unwrap().server.port, 9003);
+    let cli = CliOverrides {
+        port: Some(9003),
+        ..Default::default()
+    };
+    assert_eq!(
+        Config::load(Some(&path), &e, &cli).unwrap().server.port,
+        9003
+    );
 }
 
 #[test]
 fn invalid_values_name_the_key_and_source() {
-    let err = Config::load(None, &env(&[("INTEGR8S_SERVER__PORT", "eighty")]), &CliOverrides::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("server.port") && err.contains("INTEGR8S_SERVER__PORT"), "{err}");
+    let err = Config::load(
+        None,
+        &env(&[("INTEGR8S_SERVER__PORT", "eighty")]),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("server.port") && err.contains("INTEGR8S_SERVER__PORT"),
+        "{err}"
+    );
 
-    let err = Config::load(None, &env(&[("INTEGR8S_HOST", "not an ip")]), &CliOverrides::default())
-        .unwrap_err()
-        .to_string();
+    let err = Config::load(
+        None,
+        &env(&[("INTEGR8S_HOST", "not an ip")]),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("server.host"), "{err}");
 
-    let err = Config::load(None, &env(&[("INTEGR8S_EXECUTION__MEMORY_LIMIT", "lots")]), &CliOverrides::default())
-        .unwrap_err()
-        .to_string();
+    let err = Config::load(
+        None,
+        &env(&[("INTEGR8S_EXECUTION__MEMORY_LIMIT", "lots")]),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("execution.memory_limit"), "{err}");
 
-    let err = Config::load(None, &env(&[("INTEGR8S_AUTH__SECRET", "short")]), &CliOverrides::default())
-        .unwrap_err()
-        .to_string();
+    let err = Config::load(
+        None,
+        &env(&[("INTEGR8S_AUTH__SECRET", "short")]),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("auth.secret"), "{err}");
 }
 
 #[test]
 fn unknown_keys_are_refused() {
-    let err = Config::load(None, &env(&[("INTEGR8S_SERVER__PROT", "1")]), &CliOverrides::default())
-        .unwrap_err()
-        .to_string();
+    let err = Config::load(
+        None,
+        &env(&[("INTEGR8S_SERVER__PROT", "1")]),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("INTEGR8S_SERVER__PROT"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     std::fs::write(&path, "[server]\nprot = 1\n").unwrap();
-    let err = Config::load(Some(&path), &env(&[]), &CliOverrides::default()).unwrap_err().to_string();
-    assert!(err.contains("server.prot") && err.contains("unknown key"), "{err}");
+    let err = Config::load(Some(&path), &env(&[]), &CliOverrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.prot") && err.contains("unknown key"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -16,7 +16,10 @@ async fn wait_status(c: &Client, id: &str, wanted: &str) {
         if r["status"] == wanted {
             return;
         }
-        assert!(start.elapsed() < DEADLINE, "{id} never reached {wanted}: {r}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{id} never reached {wanted}: {r}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -29,7 +32,10 @@ async fn queue(admin: &Client) -> Value {
 
 #[tokio::test]
 async fn raising_a_priority_reorders_the_queue() {
-    let env = [("INTEGR8S_RATE_LIMIT__ENABLED", "false"), ("INTEGR8S_EXECUTION__MAX_CONCURRENT", "1")];
+    let env = [
+        ("INTEGR8S_RATE_LIMIT__ENABLED", "false"),
+        ("INTEGR8S_EXECUTION__MAX_CONCURRENT", "1"),
+    ];
     let server = Server::start(&env).await;
     let admin = server.admin().await;
     let user = server.user().await;
@@ -49,18 +55,29 @@ async fn raising_a_priority_reorders_the_queue() {
     assert_eq!(q["max_concurrent"], 1);
     assert_eq!(q["by_priority"], json!({"normal": 2}));
 
-    let r = put(&admin, &format!("/api/v1/admin/executions/{b}/priority"), json!({"priority": "high"})).await;
+    let r = put(
+        &admin,
+        &format!("/api/v1/admin/executions/{b}/priority"),
+        json!({"priority": "high"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["priority"], "high");
     assert_eq!(r.body["execution_id"], b.as_str());
-    assert_eq!(queue(&admin).await["by_priority"], json!({"normal": 1, "high": 1}));
+    assert_eq!(
+        queue(&admin).await["by_priority"],
+        json!({"normal": 1, "high": 1})
+    );
 
     for id in [&blocker, &a, &b] {
         user.wait_terminal(id).await;
     }
     // B was submitted after A, yet it was scheduled first.
     let r = admin
-        .post("/api/v1/admin/events/browse", json!({"filters": {"event_types": ["execution_accepted"]}, "limit": 10}))
+        .post(
+            "/api/v1/admin/events/browse",
+            json!({"filters": {"event_types": ["execution_accepted"]}, "limit": 10}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let newest_first: Vec<&str> = r.body["events"]
@@ -71,7 +88,12 @@ async fn raising_a_priority_reorders_the_queue() {
         .collect();
     assert_eq!(newest_first, [a.as_str(), b.as_str(), blocker.as_str()]);
 
-    let r = admin.get(&format!("/api/v1/admin/executions/?priority=high&user_id={}", user_id(&user).await)).await;
+    let r = admin
+        .get(&format!(
+            "/api/v1/admin/executions/?priority=high&user_id={}",
+            user_id(&user).await
+        ))
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["total"], 1);
     assert_eq!(r.body["executions"][0]["execution_id"], b.as_str());
@@ -92,33 +114,100 @@ async fn admin_lists_every_users_executions_and_rejects_bad_input() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["total"], 2);
     assert_eq!(r.body["has_more"], true);
-    assert_eq!(r.body["executions"][0]["execution_id"], theirs.as_str(), "newest first");
-    for key in ["script", "status", "lang", "lang_version", "stdout", "stderr", "exit_code", "error_type", "priority", "user_id", "created_at", "updated_at"] {
+    assert_eq!(
+        r.body["executions"][0]["execution_id"],
+        theirs.as_str(),
+        "newest first"
+    );
+    for key in [
+        "script",
+        "status",
+        "lang",
+        "lang_version",
+        "stdout",
+        "stderr",
+        "exit_code",
+        "error_type",
+        "priority",
+        "user_id",
+        "created_at",
+        "updated_at",
+    ] {
         assert!(r.body["executions"][0].get(key).is_some(), "missing {key}");
     }
-    let r = admin.get("/api/v1/admin/executions/?status=completed&skip=1").await;
-    assert_eq!((r.body["total"].clone(), r.body["has_more"].clone()), (json!(2), json!(false)));
-    let r = admin.get(&format!("/api/v1/admin/executions/?user_id={}", user_id(&other).await)).await;
+    let r = admin
+        .get("/api/v1/admin/executions/?status=completed&skip=1")
+        .await;
+    assert_eq!(
+        (r.body["total"].clone(), r.body["has_more"].clone()),
+        (json!(2), json!(false))
+    );
+    let r = admin
+        .get(&format!(
+            "/api/v1/admin/executions/?user_id={}",
+            user_id(&other).await
+        ))
+        .await;
     assert_eq!(r.body["total"], 1);
 
-    for query in ["limit=0", "limit=201", "skip=-1", "status=done", "priority=urgent"] {
-        let r = admin.get(&format!("/api/v1/admin/executions/?{query}")).await;
+    for query in [
+        "limit=0",
+        "limit=201",
+        "skip=-1",
+        "status=done",
+        "priority=urgent",
+    ] {
+        let r = admin
+            .get(&format!("/api/v1/admin/executions/?{query}"))
+            .await;
         assert_eq!(r.status, 422, "{query}: {}", r.body);
     }
-    let r = put(&admin, &format!("/api/v1/admin/executions/{mine}/priority"), json!({"priority": "urgent"})).await;
+    let r = put(
+        &admin,
+        &format!("/api/v1/admin/executions/{mine}/priority"),
+        json!({"priority": "urgent"}),
+    )
+    .await;
     assert_eq!(r.status, 422);
-    let r = put(&admin, &format!("/api/v1/admin/executions/{mine}/priority"), json!({})).await;
+    let r = put(
+        &admin,
+        &format!("/api/v1/admin/executions/{mine}/priority"),
+        json!({}),
+    )
+    .await;
     assert_eq!(r.status, 422);
-    let r = put(&admin, "/api/v1/admin/executions/missing/priority", json!({"priority": "low"})).await;
+    let r = put(
+        &admin,
+        "/api/v1/admin/executions/missing/priority",
+        json!({"priority": "low"}),
+    )
+    .await;
     assert_eq!(r.status, 404, "{}", r.body);
     // A finished execution keeps its slot-free state; only its stored priority changes.
-    let r = put(&admin, &format!("/api/v1/admin/executions/{mine}/priority"), json!({"priority": "background"})).await;
-    assert_eq!((r.status, r.body["priority"].clone()), (200, json!("background")));
+    let r = put(
+        &admin,
+        &format!("/api/v1/admin/executions/{mine}/priority"),
+        json!({"priority": "background"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["priority"].clone()),
+        (200, json!("background"))
+    );
 
     assert_eq!(user.get("/api/v1/admin/executions/").await.status, 403);
     assert_eq!(user.get("/api/v1/admin/executions/queue").await.status, 403);
-    let r = put(&user, &format!("/api/v1/admin/executions/{mine}/priority"), json!({"priority": "high"})).await;
+    let r = put(
+        &user,
+        &format!("/api/v1/admin/executions/{mine}/priority"),
+        json!({"priority": "high"}),
+    )
+    .await;
     assert_eq!(r.status, 403);
-    let anonymous = reqwest::Client::new().get(format!("{}/api/v1/admin/executions/queue", server.base)).send().await.unwrap();
+    let anonymous = reqwest::Client::new()
+        .get(format!("{}/api/v1/admin/executions/queue", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
 }

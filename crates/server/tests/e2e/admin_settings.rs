@@ -12,7 +12,9 @@ async fn event_time(admin: &Client, execution_id: &str, event_type: &str) -> Dat
     let filters = json!({"filters": {"aggregate_id": execution_id, "event_types": [event_type]}});
     let r = admin.post("/api/v1/admin/events/browse", filters).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let ts = r.body["events"][0]["timestamp"].as_str().unwrap_or_else(|| panic!("no {event_type} for {execution_id}: {}", r.body));
+    let ts = r.body["events"][0]["timestamp"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {event_type} for {execution_id}: {}", r.body));
     ts.parse().expect("timestamp")
 }
 
@@ -21,7 +23,12 @@ fn cookie_max_age(r: &reqwest::Response) -> Vec<String> {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').map(str::trim).find(|p| p.starts_with("Max-Age=")).map(str::to_owned))
+        .filter_map(|v| {
+            v.split(';')
+                .map(str::trim)
+                .find(|p| p.starts_with("Max-Age="))
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -65,12 +72,32 @@ async fn defaults_come_from_the_configuration_and_input_is_validated() {
 
     let user = server.user().await;
     assert_eq!(user.get("/api/v1/admin/settings/").await.status, 403);
-    assert_eq!(put(&user, "/api/v1/admin/settings/", json!({})).await.status, 403);
-    assert_eq!(user.post("/api/v1/admin/settings/reset", json!({})).await.status, 403);
+    assert_eq!(
+        put(&user, "/api/v1/admin/settings/", json!({}))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        user.post("/api/v1/admin/settings/reset", json!({}))
+            .await
+            .status,
+        403
+    );
     assert_eq!(user.get("/api/v1/admin/settings/audit").await.status, 403);
-    let anonymous = reqwest::Client::new().get(format!("{}/api/v1/admin/settings/", server.base)).send().await.unwrap();
+    let anonymous = reqwest::Client::new()
+        .get(format!("{}/api/v1/admin/settings/", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
-    assert_eq!(admin.get("/api/v1/admin/settings/audit?limit=0").await.status, 422);
+    assert_eq!(
+        admin
+            .get("/api/v1/admin/settings/audit?limit=0")
+            .await
+            .status,
+        422
+    );
 }
 
 #[tokio::test]
@@ -84,7 +111,10 @@ async fn updated_settings_are_applied_audited_and_reset() {
     let b = user.submit("import time\ntime.sleep(1)").await;
     user.wait_terminal(&a).await;
     user.wait_terminal(&b).await;
-    assert!(event_time(&admin, &b, "execution_accepted").await < event_time(&admin, &a, "result_stored").await);
+    assert!(
+        event_time(&admin, &b, "execution_accepted").await
+            < event_time(&admin, &a, "result_stored").await
+    );
 
     let update = json!({
         "max_timeout_seconds": 2,
@@ -100,7 +130,10 @@ async fn updated_settings_are_applied_audited_and_reset() {
     let r = put(&admin, "/api/v1/admin/settings/", update).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["max_concurrent_executions"], 1);
-    assert_eq!(r.body["metrics_retention_days"], 30, "missing fields take the schema defaults");
+    assert_eq!(
+        r.body["metrics_retention_days"], 30,
+        "missing fields take the schema defaults"
+    );
     assert_eq!(admin.get("/api/v1/admin/settings/").await.body, r.body);
 
     // ... and one at a time now: the second is accepted only after the first ended.
@@ -115,15 +148,31 @@ async fn updated_settings_are_applied_audited_and_reset() {
     } else {
         (d, c)
     };
-    assert!(event_time(&admin, &second, "execution_accepted").await >= event_time(&admin, &first, "result_stored").await);
-    assert_eq!(admin.get("/api/v1/admin/executions/queue").await.body["max_concurrent"], 1);
+    assert!(
+        event_time(&admin, &second, "execution_accepted").await
+            >= event_time(&admin, &first, "result_stored").await
+    );
+    assert_eq!(
+        admin.get("/api/v1/admin/executions/queue").await.body["max_concurrent"],
+        1
+    );
 
     // The timeout of new executions.
     let r = user.run("import time\ntime.sleep(5)").await;
     assert_eq!(r["status"], "timeout", "{r}");
-    let limits = reqwest::Client::new().get(format!("{}/api/v1/k8s-limits", server.base)).send().await.unwrap();
+    let limits = reqwest::Client::new()
+        .get(format!("{}/api/v1/k8s-limits", server.base))
+        .send()
+        .await
+        .unwrap();
     let limits: Value = limits.json().await.unwrap();
-    assert_eq!((limits["execution_timeout"].clone(), limits["memory_limit"].clone()), (json!(2), json!("128Mi")));
+    assert_eq!(
+        (
+            limits["execution_timeout"].clone(),
+            limits["memory_limit"].clone()
+        ),
+        (json!(2), json!("128Mi"))
+    );
 
     // Password length at registration.
     let http = reqwest::Client::new();
@@ -132,8 +181,14 @@ async fn updated_settings_are_applied_audited_and_reset() {
             .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": password}))
             .send()
     };
-    assert_eq!(register("shortpw", "elevenchars").await.unwrap().status(), 422);
-    assert_eq!(register("longpw", "twelve-chars").await.unwrap().status(), 200);
+    assert_eq!(
+        register("shortpw", "elevenchars").await.unwrap().status(),
+        422
+    );
+    assert_eq!(
+        register("longpw", "twelve-chars").await.unwrap().status(),
+        200
+    );
 
     // Session lifetime of new logins.
     let r = http
@@ -179,9 +234,17 @@ async fn updated_settings_are_applied_audited_and_reset() {
     assert_eq!(r.body["entries"].as_array().unwrap().len(), 1);
 
     // Survives a restart (stored, not held in memory).
-    put(&admin, "/api/v1/admin/settings/", json!({"max_timeout_seconds": 7})).await;
+    put(
+        &admin,
+        "/api/v1/admin/settings/",
+        json!({"max_timeout_seconds": 7}),
+    )
+    .await;
     let mut server = server;
     server.restart().await;
     let admin = server.admin().await;
-    assert_eq!(admin.get("/api/v1/admin/settings/").await.body["max_timeout_seconds"], 7);
+    assert_eq!(
+        admin.get("/api/v1/admin/settings/").await.body["max_timeout_seconds"],
+        7
+    );
 }

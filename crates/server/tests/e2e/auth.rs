@@ -19,7 +19,11 @@ async fn login_cookie_csrf_and_their_failures() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["detail"], "Invalid credentials");
 
-    let r = http.get(format!("{}/api/v1/auth/me", s.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/v1/auth/me", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["detail"], "Not authenticated");
@@ -33,7 +37,11 @@ async fn login_cookie_csrf_and_their_failures() {
 
     // Unsafe method without the CSRF header.
     let r = user
-        .send(user.http.post(format!("{}/api/v1/execute", s.base)).json(&json!({"script": "print(1)"})))
+        .send(
+            user.http
+                .post(format!("{}/api/v1/execute", s.base))
+                .json(&json!({"script": "print(1)"})),
+        )
         .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.body, json!({"detail": "CSRF validation failed"}));

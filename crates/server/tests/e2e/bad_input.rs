@@ -22,10 +22,20 @@ async fn oversized_post(base: &str, cookie: &str, csrf: &str) -> (u16, Value) {
     let mut raw = Vec::new();
     let _ = conn.read_to_end(&mut raw).await;
     let text = String::from_utf8_lossy(&raw);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
     let json = body.find('{').map(|i| &body[i..]).and_then(|b| {
-        serde_json::Deserializer::from_str(b).into_iter::<Value>().next().and_then(Result::ok)
+        serde_json::Deserializer::from_str(b)
+            .into_iter::<Value>()
+            .next()
+            .and_then(Result::ok)
     });
     (status, json.unwrap_or(Value::Null))
 }
@@ -40,26 +50,59 @@ async fn malformed_requests_are_rejected_cleanly() {
     let u = s.user().await;
     let url = format!("{}/api/v1/execute", s.base);
 
-    let r = u.send(u.http.post(&url).header("X-CSRF-Token", &u.csrf).header("Content-Type", "application/json").body("{not json")).await;
+    let r = u
+        .send(
+            u.http
+                .post(&url)
+                .header("X-CSRF-Token", &u.csrf)
+                .header("Content-Type", "application/json")
+                .body("{not json"),
+        )
+        .await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(is_validation_shape(&r.body), "{}", r.body);
 
-    let r = u.send(u.http.post(&url).header("X-CSRF-Token", &u.csrf).header("Content-Type", "text/plain").body("print(1)")).await;
-    assert!(r.status == 422 || r.status == 415, "{} {}", r.status, r.body);
+    let r = u
+        .send(
+            u.http
+                .post(&url)
+                .header("X-CSRF-Token", &u.csrf)
+                .header("Content-Type", "text/plain")
+                .body("print(1)"),
+        )
+        .await;
+    assert!(
+        r.status == 422 || r.status == 415,
+        "{} {}",
+        r.status,
+        r.body
+    );
     assert!(is_validation_shape(&r.body), "{}", r.body);
 
     let (status, body) = oversized_post(&s.base, &u.cookie, &u.csrf).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["detail"], "Request too large. Maximum size is 10.0MB");
 
-    let r = u.post("/api/v1/execute", json!({"script": "x".repeat(50_001)})).await;
+    let r = u
+        .post("/api/v1/execute", json!({"script": "x".repeat(50_001)}))
+        .await;
     assert_eq!(r.status, 422, "{}", r.body);
 
-    let r = u.post("/api/v1/execute", json!({"script": "print(1)", "lang": "cobol"})).await;
+    let r = u
+        .post(
+            "/api/v1/execute",
+            json!({"script": "print(1)", "lang": "cobol"}),
+        )
+        .await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.to_string().contains("cobol"), "{}", r.body);
 
-    let r = u.post("/api/v1/execute", json!({"script": "print(1)", "lang": "python", "lang_version": "2.7"})).await;
+    let r = u
+        .post(
+            "/api/v1/execute",
+            json!({"script": "print(1)", "lang": "python", "lang_version": "2.7"}),
+        )
+        .await;
     assert_eq!(r.status, 422, "{}", r.body);
 
     let r = u.post("/api/v1/execute", json!({"lang": "python"})).await;

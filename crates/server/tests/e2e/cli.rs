@@ -15,8 +15,15 @@ fn check_config_names_the_bad_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("execution.timeout_seconds"), "{err}");
 
-    let out = Command::new(BIN).args(["check-config", "--port", "8081"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check-config", "--port", "8081"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -29,29 +36,52 @@ fn serve_refuses_default_passwords_off_loopback() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("auth.admin_password") && err.contains("seed_users"), "{err}");
+    assert!(
+        err.contains("auth.admin_password") && err.contains("seed_users"),
+        "{err}"
+    );
 }
 
 #[test]
 fn migrate_and_seed_users_work_on_a_fresh_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).args(["migrate", "--data-dir"]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(BIN)
         .args(["seed-users", "--data-dir"])
         .arg(dir.path())
         .env("INTEGR8S_AUTH__ADMIN_PASSWORD", "a-better-password")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("admin"));
 }
 
 #[test]
 fn serve_refuses_exposure_while_a_stored_account_keeps_its_default_password() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).args(["seed-users", "--data-dir"]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["seed-users", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // New passwords in the configuration do not change what is stored.
     let mut child = Command::new(BIN)
         .args(["serve", "--host", "0.0.0.0", "--port", "0", "--data-dir"])

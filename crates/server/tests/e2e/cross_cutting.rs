@@ -14,17 +14,35 @@ async fn security_headers_cache_control_and_body_limit() {
     let server = Server::start(&[]).await;
     let http = reqwest::Client::new();
     for path in ["/api/v1/health/live", "/api/v1/no-such-route"] {
-        let r = http.get(format!("{}{path}", server.base)).send().await.unwrap();
+        let r = http
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
         let h = r.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
-        assert!(h["strict-transport-security"].to_str().unwrap().starts_with("max-age=63072000"));
-        assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+        assert!(h["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=63072000"));
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
     }
-    let r = http.get(format!("{}/api/v1/k8s-limits", server.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/v1/k8s-limits", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["cache-control"], "public, max-age=300");
-    let r = http.get(format!("{}/api/v1/example-scripts", server.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/v1/example-scripts", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["cache-control"], "public, max-age=600");
 
     // Only the headers are sent: a declared length above 10 MiB is refused before the body.
@@ -36,21 +54,35 @@ async fn security_headers_cache_control_and_body_limit() {
     );
     socket.write_all(head.as_bytes()).await.unwrap();
     let mut answer = String::new();
-    tokio::time::timeout(crate::harness::DEADLINE, socket.read_to_string(&mut answer)).await.unwrap().unwrap();
+    tokio::time::timeout(crate::harness::DEADLINE, socket.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    let body: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap();
     assert_eq!(body["detail"], "Request too large. Maximum size is 10.0MB");
 }
 
 #[tokio::test]
 async fn cors_allows_only_configured_origins_with_credentials() {
-    let server = Server::start(&[("INTEGR8S_SERVER__CORS_ORIGINS", &format!("{ORIGIN}, https://other.example.com"))]).await;
+    let server = Server::start(&[(
+        "INTEGR8S_SERVER__CORS_ORIGINS",
+        &format!("{ORIGIN}, https://other.example.com"),
+    )])
+    .await;
     let http = reqwest::Client::new();
     let r = http
-        .request(reqwest::Method::OPTIONS, format!("{}/api/v1/execute", server.base))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/execute", server.base),
+        )
         .header("origin", ORIGIN)
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type,x-csrf-token")
+        .header(
+            "access-control-request-headers",
+            "content-type,x-csrf-token",
+        )
         .send()
         .await
         .unwrap();
@@ -58,20 +90,45 @@ async fn cors_allows_only_configured_origins_with_credentials() {
     let h = r.headers();
     assert_eq!(h["access-control-allow-origin"], ORIGIN);
     assert_eq!(h["access-control-allow-credentials"], "true");
-    let methods = h["access-control-allow-methods"].to_str().unwrap().to_ascii_uppercase();
+    let methods = h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_ascii_uppercase();
     for m in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
         assert!(methods.contains(m), "{methods}");
     }
-    assert!(h["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase().contains("x-csrf-token"));
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase()
+        .contains("x-csrf-token"));
 
-    let r = http.get(format!("{}/api/v1/health/live", server.base)).header("origin", ORIGIN).send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/v1/health/live", server.base))
+        .header("origin", ORIGIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["access-control-allow-origin"], ORIGIN);
-    let exposed = r.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
-    for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"] {
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "retry-after",
+    ] {
         assert!(exposed.contains(name), "{exposed}");
     }
 
-    let r = http.get(format!("{}/api/v1/health/live", server.base)).header("origin", "https://evil.example").send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/v1/health/live", server.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
 
@@ -102,7 +159,11 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401, "a second forwarded client has its own bucket");
+    assert_eq!(
+        r.status(),
+        401,
+        "a second forwarded client has its own bucket"
+    );
     drop(server);
 
     // The test client is not a trusted proxy here: the header is ignored, one bucket for all.
@@ -118,17 +179,33 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 429, "a forged X-Forwarded-For must not open a new bucket");
+    assert_eq!(
+        r.status(),
+        429,
+        "a forged X-Forwarded-For must not open a new bucket"
+    );
 }
 
 #[test]
 fn bad_cross_cutting_settings_name_their_key() {
     for (var, value, key) in [
         ("INTEGR8S_SERVER__CORS_ORIGINS", "*", "server.cors_origins"),
-        ("INTEGR8S_SERVER__TRUSTED_PROXIES", "10.0.0.0/40", "server.trusted_proxies"),
-        ("INTEGR8S_RATE_LIMIT__ENABLED", "maybe", "rate_limit.enabled"),
+        (
+            "INTEGR8S_SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/40",
+            "server.trusted_proxies",
+        ),
+        (
+            "INTEGR8S_RATE_LIMIT__ENABLED",
+            "maybe",
+            "rate_limit.enabled",
+        ),
     ] {
-        let out = Command::new(BIN).arg("check-config").env(var, value).output().unwrap();
+        let out = Command::new(BIN)
+            .arg("check-config")
+            .env(var, value)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{var}={value} accepted");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "{err}");

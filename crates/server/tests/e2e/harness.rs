@@ -24,7 +24,10 @@ impl Server {
     pub async fn start(env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().to_path_buf();
-        let env: Vec<_> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let env: Vec<_> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let mut s = Server {
             base: String::new(),
             data_dir,
@@ -69,7 +72,10 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().and_then(Child::id).expect("running server")
+        self.child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("running server")
     }
 
     /// Kills the server abruptly (SIGKILL), as a crash would.
@@ -83,7 +89,9 @@ impl Server {
     pub async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             if let Some(pid) = c.id() {
-                let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
             }
             let _ = tokio::time::timeout(DEADLINE, c.wait()).await;
         }
@@ -95,7 +103,9 @@ impl Server {
     }
 
     pub async fn login(&self, user: &str, password: &str) -> Client {
-        Client::login(&self.base, user, password).await.expect("login")
+        Client::login(&self.base, user, password)
+            .await
+            .expect("login")
     }
 
     pub async fn admin(&self) -> Client {
@@ -115,7 +125,12 @@ impl Server {
             .send()
             .await
             .expect("register");
-        assert_eq!(r.status(), 200, "register {name}: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            200,
+            "register {name}: {}",
+            r.text().await.unwrap_or_default()
+        );
         self.login(name, "password123").await
     }
 }
@@ -153,38 +168,73 @@ impl Client {
             .collect::<Vec<_>>()
             .join("; ");
         let body: Value = r.json().await.map_err(|e| e.to_string())?;
-        let csrf = body["csrf_token"].as_str().ok_or("no csrf_token")?.to_owned();
-        Ok(Client { http, base: base.to_owned(), cookie, csrf })
+        let csrf = body["csrf_token"]
+            .as_str()
+            .ok_or("no csrf_token")?
+            .to_owned();
+        Ok(Client {
+            http,
+            base: base.to_owned(),
+            cookie,
+            csrf,
+        })
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
-        let r = req.header("Cookie", &self.cookie).send().await.expect("request");
+        let r = req
+            .header("Cookie", &self.cookie)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> Resp {
-        self.send(self.http.post(format!("{}{path}", self.base)).header("X-CSRF-Token", &self.csrf).json(&body))
+        self.send(self.http.get(format!("{}{path}", self.base)))
             .await
     }
 
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("X-CSRF-Token", &self.csrf)
+                .json(&body),
+        )
+        .await
+    }
+
     pub async fn delete(&self, path: &str) -> Resp {
-        self.send(self.http.delete(format!("{}{path}", self.base)).header("X-CSRF-Token", &self.csrf)).await
+        self.send(
+            self.http
+                .delete(format!("{}{path}", self.base))
+                .header("X-CSRF-Token", &self.csrf),
+        )
+        .await
     }
 
     /// Submits a Python script; returns the execution id.
     pub async fn submit(&self, script: &str) -> String {
-        let r = self.post("/api/v1/execute", json!({"script": script, "lang": "python", "lang_version": "3.11"})).await;
+        let r = self
+            .post(
+                "/api/v1/execute",
+                json!({"script": script, "lang": "python", "lang_version": "3.11"}),
+            )
+            .await;
         assert_eq!(r.status, 200, "execute: {}", r.body);
         assert_eq!(r.body["status"], "queued");
-        r.body["execution_id"].as_str().expect("execution_id").to_owned()
+        r.body["execution_id"]
+            .as_str()
+            .expect("execution_id")
+            .to_owned()
     }
 
     pub async fn result(&self, id: &str) -> Value {
@@ -207,7 +257,8 @@ impl Client {
     }
 
     pub async fn wait_terminal(&self, id: &str) -> Value {
-        self.wait_for(id, |s| !matches!(s, "queued" | "scheduled" | "running")).await
+        self.wait_for(id, |s| !matches!(s, "queued" | "scheduled" | "running"))
+            .await
     }
 
     pub async fn run(&self, script: &str) -> Value {
@@ -225,8 +276,14 @@ impl Client {
             .await
             .expect("sse");
         assert_eq!(r.status(), 200);
-        assert!(r.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/event-stream"));
-        let text = tokio::time::timeout(DEADLINE, r.text()).await.expect("stream closes").expect("body");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/event-stream"));
+        let text = tokio::time::timeout(DEADLINE, r.text())
+            .await
+            .expect("stream closes")
+            .expect("body");
         text.split("\n")
             .filter_map(|l| l.trim_end_matches('\r').strip_prefix("data: "))
             .map(|d| serde_json::from_str(d).expect("frame json"))
@@ -252,8 +309,12 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
             // The ppid is the second field after the parenthesised command name.
             if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
                 if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {

@@ -33,9 +33,18 @@ async fn queued_executions_survive_a_crash_and_run_exactly_once() {
         let r = u.wait_terminal(id).await;
         assert_eq!(r["status"], "completed", "{r}");
         assert_eq!(r["stdout"], format!("queued {i}\n"));
-        let events = u.get(&format!("/api/v1/executions/{id}/events?event_types=execution_started")).await;
+        let events = u
+            .get(&format!(
+                "/api/v1/executions/{id}/events?event_types=execution_started"
+            ))
+            .await;
         assert_eq!(events.status, 200, "{}", events.body);
-        assert_eq!(events.body.as_array().map(Vec::len), Some(1), "ran more than once: {}", events.body);
+        assert_eq!(
+            events.body.as_array().map(Vec::len),
+            Some(1),
+            "ran more than once: {}",
+            events.body
+        );
     }
 }
 

@@ -42,7 +42,10 @@ async fn notification_for(c: &Client, execution_id: &str) -> Value {
         if let Some(n) = r.body["notifications"].as_array().and_then(|v| v.first()) {
             return n.clone();
         }
-        assert!(start.elapsed() < DEADLINE, "no notification for {execution_id}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no notification for {execution_id}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -62,40 +65,92 @@ async fn finished_executions_notify_and_the_inbox_works() {
     let ok = run(&u, "print('hi')").await;
     let n = notification_for(&u, &ok).await;
     assert_eq!(n["subject"], format!("Execution Completed: {ok}"));
-    assert!(n["body"].as_str().unwrap().starts_with("Your execution completed successfully. Duration: "), "{n}");
+    assert!(
+        n["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Your execution completed successfully. Duration: "),
+        "{n}"
+    );
     assert_eq!(n["severity"], "medium");
     assert_eq!(n["channel"], "in_app");
     assert_eq!(n["status"], "delivered");
-    assert_eq!(n["tags"], json!(["execution", "completed", "entity:execution", format!("exec:{ok}")]));
+    assert_eq!(
+        n["tags"],
+        json!([
+            "execution",
+            "completed",
+            "entity:execution",
+            format!("exec:{ok}")
+        ])
+    );
     assert_eq!(n["action_url"], format!("/api/v1/executions/{ok}/result"));
     assert!(n["read_at"].is_null());
 
     let bad = run(&u, "import sys\nsys.exit(3)").await;
     let f = notification_for(&u, &bad).await;
     assert_eq!(f["subject"], format!("Execution Failed: {bad}"));
-    assert_eq!(f["body"], "Your execution failed: script_error (exit code 3).");
+    assert_eq!(
+        f["body"],
+        "Your execution failed: script_error (exit code 3)."
+    );
     assert_eq!(f["severity"], "high");
 
     let r = list(&u, "").await;
     assert_eq!(r.headers["cache-control"], "private, no-cache");
     assert_eq!(r.body["total"], 2);
     assert_eq!(r.body["unread_count"], 2);
-    assert_eq!(r.body["notifications"][0]["notification_id"], f["notification_id"], "newest first");
+    assert_eq!(
+        r.body["notifications"][0]["notification_id"], f["notification_id"],
+        "newest first"
+    );
     let r = list(&u, "?include_tags=completed&include_tags=nothing").await;
     assert_eq!(r.body["total"], 1);
     let r = list(&u, "?exclude_tags=failed&tag_prefix=exec:").await;
-    assert_eq!(r.body["notifications"][0]["notification_id"], n["notification_id"]);
+    assert_eq!(
+        r.body["notifications"][0]["notification_id"],
+        n["notification_id"]
+    );
     let r = list(&u, "?limit=1&offset=1").await;
-    assert_eq!((r.body["total"].as_u64(), r.body["notifications"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    assert_eq!(
+        (
+            r.body["total"].as_u64(),
+            r.body["notifications"].as_array().map(Vec::len)
+        ),
+        (Some(2), Some(1))
+    );
     assert_eq!(list(&other, "").await.body["total"], 0);
 
     let id = n["notification_id"].as_str().unwrap();
     // Someone else's notification does not exist for them.
-    assert_eq!(put(&other, &format!("/api/v1/notifications/{id}/read"), json!({})).await.status, 404);
-    assert_eq!(other.delete(&format!("/api/v1/notifications/{id}")).await.status, 404);
+    assert_eq!(
+        put(
+            &other,
+            &format!("/api/v1/notifications/{id}/read"),
+            json!({})
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        other
+            .delete(&format!("/api/v1/notifications/{id}"))
+            .await
+            .status,
+        404
+    );
 
-    assert_eq!(put(&u, &format!("/api/v1/notifications/{id}/read"), json!({})).await.status, 204);
-    assert_eq!(u.get("/api/v1/notifications/unread-count").await.body, json!({"unread_count": 1}));
+    assert_eq!(
+        put(&u, &format!("/api/v1/notifications/{id}/read"), json!({}))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        u.get("/api/v1/notifications/unread-count").await.body,
+        json!({"unread_count": 1})
+    );
     let r = list(&u, "?status=read").await;
     assert_eq!(r.body["total"], 1);
     assert!(r.body["notifications"][0]["read_at"].is_string());
@@ -103,34 +158,74 @@ async fn finished_executions_notify_and_the_inbox_works() {
     assert_eq!(r.status, 404);
     assert!(r.body["detail"].is_string());
 
-    assert_eq!(u.post("/api/v1/notifications/mark-all-read", json!({})).await.status, 204);
-    assert_eq!(u.post("/api/v1/notifications/mark-all-read", json!({})).await.status, 204);
-    assert_eq!(u.get("/api/v1/notifications/unread-count").await.body["unread_count"], 0);
+    assert_eq!(
+        u.post("/api/v1/notifications/mark-all-read", json!({}))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        u.post("/api/v1/notifications/mark-all-read", json!({}))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        u.get("/api/v1/notifications/unread-count").await.body["unread_count"],
+        0
+    );
 
     let r = u.delete(&format!("/api/v1/notifications/{id}")).await;
-    assert_eq!((r.status, r.body.clone()), (200, json!({"message": "Notification deleted"})));
-    assert_eq!(u.delete(&format!("/api/v1/notifications/{id}")).await.status, 404);
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (200, json!({"message": "Notification deleted"}))
+    );
+    assert_eq!(
+        u.delete(&format!("/api/v1/notifications/{id}"))
+            .await
+            .status,
+        404
+    );
     assert_eq!(list(&u, "").await.body["total"], 1);
 
     // One notification per execution.
-    assert_eq!(list(&u, &format!("?include_tags=exec:{bad}")).await.body["total"], 1);
+    assert_eq!(
+        list(&u, &format!("?include_tags=exec:{bad}")).await.body["total"],
+        1
+    );
 }
 
 #[tokio::test]
 async fn inbox_refuses_anonymous_and_bad_input() {
     let s = Server::start(ENV).await;
     let anon = reqwest::Client::new();
-    for path in ["/api/v1/notifications", "/api/v1/notifications/unread-count", "/api/v1/notifications/subscriptions", "/api/v1/events/notifications/stream"] {
+    for path in [
+        "/api/v1/notifications",
+        "/api/v1/notifications/unread-count",
+        "/api/v1/notifications/subscriptions",
+        "/api/v1/events/notifications/stream",
+    ] {
         let r = anon.get(format!("{}{path}", s.base)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");
     }
     let u = s.user().await;
-    for query in ["?limit=0", "?limit=101", "?limit=x", "?offset=-1", "?status=bogus"] {
+    for query in [
+        "?limit=0",
+        "?limit=101",
+        "?limit=x",
+        "?offset=-1",
+        "?status=bogus",
+    ] {
         let r = u.get(&format!("/api/v1/notifications{query}")).await;
         assert_eq!(r.status, 422, "{query}: {}", r.body);
         assert!(r.body["detail"].is_array(), "{}", r.body);
     }
-    let r = put(&u, "/api/v1/notifications/subscriptions/email", json!({"enabled": true})).await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/email",
+        json!({"enabled": true}),
+    )
+    .await;
     assert_eq!(r.status, 422);
     for body in [
         json!({}),
@@ -140,10 +235,20 @@ async fn inbox_refuses_anonymous_and_bad_input() {
         json!({"enabled": true, "webhook_url": "ftp://example.com"}),
         json!({"enabled": true}),
     ] {
-        let r = put(&u, "/api/v1/notifications/subscriptions/webhook", body.clone()).await;
+        let r = put(
+            &u,
+            "/api/v1/notifications/subscriptions/webhook",
+            body.clone(),
+        )
+        .await;
         assert_eq!(r.status, 422, "{body}: {}", r.body);
     }
-    let r = put(&u, "/api/v1/notifications/subscriptions/slack", json!({"enabled": true, "slack_webhook": "https://example.com/x"})).await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/slack",
+        json!({"enabled": true, "slack_webhook": "https://example.com/x"}),
+    )
+    .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.body["detail"][0]["loc"], json!(["body", "slack_webhook"]));
 }
@@ -156,15 +261,30 @@ async fn subscriptions_default_and_filter_the_inbox() {
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["cache-control"], "private, no-cache");
     let subs = r.body["subscriptions"].as_array().unwrap();
-    let channels: Vec<_> = subs.iter().map(|s| s["channel"].as_str().unwrap()).collect();
+    let channels: Vec<_> = subs
+        .iter()
+        .map(|s| s["channel"].as_str().unwrap())
+        .collect();
     assert_eq!(channels, ["in_app", "webhook", "slack"]);
-    assert!(subs.iter().all(|s| s["enabled"] == true && s["timezone"] == "UTC" && s["batch_interval_minutes"] == 60));
+    assert!(subs.iter().all(|s| s["enabled"] == true
+        && s["timezone"] == "UTC"
+        && s["batch_interval_minutes"] == 60));
 
-    let r = put(&u, "/api/v1/notifications/subscriptions/in_app", json!({"enabled": true, "severities": ["high", "urgent"]})).await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/in_app",
+        json!({"enabled": true, "severities": ["high", "urgent"]}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["severities"], json!(["high", "urgent"]));
     assert_eq!(r.body["channel"], "in_app");
-    let r = put(&u, "/api/v1/notifications/subscriptions/webhook", json!({"enabled": false})).await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/webhook",
+        json!({"enabled": false}),
+    )
+    .await;
     assert_eq!((r.status, r.body["enabled"].clone()), (200, json!(false)));
 
     // Medium (completed) is filtered out of the inbox: listed as skipped, never unread.
@@ -173,7 +293,10 @@ async fn subscriptions_default_and_filter_the_inbox() {
     assert_eq!(n["status"], "skipped");
     let bad = run(&u, "raise SystemExit(2)").await;
     assert_eq!(notification_for(&u, &bad).await["status"], "delivered");
-    assert_eq!(u.get("/api/v1/notifications/unread-count").await.body["unread_count"], 1);
+    assert_eq!(
+        u.get("/api/v1/notifications/unread-count").await.body["unread_count"],
+        1
+    );
 
     let r = u.get("/api/v1/notifications/subscriptions").await;
     let in_app = &r.body["subscriptions"][0];
@@ -193,7 +316,10 @@ async fn the_stream_pushes_new_notifications() {
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let id = run(&u, "print('pushed')").await;
     let text = tokio::time::timeout(DEADLINE, async {
         let mut text = String::new();
@@ -207,13 +333,25 @@ async fn the_stream_pushes_new_notifications() {
     .expect("a frame");
     let frame = text.split("\r\n\r\n").next().unwrap();
     let mut lines = frame.split("\r\n");
-    assert_eq!(lines.next(), Some("event: notification"), "no initial frame before it: {text:?}");
-    let data: Value = serde_json::from_str(lines.next().unwrap().strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(
+        lines.next(),
+        Some("event: notification"),
+        "no initial frame before it: {text:?}"
+    );
+    let data: Value =
+        serde_json::from_str(lines.next().unwrap().strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(data["subject"], format!("Execution Completed: {id}"));
     assert_eq!(data["channel"], "in_app");
     assert_eq!(data["status"], "delivered");
     assert!(data["read_at"].is_null());
-    for key in ["notification_id", "body", "action_url", "created_at", "severity", "tags"] {
+    for key in [
+        "notification_id",
+        "body",
+        "action_url",
+        "created_at",
+        "severity",
+        "tags",
+    ] {
         assert!(data.get(key).is_some(), "{key} missing: {data}");
     }
 }
@@ -229,20 +367,22 @@ struct Received {
 async fn receiver(hook_failures: usize) -> (String, Arc<Mutex<Received>>) {
     let received = Arc::new(Mutex::new(Received::default()));
     let state = received.clone();
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
-        let state = state.clone();
-        async move {
-            let path = uri.path().to_owned();
-            let mut r = state.lock().unwrap();
-            r.requests.push((path.clone(), headers, body));
-            let seen = r.requests.iter().filter(|(p, ..)| *p == path).count();
-            match path.as_str() {
-                "/hook" if seen <= hook_failures => StatusCode::INTERNAL_SERVER_ERROR,
-                "/fail" => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::OK,
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
+            let state = state.clone();
+            async move {
+                let path = uri.path().to_owned();
+                let mut r = state.lock().unwrap();
+                r.requests.push((path.clone(), headers, body));
+                let seen = r.requests.iter().filter(|(p, ..)| *p == path).count();
+                match path.as_str() {
+                    "/hook" if seen <= hook_failures => StatusCode::INTERNAL_SERVER_ERROR,
+                    "/fail" => StatusCode::INTERNAL_SERVER_ERROR,
+                    _ => StatusCode::OK,
+                }
             }
-        }
-    });
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -250,7 +390,13 @@ async fn receiver(hook_failures: usize) -> (String, Arc<Mutex<Received>>) {
 }
 
 fn requests_to(r: &Arc<Mutex<Received>>, path: &str) -> Vec<(HeaderMap, String)> {
-    r.lock().unwrap().requests.iter().filter(|(p, ..)| p == path).map(|(_, h, b)| (h.clone(), b.clone())).collect()
+    r.lock()
+        .unwrap()
+        .requests
+        .iter()
+        .filter(|(p, ..)| p == path)
+        .map(|(_, h, b)| (h.clone(), b.clone()))
+        .collect()
 }
 
 async fn wait_requests(r: &Arc<Mutex<Received>>, path: &str, n: usize) -> Vec<(HeaderMap, String)> {
@@ -260,26 +406,42 @@ async fn wait_requests(r: &Arc<Mutex<Received>>, path: &str, n: usize) -> Vec<(H
         if got.len() >= n {
             return got;
         }
-        assert!(start.elapsed() < DEADLINE, "{path}: {} of {n} requests", got.len());
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{path}: {} of {n} requests",
+            got.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn open_store(s: &Server) -> integr8s_store::SqliteStore {
-    integr8s_store::SqliteStore::open(s.data_dir.join("integr8s.db").to_str().unwrap()).await.unwrap()
+    integr8s_store::SqliteStore::open(s.data_dir.join("integr8s.db").to_str().unwrap())
+        .await
+        .unwrap()
 }
 
 /// Waits until the delivery of `notification_id` on `channel` is settled.
-async fn settled(store: &integr8s_store::SqliteStore, notification_id: &str, channel: &str) -> NotificationStatus {
+async fn settled(
+    store: &integr8s_store::SqliteStore,
+    notification_id: &str,
+    channel: &str,
+) -> NotificationStatus {
     let start = Instant::now();
     loop {
         let deliveries = store.deliveries(notification_id).await.unwrap();
         if let Some(d) = deliveries.iter().find(|d| d.channel.as_str() == channel) {
-            if matches!(d.status, NotificationStatus::Delivered | NotificationStatus::Failed) {
+            if matches!(
+                d.status,
+                NotificationStatus::Delivered | NotificationStatus::Failed
+            ) {
                 return d.status;
             }
         }
-        assert!(start.elapsed() < DEADLINE, "{channel} delivery of {notification_id} never settled: {deliveries:?}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{channel} delivery of {notification_id} never settled: {deliveries:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -289,14 +451,32 @@ async fn webhook_and_slack_deliveries_are_signed_and_retried() {
     let (base, received) = receiver(2).await;
     let s = Server::start(ENV).await;
     let u = s.new_user("notif-hooks").await;
-    let r = put(&u, "/api/v1/notifications/subscriptions/webhook", json!({"enabled": true, "webhook_url": format!("{base}/hook")})).await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/webhook",
+        json!({"enabled": true, "webhook_url": format!("{base}/hook")}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let secret = r.body["webhook_secret"].as_str().expect("a signing secret").to_owned();
+    let secret = r.body["webhook_secret"]
+        .as_str()
+        .expect("a signing secret")
+        .to_owned();
     assert_eq!(secret.len(), 64);
-    let r = put(&u, "/api/v1/notifications/subscriptions/slack", json!({"enabled": true, "slack_webhook": format!("{base}/slack")})).await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/slack",
+        json!({"enabled": true, "slack_webhook": format!("{base}/slack")}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     // Updating keeps the secret.
-    let r = put(&u, "/api/v1/notifications/subscriptions/webhook", json!({"enabled": true, "include_tags": ["execution"]})).await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/webhook",
+        json!({"enabled": true, "include_tags": ["execution"]}),
+    )
+    .await;
     assert_eq!(r.body["webhook_secret"], secret.as_str());
 
     let id = run(&u, "print('hooked')").await;
@@ -305,8 +485,13 @@ async fn webhook_and_slack_deliveries_are_signed_and_retried() {
 
     let hooks = wait_requests(&received, "/hook", 3).await;
     for (headers, body) in &hooks {
-        let ts: i64 = headers["x-integr8s-timestamp"].to_str().unwrap().parse().unwrap();
-        let expected = integr8s_engine::notifications::sign_webhook(secret.as_bytes(), ts, body.as_bytes());
+        let ts: i64 = headers["x-integr8s-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let expected =
+            integr8s_engine::notifications::sign_webhook(secret.as_bytes(), ts, body.as_bytes());
         assert_eq!(headers["x-integr8s-signature"].to_str().unwrap(), expected);
         assert_eq!(headers["content-type"], "application/json");
         let v: Value = serde_json::from_str(body).unwrap();
@@ -322,15 +507,34 @@ async fn webhook_and_slack_deliveries_are_signed_and_retried() {
     let attachment = &v["attachments"][0];
     assert_eq!(attachment["color"], "#ff9900");
     assert_eq!(attachment["footer"], "Integr8sCode Notifications");
-    assert_eq!(attachment["actions"][0]["url"], format!("/api/v1/executions/{id}/result"));
+    assert_eq!(
+        attachment["actions"][0]["url"],
+        format!("/api/v1/executions/{id}/result")
+    );
     assert!(slack[0].0.get("x-integr8s-signature").is_none());
 
     let store = open_store(&s).await;
-    assert_eq!(settled(&store, notification_id, "webhook").await, NotificationStatus::Delivered);
-    assert_eq!(settled(&store, notification_id, "slack").await, NotificationStatus::Delivered);
-    let webhook = store.deliveries(notification_id).await.unwrap().into_iter().find(|d| d.channel.as_str() == "webhook").unwrap();
+    assert_eq!(
+        settled(&store, notification_id, "webhook").await,
+        NotificationStatus::Delivered
+    );
+    assert_eq!(
+        settled(&store, notification_id, "slack").await,
+        NotificationStatus::Delivered
+    );
+    let webhook = store
+        .deliveries(notification_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.channel.as_str() == "webhook")
+        .unwrap();
     assert_eq!(webhook.attempts, 3, "two failures, then delivered");
-    assert_eq!(requests_to(&received, "/hook").len(), 3, "no request after delivery");
+    assert_eq!(
+        requests_to(&received, "/hook").len(),
+        3,
+        "no request after delivery"
+    );
 }
 
 #[tokio::test]
@@ -340,20 +544,32 @@ async fn failing_webhooks_end_in_the_dead_letter_queue() {
     env.push(("INTEGR8S_NOTIFICATIONS__MAX_DELIVERY_ATTEMPTS", "2"));
     let s = Server::start(&env).await;
     let u = s.new_user("notif-dlq").await;
-    let r = put(&u, "/api/v1/notifications/subscriptions/webhook", json!({"enabled": true, "webhook_url": format!("{base}/fail")})).await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/webhook",
+        json!({"enabled": true, "webhook_url": format!("{base}/fail")}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let id = run(&u, "print('lost')").await;
     let n = notification_for(&u, &id).await;
     let notification_id = n["notification_id"].as_str().unwrap();
     let store = open_store(&s).await;
-    assert_eq!(settled(&store, notification_id, "webhook").await, NotificationStatus::Failed);
+    assert_eq!(
+        settled(&store, notification_id, "webhook").await,
+        NotificationStatus::Failed
+    );
     assert_eq!(requests_to(&received, "/fail").len(), 2);
     let d = store.deliveries(notification_id).await.unwrap().remove(0);
     assert_eq!(d.last_error.as_deref(), Some("HTTP 500"));
 
     let start = Instant::now();
     let message = loop {
-        let filter = integr8s_core::ports::dlq::DlqFilter { group: Some("notification-delivery".into()), limit: 10, ..Default::default() };
+        let filter = integr8s_core::ports::dlq::DlqFilter {
+            group: Some("notification-delivery".into()),
+            limit: 10,
+            ..Default::default()
+        };
         let (messages, _) = store.list_dlq_messages(&filter).await.unwrap();
         if let Some(m) = messages.into_iter().next() {
             break m;
@@ -363,19 +579,33 @@ async fn failing_webhooks_end_in_the_dead_letter_queue() {
     };
     assert_eq!(message.attempts, 2);
     assert!(message.error.contains("HTTP 500"), "{}", message.error);
-    assert_eq!(message.event.envelope.aggregate_id.as_deref(), Some(notification_id));
+    assert_eq!(
+        message.event.envelope.aggregate_id.as_deref(),
+        Some(notification_id)
+    );
 
     // An operator's retry from the DLQ gives the delivery a new series of attempts.
     let admin = s.admin().await;
-    let r = admin.post(&format!("/api/v1/dlq/messages/{}/retry", message.message_id), json!({})).await;
+    let r = admin
+        .post(
+            &format!("/api/v1/dlq/messages/{}/retry", message.message_id),
+            json!({}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     wait_requests(&received, "/fail", 4).await;
     let start = Instant::now();
     while store.deliveries(notification_id).await.unwrap()[0].status != NotificationStatus::Failed {
-        assert!(start.elapsed() < DEADLINE, "the retried delivery never settled");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the retried delivery never settled"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(store.deliveries(notification_id).await.unwrap()[0].attempts, 2);
+    assert_eq!(
+        store.deliveries(notification_id).await.unwrap()[0].attempts,
+        2
+    );
 }
 
 #[tokio::test]
@@ -390,6 +620,10 @@ async fn throttling_is_counted_per_user_and_severity() {
     let bad = run(&u, "raise SystemExit(1)").await;
     notification_for(&u, &bad).await;
     let r = list(&u, "?include_tags=completed").await;
-    assert_eq!(r.body["total"], 1, "the second medium notification is throttled: {}", r.body);
+    assert_eq!(
+        r.body["total"], 1,
+        "the second medium notification is throttled: {}",
+        r.body
+    );
     assert_eq!(list(&u, "").await.body["total"], 2);
 }

@@ -9,11 +9,19 @@ use crate::harness::{Server, BIN};
 #[tokio::test]
 async fn served_and_printed_documents_match() {
     let server = Server::start(&[]).await;
-    let r = reqwest::Client::new().get(format!("{}/openapi.json", server.base)).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{}/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let served: Value = r.json().await.unwrap();
     assert_eq!(served["openapi"], "3.1.0");
-    for path in ["/api/v1/execute", "/api/v1/auth/login", "/api/v1/admin/rate-limits/{user_id}"] {
+    for path in [
+        "/api/v1/execute",
+        "/api/v1/auth/login",
+        "/api/v1/admin/rate-limits/{user_id}",
+    ] {
         assert!(served["paths"][path].is_object(), "{path} missing");
     }
     let put = &served["paths"]["/api/v1/admin/rate-limits/{user_id}"]["put"];
@@ -21,7 +29,11 @@ async fn served_and_printed_documents_match() {
     assert_eq!(schema, "#/components/schemas/RateLimitUpdateRequest");
 
     let out = Command::new(BIN).arg("openapi").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed, served);
 }

@@ -9,11 +9,20 @@ use crate::harness::{Client, Resp, Server};
 const ON: [(&str, &str); 1] = [("INTEGR8S_RATE_LIMIT__ENABLED", "true")];
 
 async fn put(c: &Client, path: &str, body: Value) -> Resp {
-    c.send(c.http.put(format!("{}{path}", c.base)).header("X-CSRF-Token", &c.csrf).json(&body)).await
+    c.send(
+        c.http
+            .put(format!("{}{path}", c.base))
+            .header("X-CSRF-Token", &c.csrf)
+            .json(&body),
+    )
+    .await
 }
 
 fn header(r: &Resp, name: &str) -> Option<String> {
-    r.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 async fn me(c: &Client) -> Value {
@@ -29,7 +38,10 @@ fn assert_refused(r: &Resp) {
     assert!(retry >= 1);
     assert_eq!(header(r, "retry-after"), Some(retry.to_string()));
     let reset_at = r.body["reset_at"].as_str().expect("reset_at");
-    assert!(reset_at.len() == 20 && reset_at.ends_with('Z') && &reset_at[10..11] == "T", "{reset_at}");
+    assert!(
+        reset_at.len() == 20 && reset_at.ends_with('Z') && &reset_at[10..11] == "T",
+        "{reset_at}"
+    );
     assert_eq!(header(r, "x-ratelimit-remaining").as_deref(), Some("0"));
 }
 
@@ -39,13 +51,28 @@ async fn anonymous_clients_are_limited_by_address_with_headers() {
     let http = reqwest::Client::new();
     // The sse group allows 5 per minute; the 401 answers still count.
     for i in 0..5 {
-        let r = http.get(format!("{}/api/v1/events/executions/x", server.base)).send().await.unwrap();
+        let r = http
+            .get(format!("{}/api/v1/events/executions/x", server.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
         assert_eq!(r.headers()["x-ratelimit-limit"], "5");
-        assert_eq!(r.headers()["x-ratelimit-remaining"], (4 - i).to_string().as_str());
-        assert!(r.headers()["x-ratelimit-reset"].to_str().unwrap().parse::<i64>().is_ok());
+        assert_eq!(
+            r.headers()["x-ratelimit-remaining"],
+            (4 - i).to_string().as_str()
+        );
+        assert!(r.headers()["x-ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse::<i64>()
+            .is_ok());
     }
-    let r = http.get(format!("{}/api/v1/events/executions/x", server.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/v1/events/executions/x", server.base))
+        .send()
+        .await
+        .unwrap();
     let resp = Resp {
         status: r.status().as_u16(),
         headers: r.headers().clone(),
@@ -53,7 +80,11 @@ async fn anonymous_clients_are_limited_by_address_with_headers() {
     };
     assert_refused(&resp);
     // Other groups have their own buckets, and excluded paths carry no limit at all.
-    let r = http.get(format!("{}/api/v1/health/live", server.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/v1/health/live", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-ratelimit-limit"], "60");
     let r = http
@@ -81,7 +112,12 @@ async fn overrides_apply_per_user_immediately_and_durably() {
     assert_eq!(r.body["rate_limit_config"], Value::Null);
 
     // 60/min × 0.05 = 3 requests for alice on the api group.
-    let r = put(&admin, &path, json!({"global_multiplier": 0.05, "notes": "noisy"})).await;
+    let r = put(
+        &admin,
+        &path,
+        json!({"global_multiplier": 0.05, "notes": "noisy"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["updated"], true);
     assert_eq!(r.body["config"]["global_multiplier"], 0.05);
@@ -98,12 +134,21 @@ async fn overrides_apply_per_user_immediately_and_durably() {
     assert_eq!(header(&r, "x-ratelimit-limit").as_deref(), Some("60"));
 
     let usage = admin.get(&path).await.body;
-    assert_eq!(usage["current_usage"]["^/api/v1/.*"]["remaining"], 0, "{usage}");
-    assert_eq!(usage["current_usage"]["^/api/v1/.*"]["algorithm"], "sliding_window");
+    assert_eq!(
+        usage["current_usage"]["^/api/v1/.*"]["remaining"], 0,
+        "{usage}"
+    );
+    assert_eq!(
+        usage["current_usage"]["^/api/v1/.*"]["algorithm"],
+        "sliding_window"
+    );
 
     let r = admin.post(&format!("{path}/reset"), json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["message"], format!("Rate limits reset successfully for user {alice_id}"));
+    assert_eq!(
+        r.body["message"],
+        format!("Rate limits reset successfully for user {alice_id}")
+    );
     assert_eq!(alice.get("/api/v1/user/executions").await.status, 200);
 
     // An extra rule with a higher priority, counted by token bucket.
@@ -115,10 +160,19 @@ async fn overrides_apply_per_user_immediately_and_durably() {
     assert_eq!(alice.get("/api/v1/user/executions").await.status, 200);
     assert_eq!(alice.get("/api/v1/user/executions").await.status, 200);
     assert_refused(&alice.get("/api/v1/user/executions").await);
-    assert_eq!(alice.get("/api/v1/auth/me").await.status, 200, "other paths keep the defaults");
+    assert_eq!(
+        alice.get("/api/v1/auth/me").await.status,
+        200,
+        "other paths keep the defaults"
+    );
 
     // Bypass: no limit and no headers; it survives a restart (stored, no expiry).
-    let r = put(&admin, &path, json!({"bypass_rate_limit": true, "rules": [rule]})).await;
+    let r = put(
+        &admin,
+        &path,
+        json!({"bypass_rate_limit": true, "rules": [rule]}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     server.restart().await;
     let admin = server.admin().await;
@@ -145,20 +199,40 @@ async fn admin_routes_check_access_users_and_input() {
     assert_eq!(defaults.status, 200);
     let rules = defaults.body.as_array().unwrap();
     assert_eq!(rules.len(), 6);
-    assert_eq!(rules[0], json!({"endpoint_pattern": "^/api/v1/execute", "group": "execution", "requests": 10,
-        "window_seconds": 60, "algorithm": "sliding_window", "burst_multiplier": 1.5, "priority": 10, "enabled": true}));
+    assert_eq!(
+        rules[0],
+        json!({"endpoint_pattern": "^/api/v1/execute", "group": "execution", "requests": 10,
+        "window_seconds": 60, "algorithm": "sliding_window", "burst_multiplier": 1.5, "priority": 10, "enabled": true})
+    );
 
-    let anon = reqwest::Client::new().get(format!("{}/api/v1/admin/rate-limits/defaults", server.base)).send().await.unwrap();
+    let anon = reqwest::Client::new()
+        .get(format!("{}/api/v1/admin/rate-limits/defaults", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anon.status(), 401);
-    let r = user.get(&format!("/api/v1/admin/rate-limits/{user_id}")).await;
+    let r = user
+        .get(&format!("/api/v1/admin/rate-limits/{user_id}"))
+        .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.body["type"], "AdminAccessRequiredError");
-    assert_eq!(put(&user, &format!("/api/v1/admin/rate-limits/{user_id}"), json!({})).await.status, 403);
+    assert_eq!(
+        put(
+            &user,
+            &format!("/api/v1/admin/rate-limits/{user_id}"),
+            json!({})
+        )
+        .await
+        .status,
+        403
+    );
 
     for r in [
         admin.get("/api/v1/admin/rate-limits/no-such-user").await,
         put(&admin, "/api/v1/admin/rate-limits/no-such-user", json!({})).await,
-        admin.post("/api/v1/admin/rate-limits/no-such-user/reset", json!({})).await,
+        admin
+            .post("/api/v1/admin/rate-limits/no-such-user/reset", json!({}))
+            .await,
     ] {
         assert_eq!(r.status, 404, "{}", r.body);
         assert!(r.body["detail"].as_str().unwrap().contains("no-such-user"));
@@ -167,15 +241,23 @@ async fn admin_routes_check_access_users_and_input() {
     let path = format!("/api/v1/admin/rate-limits/{user_id}");
     let rule = |patch: Value| {
         let mut r = json!({"endpoint_pattern": "^/api/v1/x", "group": "api", "requests": 5, "window_seconds": 60});
-        r.as_object_mut().unwrap().extend(patch.as_object().unwrap().clone());
+        r.as_object_mut()
+            .unwrap()
+            .extend(patch.as_object().unwrap().clone());
         r
     };
     for (body, field) in [
         (json!({"global_multiplier": -1}), "global_multiplier"),
         (json!({"global_multiplier": "lots"}), "global_multiplier"),
         (json!({"rules": [rule(json!({"requests": 0}))]}), "requests"),
-        (json!({"rules": [rule(json!({"endpoint_pattern": "(["}))]}), "endpoint_pattern"),
-        (json!({"rules": [rule(json!({"algorithm": "magic"}))]}), "algorithm"),
+        (
+            json!({"rules": [rule(json!({"endpoint_pattern": "(["}))]}),
+            "endpoint_pattern",
+        ),
+        (
+            json!({"rules": [rule(json!({"algorithm": "magic"}))]}),
+            "algorithm",
+        ),
         (json!({"rules": [{"group": "api"}]}), "endpoint_pattern"),
     ] {
         let r = put(&admin, &path, body.clone()).await;
