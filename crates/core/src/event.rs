@@ -127,10 +127,13 @@ impl EventType {
 pub struct EventMetadata {
     pub service_name: String,
     pub service_version: String,
+    /// Absent (never `null`) when the event has no user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub user_id: Option<String>,
     /// Ties together the events caused by one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub correlation_id: Option<String>,
     #[serde(default = "default_environment")]
     pub environment: String,
@@ -154,6 +157,7 @@ impl EventMetadata {
 
 /// Payload fields shared by the execution request and the start-run command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct RunRequest {
     pub execution_id: String,
     pub script: String,
@@ -177,6 +181,7 @@ pub struct RunRequest {
 
 /// Output and usage carried by the run-outcome events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct RunOutput {
     pub stdout: String,
     pub stderr: String,
@@ -185,6 +190,7 @@ pub struct RunOutput {
 
 /// The payload of an event, tagged by `event_type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "event_type", rename_all = "snake_case")]
 pub enum EventPayload {
     ExecutionRequested(RunRequest),
@@ -457,6 +463,8 @@ impl EventPayload {
 
 /// An event with its envelope. Serialises flat, as the contract's event schemas do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(rename = "DomainEvent"))]
 pub struct Envelope {
     pub event_id: String,
     pub event_version: String,

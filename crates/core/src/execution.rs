@@ -148,6 +148,7 @@ pub struct ResourceUsage {
 
 /// Limits applied to one run. Filled from system settings at submit time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct RunLimits {
     pub timeout_seconds: u64,
     pub memory_bytes: u64,

@@ -237,6 +237,7 @@ impl UserSettings {
 
 /// One changed value inside a `user_settings_updated` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SettingChange {
     /// JSON pointer into the document: `/theme`, `/editor`, `/custom_settings/<key>`.
     pub field: String,

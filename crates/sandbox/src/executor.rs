@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use integr8s_core::execution::RunLimits;
 use integr8s_core::ports::executor::{
     ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunReport, RunSpec,
 };
@@ -32,23 +33,6 @@ pub(crate) enum Mode {
     Rlimits { bwrap: PathBuf },
     /// Refuse to run anything.
     Unavailable { reason: String },
-}
-
-impl Mode {
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Mode::Cgroup {
-                layout: CgroupLayout::V1 { .. },
-                ..
-            } => "bubblewrap+cgroup-v1",
-            Mode::Cgroup {
-                layout: CgroupLayout::V2 { .. },
-                ..
-            } => "bubblewrap+cgroup-v2",
-            Mode::Rlimits { .. } => "bubblewrap+rlimits",
-            Mode::Unavailable { .. } => "unavailable",
-        }
-    }
 }
 
 pub(crate) struct State {
@@ -159,6 +143,67 @@ impl LocalExecutor {
         })
     }
 
+    /// How a bubblewrap for a run with `limits` in `slot` is started: the key a prepared one
+    /// must match, and the setup of the child before exec (cgroup fds still empty).
+    fn launch_plan(
+        &self,
+        bwrap: &Path,
+        cgroup: bool,
+        slot: u32,
+        limits: &RunLimits,
+    ) -> (LaunchKey, ChildSetup) {
+        let ids = self.ids(slot);
+        let fallback = !cgroup;
+        let key = LaunchKey {
+            bwrap: bwrap.to_path_buf(),
+            ids,
+            rlimit_as: (fallback && self.config.rlimit_as_fallback).then_some(limits.memory_bytes),
+            rlimit_nproc: (fallback && ids.is_some()).then_some(limits.max_processes),
+            rlimit_cpu: Some(limits.timeout_seconds.saturating_add(1)),
+            cgroup,
+        };
+        let setup = ChildSetup {
+            cgroup_procs: Vec::new(),
+            inherit: Vec::new(),
+            ids,
+            parent_pid: std::process::id() as i32,
+            rlimit_as: key.rlimit_as,
+            rlimit_nproc: key.rlimit_nproc,
+            rlimit_cpu: key.rlimit_cpu,
+        };
+        (key, setup)
+    }
+
+    /// Starts a bubblewrap ahead of time in every slot, prepared for runs with the default
+    /// limits, so the first runs do not pay the cold start. Returns once every slot has been
+    /// handed to the spawner; the processes start in the background. A no-op when not ready.
+    pub(crate) async fn warm_slots(&self) {
+        let (bwrap, layout) = match self.mode() {
+            Mode::Cgroup { bwrap, layout } => (bwrap, Some(layout)),
+            Mode::Rlimits { bwrap } => (bwrap, None),
+            Mode::Unavailable { .. } => return,
+        };
+        let Ok(spawner) = &self.spawner else {
+            return;
+        };
+        let limits = RunLimits::default();
+        // Holding every lease at once makes each slot come up exactly once.
+        let mut leases = Vec::with_capacity(self.pool.slot_count());
+        for _ in 0..self.pool.slot_count() {
+            match self.pool.acquire().await {
+                Ok(lease) => leases.push(lease),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot warm the sandbox slots");
+                    return;
+                }
+            }
+        }
+        for lease in leases {
+            let (key, setup) = self.launch_plan(&bwrap, layout.is_some(), lease.slot, &limits);
+            spawner.refill(lease, layout.clone(), key, setup);
+        }
+    }
+
     pub(crate) async fn run_in_mode(
         &self,
         mode: &Mode,
@@ -215,25 +260,7 @@ impl LocalExecutor {
             cgroup: cgroup.clone(),
             armed: true,
         };
-        let ids = self.ids(slot);
-        let fallback = cgroup.is_none();
-        let key = LaunchKey {
-            bwrap: bwrap.to_path_buf(),
-            ids,
-            rlimit_as: (fallback && self.config.rlimit_as_fallback).then_some(limits.memory_bytes),
-            rlimit_nproc: (fallback && ids.is_some()).then_some(limits.max_processes),
-            rlimit_cpu: Some(limits.timeout_seconds.saturating_add(1)),
-            cgroup: !fallback,
-        };
-        let setup = ChildSetup {
-            cgroup_procs: Vec::new(),
-            inherit: Vec::new(),
-            ids,
-            parent_pid: std::process::id() as i32,
-            rlimit_as: key.rlimit_as,
-            rlimit_nproc: key.rlimit_nproc,
-            rlimit_cpu: key.rlimit_cpu,
-        };
+        let (key, setup) = self.launch_plan(bwrap, cgroup.is_some(), slot, limits);
 
         // A bubblewrap prepared for this slot the same way is used; anything else is
         // dropped (killed) and a new one started.

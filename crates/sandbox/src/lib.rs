@@ -13,6 +13,7 @@ mod classify;
 mod config;
 mod executor;
 mod init;
+mod ladder;
 mod launch;
 mod pool;
 mod seccomp;

@@ -63,6 +63,11 @@ impl SlotPool {
         })
     }
 
+    /// Number of slots.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.states.len()
+    }
+
     /// Waits for a free slot.
     pub(crate) async fn acquire(self: &Arc<Self>) -> Result<SlotLease, AcquireError> {
         let permit = self.available.clone().acquire_owned().await?;

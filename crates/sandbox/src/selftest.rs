@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use integr8s_core::execution::RunLimits;
 use integr8s_core::ports::executor::{ExecutorHealth, RunControl, RunOutcome, RunSpec};
 
+use crate::cgroup::CgroupLayout;
 use crate::executor::{LocalExecutor, Mode, State};
+use crate::ladder::{self, Landlock, Limits};
 use crate::{cgroup, sys};
 
 /// Oldest bubblewrap with `--size` for capped tmpfs mounts.
@@ -50,12 +52,7 @@ pub(crate) fn explain_failure(stderr: &str, code: Option<i32>) -> String {
         || stderr.contains("Creating new namespace failed")
         || stderr.contains("setting up uid map")
     {
-        return format!(
-            "user namespaces are blocked (bwrap: \"{}\"). Enable kernel.unprivileged_userns_clone \
-             / give the service an AppArmor 'userns' profile / run the container with a seccomp \
-             profile that allows CLONE_NEWUSER, or configure the Kubernetes backend",
-            stderr.trim()
-        );
+        return ladder::userns_blocked(stderr);
     }
     if stderr.contains("Can't mount proc") {
         return format!(
@@ -94,14 +91,16 @@ fn probe_spec() -> RunSpec {
 
 fn unavailable(reason: String) -> State {
     State {
-        mode: Mode::Unavailable {
-            reason: reason.clone(),
-        },
-        health: ExecutorHealth {
-            ready: false,
-            mode: "unavailable".into(),
-            detail: Some(reason),
-        },
+        health: ladder::refused(&reason),
+        mode: Mode::Unavailable { reason },
+    }
+}
+
+/// The directory a layout's memory limits live in, for the rlimit warning.
+fn memory_dir(layout: &CgroupLayout) -> String {
+    match layout {
+        CgroupLayout::V1 { memory, .. } => memory.display().to_string(),
+        CgroupLayout::V2 { parent, .. } => parent.display().to_string(),
     }
 }
 
@@ -112,15 +111,21 @@ impl LocalExecutor {
         let state = self.probe().await;
         match &state.mode {
             Mode::Unavailable { reason } => tracing::error!(%reason, "sandbox unavailable"),
-            mode => {
-                tracing::info!(mode = mode.name(), detail = ?state.health.detail, "sandbox ready")
-            }
+            _ => tracing::info!(
+                mode = %state.health.mode,
+                detail = ?state.health.detail,
+                "sandbox ready"
+            ),
         }
+        let ready = state.health.ready;
         let health = state.health.clone();
         *self
             .state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+        if ready {
+            self.warm_slots().await;
+        }
         health
     }
 
@@ -184,35 +189,49 @@ impl LocalExecutor {
                 sys::effective_gid()
             ));
         }
-        let rlimits_note = |why: &str| {
-            format!(
-                "{why}; memory limits fall back to RLIMIT_AS, process limits to RLIMIT_NPROC, and \
-                 there is no OOM attribution, CPU or peak-memory accounting. Fix: Delegate=yes in \
-                 the service unit (cgroup v2) or writable cgroup v1 memory and pids hierarchies"
-            )
+        let landlock = Landlock::probe();
+        let rlimits = |delegate_to: String, cause: String| {
+            let rlimit_as = self.config.rlimit_as_fallback;
+            tracing::warn!("{}", ladder::rlimits_warning(&delegate_to, rlimit_as));
+            Limits::Rlimits {
+                delegate_to,
+                cause,
+                rlimit_as,
+                rlimit_nproc: self.switch_ids,
+            }
         };
-        let mut mode = match cgroup::detect(self.config.cgroup_parent.as_deref()) {
-            Ok(layout) => Mode::Cgroup {
-                bwrap: bwrap.clone(),
-                layout,
-            },
-            Err(why) => {
-                tracing::warn!("{}", rlimits_note(&why));
-                notes.push(rlimits_note(&why));
+        let (mut mode, mut limits) = match cgroup::detect(self.config.cgroup_parent.as_deref()) {
+            Ok(layout) => {
+                let version = match layout {
+                    CgroupLayout::V1 { .. } => 1,
+                    CgroupLayout::V2 { .. } => 2,
+                };
+                let mode = Mode::Cgroup {
+                    bwrap: bwrap.clone(),
+                    layout,
+                };
+                (mode, Limits::Cgroup { version })
+            }
+            Err(failure) => (
                 Mode::Rlimits {
                     bwrap: bwrap.clone(),
-                }
-            }
+                },
+                rlimits(
+                    ladder::delegate_target(failure.v2_dir.as_deref()),
+                    failure.cause,
+                ),
+            ),
         };
 
         let spec = probe_spec();
         let control = RunControl::default();
         let mut result = self.run_in_mode(&mode, &spec, &control).await;
-        if let (Err(e), Mode::Cgroup { .. }) = (&result, &mode) {
+        if let (Err(e), Mode::Cgroup { layout, .. }) = (&result, &mode) {
             // Cgroups looked usable but are not (e.g. joining them is refused): degrade.
-            let why = format!("cgroups could not be used ({e})");
-            tracing::warn!("{}", rlimits_note(&why));
-            notes.push(rlimits_note(&why));
+            limits = rlimits(
+                memory_dir(layout),
+                format!("cgroups could not be used ({e})"),
+            );
             mode = Mode::Rlimits {
                 bwrap: bwrap.clone(),
             };
@@ -220,11 +239,7 @@ impl LocalExecutor {
         }
         match result {
             Ok(report) if report.outcome == (RunOutcome::Exited { code: 0 }) => State {
-                health: ExecutorHealth {
-                    ready: true,
-                    mode: mode.name().into(),
-                    detail: (!notes.is_empty()).then(|| notes.join("; ")),
-                },
+                health: ladder::ready(&limits, &landlock, &notes),
                 mode,
             },
             Ok(report) => {

@@ -45,6 +45,31 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> 
     check(unsafe { libc::setrlimit(resource, &limit) })
 }
 
+/// `LANDLOCK_CREATE_RULESET_VERSION` from linux/landlock.h.
+const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+
+/// The highest landlock ABI the kernel offers:
+/// `landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`, as the raw return
+/// value and, when it is negative, `errno`.
+pub(crate) fn landlock_abi_version() -> (libc::c_long, i32) {
+    // SAFETY: with a NULL attribute pointer, size 0 and the VERSION flag the kernel reads no
+    // memory and creates no fd; it only returns a number.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    let errno = if ret < 0 {
+        io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    } else {
+        0
+    };
+    (ret, errno)
+}
+
 /// `CLOSE_RANGE_CLOEXEC` from linux/close_range.h.
 const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 

@@ -105,10 +105,29 @@ async fn wait_until_gone(marker: &str) {
 }
 
 #[tokio::test]
-async fn health_reports_ready_with_cgroup_v1_here() {
+async fn health_reports_ready_with_cgroup_v1_and_landlock_here() {
     let health = executor().await.health();
     assert!(health.ready, "{health:?}");
-    assert!(health.mode.contains("cgroup-v1"), "{health:?}");
+    assert!(
+        health
+            .mode
+            .starts_with("full: userns+cgroup-v1+seccomp+landlock-abi-"),
+        "{health:?}"
+    );
+    let abi: u32 = health
+        .mode
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(abi >= 1, "{health:?}");
+    let detail = health.detail.unwrap_or_default();
+    assert!(
+        detail.starts_with(&format!(
+            "full isolation: user namespaces + cgroup v1 + seccomp + landlock ABI {abi}"
+        )),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -486,8 +505,18 @@ async fn without_cgroups_it_degrades_to_rlimits_and_says_so() {
     .await;
     let health = executor.health();
     assert!(health.ready, "{health:?}");
-    assert_eq!(health.mode, "bubblewrap+rlimits");
-    assert!(health.detail.unwrap_or_default().contains("RLIMIT_AS"));
+    assert!(
+        health.mode.starts_with("rlimits: userns+rlimits+seccomp+"),
+        "{health:?}"
+    );
+    let detail = health.detail.unwrap_or_default();
+    assert!(
+        detail.contains(
+            "cgroup v2 controller 'memory' is not delegated to /no-such-parent/integr8s; memory \
+             limits fall back to RLIMIT_AS. Fix: Delegate=yes in the unit"
+        ),
+        "{detail}"
+    );
 
     let hello = spec("main.py", "print('hi')\n", &[PYTHON, "main.py"]);
     let report = tokio::time::timeout(DEADLINE, executor.run(&hello, RunControl::default()))

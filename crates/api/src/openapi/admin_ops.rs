@@ -3,7 +3,7 @@
 
 use integr8s_core::system_settings::SystemSettings;
 
-use super::{json, Body, Operation};
+use super::{json, params, Body, Operation};
 use crate::routes::admin::events_schema as ev;
 use crate::routes::admin::executions as ex;
 use crate::routes::admin::rate_limits::MessageResponse;
@@ -26,6 +26,7 @@ fn users() -> Vec<Operation> {
     vec![
         Operation::get("/api/v1/admin/users/", T)
             .summary("List Users")
+            .query::<params::AdminUsersQuery>()
             .response(json::<us::UserListResponse>()),
         Operation::post("/api/v1/admin/users/", T)
             .summary("Create User")
@@ -40,6 +41,7 @@ fn users() -> Vec<Operation> {
             .response(json::<UserResponse>()),
         Operation::delete("/api/v1/admin/users/{user_id}", T)
             .summary("Delete User")
+            .query::<params::DeleteUserQuery>()
             .response(json::<us::DeleteUserResponse>()),
         Operation::get("/api/v1/admin/users/{user_id}/overview", T)
             .summary("Get User Overview")
@@ -59,6 +61,7 @@ fn executions() -> Vec<Operation> {
     vec![
         Operation::get("/api/v1/admin/executions/", T)
             .summary("List Executions")
+            .query::<params::AdminExecutionsQuery>()
             .response(json::<ex::AdminExecutionListResponse>()),
         Operation::get("/api/v1/admin/executions/queue", T)
             .summary("Get Queue Status")
@@ -79,9 +82,11 @@ fn events() -> Vec<Operation> {
             .response(json::<ev::EventBrowseResponse>()),
         Operation::get("/api/v1/admin/events/stats", T)
             .summary("Get Event Stats")
+            .query::<params::EventStatsQuery>()
             .response(json::<ev::EventStatsResponse>()),
         Operation::get("/api/v1/admin/events/export/{export_format}", T)
             .summary("Export Events")
+            .query::<params::EventExportQuery>()
             .response(Body::Downloads(&["text/csv", "application/json"])),
         Operation::get("/api/v1/admin/events/{event_id}", T)
             .summary("Get Event Detail")
@@ -107,6 +112,7 @@ fn settings() -> Vec<Operation> {
             .response(json::<SystemSettings>()),
         Operation::get("/api/v1/admin/settings/audit", T)
             .summary("System Settings Audit Log")
+            .query::<params::SettingsAuditQuery>()
             .response(json::<SettingsAuditLogResponse>()),
     ]
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{json, Body, Operation};
+use super::{json, params, Body, Operation};
 use crate::routes::admin::replay::{EventReplayRequest, EventReplayResponse};
 use crate::routes::dlq::{
     DlqDiscardRequest, DlqDiscardResponse, DlqMessageListResponse, DlqMessageResponse,
@@ -73,6 +73,7 @@ pub fn user_settings() -> Vec<Operation> {
             .response(json::<UserSettings>()),
         Operation::get("/api/v1/user/settings/history", T)
             .summary("Get Settings History")
+            .query::<params::SettingsHistoryQuery>()
             .response(json::<SettingsHistoryResponse>()),
         Operation::post("/api/v1/user/settings/restore", T)
             .summary("Restore Settings")
@@ -90,9 +91,11 @@ pub fn sagas() -> Vec<Operation> {
     vec![
         Operation::get("/api/v1/sagas/", T)
             .summary("List Sagas")
+            .query::<params::SagasQuery>()
             .response(json::<SagaListResponse>()),
         Operation::get("/api/v1/sagas/execution/{execution_id}", T)
             .summary("Get Execution Sagas")
+            .query::<params::ExecutionSagasQuery>()
             .response(json::<SagaListResponse>()),
         Operation::get("/api/v1/sagas/{saga_id}", T)
             .summary("Get Saga Status")
@@ -108,6 +111,7 @@ pub fn notifications() -> Vec<Operation> {
     vec![
         Operation::get("/api/v1/notifications", T)
             .summary("Get Notifications")
+            .query::<params::NotificationsQuery>()
             .response(json::<NotificationListResponse>()),
         Operation::get("/api/v1/notifications/unread-count", T)
             .summary("Get Unread Count")
@@ -148,6 +152,7 @@ pub fn replay() -> Vec<Operation> {
             .response(json::<ReplayResponse>()),
         Operation::get("/api/v1/replay/sessions", T)
             .summary("List Replay Sessions")
+            .query::<params::ReplaySessionsQuery>()
             .response(json::<Vec<SessionSummary>>()),
         Operation::get("/api/v1/replay/sessions/{session_id}", T)
             .summary("Get Replay Session")
@@ -170,6 +175,7 @@ pub fn replay() -> Vec<Operation> {
         ),
         Operation::post("/api/v1/replay/cleanup", T)
             .summary("Cleanup Old Sessions")
+            .query::<params::ReplayCleanupQuery>()
             .response(json::<CleanupResponse>()),
         Operation::post("/api/v1/admin/events/replay", "admin-events")
             .summary("Replay Events")
@@ -190,6 +196,7 @@ pub fn dlq() -> Vec<Operation> {
     vec![
         Operation::get("/api/v1/dlq/messages", T)
             .summary("List DLQ Messages")
+            .query::<params::DlqMessagesQuery>()
             .response(json::<DlqMessageListResponse>()),
         Operation::get("/api/v1/dlq/messages/{message_id}", T)
             .summary("Get DLQ Message")

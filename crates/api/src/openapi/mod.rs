@@ -7,6 +7,7 @@ mod admin_ops;
 mod components;
 mod features;
 mod operations;
+mod params;
 #[cfg(test)]
 mod tests;
 mod untyped;
@@ -66,6 +67,10 @@ pub struct Operation {
     pub summary: &'static str,
     pub request: Option<Body>,
     pub response: Body,
+    /// The query parameters: the properties of a struct's schema.
+    pub query: Option<SchemaFn>,
+    /// Optional string headers the handler reads.
+    pub headers: &'static [&'static str],
 }
 
 impl Operation {
@@ -77,6 +82,8 @@ impl Operation {
             summary: "",
             request: None,
             response: Body::Untyped,
+            query: None,
+            headers: &[],
         }
     }
 
@@ -114,6 +121,18 @@ impl Operation {
         self.response = body;
         self
     }
+
+    /// Query parameters: one per property of `T` (required when `T` requires it).
+    pub fn query<T: JsonSchema>(mut self) -> Self {
+        self.query = Some(T::json_schema);
+        self
+    }
+
+    /// Optional string headers.
+    pub fn headers(mut self, names: &'static [&'static str]) -> Self {
+        self.headers = names;
+        self
+    }
 }
 
 fn content(body: Body, generator: &mut SchemaGenerator) -> Value {
@@ -139,6 +158,44 @@ fn path_parameters(path: &str) -> Vec<Value> {
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect()
+}
+
+/// The `parameters` of an operation: its path placeholders, its query struct's properties and
+/// its headers.
+fn parameters(op: &Operation, generator: &mut SchemaGenerator) -> Vec<Value> {
+    let mut params = path_parameters(op.path);
+    if let Some(query) = op.query {
+        let schema = query(generator).to_value();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let empty = Map::new();
+        for (name, property) in schema["properties"].as_object().unwrap_or(&empty) {
+            let mut property = property.clone();
+            let description = property
+                .as_object_mut()
+                .and_then(|p| p.remove("description"));
+            let mut param = json!({
+                "name": name,
+                "in": "query",
+                "required": required.contains(&name.as_str()),
+                "schema": property,
+            });
+            if let Some(description) = description {
+                param["description"] = description;
+            }
+            params.push(param);
+        }
+    }
+    for name in op.headers {
+        params.push(
+            json!({"name": name, "in": "header", "required": false, "schema": {"type": "string"}}),
+        );
+    }
+    params
 }
 
 fn generator(serialize: bool) -> SchemaGenerator {
@@ -180,7 +237,7 @@ pub fn document() -> Value {
                 "422": {"description": "Validation Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}},
             },
         });
-        let params = path_parameters(op.path);
+        let params = parameters(&op, &mut requests);
         if !params.is_empty() {
             entry["parameters"] = Value::Array(params);
         }

@@ -1,9 +1,10 @@
 //! The operation table: one entry per route. Adding a route means adding its entry here (the
 //! tests fail otherwise); request and response types derive `schemars::JsonSchema`.
 
+use integr8s_core::event::Envelope;
 use schemars::JsonSchema;
 
-use super::{form, json, Body, Operation};
+use super::{form, json, params, Body, Operation};
 use crate::routes::admin::rate_limits as rl;
 use crate::routes::auth::{LoginResponse, MessageResponse, UserCreate, UserResponse};
 use crate::routes::executions::{
@@ -73,6 +74,7 @@ fn executions() -> Vec<Operation> {
     vec![
         Operation::post("/api/v1/execute", T)
             .summary("Create Execution")
+            .headers(&["Idempotency-Key"])
             .request(json::<ExecutionRequest>())
             .response(json::<ExecutionResponse>()),
         Operation::get("/api/v1/executions/{execution_id}/result", T)
@@ -86,12 +88,15 @@ fn executions() -> Vec<Operation> {
             .summary("Retry Execution")
             .response(json::<ExecutionResponse>()),
         Operation::get("/api/v1/executions/{execution_id}/events", T)
-            .summary("Get Execution Events"),
+            .summary("Get Execution Events")
+            .query::<params::ExecutionEventsQuery>()
+            .response(json::<Vec<Envelope>>()),
         Operation::delete("/api/v1/executions/{execution_id}", T)
             .summary("Delete Execution")
             .response(json::<DeleteResponse>()),
         Operation::get("/api/v1/user/executions", T)
             .summary("Get User Executions")
+            .query::<params::UserExecutionsQuery>()
             .response(json::<ExecutionListResponse>()),
         Operation::get("/api/v1/example-scripts", T)
             .summary("Get Example Scripts")

@@ -5,4 +5,5 @@ mod common;
 mod executions;
 mod lifecycle;
 mod misc;
+mod openapi_params;
 mod sse;

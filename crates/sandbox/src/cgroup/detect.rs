@@ -1,7 +1,7 @@
 //! Finds the cgroup hierarchies we may create run cgroups in (v1 per controller, or v2).
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Where run cgroups are created, decided once at startup.
@@ -118,8 +118,17 @@ fn read_words(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn ensure_dir(dir: &Path) -> io::Result<()> {
-    match fs::create_dir(dir) {
+/// Creates a cgroup directory; the kernel fills it with its interface files. Injectable so
+/// the file logic can be tested on a plain directory tree.
+pub(crate) type Mkdir = fn(&Path) -> io::Result<()>;
+
+/// The real `mkdir(2)`.
+pub(crate) fn real_mkdir(dir: &Path) -> io::Result<()> {
+    fs::create_dir(dir)
+}
+
+fn ensure_dir(mkdir: Mkdir, dir: &Path) -> io::Result<()> {
+    match mkdir(dir) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
         _ => Ok(()),
     }
@@ -128,37 +137,99 @@ fn ensure_dir(dir: &Path) -> io::Result<()> {
 /// Name of the sub-cgroup holding every run cgroup of this service.
 pub(crate) const SUBTREE: &str = "integr8s-sandbox";
 
-/// Detects a usable layout and creates its parent directories. `Err` carries the reason,
-/// phrased for the health detail.
-pub(crate) fn detect(parent_override: Option<&Path>) -> Result<CgroupLayout, String> {
-    let membership = parse_membership(
-        &fs::read_to_string("/proc/self/cgroup")
-            .map_err(|e| format!("read /proc/self/cgroup: {e}"))?,
-    );
-    let mounts = parse_mounts(
-        &fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| format!("read /proc/self/mountinfo: {e}"))?,
-    );
+/// cgroup v2: the leaf our own processes move to so controllers can be enabled for children
+/// of our cgroup (the "no internal processes" rule).
+pub(crate) const LEAF: &str = "supervisor";
 
-    let v2_problem = match detect_v2(&membership, &mounts, parent_override) {
-        Ok(layout) => return Ok(layout),
-        Err(problem) => problem,
+/// Why no cgroup layout is usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DetectFailure {
+    /// Our cgroup v2 directory (or the configured parent), the one to delegate to.
+    pub v2_dir: Option<PathBuf>,
+    /// Both reasons, phrased for the health detail.
+    pub cause: String,
+}
+
+/// Detects a usable layout and creates its parent directories.
+pub(crate) fn detect(parent_override: Option<&Path>) -> Result<CgroupLayout, DetectFailure> {
+    let read = |path: &str| {
+        fs::read_to_string(path).map_err(|e| DetectFailure {
+            v2_dir: None,
+            cause: format!("read {path}: {e}"),
+        })
     };
-    match detect_v1(&membership, &mounts, parent_override) {
+    let membership = read("/proc/self/cgroup")?;
+    let mounts = read("/proc/self/mountinfo")?;
+    detect_with(&membership, &mounts, parent_override, real_mkdir)
+}
+
+/// [`detect`] from the text of `/proc/self/cgroup` and `/proc/self/mountinfo`: the mount
+/// points there decide where the hierarchies are looked for.
+pub(crate) fn detect_with(
+    proc_cgroup: &str,
+    mountinfo: &str,
+    parent_override: Option<&Path>,
+    mkdir: Mkdir,
+) -> Result<CgroupLayout, DetectFailure> {
+    let membership = parse_membership(proc_cgroup);
+    let mounts = parse_mounts(mountinfo);
+    let v2_dir = match parent_override {
+        Some(p) => Some(p.to_path_buf()),
+        None => v2_own_dir(&membership, &mounts),
+    };
+    let v2_problem = match &v2_dir {
+        Some(own) => match detect_v2(own, mkdir) {
+            Ok(layout) => return Ok(layout),
+            Err(problem) => problem,
+        },
+        None => "no cgroup v2 hierarchy is mounted".to_owned(),
+    };
+    match detect_v1(&membership, &mounts, parent_override, mkdir) {
         Ok(layout) => Ok(layout),
-        Err(v1_problem) => Err(format!("{v2_problem}; {v1_problem}")),
+        Err(v1_problem) => Err(DetectFailure {
+            v2_dir,
+            cause: format!("{v2_problem}; {v1_problem}"),
+        }),
     }
 }
 
-fn detect_v2(
-    membership: &[MembershipLine],
-    mounts: &[CgroupMount],
-    parent_override: Option<&Path>,
-) -> Result<CgroupLayout, String> {
-    let own = match parent_override {
-        Some(p) => p.to_path_buf(),
-        None => v2_own_dir(membership, mounts).ok_or("no cgroup v2 hierarchy is mounted")?,
-    };
+/// Enables `wanted` for the children of `own`. A non-root cgroup with processes cannot have
+/// controllers enabled for its children, so they are moved into the leaf [`LEAF`] first.
+fn enable_controllers(own: &Path, wanted: &[&str], mkdir: Mkdir) -> Result<(), String> {
+    let enabled = read_words(&own.join("cgroup.subtree_control"));
+    if wanted.iter().all(|w| enabled.iter().any(|e| e == w)) {
+        return Ok(());
+    }
+    // Only non-root cgroups have cgroup.type; the root is exempt from the rule.
+    let procs = fs::read_to_string(own.join("cgroup.procs")).unwrap_or_default();
+    let pids: Vec<&str> = procs.split_whitespace().collect();
+    if own.join("cgroup.type").exists() && !pids.is_empty() {
+        let leaf = own.join(LEAF);
+        ensure_dir(mkdir, &leaf).map_err(|e| format!("create {}: {e}", leaf.display()))?;
+        let mut leaf_procs = fs::OpenOptions::new()
+            .write(true)
+            .open(leaf.join("cgroup.procs"))
+            .map_err(|e| format!("open {}/cgroup.procs: {e}", leaf.display()))?;
+        for pid in pids {
+            match leaf_procs.write_all(format!("{pid}\n").as_bytes()) {
+                // The process exited meanwhile.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => return Err(format!("move pid {pid} to {}: {e}", leaf.display())),
+                Ok(()) => {}
+            }
+        }
+    }
+    let request: Vec<String> = wanted.iter().map(|c| format!("+{c}")).collect();
+    fs::write(own.join("cgroup.subtree_control"), request.join(" ")).map_err(|e| {
+        format!(
+            "cannot enable {} in {}/cgroup.subtree_control: {e}",
+            wanted.join(" "),
+            own.display()
+        )
+    })
+}
+
+fn detect_v2(own: &Path, mkdir: Mkdir) -> Result<CgroupLayout, String> {
     let available = read_words(&own.join("cgroup.controllers"));
     for needed in ["memory", "pids"] {
         if !available.iter().any(|c| c == needed) {
@@ -169,27 +240,16 @@ fn detect_v2(
             ));
         }
     }
-    let enabled = read_words(&own.join("cgroup.subtree_control"));
-    if !["memory", "pids"]
-        .iter()
-        .all(|c| enabled.iter().any(|e| e == c))
-    {
-        return Err(format!(
-            "cgroup v2 controllers memory and pids are not enabled in {}/cgroup.subtree_control \
-             (move the service into a leaf cgroup and write '+memory +pids' there)",
-            own.display()
-        ));
-    }
-    let cpu = available.iter().any(|c| c == "cpu") && enabled.iter().any(|c| c == "cpu");
-    let parent = own.join(SUBTREE);
-    ensure_dir(&parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
-    let controllers = if cpu {
-        "+memory +pids +cpu"
+    let cpu = available.iter().any(|c| c == "cpu");
+    let wanted: &[&str] = if cpu {
+        &["memory", "pids", "cpu"]
     } else {
-        "+memory +pids"
+        &["memory", "pids"]
     };
-    fs::write(parent.join("cgroup.subtree_control"), controllers)
-        .map_err(|e| format!("enable controllers in {}: {e}", parent.display()))?;
+    enable_controllers(own, wanted, mkdir)?;
+    let parent = own.join(SUBTREE);
+    ensure_dir(mkdir, &parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+    enable_controllers(&parent, wanted, mkdir)?;
     Ok(CgroupLayout::V2 { parent, cpu })
 }
 
@@ -197,6 +257,7 @@ fn detect_v1(
     membership: &[MembershipLine],
     mounts: &[CgroupMount],
     parent_override: Option<&Path>,
+    mkdir: Mkdir,
 ) -> Result<CgroupLayout, String> {
     let own = |controller: &str| -> Result<PathBuf, String> {
         let mount_dir = v1_own_dir(membership, mounts, controller)
@@ -223,7 +284,7 @@ fn detect_v1(
         .into_iter()
         .flatten()
     {
-        ensure_dir(dir).map_err(|e| {
+        ensure_dir(mkdir, dir).map_err(|e| {
             format!(
                 "cgroup v1 hierarchy is not writable ({}: {e})",
                 dir.display()

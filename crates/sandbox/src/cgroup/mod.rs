@@ -2,6 +2,8 @@
 //! accounting.
 
 mod detect;
+#[cfg(test)]
+mod v2_tests;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -10,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(crate) use detect::{detect, CgroupLayout};
+use detect::{real_mkdir, Mkdir};
 
 /// Accounting read from a run cgroup after the tree is dead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,9 +61,8 @@ fn write_file(dir: &Path, name: &str, value: &str) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("write {}/{name}: {e}", dir.display())))
 }
 
-fn mkdir(dir: &Path) -> io::Result<()> {
-    fs::create_dir(dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("mkdir {}: {e}", dir.display())))
+fn make_dir(mkdir: Mkdir, dir: &Path) -> io::Result<()> {
+    mkdir(dir).map_err(|e| io::Error::new(e.kind(), format!("mkdir {}: {e}", dir.display())))
 }
 
 fn open_procs(dir: &Path) -> io::Result<File> {
@@ -104,6 +106,10 @@ impl RunCgroup {
     /// Creates the run's cgroup directories named `name`. On error everything created so far
     /// is removed again. Limits are applied with [`RunCgroup::apply_limits`].
     pub(crate) fn create(layout: &CgroupLayout, name: &str) -> io::Result<Self> {
+        Self::create_with(layout, name, real_mkdir)
+    }
+
+    fn create_with(layout: &CgroupLayout, name: &str, mkdir: Mkdir) -> io::Result<Self> {
         let mut cgroup = RunCgroup {
             dirs: match layout {
                 CgroupLayout::V1 { .. } => Dirs::V1 {
@@ -119,7 +125,7 @@ impl RunCgroup {
             procs: Vec::new(),
             cpu_weight: matches!(layout, CgroupLayout::V2 { cpu: true, .. }),
         };
-        let result = cgroup.populate(layout, name);
+        let result = cgroup.populate(layout, name, mkdir);
         match result {
             Ok(()) => Ok(cgroup),
             Err(e) => {
@@ -130,7 +136,7 @@ impl RunCgroup {
         }
     }
 
-    fn populate(&mut self, layout: &CgroupLayout, name: &str) -> io::Result<()> {
+    fn populate(&mut self, layout: &CgroupLayout, name: &str, mkdir: Mkdir) -> io::Result<()> {
         match (layout, &mut self.dirs) {
             (
                 CgroupLayout::V1 {
@@ -147,28 +153,28 @@ impl RunCgroup {
                 },
             ) => {
                 let dir = memory.join(name);
-                mkdir(&dir)?;
+                make_dir(mkdir, &dir)?;
                 *m = dir;
                 self.procs.push(open_procs(m)?);
                 let dir = pids.join(name);
-                mkdir(&dir)?;
+                make_dir(mkdir, &dir)?;
                 *p = dir;
                 self.procs.push(open_procs(p)?);
                 if let Some(cpuacct) = cpuacct {
                     let dir = cpuacct.join(name);
-                    mkdir(&dir)?;
+                    make_dir(mkdir, &dir)?;
                     *c = Some(dir.clone());
                     self.procs.push(open_procs(&dir)?);
                 }
                 if let Some(cpu) = cpu {
                     let dir = cpu.join(name);
-                    mkdir(&dir)?;
+                    make_dir(mkdir, &dir)?;
                     *cpu_dir = Some(dir.clone());
                     self.procs.push(open_procs(&dir)?);
                 }
             }
             (CgroupLayout::V2 { .. }, Dirs::V2 { dir }) => {
-                mkdir(dir)?;
+                make_dir(mkdir, dir)?;
                 self.procs.push(open_procs(dir)?);
             }
             _ => return Err(io::Error::other("cgroup layout mismatch")),

@@ -4,23 +4,16 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use integr8s_core::ports::admin::{Counts, EventCursor, EventQuery, EventQueryStore, EventStats};
-use integr8s_core::{Envelope, StoreError, StoredEvent};
-use sqlx::sqlite::SqliteRow;
+use integr8s_core::{StoreError, StoredEvent};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::admin_users::like_pattern;
-use super::codec::{col, sql_limit, to_u64, ts};
+use super::codec::{sql_limit, to_u64, ts};
+use super::events::decode_event;
+use super::query::{fetch_all, fetch_optional};
 use super::{classify, SqliteStore};
 
 const SERVICE: &str = "json_extract(body, '$.metadata.service_name')";
-
-fn decode(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    let seq: i64 = col(row, "seq")?;
-    let body: String = col(row, "body")?;
-    let envelope: Envelope = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
-    Ok(StoredEvent { seq, envelope })
-}
 
 fn push_query(qb: &mut QueryBuilder<'_, Sqlite>, query: &EventQuery) {
     qb.push(" WHERE 1 = 1");
@@ -117,8 +110,7 @@ impl EventQueryStore for SqliteStore {
             .push_bind(sql_limit(limit))
             .push(" OFFSET ")
             .push_bind(i64::from(skip));
-        let rows = qb.build().fetch_all(&self.reader).await.map_err(classify)?;
-        rows.iter().map(decode).collect()
+        fetch_all(qb.build(), &self.reader, decode_event).await
     }
 
     async fn count_events(&self, query: &EventQuery) -> Result<u64, StoreError> {
@@ -133,14 +125,8 @@ impl EventQueryStore for SqliteStore {
     }
 
     async fn event_by_id(&self, event_id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        sqlx::query("SELECT seq, body FROM events WHERE event_id = ?")
-            .bind(event_id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(classify)?
-            .as_ref()
-            .map(decode)
-            .transpose()
+        let query = sqlx::query("SELECT seq, body FROM events WHERE event_id = ?").bind(event_id);
+        fetch_optional(query, &self.reader, decode_event).await
     }
 
     async fn event_stats(

@@ -9,7 +9,8 @@ use integr8s_core::user::User;
 use integr8s_core::{Execution, ExecutionStatus, Priority, StoreError};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::codec::{sql_limit, to_u64, ts};
+use super::codec::{to_u64, ts};
+use super::query::{fetch_optional, Page};
 use super::users::{decode, COLUMNS};
 use super::{classify, SqliteStore};
 
@@ -140,26 +141,15 @@ async fn cascade(conn: &mut SqliteConnection, user_id: &str) -> Result<UserDelet
 #[async_trait]
 impl UserAdminStore for SqliteStore {
     async fn list_users(&self, filter: &UserListFilter) -> Result<(Vec<User>, u64), StoreError> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM users");
-        push_user_filter(&mut count, filter);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&self.reader)
+        let page = Page {
+            table: "users",
+            columns: COLUMNS,
+            order_by: "created_at, rowid",
+            limit: filter.limit,
+            skip: filter.offset,
+        };
+        page.fetch(&self.reader, |qb| push_user_filter(qb, filter), decode)
             .await
-            .map_err(classify)?;
-        let mut list = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM users"));
-        push_user_filter(&mut list, filter);
-        list.push(" ORDER BY created_at, rowid LIMIT ")
-            .push_bind(sql_limit(filter.limit))
-            .push(" OFFSET ")
-            .push_bind(i64::from(filter.offset));
-        let rows = list
-            .build()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(classify)?;
-        let users = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((users, to_u64(total, "user count")?))
     }
 
     async fn update_user(
@@ -187,13 +177,7 @@ impl UserAdminStore for SqliteStore {
         qb.push(" WHERE user_id = ")
             .push_bind(user_id.to_owned())
             .push(format!(" RETURNING {COLUMNS}"));
-        qb.build()
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(classify)?
-            .as_ref()
-            .map(decode)
-            .transpose()
+        fetch_optional(qb.build(), &self.writer, decode).await
     }
 
     async fn delete_user(

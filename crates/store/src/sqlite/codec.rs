@@ -25,6 +25,12 @@ where
         .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
 }
 
+/// Reads a count column that must fit in `u32`.
+pub(crate) fn col_u32(row: &SqliteRow, name: &str) -> Result<u32, StoreError> {
+    let v: i64 = col(row, name)?;
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{name} out of range: {v}")))
+}
+
 pub(crate) fn col_ts(row: &SqliteRow, name: &str) -> Result<DateTime<Utc>, StoreError> {
     parse_ts(&col::<String>(row, name)?)
 }

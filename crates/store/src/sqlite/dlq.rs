@@ -7,8 +7,10 @@ use integr8s_core::ports::dlq::{
 };
 use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
 use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite};
 
-use super::codec::{col, col_enum, col_opt_ts, col_ts, sql_limit, to_json, to_u64, ts};
+use super::codec::{col, col_enum, col_opt_ts, col_ts, col_u32, sql_limit, to_json, to_u64, ts};
+use super::query::{fetch_all, fetch_one, fetch_optional, Page};
 use super::{classify, SqliteStore};
 
 const COLUMNS: &str = "message_id, group_name, event_seq, event_body, original_topic, error, \
@@ -20,18 +22,14 @@ fn decode(row: &SqliteRow) -> Result<DlqMessage, StoreError> {
     let body: String = col(row, "event_body")?;
     let envelope: Envelope = serde_json::from_str(&body)
         .map_err(|e| StoreError::Corrupt(format!("dlq event {seq}: {e}")))?;
-    let count = |name: &str| -> Result<u32, StoreError> {
-        let v: i64 = col(row, name)?;
-        u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{name} out of range: {v}")))
-    };
     Ok(DlqMessage {
         message_id: col(row, "message_id")?,
         group: col(row, "group_name")?,
         event: StoredEvent { seq, envelope },
         original_topic: col(row, "original_topic")?,
         error: col(row, "error")?,
-        attempts: count("attempts")?,
-        retry_count: count("retry_count")?,
+        attempts: col_u32(row, "attempts")?,
+        retry_count: col_u32(row, "retry_count")?,
         status: col_enum(row, "status", DlqStatus::parse)?,
         producer_id: col(row, "producer_id")?,
         failed_at: col_ts(row, "failed_at")?,
@@ -45,8 +43,37 @@ fn decode(row: &SqliteRow) -> Result<DlqMessage, StoreError> {
     })
 }
 
+fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &DlqFilter) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(status) = filter.status {
+        qb.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(event_type) = filter.event_type {
+        qb.push(" AND event_type = ").push_bind(event_type.as_str());
+    }
+    if let Some(group) = &filter.group {
+        qb.push(" AND group_name = ").push_bind(group.clone());
+    }
+}
+
 fn parse_event_type(s: &str) -> Result<EventType, StoreError> {
     EventType::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown event type {s:?}")))
+}
+
+impl SqliteStore {
+    /// `(value, count)` for each value of `column` in the queue, most frequent first.
+    async fn dlq_counts_by(&self, column: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT {column}, COUNT(*) AS n FROM dlq_messages GROUP BY {column}
+             ORDER BY n DESC, {column}"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(classify)?;
+        rows.into_iter()
+            .map(|(value, n)| Ok((value, to_u64(n, "count")?)))
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -54,7 +81,7 @@ impl DlqStore for SqliteStore {
     async fn dead_letter(&self, message: &NewDlqMessage) -> Result<DlqMessage, StoreError> {
         let env = &message.event.envelope;
         let now = ts(integr8s_core::now());
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO dlq_messages (message_id, group_name, event_id, event_seq, event_type,
                  event_body, original_topic, error, attempts, retry_count, status, producer_id,
                  failed_at, created_at, updated_at)
@@ -71,66 +98,42 @@ impl DlqStore for SqliteStore {
                  discarded_at = NULL,
                  discard_reason = NULL
              RETURNING {COLUMNS}"
-        ))
-        .bind(integr8s_core::new_id())
-        .bind(&message.group)
-        .bind(&env.event_id)
-        .bind(message.event.seq)
-        .bind(env.event_type().as_str())
-        .bind(to_json(env)?)
-        .bind(env.event_type().as_str())
-        .bind(&message.error)
-        .bind(i64::from(message.attempts))
-        .bind(&message.producer_id)
-        .bind(ts(message.failed_at))
-        .bind(&now)
-        .bind(&now)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(classify)?;
-        decode(&row)
+        );
+        let query = sqlx::query(&sql)
+            .bind(integr8s_core::new_id())
+            .bind(&message.group)
+            .bind(&env.event_id)
+            .bind(message.event.seq)
+            .bind(env.event_type().as_str())
+            .bind(to_json(env)?)
+            .bind(env.event_type().as_str())
+            .bind(&message.error)
+            .bind(i64::from(message.attempts))
+            .bind(&message.producer_id)
+            .bind(ts(message.failed_at))
+            .bind(&now)
+            .bind(&now);
+        fetch_one(query, &self.writer, decode).await
     }
 
     async fn dlq_message(&self, message_id: &str) -> Result<Option<DlqMessage>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM dlq_messages WHERE message_id = ?"
-        ))
-        .bind(message_id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(classify)?;
-        row.as_ref().map(decode).transpose()
+        let sql = format!("SELECT {COLUMNS} FROM dlq_messages WHERE message_id = ?");
+        fetch_optional(sqlx::query(&sql).bind(message_id), &self.reader, decode).await
     }
 
     async fn list_dlq_messages(
         &self,
         filter: &DlqFilter,
     ) -> Result<(Vec<DlqMessage>, u64), StoreError> {
-        const WHERE: &str = "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR event_type = ?2)
-             AND (?3 IS NULL OR group_name = ?3)";
-        let status = filter.status.map(DlqStatus::as_str);
-        let event_type = filter.event_type.map(EventType::as_str);
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM dlq_messages {WHERE}"))
-            .bind(status)
-            .bind(event_type)
-            .bind(&filter.group)
-            .fetch_one(&self.reader)
+        let page = Page {
+            table: "dlq_messages",
+            columns: COLUMNS,
+            order_by: "created_at DESC, message_id",
+            limit: filter.limit,
+            skip: filter.offset,
+        };
+        page.fetch(&self.reader, |qb| push_filter(qb, filter), decode)
             .await
-            .map_err(classify)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM dlq_messages {WHERE}
-             ORDER BY created_at DESC, message_id LIMIT ?4 OFFSET ?5"
-        ))
-        .bind(status)
-        .bind(event_type)
-        .bind(&filter.group)
-        .bind(sql_limit(filter.limit))
-        .bind(i64::from(filter.offset))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(classify)?;
-        let messages = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        Ok((messages, to_u64(total, "count")?))
     }
 
     async fn schedule_dlq_retry(
@@ -156,17 +159,13 @@ impl DlqStore for SqliteStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<DlqMessage>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM dlq_messages
              WHERE status = 'pending' OR (status = 'scheduled' AND next_retry_at <= ?)
              ORDER BY created_at, message_id LIMIT ?"
-        ))
-        .bind(ts(now))
-        .bind(sql_limit(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(classify)?;
-        rows.iter().map(decode).collect()
+        );
+        let query = sqlx::query(&sql).bind(ts(now)).bind(sql_limit(limit));
+        fetch_all(query, &self.reader, decode).await
     }
 
     async fn retry_dlq_message(
@@ -174,19 +173,15 @@ impl DlqStore for SqliteStore {
         message_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<DlqMessage>, StoreError> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE dlq_messages SET status = 'retried', retry_count = retry_count + 1,
                  redeliver = 1, claimed_until = NULL, next_retry_at = NULL,
                  last_retried_at = ?1, updated_at = ?1
              WHERE message_id = ?2 AND status IN ('pending', 'scheduled')
              RETURNING {COLUMNS}"
-        ))
-        .bind(ts(now))
-        .bind(message_id)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(classify)?;
-        row.as_ref().map(decode).transpose()
+        );
+        let query = sqlx::query(&sql).bind(ts(now)).bind(message_id);
+        fetch_optional(query, &self.writer, decode).await
     }
 
     async fn discard_dlq_message(
@@ -195,19 +190,17 @@ impl DlqStore for SqliteStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<DlqMessage>, StoreError> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE dlq_messages SET status = 'discarded', discard_reason = ?1,
                  discarded_at = ?2, updated_at = ?2, next_retry_at = NULL
              WHERE message_id = ?3 AND status IN ('pending', 'scheduled')
              RETURNING {COLUMNS}"
-        ))
-        .bind(reason)
-        .bind(ts(now))
-        .bind(message_id)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(classify)?;
-        row.as_ref().map(decode).transpose()
+        );
+        let query = sqlx::query(&sql)
+            .bind(reason)
+            .bind(ts(now))
+            .bind(message_id);
+        fetch_optional(query, &self.writer, decode).await
     }
 
     async fn claim_dlq_redeliveries(
@@ -217,7 +210,7 @@ impl DlqStore for SqliteStore {
         claim_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<DlqMessage>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE dlq_messages SET claimed_until = ?1
              WHERE message_id IN (
                  SELECT message_id FROM dlq_messages
@@ -225,15 +218,13 @@ impl DlqStore for SqliteStore {
                    AND (claimed_until IS NULL OR claimed_until < ?3)
                  ORDER BY last_retried_at, message_id LIMIT ?4)
              RETURNING {COLUMNS}"
-        ))
-        .bind(ts(claim_until))
-        .bind(group)
-        .bind(ts(now))
-        .bind(sql_limit(limit))
-        .fetch_all(&self.writer)
-        .await
-        .map_err(classify)?;
-        let mut messages = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        );
+        let query = sqlx::query(&sql)
+            .bind(ts(claim_until))
+            .bind(group)
+            .bind(ts(now))
+            .bind(sql_limit(limit));
+        let mut messages = fetch_all(query, &self.writer, decode).await?;
         messages.sort_by(|a, b| {
             (a.last_retried_at, &a.message_id).cmp(&(b.last_retried_at, &b.message_id))
         });
@@ -269,42 +260,19 @@ impl DlqStore for SqliteStore {
 
     async fn dlq_stats(&self) -> Result<DlqStats, StoreError> {
         let mut stats = DlqStats::default();
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM dlq_messages GROUP BY status")
-                .fetch_all(&self.reader)
-                .await
-                .map_err(classify)?;
+        let by_status = self.dlq_counts_by("status").await?;
         for status in DlqStatus::ALL {
-            let n = rows
+            let n = by_status
                 .iter()
                 .find(|(s, _)| s == status.as_str())
                 .map_or(0, |(_, n)| *n);
-            let n = to_u64(n, "count")?;
             stats.total += n;
             stats.by_status.push((status, n));
         }
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT event_type, COUNT(*) AS n FROM dlq_messages GROUP BY event_type
-             ORDER BY n DESC, event_type",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(classify)?;
-        for (t, n) in rows {
-            stats
-                .by_event_type
-                .push((parse_event_type(&t)?, to_u64(n, "count")?));
+        for (t, n) in self.dlq_counts_by("event_type").await? {
+            stats.by_event_type.push((parse_event_type(&t)?, n));
         }
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT group_name, COUNT(*) AS n FROM dlq_messages GROUP BY group_name
-             ORDER BY n DESC, group_name",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(classify)?;
-        for (g, n) in rows {
-            stats.by_group.push((g, to_u64(n, "count")?));
-        }
+        stats.by_group = self.dlq_counts_by("group_name").await?;
         let oldest: Option<String> = sqlx::query_scalar(
             "SELECT MIN(created_at) FROM dlq_messages WHERE status IN ('pending', 'scheduled')",
         )

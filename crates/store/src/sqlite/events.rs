@@ -4,12 +4,14 @@ use async_trait::async_trait;
 use integr8s_core::ports::EventStore;
 use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row, Sqlite, SqliteConnection};
 
 use super::codec::{col, sql_limit, to_json, ts};
+use super::query::{fetch_all, fetch_one};
 use super::{classify, placeholders, SqliteStore};
 
-fn decode(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+/// Decodes a `seq, body` row of `events`.
+pub(crate) fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
     let seq: i64 = col(row, "seq")?;
     let body: String = col(row, "body")?;
     let envelope: Envelope = serde_json::from_str(&body)
@@ -46,12 +48,39 @@ pub(crate) async fn append(
             envelope: event.clone(),
         });
     }
-    let row = sqlx::query("SELECT seq, body FROM events WHERE event_id = ?")
-        .bind(&event.event_id)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(classify)?;
-    decode(&row)
+    let query =
+        sqlx::query("SELECT seq, body FROM events WHERE event_id = ?").bind(&event.event_id);
+    fetch_one(query, conn, decode_event).await
+}
+
+impl SqliteStore {
+    /// `SELECT seq, body FROM events WHERE <condition> [AND event_type IN types] ORDER BY seq`,
+    /// at most `limit` (0: all); `condition` has one `?`, bound to `value`. An empty `types`
+    /// means every type.
+    async fn events_where<V>(
+        &self,
+        condition: &str,
+        value: V,
+        types: &[EventType],
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>
+    where
+        V: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send + 'static,
+    {
+        let type_filter = if types.is_empty() {
+            String::new()
+        } else {
+            format!("AND event_type IN ({})", placeholders(types.len()))
+        };
+        let sql = format!(
+            "SELECT seq, body FROM events WHERE {condition} {type_filter} ORDER BY seq LIMIT ?"
+        );
+        let mut query = sqlx::query(&sql).bind(value);
+        for t in types {
+            query = query.bind(t.as_str());
+        }
+        fetch_all(query.bind(sql_limit(limit)), &self.reader, decode_event).await
+    }
 }
 
 #[async_trait]
@@ -68,24 +97,7 @@ impl EventStore for SqliteStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let type_filter = if types.is_empty() {
-            String::new()
-        } else {
-            format!("AND event_type IN ({})", placeholders(types.len()))
-        };
-        let sql = format!(
-            "SELECT seq, body FROM events WHERE seq > ? {type_filter} ORDER BY seq LIMIT ?"
-        );
-        let mut query = sqlx::query(&sql).bind(after);
-        for t in types {
-            query = query.bind(t.as_str());
-        }
-        let rows = query
-            .bind(sql_limit(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(classify)?;
-        rows.iter().map(decode).collect()
+        self.events_where("seq > ?", after, types, limit).await
     }
 
     async fn events_for_aggregate(
@@ -94,24 +106,8 @@ impl EventStore for SqliteStore {
         types: &[EventType],
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let type_filter = if types.is_empty() {
-            String::new()
-        } else {
-            format!("AND event_type IN ({})", placeholders(types.len()))
-        };
-        let sql = format!(
-            "SELECT seq, body FROM events WHERE aggregate_id = ? {type_filter} ORDER BY seq LIMIT ?"
-        );
-        let mut query = sqlx::query(&sql).bind(aggregate_id);
-        for t in types {
-            query = query.bind(t.as_str());
-        }
-        let rows = query
-            .bind(sql_limit(limit))
-            .fetch_all(&self.reader)
+        self.events_where("aggregate_id = ?", aggregate_id.to_owned(), types, limit)
             .await
-            .map_err(classify)?;
-        rows.iter().map(decode).collect()
     }
 
     async fn last_seq(&self) -> Result<i64, StoreError> {

@@ -10,7 +10,8 @@ use integr8s_core::{
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::codec::{col, col_enum, col_ts, sql_limit, to_i64, to_u64, ts};
+use super::codec::{col, col_enum, col_ts, to_i64, to_u64, ts};
+use super::query::{fetch_all, fetch_optional, Page};
 use super::{classify, placeholders, SqliteStore};
 
 const COLUMNS: &str = "execution_id, user_id, script, lang, lang_version, status, priority, \
@@ -115,15 +116,7 @@ async fn by_idempotency_key(
     key: &str,
 ) -> Result<Option<Execution>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM executions WHERE user_id = ? AND idempotency_key = ?");
-    sqlx::query(&sql)
-        .bind(user_id)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(classify)?
-        .as_ref()
-        .map(decode)
-        .transpose()
+    fetch_optional(sqlx::query(&sql).bind(user_id).bind(key), conn, decode).await
 }
 
 fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &ExecutionFilter) {
@@ -186,41 +179,22 @@ impl ExecutionStore for SqliteStore {
 
     async fn execution(&self, execution_id: &str) -> Result<Option<Execution>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM executions WHERE execution_id = ?");
-        sqlx::query(&sql)
-            .bind(execution_id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(classify)?
-            .as_ref()
-            .map(decode)
-            .transpose()
+        fetch_optional(sqlx::query(&sql).bind(execution_id), &self.reader, decode).await
     }
 
     async fn list_executions(
         &self,
         filter: &ExecutionFilter,
     ) -> Result<(Vec<Execution>, u64), StoreError> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM executions");
-        push_filter(&mut count, filter);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&self.reader)
+        let page = Page {
+            table: "executions",
+            columns: COLUMNS,
+            order_by: "created_at DESC, rowid DESC",
+            limit: filter.limit,
+            skip: filter.skip,
+        };
+        page.fetch(&self.reader, |qb| push_filter(qb, filter), decode)
             .await
-            .map_err(classify)?;
-
-        let mut list = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM executions"));
-        push_filter(&mut list, filter);
-        list.push(" ORDER BY created_at DESC, rowid DESC LIMIT ")
-            .push_bind(sql_limit(filter.limit))
-            .push(" OFFSET ")
-            .push_bind(i64::from(filter.skip));
-        let rows = list
-            .build()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(classify)?;
-        let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        Ok((items, to_u64(total, "execution count")?))
     }
 
     async fn transition_execution(
@@ -320,7 +294,6 @@ impl ExecutionStore for SqliteStore {
         for s in status_list(statuses) {
             query = query.bind(s);
         }
-        let rows = query.fetch_all(&self.reader).await.map_err(classify)?;
-        rows.iter().map(decode).collect()
+        fetch_all(query, &self.reader, decode).await
     }
 }

@@ -14,6 +14,7 @@ mod events;
 mod executions;
 mod notification_deliveries;
 mod notifications;
+mod query;
 mod queue;
 mod ratelimit;
 mod replay;

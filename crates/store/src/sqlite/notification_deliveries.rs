@@ -11,7 +11,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::classify;
-use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, sql_limit, to_json, ts};
+use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, col_u32, sql_limit, to_json, ts};
+use super::query::{fetch_all, fetch_one};
 
 const SUB_COLUMNS: &str = "user_id, channel, enabled, severities, include_tags, exclude_tags, \
      webhook_url, slack_webhook, webhook_secret, quiet_hours_enabled, quiet_hours_start, \
@@ -50,10 +51,6 @@ fn decode_subscription(row: &SqliteRow) -> Result<Subscription, StoreError> {
 }
 
 fn decode_delivery(row: &SqliteRow) -> Result<NotificationDelivery, StoreError> {
-    let count = |name: &str| -> Result<u32, StoreError> {
-        let v: i64 = col(row, name)?;
-        u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{name} out of range: {v}")))
-    };
     Ok(NotificationDelivery {
         notification_id: col(row, "notification_id")?,
         channel: col_enum(row, "channel", NotificationChannel::parse)?,
@@ -61,8 +58,8 @@ fn decode_delivery(row: &SqliteRow) -> Result<NotificationDelivery, StoreError> 
         status: col_enum(row, "status", NotificationStatus::parse)?,
         target_url: col(row, "target_url")?,
         secret: col(row, "secret")?,
-        attempts: count("attempts")?,
-        max_attempts: count("max_attempts")?,
+        attempts: col_u32(row, "attempts")?,
+        max_attempts: col_u32(row, "max_attempts")?,
         next_attempt_at: col_ts(row, "next_attempt_at")?,
         last_error: col(row, "last_error")?,
         delivered_at: col_opt_ts(row, "delivered_at")?,
@@ -77,12 +74,7 @@ pub(crate) async fn subscriptions(
     let sql = format!(
         "SELECT {SUB_COLUMNS} FROM notification_subscriptions WHERE user_id = ? ORDER BY channel"
     );
-    let rows = sqlx::query(&sql)
-        .bind(user_id)
-        .fetch_all(pool)
-        .await
-        .map_err(classify)?;
-    rows.iter().map(decode_subscription).collect()
+    fetch_all(sqlx::query(&sql).bind(user_id), pool, decode_subscription).await
 }
 
 pub(crate) async fn save_subscription(
@@ -105,7 +97,7 @@ pub(crate) async fn save_subscription(
             updated_at = excluded.updated_at
          RETURNING {SUB_COLUMNS}"
     );
-    let row = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(&s.user_id)
         .bind(s.channel.as_str())
         .bind(s.enabled)
@@ -121,11 +113,8 @@ pub(crate) async fn save_subscription(
         .bind(&s.timezone)
         .bind(s.batch_interval_minutes)
         .bind(ts(s.created_at))
-        .bind(ts(s.updated_at))
-        .fetch_one(pool)
-        .await
-        .map_err(classify)?;
-    decode_subscription(&row)
+        .bind(ts(s.updated_at));
+    fetch_one(query, pool, decode_subscription).await
 }
 
 pub(crate) async fn insert(
@@ -171,15 +160,12 @@ pub(crate) async fn claim(
             ORDER BY next_attempt_at LIMIT ?)
          RETURNING {DELIVERY_COLUMNS}"
     );
-    let rows = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(ts(lease_until))
         .bind(ts(now))
         .bind(ts(now))
-        .bind(sql_limit(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(classify)?;
-    rows.iter().map(decode_delivery).collect()
+        .bind(sql_limit(limit));
+    fetch_all(query, pool, decode_delivery).await
 }
 
 pub(crate) async fn finish(
@@ -223,10 +209,10 @@ pub(crate) async fn of_notification(
         "SELECT {DELIVERY_COLUMNS} FROM notification_deliveries
          WHERE notification_id = ? ORDER BY channel"
     );
-    let rows = sqlx::query(&sql)
-        .bind(notification_id)
-        .fetch_all(pool)
-        .await
-        .map_err(classify)?;
-    rows.iter().map(decode_delivery).collect()
+    fetch_all(
+        sqlx::query(&sql).bind(notification_id),
+        pool,
+        decode_delivery,
+    )
+    .await
 }

@@ -13,8 +13,9 @@ use integr8s_core::StoreError;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, sql_limit, to_json, to_u64, ts};
+use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, to_json, to_u64, ts};
 use super::notification_deliveries as deliveries;
+use super::query::{fetch_optional, Page};
 use super::{classify, SqliteStore};
 
 const COLUMNS: &str = "notification_id, user_id, channel, severity, status, subject, body, \
@@ -43,15 +44,7 @@ async fn by_dedup_key(
     key: &str,
 ) -> Result<Option<Notification>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM notifications WHERE user_id = ? AND dedup_key = ?");
-    sqlx::query(&sql)
-        .bind(user_id)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(classify)?
-        .as_ref()
-        .map(decode)
-        .transpose()
+    fetch_optional(sqlx::query(&sql).bind(user_id).bind(key), conn, decode).await
 }
 
 async fn throttled(
@@ -160,40 +153,27 @@ impl NotificationStore for SqliteStore {
         notification_id: &str,
     ) -> Result<Option<Notification>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM notifications WHERE notification_id = ?");
-        sqlx::query(&sql)
-            .bind(notification_id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(classify)?
-            .as_ref()
-            .map(decode)
-            .transpose()
+        fetch_optional(
+            sqlx::query(&sql).bind(notification_id),
+            &self.reader,
+            decode,
+        )
+        .await
     }
 
     async fn list_notifications(
         &self,
         filter: &NotificationFilter,
     ) -> Result<(Vec<Notification>, u64), StoreError> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM notifications");
-        push_filter(&mut count, filter);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&self.reader)
+        let page = Page {
+            table: "notifications",
+            columns: COLUMNS,
+            order_by: "created_at DESC, rowid DESC",
+            limit: filter.limit,
+            skip: filter.offset,
+        };
+        page.fetch(&self.reader, |qb| push_filter(qb, filter), decode)
             .await
-            .map_err(classify)?;
-        let mut list = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM notifications"));
-        push_filter(&mut list, filter);
-        list.push(" ORDER BY created_at DESC, rowid DESC LIMIT ")
-            .push_bind(sql_limit(filter.limit))
-            .push(" OFFSET ")
-            .push_bind(i64::from(filter.offset));
-        let rows = list
-            .build()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(classify)?;
-        let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        Ok((items, to_u64(total, "count")?))
     }
 
     async fn unread_notifications(&self, user_id: &str) -> Result<u64, StoreError> {

@@ -15,6 +15,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::SqliteConnection;
 
 use super::codec::{col, col_enum, col_opt_ts, col_ts, to_u64, ts};
+use super::query::fetch_all;
 use super::{classify, SqliteStore};
 
 const COLUMNS: &str = "execution_id, user_id, priority, enqueued_at, active_since";
@@ -51,11 +52,7 @@ fn order(a: &QueueEntry, b: &QueueEntry, policy: &QueuePolicy, now: DateTime<Utc
 
 async fn pending(conn: &mut SqliteConnection) -> Result<Vec<QueueEntry>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM queue_entries WHERE active_since IS NULL");
-    let rows = sqlx::query(&sql)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(classify)?;
-    rows.iter().map(decode).collect()
+    fetch_all(sqlx::query(&sql), conn, decode).await
 }
 
 #[async_trait]

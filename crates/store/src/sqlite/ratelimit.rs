@@ -6,6 +6,7 @@ use integr8s_core::StoreError;
 use sqlx::sqlite::SqliteRow;
 
 use super::codec::{col, col_json, col_ts, to_json, ts};
+use super::query::{fetch_one, fetch_optional};
 use super::{classify, SqliteStore};
 
 const COLUMNS: &str =
@@ -30,14 +31,7 @@ impl RateLimitStore for SqliteStore {
         user_id: &str,
     ) -> Result<Option<UserRateLimit>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM user_rate_limits WHERE user_id = ?");
-        sqlx::query(&sql)
-            .bind(user_id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(classify)?
-            .as_ref()
-            .map(decode)
-            .transpose()
+        fetch_optional(sqlx::query(&sql).bind(user_id), &self.reader, decode).await
     }
 
     async fn put_user_rate_limit(
@@ -51,18 +45,15 @@ impl RateLimitStore for SqliteStore {
              notes = excluded.notes, updated_at = excluded.updated_at \
              RETURNING {COLUMNS}"
         );
-        let row = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&limit.user_id)
             .bind(limit.bypass_rate_limit)
             .bind(limit.global_multiplier)
             .bind(to_json(&limit.rules)?)
             .bind(&limit.notes)
             .bind(ts(limit.created_at))
-            .bind(ts(limit.updated_at))
-            .fetch_one(&self.writer)
-            .await
-            .map_err(classify)?;
-        decode(&row)
+            .bind(ts(limit.updated_at));
+        fetch_one(query, &self.writer, decode).await
     }
 
     async fn delete_user_rate_limit(&self, user_id: &str) -> Result<bool, StoreError> {

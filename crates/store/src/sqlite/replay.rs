@@ -6,12 +6,15 @@ use integr8s_core::ports::replay::{
     ReplayCursor, ReplayFilter, ReplayProgress, ReplaySession, ReplayStatus, ReplayStore,
     REPLAY_CORRELATION_PREFIX,
 };
-use integr8s_core::{Envelope, StoreError, StoredEvent};
+use integr8s_core::{StoreError, StoredEvent};
 use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
 
 use super::codec::{
     col, col_enum, col_json, col_opt_ts, col_ts, sql_limit, to_i64, to_json, to_u64, ts,
 };
+use super::events::decode_event;
+use super::query::{fetch_all, fetch_optional, Statement};
 use super::{classify, placeholders, SqliteStore};
 
 const COLUMNS: &str = "session_id, replay_id, config, status, total_events, replayed_events, \
@@ -43,14 +46,6 @@ fn decode(row: &SqliteRow) -> Result<ReplaySession, StoreError> {
         created_by: col(row, "created_by")?,
         cursor,
     })
-}
-
-fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    let seq: i64 = col(row, "seq")?;
-    let body: String = col(row, "body")?;
-    let envelope: Envelope = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
-    Ok(StoredEvent { seq, envelope })
 }
 
 /// A `WHERE` clause over `events` with its bound values, in order.
@@ -139,10 +134,7 @@ impl EventSelection {
         }
     }
 
-    fn bind<'q>(
-        &'q self,
-        mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    fn bind<'q>(&'q self, mut query: Statement<'q>) -> Statement<'q> {
         for b in &self.binds {
             query = match b {
                 Bind::Text(s) => query.bind(s.as_str()),
@@ -183,14 +175,8 @@ impl ReplayStore for SqliteStore {
     }
 
     async fn replay_session(&self, session_id: &str) -> Result<Option<ReplaySession>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM replay_sessions WHERE session_id = ?"
-        ))
-        .bind(session_id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(classify)?;
-        row.as_ref().map(decode).transpose()
+        let sql = format!("SELECT {COLUMNS} FROM replay_sessions WHERE session_id = ?");
+        fetch_optional(sqlx::query(&sql).bind(session_id), &self.reader, decode).await
     }
 
     async fn list_replay_sessions(
@@ -198,17 +184,15 @@ impl ReplayStore for SqliteStore {
         status: Option<ReplayStatus>,
         limit: u32,
     ) -> Result<Vec<ReplaySession>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM replay_sessions WHERE (? IS NULL OR status = ?)
              ORDER BY created_at DESC, session_id LIMIT ?"
-        ))
-        .bind(status.map(ReplayStatus::as_str))
-        .bind(status.map(ReplayStatus::as_str))
-        .bind(sql_limit(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(classify)?;
-        rows.iter().map(decode).collect()
+        );
+        let query = sqlx::query(&sql)
+            .bind(status.map(ReplayStatus::as_str))
+            .bind(status.map(ReplayStatus::as_str))
+            .bind(sql_limit(limit));
+        fetch_all(query, &self.reader, decode).await
     }
 
     async fn transition_replay_session(
@@ -282,20 +266,16 @@ impl ReplayStore for SqliteStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<ReplaySession>, StoreError> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE replay_sessions SET lease_until = ?
              WHERE session_id = (
                  SELECT session_id FROM replay_sessions
                  WHERE status = 'running' AND (lease_until IS NULL OR lease_until < ?)
                  ORDER BY started_at, session_id LIMIT 1)
              RETURNING {COLUMNS}"
-        ))
-        .bind(ts(lease_until))
-        .bind(ts(now))
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(classify)?;
-        row.as_ref().map(decode).transpose()
+        );
+        let query = sqlx::query(&sql).bind(ts(lease_until)).bind(ts(now));
+        fetch_optional(query, &self.writer, decode).await
     }
 
     async fn lease_replay_session(
@@ -338,26 +318,19 @@ impl ReplayStore for SqliteStore {
             "SELECT seq, body FROM events {} ORDER BY timestamp, seq LIMIT ?",
             selection.where_sql()
         );
-        let rows = selection
-            .bind(sqlx::query(&sql))
-            .bind(sql_limit(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(classify)?;
-        rows.iter().map(decode_event).collect()
+        let query = selection.bind(sqlx::query(&sql)).bind(sql_limit(limit));
+        fetch_all(query, &self.reader, decode_event).await
     }
 
     async fn count_replay_events(&self, filter: &ReplayFilter) -> Result<u64, StoreError> {
         let selection = EventSelection::new(filter, None);
         let sql = format!("SELECT COUNT(*) FROM events {}", selection.where_sql());
-        let mut query = sqlx::query_scalar::<_, i64>(&sql);
-        for b in &selection.binds {
-            query = match b {
-                Bind::Text(s) => query.bind(s.as_str()),
-                Bind::Int(i) => query.bind(*i),
-            };
-        }
-        let n = query.fetch_one(&self.reader).await.map_err(classify)?;
+        let row = selection
+            .bind(sqlx::query(&sql))
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)?;
+        let n: i64 = row.try_get(0).map_err(classify)?;
         to_u64(n, "count")
     }
 }

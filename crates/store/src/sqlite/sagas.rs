@@ -7,7 +7,8 @@ use integr8s_core::StoreError;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, sql_limit, to_json, to_u64, ts};
+use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, to_json, ts};
+use super::query::{fetch_one, fetch_optional, Page};
 use super::{classify, placeholders, SqliteStore};
 
 const COLUMNS: &str = "saga_id, saga_name, execution_id, user_id, state, current_step, \
@@ -59,14 +60,7 @@ impl SqliteStore {
     async fn saga_where(&self, column: &str, value: &str) -> Result<Option<Saga>, StoreError> {
         let sql =
             format!("SELECT {COLUMNS} FROM sagas WHERE {column} = ? ORDER BY created_at LIMIT 1");
-        sqlx::query(&sql)
-            .bind(value)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(classify)?
-            .as_ref()
-            .map(decode)
-            .transpose()
+        fetch_optional(sqlx::query(&sql).bind(value), &self.reader, decode).await
     }
 }
 
@@ -98,14 +92,12 @@ impl SagaStore for SqliteStore {
             .await
             .map_err(classify)?;
         let sql = format!("SELECT {COLUMNS} FROM sagas WHERE execution_id = ? AND saga_name = ?");
-        let row = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&saga.execution_id)
-            .bind(&saga.saga_name)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(classify)?;
+            .bind(&saga.saga_name);
+        let stored = fetch_one(query, &mut *tx, decode).await?;
         tx.commit().await.map_err(classify)?;
-        Ok((decode(&row)?, done.rows_affected() == 1))
+        Ok((stored, done.rows_affected() == 1))
     }
 
     /// `NotFound` for an unknown saga; `Conflict` for any save to a saga that is already
@@ -164,25 +156,14 @@ impl SagaStore for SqliteStore {
 
     /// Newest first; `limit` 0 means no limit.
     async fn list_sagas(&self, filter: &SagaFilter) -> Result<(Vec<Saga>, u64), StoreError> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM sagas");
-        push_filter(&mut count, filter);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&self.reader)
+        let page = Page {
+            table: "sagas",
+            columns: COLUMNS,
+            order_by: "created_at DESC, rowid DESC",
+            limit: filter.limit,
+            skip: filter.skip,
+        };
+        page.fetch(&self.reader, |qb| push_filter(qb, filter), decode)
             .await
-            .map_err(classify)?;
-        let mut list = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sagas"));
-        push_filter(&mut list, filter);
-        list.push(" ORDER BY created_at DESC, rowid DESC LIMIT ")
-            .push_bind(sql_limit(filter.limit))
-            .push(" OFFSET ")
-            .push_bind(i64::from(filter.skip));
-        let rows = list
-            .build()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(classify)?;
-        let items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        Ok((items, to_u64(total, "saga count")?))
     }
 }

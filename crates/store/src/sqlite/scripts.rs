@@ -7,6 +7,7 @@ use integr8s_core::StoreError;
 use sqlx::sqlite::SqliteRow;
 
 use super::codec::{col, col_ts, ts};
+use super::query::{fetch_all, fetch_optional};
 use super::{classify, SqliteStore};
 
 const COLUMNS: &str =
@@ -52,27 +53,18 @@ impl ScriptStore for SqliteStore {
         script_id: &str,
         user_id: &str,
     ) -> Result<Option<SavedScript>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM saved_scripts WHERE script_id = ? AND user_id = ?"
-        ))
-        .bind(script_id)
-        .bind(user_id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(classify)?;
-        row.as_ref().map(decode).transpose()
+        let sql =
+            format!("SELECT {COLUMNS} FROM saved_scripts WHERE script_id = ? AND user_id = ?");
+        let query = sqlx::query(&sql).bind(script_id).bind(user_id);
+        fetch_optional(query, &self.reader, decode).await
     }
 
     async fn list_scripts(&self, user_id: &str) -> Result<Vec<SavedScript>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM saved_scripts WHERE user_id = ?
              ORDER BY updated_at DESC, script_id"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(classify)?;
-        rows.iter().map(decode).collect()
+        );
+        fetch_all(sqlx::query(&sql).bind(user_id), &self.reader, decode).await
     }
 
     async fn update_script(&self, script: &SavedScript) -> Result<bool, StoreError> {

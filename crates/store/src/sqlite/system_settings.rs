@@ -7,7 +7,8 @@ use integr8s_core::StoreError;
 use sqlx::sqlite::SqliteRow;
 use sqlx::SqliteConnection;
 
-use super::codec::{col, col_enum, col_json, col_ts, sql_limit, to_json, to_u64, ts};
+use super::codec::{col, col_enum, col_json, col_ts, to_json, ts};
+use super::query::Page;
 use super::{classify, SqliteStore};
 
 /// The id of the single settings row.
@@ -104,20 +105,13 @@ impl SystemSettingsStore for SqliteStore {
         limit: u32,
         skip: u32,
     ) -> Result<(Vec<SettingsAuditEntry>, u64), StoreError> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings_audit_log")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(classify)?;
-        let rows = sqlx::query(
-            "SELECT audit_id, action, user_id, username, timestamp, old_values, new_values
-             FROM settings_audit_log ORDER BY seq DESC LIMIT ? OFFSET ?",
-        )
-        .bind(sql_limit(limit))
-        .bind(i64::from(skip))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(classify)?;
-        let entries = rows.iter().map(decode_audit).collect::<Result<_, _>>()?;
-        Ok((entries, to_u64(total, "audit count")?))
+        let page = Page {
+            table: "settings_audit_log",
+            columns: "audit_id, action, user_id, username, timestamp, old_values, new_values",
+            order_by: "seq DESC",
+            limit,
+            skip,
+        };
+        page.fetch(&self.reader, |_| {}, decode_audit).await
     }
 }

@@ -5,21 +5,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use integr8s_core::ports::UserSettingsStore;
 use integr8s_core::user_settings::SettingsSnapshot;
-use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
-use sqlx::sqlite::SqliteRow;
+use integr8s_core::{EventType, StoreError, StoredEvent};
 
 use super::codec::{col, col_json, sql_limit, to_json, ts};
+use super::events::decode_event;
+use super::query::fetch_all;
 use super::{classify, SqliteStore};
 
 const SETTINGS_EVENT: EventType = EventType::UserSettingsUpdated;
-
-fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    let seq: i64 = col(row, "seq")?;
-    let body: String = col(row, "body")?;
-    let envelope: Envelope = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
-    Ok(StoredEvent { seq, envelope })
-}
 
 #[async_trait]
 impl UserSettingsStore for SqliteStore {
@@ -70,7 +63,7 @@ impl UserSettingsStore for SqliteStore {
         after_seq: i64,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT seq, body FROM events
              WHERE aggregate_id = ? AND event_type = ? AND seq > ?
                AND (? IS NULL OR timestamp <= ?)
@@ -80,11 +73,8 @@ impl UserSettingsStore for SqliteStore {
         .bind(SETTINGS_EVENT.as_str())
         .bind(after_seq)
         .bind(until.map(ts))
-        .bind(until.map(ts))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(classify)?;
-        rows.iter().map(decode_event).collect()
+        .bind(until.map(ts));
+        fetch_all(query, &self.reader, decode_event).await
     }
 
     async fn recent_settings_events(
@@ -92,17 +82,14 @@ impl UserSettingsStore for SqliteStore {
         user_id: &str,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT seq, body FROM events
              WHERE aggregate_id = ? AND event_type = ?
              ORDER BY seq DESC LIMIT ?",
         )
         .bind(user_id)
         .bind(SETTINGS_EVENT.as_str())
-        .bind(sql_limit(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(classify)?;
-        rows.iter().map(decode_event).collect()
+        .bind(sql_limit(limit));
+        fetch_all(query, &self.reader, decode_event).await
     }
 }

@@ -6,7 +6,8 @@ use integr8s_core::user::{Role, User};
 use integr8s_core::StoreError;
 use sqlx::sqlite::SqliteRow;
 
-use super::codec::{col, col_enum, col_ts, ts};
+use super::codec::{col, col_enum, col_ts, to_u64, ts};
+use super::query::{fetch_one, fetch_optional};
 use super::{classify, SqliteStore};
 
 pub(crate) const COLUMNS: &str =
@@ -30,25 +31,13 @@ pub(crate) fn decode(row: &SqliteRow) -> Result<User, StoreError> {
 impl SqliteStore {
     async fn user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE {column} = ?");
-        sqlx::query(&sql)
-            .bind(value)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(classify)?
-            .as_ref()
-            .map(decode)
-            .transpose()
+        fetch_optional(sqlx::query(&sql).bind(value), &self.reader, decode).await
     }
-}
 
-#[async_trait]
-impl UserStore for SqliteStore {
-    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
+    /// Runs an `INSERT … RETURNING` of `user` (active, created and updated now).
+    async fn insert_user(&self, sql: &str, user: &NewUser) -> Result<User, StoreError> {
         let now = ts(integr8s_core::now());
-        let sql = format!(
-            "INSERT INTO users ({COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
+        let query = sqlx::query(sql)
             .bind(&user.user_id)
             .bind(&user.username)
             .bind(&user.email)
@@ -56,11 +45,18 @@ impl UserStore for SqliteStore {
             .bind(user.role.as_str())
             .bind(user.is_superuser)
             .bind(&now)
-            .bind(&now)
-            .fetch_one(&self.writer)
-            .await
-            .map_err(classify)?;
-        decode(&row)
+            .bind(&now);
+        fetch_one(query, &self.writer, decode).await
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        let sql = format!(
+            "INSERT INTO users ({COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING {COLUMNS}"
+        );
+        self.insert_user(&sql, user).await
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
@@ -76,11 +72,10 @@ impl UserStore for SqliteStore {
             .fetch_one(&self.reader)
             .await
             .map_err(classify)?;
-        super::codec::to_u64(n, "user count")
+        to_u64(n, "user count")
     }
 
     async fn upsert_user(&self, user: &NewUser) -> Result<User, StoreError> {
-        let now = ts(integr8s_core::now());
         let sql = format!(
             "INSERT INTO users ({COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
              ON CONFLICT (username) DO UPDATE SET
@@ -92,18 +87,6 @@ impl UserStore for SqliteStore {
                  updated_at = excluded.updated_at
              RETURNING {COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(&user.user_id)
-            .bind(&user.username)
-            .bind(&user.email)
-            .bind(&user.password_hash)
-            .bind(user.role.as_str())
-            .bind(user.is_superuser)
-            .bind(&now)
-            .bind(&now)
-            .fetch_one(&self.writer)
-            .await
-            .map_err(classify)?;
-        decode(&row)
+        self.insert_user(&sql, user).await
     }
 }

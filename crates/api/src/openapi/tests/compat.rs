@@ -3,11 +3,18 @@
 //! Requests: every required property of the reference is accepted by ours, and ours requires
 //! nothing the reference leaves optional. Responses: every property of the reference is present
 //! in ours with a compatible type. Types compare as sets of JSON types (`integer` fits `number`).
+//! Parameters: every reference parameter exists in ours at the same place (`in`), accepts the
+//! reference's types and is not required when the reference leaves it optional. A union of
+//! objects discriminated by `event_type` compares each alternative with ours of the same type.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::Value;
+
+pub const MISSING_REFERENCE: &str =
+    "the reference contract ../shared/reference/openapi.json (beside the repository) is missing";
 
 /// The reference contract, from the shared folder beside the repository.
 pub fn reference() -> Option<Value> {
@@ -25,13 +32,15 @@ pub struct Report {
     pub untyped: Vec<String>,
     /// Real conflicts.
     pub incompatible: Vec<String>,
+    /// Event types of the reference's event unions that our event schema does not model.
+    pub unmodeled_events: BTreeSet<String>,
     pub checked: usize,
 }
 
 impl Report {
     pub fn summary(&self) -> String {
         format!(
-            "{} operations compared; {} missing from our document:\n  {}\n{} without a derived schema:\n  {}\n{} incompatible:\n  {}",
+            "{} operations compared; {} missing from our document:\n  {}\n{} without a derived schema:\n  {}\n{} incompatible:\n  {}\n{} event types not modelled:\n  {}",
             self.checked,
             self.missing.len(),
             self.missing.join("\n  "),
@@ -39,6 +48,12 @@ impl Report {
             self.untyped.join("\n  "),
             self.incompatible.len(),
             self.incompatible.join("\n  "),
+            self.unmodeled_events.len(),
+            self.unmodeled_events
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
         )
     }
 }
@@ -61,7 +76,12 @@ pub fn compare(reference: &Value, ours: &Value) -> Report {
                 continue;
             };
             report.checked += 1;
-            let cx = Cx { reference, ours };
+            let cx = Cx {
+                reference,
+                ours,
+                unmodeled: RefCell::default(),
+            };
+            cx.parameters(&name, theirs, mine, &mut report.incompatible);
             if let Some(ref_body) = body_schema(theirs.get("requestBody")) {
                 match body_schema(mine.get("requestBody")) {
                     None => report
@@ -88,6 +108,7 @@ pub fn compare(reference: &Value, ours: &Value) -> Report {
                     cx.response(&name, ref_resp, my_resp, 0, &mut report.incompatible);
                 }
             }
+            report.unmodeled_events.extend(cx.unmodeled.take());
         }
     }
     report
@@ -110,6 +131,11 @@ fn is_untyped(schema: &Value) -> bool {
 struct Cx<'a> {
     reference: &'a Value,
     ours: &'a Value,
+    unmodeled: RefCell<BTreeSet<String>>,
+}
+
+fn params_of(op: &Value) -> Vec<&Value> {
+    op["parameters"].as_array().into_iter().flatten().collect()
 }
 
 const MAX_DEPTH: usize = 6;
@@ -198,6 +224,99 @@ impl Cx<'_> {
         })
     }
 
+    /// Every parameter of the reference is accepted by ours, at the same place, with compatible
+    /// types, and required by ours only where the reference requires it.
+    fn parameters(&self, at: &str, theirs: &Value, mine: &Value, errors: &mut Vec<String>) {
+        let mine = params_of(mine);
+        for param in params_of(theirs) {
+            let (name, place) = (&param["name"], &param["in"]);
+            let at = format!("{at} parameter {name}");
+            let Some(ours) = mine.iter().find(|p| &p["name"] == name) else {
+                errors.push(format!("{at} ({place}) not documented"));
+                continue;
+            };
+            if &ours["in"] != place {
+                errors.push(format!(
+                    "{at} is in {} where the reference has {place}",
+                    ours["in"]
+                ));
+            }
+            if ours["required"] == true && param["required"] != true {
+                errors.push(format!("{at} is required, optional in the reference"));
+            }
+            // An absent optional parameter is the reference's `null`: a query string or a header
+            // cannot carry one.
+            let mut schema = param["schema"].clone();
+            if let Some(alts) = schema.get_mut("anyOf").and_then(Value::as_array_mut) {
+                alts.retain(|alt| alt["type"] != "null");
+            }
+            self.request(&at, &schema, &ours["schema"], 0, errors);
+        }
+    }
+
+    /// The `event_type` constant of an object schema.
+    fn event_type_of(&self, schema: &Value, theirs: bool) -> Option<String> {
+        [schema.clone(), self.resolve(schema, theirs)]
+            .iter()
+            .find_map(|s| {
+                let t = &s["properties"]["event_type"];
+                t.get("const")
+                    .or_else(|| t["enum"].as_array()?.first())?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+    }
+
+    /// The alternatives of a union whose members all carry an `event_type` constant.
+    fn event_union(&self, schema: &Value, theirs: bool) -> Option<Vec<(String, Value)>> {
+        let s = self.resolve(schema, theirs);
+        let alts = ["oneOf", "anyOf"]
+            .iter()
+            .find_map(|key| s.get(*key)?.as_array())?;
+        alts.iter()
+            .map(|alt| Some((self.event_type_of(alt, theirs)?, alt.clone())))
+            .collect::<Option<Vec<_>>>()
+            .filter(|alts| !alts.is_empty())
+    }
+
+    /// Our object schema for one event type: the envelope's properties with the variant's.
+    fn our_event(&self, schema: &Value, event_type: &str) -> Option<Value> {
+        let s = self.resolve(schema, false);
+        let variant = s["oneOf"]
+            .as_array()?
+            .iter()
+            .find(|alt| self.event_type_of(alt, false).as_deref() == Some(event_type))?;
+        let mut properties = serde_json::Map::new();
+        for part in [&s, variant, &self.resolve(variant, false)] {
+            if let Some(props) = part["properties"].as_object() {
+                properties.extend(props.clone());
+            }
+        }
+        Some(serde_json::json!({"type": "object", "properties": properties}))
+    }
+
+    /// Each event of the reference's union against ours of the same `event_type`; event types
+    /// we do not model are recorded, not reported as conflicts.
+    fn response_events(
+        &self,
+        at: &str,
+        theirs: &[(String, Value)],
+        mine: &Value,
+        depth: usize,
+        errors: &mut Vec<String>,
+    ) {
+        for (event_type, schema) in theirs {
+            match self.our_event(mine, event_type) {
+                Some(ours) => {
+                    self.response(&format!("{at}<{event_type}>"), schema, &ours, depth, errors)
+                }
+                None => {
+                    self.unmodeled.borrow_mut().insert(event_type.clone());
+                }
+            }
+        }
+    }
+
     /// Every value the reference sends a client must be one ours can produce: our types within
     /// theirs.
     fn response(
@@ -217,6 +336,9 @@ impl Cx<'_> {
         }
         if depth >= MAX_DEPTH {
             return;
+        }
+        if let Some(events) = self.event_union(theirs, true) {
+            return self.response_events(at, &events, mine, depth + 1, errors);
         }
         if let (Some(to), Some(mo)) = (self.object_of(theirs, true), self.object_of(mine, false)) {
             let empty = serde_json::Map::new();
@@ -308,22 +430,4 @@ fn subset(a: &BTreeSet<String>, b: &BTreeSet<String>) -> bool {
     b.contains("any")
         || a.iter()
             .all(|t| b.contains(t) || (t == "integer" && b.contains("number")))
-}
-
-#[test]
-fn detects_missing_and_mistyped_properties() {
-    let reference = serde_json::json!({
-        "paths": {"/x": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/X"}}}}}}}},
-        "components": {"schemas": {"X": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}}}},
-    });
-    let good = serde_json::json!({
-        "paths": {"/x": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {}}}}}}}}}},
-    });
-    let report = compare(&reference, &good);
-    assert!(report.incompatible.is_empty(), "{report:?}");
-    let bad = serde_json::json!({
-        "paths": {"/x": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {"type": "object", "properties": {"a": {"type": ["string", "null"]}}}}}}}}}},
-    });
-    let report = compare(&reference, &bad);
-    assert_eq!(report.incompatible.len(), 2, "{report:?}");
 }

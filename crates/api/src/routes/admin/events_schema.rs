@@ -1,52 +1,15 @@
-//! Typed responses of the admin event views (statistics, detail, browse, delete) and the schema
-//! stand-ins for core's event types, which carry no `JsonSchema` derive: [`EventTypeSchema`]
-//! lists the event type names, [`EventSchema`] documents an event as a JSON object.
-
-use std::borrow::Cow;
+//! Typed responses of the admin event views (statistics, detail, browse, delete); events are
+//! documented by core's `Envelope` schema (`DomainEvent`).
 
 use chrono::{DateTime, Utc};
 use integr8s_core::event::{Envelope, EventType};
 use integr8s_core::ports::admin::EventStats;
-use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-/// The contract's `EventType`: one of the snake_case event names.
-pub struct EventTypeSchema;
-
-impl JsonSchema for EventTypeSchema {
-    fn schema_name() -> Cow<'static, str> {
-        "EventType".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-        json_schema!({"type": "string", "enum": names})
-    }
-}
-
-/// An event on the wire: the envelope fields beside the payload's own fields.
-pub struct EventSchema;
-
-impl JsonSchema for EventSchema {
-    fn schema_name() -> Cow<'static, str> {
-        "DomainEvent".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "object",
-            "description": "One flat object: `event_id`, `event_type`, `event_version`, \
-                `timestamp`, `aggregate_id` and `metadata`, beside the fields of the payload \
-                that `event_type` names.",
-            "required": ["event_id", "event_type", "event_version", "timestamp", "metadata"],
-        })
-    }
-}
 
 /// The contract's `EventTypeCount`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct EventTypeCount {
-    #[schemars(with = "EventTypeSchema")]
     pub event_type: String,
     pub count: u64,
 }
@@ -172,7 +135,6 @@ impl EventStatistics {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct EventFilter {
-    #[schemars(with = "Option<Vec<EventTypeSchema>>")]
     pub event_types: Option<Vec<EventType>>,
     pub aggregate_id: Option<String>,
     pub user_id: Option<String>,
@@ -202,7 +164,6 @@ fn default_browse_limit() -> i64 {
 /// The contract's `EventBrowseResponse`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct EventBrowseResponse {
-    #[schemars(with = "Vec<EventSchema>")]
     pub events: Vec<Envelope>,
     pub total: u64,
     pub skip: i64,
@@ -213,7 +174,6 @@ pub struct EventBrowseResponse {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct EventSummary {
     pub event_id: String,
-    #[schemars(with = "EventTypeSchema")]
     pub event_type: EventType,
     pub timestamp: DateTime<Utc>,
     pub aggregate_id: Option<String>,
@@ -233,7 +193,6 @@ impl From<Envelope> for EventSummary {
 /// The contract's `EventDetailResponse`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct EventDetailResponse {
-    #[schemars(with = "EventSchema")]
     pub event: Envelope,
     pub related_events: Vec<EventSummary>,
     pub timeline: Vec<EventSummary>,

@@ -10,7 +10,7 @@ use integr8s_core::{Envelope, ExecutionStatus};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::events_schema::{EventSchema, EventStatistics};
+use super::events_schema::EventStatistics;
 use super::users::{load_user, user_response};
 use crate::auth::AdminUser;
 use crate::error::ApiError;
@@ -47,7 +47,6 @@ pub struct AdminUserOverview {
     pub stats: EventStatistics,
     pub derived_counts: DerivedCounts,
     pub rate_limit_summary: RateLimitSummary,
-    #[schemars(with = "Vec<EventSchema>")]
     pub recent_events: Vec<Envelope>,
 }
 
