@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use integr8s_core::execution::RunLimits;
+
 /// Settings of [`crate::LocalExecutor`]. `Default` gives a working setup for a root service on a
 /// Debian-like host.
 #[derive(Debug, Clone)]
@@ -43,6 +45,9 @@ pub struct SandboxConfig {
     /// [`integr8s_core::ports::executor::RunOutcome::CpuLimit`]. `None` (the default) leaves
     /// only the wall-clock timeout.
     pub cpu_time_limit: Option<std::time::Duration>,
+    /// The limits slots are warmed for at start: runs with these limits (the service's usual
+    /// ones) find a bubblewrap already waiting. Other limits work too, starting cold.
+    pub warm_limits: RunLimits,
 }
 
 impl Default for SandboxConfig {
@@ -61,6 +66,7 @@ impl Default for SandboxConfig {
             rlimit_as_fallback: true,
             cpu_weight: 100,
             cpu_time_limit: None,
+            warm_limits: RunLimits::default(),
         }
     }
 }

@@ -186,7 +186,7 @@ impl LocalExecutor {
         let Ok(spawner) = &self.spawner else {
             return;
         };
-        let limits = RunLimits::default();
+        let limits = self.config.warm_limits;
         // Holding every lease at once makes each slot come up exactly once.
         let mut leases = Vec::with_capacity(self.pool.slot_count());
         for _ in 0..self.pool.slot_count() {

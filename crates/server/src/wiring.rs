@@ -115,6 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let sandbox_config = integr8s_sandbox::SandboxConfig {
         bwrap: config.sandbox.bwrap.clone(),
         max_concurrent: config.execution.max_concurrent as usize,
+        warm_limits: run_limits(&config),
         ..Default::default()
     };
     let executor = Arc::new(integr8s_sandbox::LocalExecutor::start(sandbox_config).await);
