@@ -7,7 +7,7 @@
 //! a cgroup with a running script.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
@@ -34,6 +34,32 @@ pub(crate) struct SlotPool {
 /// Numbers cgroup names process-wide: two executors in one process must never share (and so
 /// sweep or remove) each other's cgroups.
 static CGROUP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Whether this process has cleaned up run cgroups left by dead processes.
+static SWEPT: AtomicBool = AtomicBool::new(false);
+
+/// Removes empty `run-<pid>-<n>` cgroups of processes that no longer exist (left behind when a
+/// service was killed). `rmdir` only succeeds on a cgroup without processes, so a cgroup that
+/// still holds one is never touched.
+fn sweep_stale(parent: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let own = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("run-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != own && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
 
 /// Exclusive use of one slot; returns it to the pool on drop.
 #[derive(Debug)]
@@ -97,12 +123,28 @@ impl SlotPool {
         if let Some(cgroup) = &self.state(slot).cgroup {
             return Ok(cgroup.clone());
         }
-        let name = format!(
-            "run-{}-{}",
-            std::process::id(),
-            CGROUP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let cgroup = Arc::new(RunCgroup::create(layout, &name)?);
+        // A name can be taken by a cgroup a crashed process left behind under a pid that is now
+        // ours; the failed attempt removes such a directory when it is empty, so try again.
+        let mut attempt = 0;
+        let cgroup = loop {
+            let name = format!(
+                "run-{}-{}",
+                std::process::id(),
+                CGROUP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            match RunCgroup::create(layout, &name) {
+                Ok(c) => break Arc::new(c),
+                Err(e) if attempt < 4 && e.kind() == io::ErrorKind::AlreadyExists => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        if !SWEPT.swap(true, Ordering::Relaxed) {
+            for dir in cgroup.dirs() {
+                if let Some(parent) = dir.parent() {
+                    sweep_stale(parent);
+                }
+            }
+        }
         self.state(slot).cgroup = Some(cgroup.clone());
         Ok(cgroup)
     }

@@ -115,6 +115,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .args(["serve", "--port", "0", "--data-dir"])
         .arg(&data_dir)
         .env("RUST_LOG", "warn")
+        // The bench measures the pipeline, not the per-user request budget.
+        .env("INTEGR8S_RATE_LIMIT__ENABLED", "false")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

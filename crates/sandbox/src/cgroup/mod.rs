@@ -262,7 +262,7 @@ impl RunCgroup {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()
     }
 
-    fn dirs(&self) -> Vec<&Path> {
+    pub(crate) fn dirs(&self) -> Vec<&Path> {
         match &self.dirs {
             Dirs::V1 {
                 memory,
