@@ -94,7 +94,8 @@ impl Handler for Inner {
 }
 
 impl Inner {
-    /// Stores the outcome unless the execution already ended, then frees what it held.
+    /// Stores the outcome unless the execution already ended; the same store transaction frees
+    /// its queue slot and allocation.
     async fn finish(
         &self,
         cause: &Envelope,
@@ -103,7 +104,6 @@ impl Inner {
     ) -> Result<(), EngineError> {
         let wrote = self.store.finish_execution(execution_id, record).await?;
         tracing::info!(status = record.status.as_str(), wrote, "outcome processed");
-        self.release(execution_id).await?;
         let size = record.stdout.len() + record.stderr.len();
         self.announce(cause, execution_id, wrote, size).await
     }

@@ -81,6 +81,10 @@ pub trait ExecutionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Writes the final result if the execution is not terminal yet. Returns whether it was
     /// written (false: already terminal or unknown), so a redelivered outcome is a no-op.
+    ///
+    /// In the same transaction, and whether or not the result was written, it also frees what
+    /// the execution held: its queue entry is removed (as [`QueueStore::release`]) and its
+    /// active allocation is released (as [`AllocationStore::release_allocation`]).
     async fn finish_execution(
         &self,
         execution_id: &str,

@@ -1,8 +1,9 @@
 //! The saga orchestrator: one `execution_saga` per scheduled execution. It validates the
-//! execution, allocates resources and sends the run command, persisting its step log after
-//! every step so a redelivered `execution_accepted` continues where it stopped. A failing step
-//! is compensated in reverse order and the execution is ended (`execution_failed`,
-//! `system_error`) so its slot is freed. Run outcomes end the saga and release its allocation.
+//! execution, allocates resources and sends the run command. The steps are idempotent; the
+//! step log is persisted before the run command is sent and once after the steps, so a
+//! redelivered `execution_accepted` continues where it stopped (re-running at most the steps
+//! not yet recorded). A failing step is compensated in reverse order and the execution is
+//! ended (`execution_failed`, `system_error`) so its slot is freed. Run outcomes end the saga and release its allocation.
 
 mod steps;
 
@@ -212,17 +213,14 @@ impl Inner {
                 continue;
             }
             saga.current_step = Some(step.to_owned());
-            if !self.save(&mut saga).await? {
+            // Steps are idempotent, so the log is persisted once after them; only a step with
+            // an effect outside the store first checks that the saga has not ended meanwhile.
+            if steps::acts_outside_store(step) && !self.save(&mut saga).await? {
                 return Ok(());
             }
             tracing::debug!(step, "saga step");
             match steps::run(step, &mut saga, &env).await {
-                Ok(()) => {
-                    saga.completed_steps.push(step.to_owned());
-                    if !self.save(&mut saga).await? {
-                        return Ok(());
-                    }
-                }
+                Ok(()) => saga.completed_steps.push(step.to_owned()),
                 Err(StepError::Store(e)) if !attempt.last => return Err(e.into()),
                 Err(StepError::Store(e)) => {
                     return self.compensate(saga, &env, e.to_string(), false).await
@@ -234,6 +232,9 @@ impl Inner {
                     return self.compensate(saga, &env, msg, true).await
                 }
             }
+        }
+        if !self.save(&mut saga).await? {
+            return Ok(());
         }
         // A cancel that the result processor applied before the run command was sent is not
         // seen again by this group: end the saga now so its allocation is released.

@@ -53,6 +53,12 @@ pub(super) async fn run(name: &str, saga: &mut Saga, env: &StepEnv<'_>) -> Resul
 }
 
 /// The compensation of a step, if it has one.
+/// Whether the step has an effect beyond the store (a command to the worker), so the saga must
+/// be checked to still be live, and its progress recorded, before the step runs.
+pub(super) fn acts_outside_store(step: &str) -> bool {
+    step == CREATE_POD
+}
+
 pub(super) fn compensation_of(step: &str) -> Option<&'static str> {
     match step {
         ALLOCATE => Some("release_resources"),

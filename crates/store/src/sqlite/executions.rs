@@ -257,7 +257,25 @@ impl ExecutionStore for SqliteStore {
         for s in status_list(&ExecutionStatus::ACTIVE) {
             query = query.bind(s);
         }
-        let done = query.execute(&self.writer).await.map_err(classify)?;
+        // One transaction: the outcome and the freed slot become visible together, and the
+        // single writer is taken once instead of three times.
+        let mut tx = self.begin_write().await?;
+        let done = query.execute(&mut *tx).await.map_err(classify)?;
+        sqlx::query("DELETE FROM queue_entries WHERE execution_id = ?")
+            .bind(execution_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query(
+            "UPDATE resource_allocations SET status = 'released', released_at = ?
+             WHERE execution_id = ? AND status = 'active'",
+        )
+        .bind(ts(integr8s_core::now()))
+        .bind(execution_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
         Ok(done.rows_affected() == 1)
     }
 

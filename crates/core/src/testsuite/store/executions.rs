@@ -212,6 +212,11 @@ pub async fn execution_transition_is_compare_and_set(store: S) {
 
 pub async fn execution_finish_only_once(store: S) {
     let e = create(&store, &sample_execution("u1", "python", Duration::zero())).await;
+    let mut q = entry("u1", Priority::Normal, crate::now());
+    q.execution_id = e.execution_id.clone();
+    assert!(store.enqueue(&q).await.unwrap());
+    store.allocate(&e.execution_id, "python").await.unwrap();
+    assert_eq!(store.active_allocations("python").await.unwrap(), 1);
     let usage = ResourceUsage {
         execution_time_wall_seconds: 0.125,
         cpu_time_jiffies: 7,
@@ -231,6 +236,18 @@ pub async fn execution_finish_only_once(store: S) {
         .finish_execution(&e.execution_id, &result)
         .await
         .unwrap());
+    assert_eq!(
+        store.queue_counts().await.unwrap(),
+        (0, 0),
+        "finishing frees the queue entry"
+    );
+    assert_eq!(
+        store.active_allocations("python").await.unwrap(),
+        0,
+        "finishing releases the allocation"
+    );
+    // An entry left behind by an earlier crash is freed even when the result is not written.
+    assert!(store.enqueue(&q).await.unwrap());
     let failed = ExecutionResultRecord {
         status: ExecutionStatus::Failed,
         stdout: String::new(),
@@ -240,6 +257,7 @@ pub async fn execution_finish_only_once(store: S) {
         .finish_execution(&e.execution_id, &failed)
         .await
         .unwrap());
+    assert_eq!(store.queue_counts().await.unwrap(), (0, 0));
     assert!(!store.finish_execution("missing", &result).await.unwrap());
 
     let done = store.execution(&e.execution_id).await.unwrap().unwrap();
