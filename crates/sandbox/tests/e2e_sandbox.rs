@@ -4,81 +4,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use integr8s_core::execution::RunLimits;
-use integr8s_core::ports::executor::{
-    ExecError, Executor, RunControl, RunOutcome, RunReport, RunSpec,
-};
+use integr8s_core::ports::executor::{ExecError, Executor, RunControl, RunOutcome};
 use integr8s_sandbox::{LocalExecutor, SandboxConfig};
-use tokio::sync::OnceCell;
+
+mod common;
+
+use common::{
+    executor, host_pids_with, marker, run, run_with, spec, wait_until_gone, DEADLINE, UID_BASE,
+};
 
 const PYTHON: &str = "/usr/bin/python3";
-const UID_BASE: u32 = 100_000;
-/// Generous bound so a broken test fails instead of hanging.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-static EXECUTOR: OnceCell<LocalExecutor> = OnceCell::const_new();
-
-async fn executor() -> &'static LocalExecutor {
-    EXECUTOR
-        .get_or_init(|| async {
-            LocalExecutor::start(SandboxConfig {
-                uid_base: UID_BASE,
-                max_concurrent: 4,
-                ..SandboxConfig::default()
-            })
-            .await
-        })
-        .await
-}
-
-fn spec(file_name: &str, script: &str, command: &[&str]) -> RunSpec {
-    RunSpec {
-        execution_id: format!("test-{file_name}"),
-        lang: "test".into(),
-        lang_version: String::new(),
-        file_name: file_name.into(),
-        script: script.into(),
-        command: command.iter().map(|s| (*s).to_owned()).collect(),
-        env: Vec::new(),
-        limits: RunLimits {
-            timeout_seconds: 30,
-            ..RunLimits::default()
-        },
-        stdin: None,
-    }
-}
-
-async fn run(spec: &RunSpec) -> RunReport {
-    run_with(spec, RunControl::default()).await
-}
-
-async fn run_with(spec: &RunSpec, control: RunControl) -> RunReport {
-    tokio::time::timeout(DEADLINE, executor().await.run(spec, control))
-        .await
-        .expect("run did not finish within the test deadline")
-        .expect("run failed")
-}
-
-fn marker(name: &str) -> String {
-    format!("itmark-{name}-{}", std::process::id())
-}
-
-/// Host pids whose command line mentions `marker`.
-fn host_pids_with(marker: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(marker))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 async fn wait_for_host_pid(marker: &str) -> i32 {
     let start = Instant::now();
     loop {
@@ -88,17 +23,6 @@ async fn wait_for_host_pid(marker: &str) -> i32 {
         assert!(
             start.elapsed() < DEADLINE,
             "no process with {marker} appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn wait_until_gone(marker: &str) {
-    let start = Instant::now();
-    while !host_pids_with(marker).is_empty() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "processes with {marker} survived"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
