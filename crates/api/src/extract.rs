@@ -65,19 +65,33 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
         if !json_type {
             return Err(not_an_object());
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::Validation(vec![ValidationIssue::new(
-                &["body"],
-                "json_invalid",
-                format!("JSON decode error: {e}"),
-            )
-            .at(e.column())])
-        })?;
-        if !value.is_object() {
-            return Err(not_an_object());
-        }
-        deserialize_value(value).map(AppJson)
+        json_object(&bytes).map(AppJson)
     }
+}
+
+/// Parses a JSON object body into `T`, with the contract's 422 shapes for bad JSON and
+/// non-object bodies.
+fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::Validation(vec![ValidationIssue::new(
+            &["body"],
+            "json_invalid",
+            format!("JSON decode error: {e}"),
+        )
+        .at(e.column())])
+    })?;
+    if !value.is_object() {
+        return Err(not_an_object());
+    }
+    deserialize_value(value)
+}
+
+/// An optional JSON object body: an empty body reads as `{}`, so `T`'s defaults apply.
+pub fn optional_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return deserialize_value(Value::Object(serde_json::Map::new()));
+    }
+    json_object(bytes)
 }
 
 /// Deserialises a JSON value, turning serde's error into a located pydantic-style issue.

@@ -6,10 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes::Bytes;
 use integr8s_core::event::{Envelope, EventPayload, EventType};
 use integr8s_core::ports::dlq::{DlqFilter, DlqMessage, DlqStatus};
-use serde_json::Value;
 
 mod responses;
 
@@ -20,7 +18,7 @@ pub use responses::{
 
 use crate::auth::AdminUser;
 use crate::error::ApiError;
-use crate::extract::{deserialize_value, AppBytes, AppPath, QueryPairs};
+use crate::extract::{AppBytes, AppPath, QueryPairs};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -145,30 +143,13 @@ async fn retry(
     }))
 }
 
-fn parse_discard(body: &Bytes) -> Result<DlqDiscardRequest, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DlqDiscardRequest::default());
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(&["body"], "json_invalid", format!("JSON decode error: {e}"))
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::invalid(
-            &["body"],
-            "model_attributes_type",
-            "Input should be a valid dictionary or object to extract fields from",
-        ));
-    }
-    deserialize_value(value)
-}
-
 async fn discard(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     AppPath(message_id): AppPath<String>,
     AppBytes(body): AppBytes,
 ) -> Result<Json<DlqDiscardResponse>, ApiError> {
-    let request = parse_discard(&body)?;
+    let request = crate::extract::optional_json_object::<DlqDiscardRequest>(&body)?;
     let current = load(&state, &message_id).await?;
     let reason = request
         .reason

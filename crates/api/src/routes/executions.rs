@@ -4,18 +4,16 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use integr8s_core::event::{Envelope, EventPayload, EventType};
 use integr8s_core::execution::ExecutionFilter;
 use integr8s_core::{ErrorType, Execution, ExecutionStatus, Priority, ResourceUsage};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::submit::{self, load_owned, ExecutionResponse, RequestedLimits, Submission};
 use crate::auth::{AdminUser, CurrentUser};
 use crate::error::ApiError;
-use crate::extract::{deserialize_value, AppBytes, AppJson, AppPath, QueryPairs};
+use crate::extract::{AppBytes, AppJson, AppPath, QueryPairs};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -166,26 +164,6 @@ pub(crate) struct CancelExecutionRequest {
     reason: String,
 }
 
-/// The cancel body is optional: an empty body means the default reason.
-fn parse_cancel_body(body: &Bytes) -> Result<CancelExecutionRequest, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(CancelExecutionRequest {
-            reason: default_reason(),
-        });
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(&["body"], "json_invalid", format!("JSON decode error: {e}"))
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::invalid(
-            &["body"],
-            "model_attributes_type",
-            "Input should be a valid dictionary or object to extract fields from",
-        ));
-    }
-    deserialize_value(value)
-}
-
 /// The contract's `CancelStatus`.
 #[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -228,7 +206,7 @@ async fn cancel(
     AppBytes(body): AppBytes,
 ) -> Result<Json<CancelResponse>, ApiError> {
     let execution = load_owned(&state, &user, &execution_id).await?;
-    let request = parse_cancel_body(&body)?;
+    let request = crate::extract::optional_json_object::<CancelExecutionRequest>(&body)?;
     if execution.status == ExecutionStatus::Cancelled {
         return Ok(Json(CancelResponse {
             execution_id,
