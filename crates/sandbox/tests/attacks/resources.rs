@@ -66,10 +66,9 @@ async fn attack_cpu_burner_in_several_processes_is_bounded_and_accounted() {
          while True:\n    pass\n",
     );
     spec.limits.timeout_seconds = 2;
-    let started = Instant::now();
+    // `run` fails the test past its deadline; the outcome shows the wall timeout ended it.
     let report = run(&spec).await;
     assert_eq!(report.outcome, RunOutcome::TimedOut, "{report:?}");
-    assert!(started.elapsed() < Duration::from_secs(20));
     let cpu = report.cpu_user + report.cpu_system;
     assert!(
         cpu >= Duration::from_millis(500),
