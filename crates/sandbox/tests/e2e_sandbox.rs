@@ -177,7 +177,9 @@ async fn fork_bomb_is_contained_by_the_pids_limit() {
     let file = format!("{m}.sh");
     let mut s = spec(
         &file,
-        "bomb() { bomb | bomb & }\nbomb\nwait\n",
+        // Every level waits for its children, so the tree keeps growing until the limit
+        // stops it instead of collapsing as parents exit.
+        "bomb() { bomb | bomb & wait; }\nbomb\n",
         &["bash", &file],
     );
     s.limits.max_processes = 32;

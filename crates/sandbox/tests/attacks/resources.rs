@@ -29,9 +29,9 @@ async fn attack_fill_the_disk_stops_at_the_tmpfs_cap() {
 
 #[tokio::test]
 async fn attack_fork_bomb_is_contained() {
-    // `wait` keeps the script alive until the bomb hits the limit; without it the script
-    // could end (and take the bomb with it) before the first refused fork.
-    let mut spec = bash(":(){ :|:& };:\nwait\n");
+    // Every level waits for its children, so the tree keeps growing until the pids limit
+    // refuses forks; without the wait it can collapse before the first refused fork.
+    let mut spec = bash(":(){ :|:& wait; };:\n");
     spec.limits.timeout_seconds = 3;
     let report = run(&spec).await;
     assert!(report.pids_limit_hit, "{report:?}");
