@@ -79,19 +79,16 @@ pub(crate) fn valid_env_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('=') && !name.contains('\0')
 }
 
-/// Inputs of one bubblewrap command line.
-#[derive(Debug)]
-pub(crate) struct BwrapArgs<'a> {
-    pub config: &'a SandboxConfig,
-    pub root_entries: &'a [RootEntry],
+/// Everything a bubblewrap command line is built from; fixed for an executor, so a sandbox
+/// can be prepared before its run is known (the run itself reaches the init shim as a job).
+#[derive(Debug, Clone)]
+pub(crate) struct BwrapArgs {
+    pub config: SandboxConfig,
+    pub root_entries: Vec<RootEntry>,
     /// Paths under `/etc` bound read-only when they exist.
-    pub etc_binds: &'a [PathBuf],
-    pub env: &'a [(String, String)],
-    pub file_name: &'a str,
-    pub script_fd: RawFd,
-    pub seccomp_fds: &'a [RawFd],
-    /// The init shim's executable on the host, bound read-only at [`init::PATH_INSIDE`].
-    pub init_path: &'a Path,
+    pub etc_binds: Vec<PathBuf>,
+    /// The init shim's memfd (see [`init::InitMemfd`]), inherited by bubblewrap.
+    pub init_fd: RawFd,
 }
 
 fn push(args: &mut Vec<String>, items: &[&str]) {
@@ -102,17 +99,36 @@ fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-impl BwrapArgs<'_> {
-    /// The options, up to the final read-only remount: what `bwrap --args FD` reads. The
-    /// command line after them is the init shim's (see [`crate::launch`]), which takes the
-    /// command from its own fd.
-    pub(crate) fn options(&self) -> Vec<String> {
-        let c = self.config;
+impl BwrapArgs {
+    /// The whole command line after the bubblewrap binary: the options (the final read-only
+    /// remount last), then the init shim as pid 1 with its status and job fds.
+    pub(crate) fn command_line(
+        &self,
+        seccomp_fds: &[RawFd],
+        status_fd: RawFd,
+        job_fd: RawFd,
+    ) -> Vec<String> {
+        let mut a = self.options(seccomp_fds);
+        push(
+            &mut a,
+            &[
+                "--",
+                &init::InitMemfd::path_inside(self.init_fd),
+                &status_fd.to_string(),
+                &job_fd.to_string(),
+            ],
+        );
+        a
+    }
+
+    fn options(&self, seccomp_fds: &[RawFd]) -> Vec<String> {
+        let c = &self.config;
         let mut a = Vec::with_capacity(96);
         push(
             &mut a,
             &[
                 "--unshare-all",
+                "--as-pid-1",
                 "--die-with-parent",
                 "--new-session",
                 "--clearenv",
@@ -121,9 +137,6 @@ impl BwrapArgs<'_> {
         push(&mut a, &["--setenv", "PATH", &c.path_env]);
         push(&mut a, &["--setenv", "HOME", WORK_DIR]);
         push(&mut a, &["--setenv", "LANG", &c.lang_env]);
-        for (key, value) in self.env {
-            push(&mut a, &["--setenv", key, value]);
-        }
         let id = INSIDE_ID.to_string();
         push(
             &mut a,
@@ -131,7 +144,7 @@ impl BwrapArgs<'_> {
         );
 
         push(&mut a, &["--ro-bind", "/usr", "/usr"]);
-        for entry in self.root_entries {
+        for entry in &self.root_entries {
             match entry {
                 RootEntry::Symlink { target, path } => {
                     push(&mut a, &["--symlink", &path_str(target), &path_str(path)]);
@@ -142,7 +155,7 @@ impl BwrapArgs<'_> {
                 }
             }
         }
-        for etc in self.etc_binds {
+        for etc in &self.etc_binds {
             let etc = path_str(etc);
             push(&mut a, &["--ro-bind-try", &etc, &etc]);
         }
@@ -168,25 +181,10 @@ impl BwrapArgs<'_> {
                 ],
             );
         }
-        let script_path = format!("{WORK_DIR}/{}", self.file_name);
-        push(
-            &mut a,
-            &[
-                "--perms",
-                "0444",
-                "--ro-bind-data",
-                &self.script_fd.to_string(),
-                &script_path,
-            ],
-        );
         push(&mut a, &["--chdir", WORK_DIR]);
-        for fd in self.seccomp_fds {
+        for fd in seccomp_fds {
             push(&mut a, &["--add-seccomp-fd", &fd.to_string()]);
         }
-        push(
-            &mut a,
-            &["--ro-bind", &path_str(self.init_path), init::PATH_INSIDE],
-        );
         // Must come after every other mount.
         push(&mut a, &["--remount-ro", "/"]);
         a
@@ -197,22 +195,18 @@ impl BwrapArgs<'_> {
 mod tests {
     use super::*;
 
-    fn build(env: &[(String, String)], entries: &[RootEntry]) -> Vec<String> {
+    fn build(entries: &[RootEntry]) -> Vec<String> {
         let config = SandboxConfig {
             extra_ro_binds: vec![(PathBuf::from("/opt/rt/py"), PathBuf::from("/opt/py"))],
             ..SandboxConfig::default()
         };
         BwrapArgs {
-            config: &config,
-            root_entries: entries,
-            etc_binds: &[PathBuf::from("/etc/ld.so.cache")],
-            env,
-            file_name: "main.py",
-            script_fd: 7,
-            seccomp_fds: &[8, 9, 10],
-            init_path: Path::new("/run/x/init"),
+            config,
+            root_entries: entries.to_vec(),
+            etc_binds: vec![PathBuf::from("/etc/ld.so.cache")],
+            init_fd: 4,
         }
-        .options()
+        .command_line(&[8, 9, 10], 5, 6)
     }
 
     fn position(args: &[String], window: &[&str]) -> usize {
@@ -223,10 +217,10 @@ mod tests {
 
     #[test]
     fn isolation_flags_and_scrubbed_environment() {
-        let env = vec![("PYTHONUNBUFFERED".to_owned(), "1".to_owned())];
-        let args = build(&env, &[]);
+        let args = build(&[]);
         for flag in [
             "--unshare-all",
+            "--as-pid-1",
             "--die-with-parent",
             "--new-session",
             "--clearenv",
@@ -235,9 +229,9 @@ mod tests {
         }
         assert!(!args.iter().any(|a| a == "--share-net"));
         position(&args, &["--setenv", "HOME", "/work"]);
-        position(&args, &["--setenv", "PYTHONUNBUFFERED", "1"]);
         position(&args, &["--uid", "1000", "--gid", "1000"]);
-        assert_eq!(args.iter().filter(|a| *a == "--setenv").count(), 4);
+        // The run's own variables reach the shim with its job, not bubblewrap.
+        assert_eq!(args.iter().filter(|a| *a == "--setenv").count(), 3);
     }
 
     #[test]
@@ -251,7 +245,7 @@ mod tests {
                 path: PathBuf::from("/lib64"),
             },
         ];
-        let args = build(&[], &entries);
+        let args = build(&entries);
         position(&args, &["--ro-bind", "/usr", "/usr"]);
         position(&args, &["--symlink", "usr/bin", "/bin"]);
         position(&args, &["--ro-bind", "/lib64", "/lib64"]);
@@ -260,12 +254,10 @@ mod tests {
             &args,
             &["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"],
         );
-        let work = position(
+        position(
             &args,
             &["--size", "67108864", "--perms", "1777", "--tmpfs", "/work"],
         );
-        let script = position(&args, &["--ro-bind-data", "7", "/work/main.py"]);
-        assert!(work < script, "the script must land on the /work tmpfs");
         position(
             &args,
             &["--size", "16777216", "--perms", "1777", "--tmpfs", "/tmp"],
@@ -293,8 +285,9 @@ mod tests {
             .rposition(|a| a.starts_with("--") && a != "--" && a != "--remount-ro")
             .unwrap_or(0);
         assert!(last_mount < remount);
-        position(&args, &["--ro-bind", "/run/x/init", init::PATH_INSIDE]);
-        assert_eq!(remount + 2, args.len(), "the remount must be last");
+        let end = position(&args, &["--", "/proc/self/fd/4", "5", "6"]);
+        assert_eq!(remount + 2, end, "the remount must be the last option");
+        assert_eq!(end + 4, args.len());
     }
 
     #[test]

@@ -6,16 +6,16 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use integr8s_core::execution::RunLimits;
 use integr8s_core::ports::executor::{
     ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunReport, RunSpec,
 };
 use tokio::sync::Semaphore;
 
-use crate::args::{self, BwrapArgs, RootEntry};
+use crate::args::{self, BwrapArgs};
 use crate::cgroup::{Baseline, CgroupLayout, CgroupLimits, CgroupStats, RunCgroup};
 use crate::classify::{classify, ExitKind};
 use crate::config::SandboxConfig;
+use crate::init::job::{Job, Rlimit};
 use crate::launch::LaunchKey;
 use crate::pool::{SlotLease, SlotPool, Spawner};
 use crate::supervise::{supervise, Budget};
@@ -44,13 +44,13 @@ pub(crate) struct State {
 /// `max_concurrent` scripts at once, each as its own unprivileged host uid.
 pub struct LocalExecutor {
     pub(crate) config: SandboxConfig,
-    pub(crate) root_entries: Vec<RootEntry>,
-    pub(crate) etc_binds: Vec<PathBuf>,
     pub(crate) state: RwLock<State>,
     /// Whether we can (and must) switch to per-slot host ids: true when running as root.
     pub(crate) switch_ids: bool,
     /// The init shim, bound into every sandbox; `Err` says why it is missing.
-    init: Result<crate::init::InstalledInit, String>,
+    _init: Result<crate::init::InitMemfd, String>,
+    /// What every bubblewrap command line is built from (needs the shim).
+    bwrap_args: Result<Arc<BwrapArgs>, String>,
     /// At most `max_concurrent` runs at once.
     runs: Arc<Semaphore>,
     /// Twice as many slots as runs, so a finished run's slot can prepare its next bubblewrap
@@ -96,11 +96,19 @@ impl LocalExecutor {
     pub fn new(config: SandboxConfig) -> Self {
         let max = config.max_concurrent.max(1);
         let slot_count = u32::try_from(max.saturating_mul(2)).unwrap_or(u32::MAX);
+        let init = crate::init::InitMemfd::create()
+            .map_err(|e| format!("cannot load the sandbox init shim: {e}"));
+        let bwrap_args = init.as_ref().map_err(Clone::clone).map(|init| {
+            Arc::new(BwrapArgs {
+                config: config.clone(),
+                root_entries: args::root_entries(),
+                etc_binds: args::etc_binds(),
+                init_fd: init.raw_fd(),
+            })
+        });
         Self {
-            root_entries: args::root_entries(),
-            etc_binds: args::etc_binds(),
-            init: crate::init::InstalledInit::install(&std::env::temp_dir())
-                .map_err(|e| format!("cannot install the sandbox init shim: {e}")),
+            _init: init,
+            bwrap_args,
             switch_ids: sys::effective_uid() == 0,
             runs: Arc::new(Semaphore::new(max)),
             pool: SlotPool::new(slot_count),
@@ -143,23 +151,14 @@ impl LocalExecutor {
         })
     }
 
-    /// How a bubblewrap for a run with `limits` in `slot` is started: the key a prepared one
-    /// must match, and the setup of the child before exec (cgroup fds still empty).
-    fn launch_plan(
-        &self,
-        bwrap: &Path,
-        cgroup: bool,
-        slot: u32,
-        limits: &RunLimits,
-    ) -> (LaunchKey, ChildSetup) {
+    /// How a sandbox for `slot` is prepared: the key a prepared one must match, and the setup
+    /// of the child before exec (cgroup fds still empty). Nothing of the run is in it: the
+    /// run reaches the sandbox as a job (see [`Self::job`]).
+    fn launch_plan(&self, bwrap: &Path, cgroup: bool, slot: u32) -> (LaunchKey, ChildSetup) {
         let ids = self.ids(slot);
-        let fallback = !cgroup;
         let key = LaunchKey {
             bwrap: bwrap.to_path_buf(),
             ids,
-            rlimit_as: (fallback && self.config.rlimit_as_fallback).then_some(limits.memory_bytes),
-            rlimit_nproc: (fallback && ids.is_some()).then_some(limits.max_processes),
-            rlimit_cpu: Some(limits.timeout_seconds.saturating_add(1)),
             cgroup,
         };
         let setup = ChildSetup {
@@ -167,11 +166,36 @@ impl LocalExecutor {
             inherit: Vec::new(),
             ids,
             parent_pid: std::process::id() as i32,
-            rlimit_as: key.rlimit_as,
-            rlimit_nproc: key.rlimit_nproc,
-            rlimit_cpu: key.rlimit_cpu,
         };
         (key, setup)
+    }
+
+    /// The job the init shim runs: the script, its command and environment, and the rlimits
+    /// of the script's process (a CPU-time backstop past the timeout; without cgroups also
+    /// the memory and process caps).
+    fn job(&self, spec: &RunSpec, cgroup: bool, ids: Option<(u32, u32)>) -> Vec<u8> {
+        let limits = &spec.limits;
+        let mut rlimits = vec![Rlimit::Cpu(limits.timeout_seconds.saturating_add(1))];
+        if !cgroup {
+            if self.config.rlimit_as_fallback {
+                rlimits.push(Rlimit::AddressSpace(limits.memory_bytes));
+            }
+            if ids.is_some() {
+                rlimits.push(Rlimit::Processes(limits.max_processes));
+            }
+        }
+        Job {
+            file_name: spec.file_name.as_bytes().to_vec(),
+            script: spec.script.as_bytes().to_vec(),
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+            argv: spec.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            rlimits,
+        }
+        .encode()
     }
 
     /// Starts a bubblewrap ahead of time in every slot, prepared for runs with the default
@@ -183,10 +207,9 @@ impl LocalExecutor {
             Mode::Rlimits { bwrap } => (bwrap, None),
             Mode::Unavailable { .. } => return,
         };
-        let Ok(spawner) = &self.spawner else {
+        let (Ok(spawner), Ok(bwrap_args)) = (&self.spawner, &self.bwrap_args) else {
             return;
         };
-        let limits = self.config.warm_limits;
         // Holding every lease at once makes each slot come up exactly once.
         let mut leases = Vec::with_capacity(self.pool.slot_count());
         for _ in 0..self.pool.slot_count() {
@@ -199,8 +222,8 @@ impl LocalExecutor {
             }
         }
         for lease in leases {
-            let (key, setup) = self.launch_plan(&bwrap, layout.is_some(), lease.slot, &limits);
-            spawner.refill(lease, layout.clone(), key, setup);
+            let (key, setup) = self.launch_plan(&bwrap, layout.is_some(), lease.slot);
+            spawner.refill(lease, layout.clone(), key, setup, bwrap_args.clone(), None);
         }
     }
 
@@ -242,10 +265,10 @@ impl LocalExecutor {
             .spawner
             .as_ref()
             .map_err(|e| ExecError::Unavailable(e.clone()))?;
-        let init_path = match &self.init {
-            Ok(init) => init.path(),
-            Err(e) => return Err(ExecError::Unavailable(e.clone())),
-        };
+        let bwrap_args = self
+            .bwrap_args
+            .as_ref()
+            .map_err(|e| ExecError::Unavailable(e.clone()))?;
         let cgroup = match layout {
             Some(layout) => Some(
                 self.pool
@@ -260,7 +283,7 @@ impl LocalExecutor {
             cgroup: cgroup.clone(),
             armed: true,
         };
-        let (key, setup) = self.launch_plan(bwrap, cgroup.is_some(), slot, limits);
+        let (key, setup) = self.launch_plan(bwrap, cgroup.is_some(), slot);
 
         // A bubblewrap prepared for this slot the same way is used; anything else is
         // dropped (killed) and a new one started.
@@ -271,7 +294,7 @@ impl LocalExecutor {
                 let mut cold = setup.clone();
                 cold.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
                 spawner
-                    .spawn(key.clone(), cold)
+                    .spawn(key.clone(), cold, bwrap_args.clone())
                     .await
                     .map_err(|e| internal("cannot start bubblewrap", e))?
             }
@@ -290,25 +313,10 @@ impl LocalExecutor {
             None => Baseline::default(),
         };
 
-        let options = BwrapArgs {
-            config: &self.config,
-            root_entries: &self.root_entries,
-            etc_binds: &self.etc_binds,
-            env: &spec.env,
-            file_name: &spec.file_name,
-            script_fd: launch.fds.script,
-            seccomp_fds: &launch.fds.seccomp,
-            init_path,
-        }
-        .options();
+        let job = self.job(spec, cgroup.is_some(), key.ids);
         let started = Instant::now();
         let mut child = launch
-            .release(
-                &options,
-                spec.script.as_bytes().to_vec(),
-                &spec.command,
-                spec.stdin.clone().unwrap_or_default().into_bytes(),
-            )
+            .release(job, spec.stdin.clone().unwrap_or_default().into_bytes())
             .map_err(|e| internal("cannot start bubblewrap", e))?;
 
         let timeout = Duration::from_secs(limits.timeout_seconds.max(1));
@@ -331,11 +339,19 @@ impl LocalExecutor {
         let wall_time = started.elapsed();
         let supervised = supervised.map_err(|e| internal("supervising the run failed", e))?;
 
+        // When the shim reported the end, the run's processes are gone and the sandbox exits
+        // on its own: the slot's refill waits for it and checks the cgroup.
+        let exiting = match supervised.status {
+            None => child.take_exiting(),
+            Some(_) => None,
+        };
         let stats = match &cgroup {
             Some(cgroup) => {
-                cgroup.kill_all().await;
+                if exiting.is_none() {
+                    cgroup.kill_all().await;
+                }
                 let stats = cgroup.stats(baseline);
-                if !cgroup.is_empty() {
+                if exiting.is_none() && !cgroup.is_empty() {
                     self.pool.retire(slot, cgroup.clone());
                 }
                 stats
@@ -344,21 +360,24 @@ impl LocalExecutor {
         };
         guard.armed = false;
         drop(guard);
-
-        let init_status = child
-            .status_pipe
-            .take()
-            .map(crate::init::read_status)
-            .unwrap_or_default();
         drop(child);
-        // Start the slot's next bubblewrap; the slot is free again once it is waiting.
-        spawner.refill(lease, layout.cloned(), key, setup);
+        // Prepare the slot's next sandbox; the slot is free again once it is waiting.
+        spawner.refill(
+            lease,
+            layout.cloned(),
+            key,
+            setup,
+            bwrap_args.clone(),
+            exiting,
+        );
 
         // The shim knows the real signal; bubblewrap only reports 128+N. Without a report
         // (the shim itself was killed) bubblewrap's status is all there is.
-        let exit = init_status
+        let exit = supervised
+            .init
             .exit
-            .unwrap_or_else(|| ExitKind::from(supervised.status));
+            .or_else(|| supervised.status.map(ExitKind::from))
+            .unwrap_or(ExitKind::Code(255));
         let outcome = classify(supervised.stop, exit, stats.oom_kills);
         let capture = supervised.capture;
         Ok(RunReport {

@@ -1,107 +1,37 @@
 //! The in-sandbox init shim (built from `init/main.rs` by the build script): it applies
 //! landlock, runs the command and reports its real wait status over a pipe.
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::classify::ExitKind;
+
+/// The job format, shared with the shim (which parses it).
+#[path = "../init/job.rs"]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod job;
 
 /// The shim executable, embedded at build time.
 pub(crate) const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sandbox-init"));
 
-/// Where the shim is mounted inside the sandbox.
-pub(crate) const PATH_INSIDE: &str = "/.sandbox-init";
-
-/// The shim written to a private directory (mode 0711, file 0555, owned by the service) so
-/// bubblewrap can bind it read-only; bubblewrap cannot bind a memfd. Removed on drop.
+/// The shim in a sealed memfd (nothing can change it, and no file on disk can be swapped
+/// or be busy): every bubblewrap inherits the fd and execs the shim through
+/// `/proc/self/fd/N` of the sandbox's own procfs. One per executor; exec ignores the offset.
 #[derive(Debug)]
-pub(crate) struct InstalledInit {
-    dir: PathBuf,
-    path: PathBuf,
-}
+pub(crate) struct InitMemfd(OwnedFd);
 
-impl InstalledInit {
-    /// Writes the shim below `parent` (usually the system temp dir) into a freshly created
-    /// directory, so nobody else can have placed or can replace the file.
-    pub(crate) fn install(parent: &Path) -> io::Result<Self> {
-        remove_stale(parent);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let mut last_error = None;
-        for attempt in 0..16u32 {
-            let dir = parent.join(format!(
-                "integr8s-sandbox-{}-{:x}",
-                std::process::id(),
-                nanos.wrapping_add(attempt)
-            ));
-            match DirBuilder::new().mode(0o711).create(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    last_error = Some(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            let installed = InstalledInit {
-                path: dir.join("init"),
-                dir,
-            };
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o555)
-                .open(&installed.path)?;
-            file.write_all(BINARY)?;
-            file.sync_all()?;
-            return Ok(installed);
-        }
-        Err(last_error.unwrap_or_else(|| io::Error::other("no free directory name")))
+impl InitMemfd {
+    pub(crate) fn create() -> io::Result<Self> {
+        crate::sys::sealed_memfd(c"sandbox-init", BINARY).map(InitMemfd)
     }
 
-    /// The shim on the host, as a bind source.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
-}
 
-/// Removes shim directories left by processes that no longer exist (an executor kept in a
-/// static is never dropped).
-fn remove_stale(parent: &Path) {
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(rest) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("integr8s-sandbox-"))
-        else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        let owned_by_us = fs::symlink_metadata(entry.path())
-            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == crate::sys::effective_uid())
-            .unwrap_or(false);
-        if owned_by_us && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_file(entry.path().join("init"));
-            let _ = fs::remove_dir(entry.path());
-        }
-    }
-}
-
-impl Drop for InstalledInit {
-    fn drop(&mut self) {
-        // Best effort: a leftover file in the temp dir is harmless.
-        let _ = fs::remove_file(&self.path);
-        let _ = fs::remove_dir(&self.dir);
+    /// The program path of the shim inside a sandbox that inherited the fd.
+    pub(crate) fn path_inside(fd: RawFd) -> String {
+        format!("/proc/self/fd/{fd}")
     }
 }
 
@@ -134,19 +64,18 @@ pub(crate) fn parse_status(text: &str) -> InitStatus {
     status
 }
 
-/// Reads what the shim wrote to the (non-blocking) status pipe. Call after bubblewrap was
-/// reaped: everything the shim wrote is in the pipe by then.
-pub(crate) fn read_status(pipe: OwnedFd) -> InitStatus {
-    let mut file = std::fs::File::from(pipe);
-    let mut buf = Vec::with_capacity(64);
-    // A short or failed read only loses the detail; bubblewrap's exit code remains.
-    let _ = Read::by_ref(&mut file).take(4096).read_to_end(&mut buf);
-    parse_status(&String::from_utf8_lossy(&buf))
+impl InitStatus {
+    /// Whether the shim reported the end of the run: it writes the exit line only after every
+    /// process of the sandbox is gone, so the run's output is complete in the pipes.
+    pub(crate) fn finished(&self) -> bool {
+        self.exit.is_some()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn status_lines_parse() {
@@ -166,17 +95,59 @@ mod tests {
     }
 
     #[test]
-    fn the_shim_is_embedded_and_installed_privately() {
-        use std::os::unix::fs::PermissionsExt;
+    fn jobs_round_trip_and_bad_ones_are_refused() {
+        use job::{Job, Rlimit};
+        let job = Job {
+            file_name: b"main.py".to_vec(),
+            script: b"print('a')\n\0 binary \n".to_vec(),
+            env: vec![(b"GOCACHE".to_vec(), b"/tmp/go=x".to_vec())],
+            argv: vec![b"python3".to_vec(), b"main.py".to_vec(), Vec::new()],
+            rlimits: vec![
+                Rlimit::Cpu(11),
+                Rlimit::AddressSpace(1 << 30),
+                Rlimit::Processes(64),
+            ],
+        };
+        assert_eq!(Job::parse(&job.encode()), Ok(job.clone()));
+        for name in [&b""[..], b".", b"..", b"a/b", b"x\0"] {
+            let bad = Job {
+                file_name: name.to_vec(),
+                ..job.clone()
+            };
+            assert!(Job::parse(&bad.encode()).is_err(), "{name:?}");
+        }
+        let no_program = Job {
+            argv: Vec::new(),
+            ..job.clone()
+        };
+        assert!(Job::parse(&no_program.encode()).is_err());
+        let encoded = job.encode();
+        assert!(Job::parse(&encoded[..encoded.len() - 3]).is_err());
+        assert!(Job::parse(b"what 1\nx").is_err());
+        assert!(Job::parse(b"rlimit 5\nfoo 1").is_err());
+        assert!(
+            Job::parse(b"").is_err(),
+            "an empty job (writer gone) runs nothing"
+        );
+    }
+
+    #[test]
+    fn the_shim_is_embedded_in_a_sealed_memfd() {
+        use std::io::{Read, Seek, Write};
         assert!(BINARY.starts_with(b"\x7fELF"));
-        let installed = InstalledInit::install(&std::env::temp_dir()).unwrap();
-        let path = installed.path().to_path_buf();
-        let dir = path.parent().unwrap().to_path_buf();
-        assert_eq!(fs::read(&path).unwrap(), BINARY);
-        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode(&path), 0o555);
-        assert_eq!(mode(&dir), 0o711);
-        drop(installed);
-        assert!(!dir.exists());
+        let memfd = InitMemfd::create().unwrap();
+        let mut file = fs::File::open(InitMemfd::path_inside(memfd.raw_fd())).unwrap();
+        let mut content = Vec::new();
+        file.read_to_end(&mut content).unwrap();
+        assert_eq!(content, BINARY);
+        // Sealed: neither writable nor resizable, through any descriptor.
+        let mut writable = fs::OpenOptions::new()
+            .write(true)
+            .open(InitMemfd::path_inside(memfd.raw_fd()));
+        if let Ok(w) = writable.as_mut() {
+            w.rewind().unwrap();
+            assert!(w.write_all(b"x").is_err());
+            assert!(w.set_len(1).is_err());
+        }
     }
 }

@@ -1,11 +1,12 @@
-//! Starting bubblewrap ahead of its run: the process is forked, joined to the slot's cgroup,
-//! switched to the slot's uid and exec'd, then blocks reading its argument vector from a
-//! pipe (`bwrap --args FD`). The costly part of a start (fork of the service, the cgroup v1
-//! migration with its RCU grace period, loading bubblewrap) is thus paid before the run is
-//! asked for; releasing it only writes the arguments and the script into two pipes.
+//! Preparing a sandbox ahead of its run: bubblewrap is forked, joined to the slot's cgroup,
+//! switched to the slot's uid and exec'd with its whole command line, so it creates the
+//! namespaces and mounts and starts the init shim, which then blocks reading its job pipe.
+//! Everything costly about a start (the fork of the service, the cgroup v1 migration with its
+//! RCU grace period, namespace and mount setup, loading bubblewrap and the shim) is paid
+//! before the run is asked for; releasing it only writes the job and stdin into two pipes.
 
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::OnceLock;
@@ -13,40 +14,25 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 
+use crate::args::BwrapArgs;
 use crate::sys::{self, ChildSetup};
 
-/// What a waiting bubblewrap was prepared with; a run can only use one prepared the same way.
+/// What a prepared sandbox was started with; a run can only use one prepared the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LaunchKey {
     pub bwrap: PathBuf,
     pub ids: Option<(u32, u32)>,
-    pub rlimit_as: Option<u64>,
-    pub rlimit_nproc: Option<u64>,
-    pub rlimit_cpu: Option<u64>,
     /// Whether the process joined a cgroup before exec.
     pub cgroup: bool,
 }
 
-/// Fd numbers as bubblewrap sees them, for its argument vector.
-#[derive(Debug, Clone)]
-pub(crate) struct LaunchFds {
-    pub script: RawFd,
-    /// Read by the init shim: the command, NUL-separated.
-    pub command: RawFd,
-    pub status: RawFd,
-    pub seccomp: Vec<RawFd>,
-}
-
-/// A bubblewrap process waiting for its arguments. Dropping it unused kills and reaps it.
+/// A prepared sandbox waiting for its job. Dropping it unused kills and reaps it.
 #[derive(Debug)]
 pub(crate) struct Launch {
     pub key: LaunchKey,
-    pub fds: LaunchFds,
     child: Option<Child>,
     pid: i32,
-    args: Option<OwnedFd>,
-    script: Option<OwnedFd>,
-    command: Option<OwnedFd>,
+    job: Option<OwnedFd>,
     status: Option<OwnedFd>,
 }
 
@@ -59,36 +45,23 @@ fn seccomp_programs() -> io::Result<&'static [Vec<u8>]> {
         .map_err(|e| io::Error::other(e.clone()))
 }
 
-/// Forks and execs `bwrap --args FD` with `setup` applied in the child (`cgroup_procs` and
-/// the ids included). Blocks for the fork, the cgroup join and the exec: call it off the
-/// async runtime. The calling thread must outlive the process (its death SIGKILLs it).
-pub(crate) fn spawn(key: LaunchKey, mut setup: ChildSetup) -> io::Result<Launch> {
+/// Forks and execs bubblewrap with `setup` applied in the child (`cgroup_procs` and the ids
+/// included). Blocks for the fork, the cgroup join and the exec: call it off the async
+/// runtime. The calling thread must outlive the process (its death SIGKILLs it).
+pub(crate) fn spawn(key: LaunchKey, mut setup: ChildSetup, args: &BwrapArgs) -> io::Result<Launch> {
     let seccomp: Vec<OwnedFd> = seccomp_programs()?
         .iter()
         .map(|p| sys::memfd_with(c"seccomp", p))
         .collect::<Result<_, _>>()?;
-    let (args_read, args_write) = sys::blocking_pipe()?;
-    let (script_read, script_write) = sys::blocking_pipe()?;
-    let (command_read, command_write) = sys::blocking_pipe()?;
+    let (job_read, job_write) = sys::blocking_pipe()?;
     let (status_read, status_write) = sys::pipe()?;
-    let fds = LaunchFds {
-        script: script_read.as_raw_fd(),
-        command: command_read.as_raw_fd(),
-        status: status_write.as_raw_fd(),
-        seccomp: seccomp.iter().map(AsRawFd::as_raw_fd).collect(),
-    };
-    setup.inherit = fds.seccomp.clone();
+    let seccomp_fds: Vec<_> = seccomp.iter().map(AsRawFd::as_raw_fd).collect();
+    setup.inherit = seccomp_fds.clone();
     setup
         .inherit
-        .extend([args_read.as_raw_fd(), fds.script, fds.command, fds.status]);
+        .extend([job_read.as_raw_fd(), status_write.as_raw_fd(), args.init_fd]);
     let mut cmd = std::process::Command::new(&key.bwrap);
-    // bubblewrap takes options from --args but the command only from its own command line.
-    cmd.arg("--args")
-        .arg(args_read.as_raw_fd().to_string())
-        .args(["--", crate::init::PATH_INSIDE])
-        .arg(fds.status.to_string())
-        .arg("--argv-fd")
-        .arg(fds.command.to_string())
+    cmd.args(args.command_line(&seccomp_fds, status_write.as_raw_fd(), job_read.as_raw_fd()))
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -96,16 +69,13 @@ pub(crate) fn spawn(key: LaunchKey, mut setup: ChildSetup) -> io::Result<Launch>
     sys::install_child_setup(&mut cmd, setup);
     let child = cmd.spawn()?;
     // The child has its own copies now; ours close here.
-    drop((seccomp, args_read, script_read, command_read, status_write));
+    drop((seccomp, job_read, status_write));
     let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
     Ok(Launch {
         key,
-        fds,
         child: Some(child),
         pid,
-        args: Some(args_write),
-        script: Some(script_write),
-        command: Some(command_write),
+        job: Some(job_write),
         status: Some(status_read),
     })
 }
@@ -129,47 +99,26 @@ impl Launch {
             .unwrap_or(false)
     }
 
-    /// Hands the process its options (see [`crate::args::BwrapArgs::options`]), the script
-    /// and the command, and returns it as running. The pipes are written from a blocking
-    /// thread, so a large script cannot stall the runtime; a failed write shows up as
-    /// bubblewrap or the shim failing.
-    pub(crate) fn release(
-        mut self,
-        options: &[String],
-        script: Vec<u8>,
-        command: &[String],
-        stdin: Vec<u8>,
-    ) -> io::Result<Running> {
-        let (Some(mut child), Some(args), Some(script_pipe), Some(command_pipe), Some(status)) = (
-            self.child.take(),
-            self.args.take(),
-            self.script.take(),
-            self.command.take(),
-            self.status.take(),
-        ) else {
+    /// Hands the waiting shim its job (see `init/job.rs`) and the script's stdin, and returns
+    /// the sandbox as running. The pipes are written from a blocking thread, so a large job
+    /// or stdin cannot stall the runtime; a failed write shows up as the shim failing.
+    pub(crate) fn release(mut self, job: Vec<u8>, stdin: Vec<u8>) -> io::Result<Running> {
+        let (Some(mut child), Some(job_pipe), Some(status)) =
+            (self.child.take(), self.job.take(), self.status.take())
+        else {
             return Err(io::Error::other("launch already used"));
         };
-        let encoded = nul_separated(options);
-        let command = nul_separated(command);
         let stdin_pipe = child.stdin.take();
         let stdout = child.stdout.take().map(OwnedFd::from);
         let stderr = child.stderr.take().map(OwnedFd::from);
         let running = Running::new(child, self.pid, status, stdout, stderr)?;
         tokio::task::spawn_blocking(move || {
-            // Arguments first: bubblewrap reads them before anything else, the script later.
-            let mut args = std::fs::File::from(args);
-            if args.write_all(&encoded).is_ok() {
-                drop(args);
-                if std::fs::File::from(script_pipe).write_all(&script).is_ok()
-                    && std::fs::File::from(command_pipe)
-                        .write_all(&command)
-                        .is_ok()
-                {
-                    // Blocks while the script does not read; ends with the run at the latest
-                    // (EPIPE). Dropping the pipe gives the script end-of-file.
-                    if let Some(mut input) = stdin_pipe {
-                        let _ = input.write_all(&stdin);
-                    }
+            // Closing the job pipe gives the shim end-of-file: the job is complete.
+            if std::fs::File::from(job_pipe).write_all(&job).is_ok() {
+                // Blocks while the script does not read; ends with the run at the latest
+                // (EPIPE). Dropping the pipe gives the script end-of-file.
+                if let Some(mut input) = stdin_pipe {
+                    let _ = input.write_all(&stdin);
                 }
             }
         });
@@ -180,28 +129,33 @@ impl Launch {
 impl Drop for Launch {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
-            sys::kill_group(self.pid);
             reap_in_background(child);
         }
     }
 }
 
-fn nul_separated(args: &[String]) -> Vec<u8> {
-    let mut encoded = Vec::with_capacity(args.iter().map(|a| a.len() + 1).sum());
-    for arg in args {
-        encoded.extend_from_slice(arg.as_bytes());
-        encoded.push(0);
+/// How long bubblewrap gets to exit after its sandbox's pid 1 was killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Kills a sandbox from the inside out and reaps it (blocking). Its pid 1 (bubblewrap's
+/// child) is killed first, which takes the whole pid namespace with it; bubblewrap reaps it
+/// and exits on its own. Killing bubblewrap first would leave that child, killed by its
+/// parent-death signal, to the host's init, which may never reap it (and so never release
+/// its share of the slot's process limit). Bubblewrap itself is killed only if it has no
+/// child yet or does not exit in time.
+pub(crate) fn kill_and_reap(mut child: Child) {
+    let pid = i32::try_from(child.id()).unwrap_or(0);
+    if !(sys::kill_children(pid) && sys::wait_exit(pid, EXIT_GRACE)) {
+        sys::kill_group(pid);
+        let _ = child.kill();
     }
-    encoded
+    let _ = child.wait();
 }
 
-fn reap_in_background(mut child: Child) {
-    let _ = child.kill();
+fn reap_in_background(child: Child) {
     let spawned = std::thread::Builder::new()
         .name("sandbox-reaper".into())
-        .spawn(move || {
-            let _ = child.wait();
-        });
+        .spawn(move || kill_and_reap(child));
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start a reaper thread; a zombie may remain");
     }
@@ -213,7 +167,8 @@ pub(crate) struct Running {
     child: Option<Child>,
     pub pid: i32,
     pidfd: Option<AsyncFd<OwnedFd>>,
-    pub status_pipe: Option<OwnedFd>,
+    /// The init shim's status lines (see [`crate::init::parse_status`]).
+    pub status_pipe: Option<tokio::net::unix::pipe::Receiver>,
     pub stdout: Option<tokio::net::unix::pipe::Receiver>,
     pub stderr: Option<tokio::net::unix::pipe::Receiver>,
     exit: Option<ExitStatus>,
@@ -235,7 +190,7 @@ impl Running {
             pidfd: sys::async_pidfd(pid).ok(),
             child: Some(child),
             pid,
-            status_pipe: Some(status),
+            status_pipe: receiver(Some(status))?,
             stdout: receiver(stdout)?,
             stderr: receiver(stderr)?,
             exit: None,
@@ -264,14 +219,31 @@ impl Running {
         }
     }
 
-    /// SIGKILLs bubblewrap and its process group, unless it was already reaped.
-    pub(crate) fn kill(&mut self) {
+    /// Takes the bubblewrap process out, neither killed nor reaped: its shim reported the end
+    /// of the run, so it is exiting on its own. `None` when it was reaped already.
+    pub(crate) fn take_exiting(&mut self) -> Option<Child> {
+        if self.exit.is_some() {
+            return None;
+        }
+        self.child.take()
+    }
+
+    /// Kills the sandbox from the inside out (see [`kill_and_reap`]) and waits for
+    /// bubblewrap, unless it was already reaped.
+    pub(crate) async fn kill(&mut self) -> io::Result<ExitStatus> {
+        if self.exit.is_none()
+            && sys::kill_children(self.pid)
+            && tokio::time::timeout(EXIT_GRACE, self.wait()).await.is_ok()
+        {
+            return self.wait().await;
+        }
         if self.exit.is_none() {
             sys::kill_group(self.pid);
             if let Some(child) = self.child.as_mut() {
                 let _ = child.kill();
             }
         }
+        self.wait().await
     }
 }
 
@@ -279,7 +251,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         if self.exit.is_none() {
             if let Some(child) = self.child.take() {
-                sys::kill_group(self.pid);
                 reap_in_background(child);
             }
         }

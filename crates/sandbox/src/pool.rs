@@ -7,11 +7,14 @@
 //! a cgroup with a running script.
 
 use std::io;
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
+use crate::args::BwrapArgs;
 use crate::cgroup::{CgroupLayout, RunCgroup};
 use crate::launch::{self, Launch, LaunchKey};
 use crate::sys::ChildSetup;
@@ -190,6 +193,20 @@ impl Drop for SlotPool {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// How long a sandbox that reported the end of its run may take to exit on its own.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Reaps a bubblewrap whose sandbox reported the end of its run; kills it if it lingers.
+fn reap_exiting(mut child: Child) {
+    let pid = i32::try_from(child.id()).unwrap_or(0);
+    if crate::sys::wait_exit(pid, EXIT_GRACE) || !matches!(child.try_wait(), Ok(None)) {
+        let _ = child.wait();
+    } else {
+        tracing::warn!(pid, "a finished sandbox did not exit; killing it");
+        launch::kill_and_reap(child);
+    }
+}
+
 /// One long-lived thread that forks every bubblewrap. A child's parent-death signal fires
 /// when the *thread* that forked it ends, so waiting processes must come from a thread that
 /// lives as long as the executor; it also keeps the blocking fork and cgroup join off the
@@ -224,29 +241,49 @@ impl Spawner {
     }
 
     /// Starts a bubblewrap now and waits for it.
-    pub(crate) async fn spawn(&self, key: LaunchKey, setup: ChildSetup) -> io::Result<Launch> {
+    pub(crate) async fn spawn(
+        &self,
+        key: LaunchKey,
+        setup: ChildSetup,
+        args: Arc<BwrapArgs>,
+    ) -> io::Result<Launch> {
         let (reply, result) = tokio::sync::oneshot::channel();
         self.submit(Box::new(move || {
             // The receiver is gone only if the run was abandoned; the launch is dropped then.
-            let _ = reply.send(launch::spawn(key, setup));
+            let _ = reply.send(launch::spawn(key, setup, &args));
         }))?;
         result
             .await
             .map_err(|_| io::Error::other("the sandbox spawner dropped a request"))?
     }
 
-    /// Starts the slot's next bubblewrap in the background, then releases the slot. Without
-    /// a cgroup layout the process is started outside any cgroup (rlimit mode).
+    /// Prepares the slot's next sandbox in the background, then releases the slot. Without a
+    /// cgroup layout the process is started outside any cgroup (rlimit mode). `exiting` is
+    /// the slot's last bubblewrap when it was left to exit on its own: it is reaped first,
+    /// and the slot's cgroup swept and checked, so nothing of the last run shares the cgroup
+    /// with the next.
     pub(crate) fn refill(
         &self,
         lease: SlotLease,
         layout: Option<CgroupLayout>,
         key: LaunchKey,
         mut setup: ChildSetup,
+        args: Arc<BwrapArgs>,
+        exiting: Option<Child>,
     ) {
         let job: Job = Box::new(move || {
             let pool = lease.pool.clone();
             let slot = lease.slot;
+            if let Some(old) = exiting {
+                reap_exiting(old);
+                let cgroup = pool.state(slot).cgroup.clone();
+                if let Some(cgroup) = cgroup {
+                    cgroup.kill_all_blocking();
+                    if !cgroup.is_empty() {
+                        pool.retire(slot, cgroup);
+                    }
+                }
+            }
             let cgroup = match &layout {
                 Some(layout) => match pool.cgroup(slot, layout) {
                     Ok(cgroup) => Some(cgroup),
@@ -257,8 +294,17 @@ impl Spawner {
                 },
                 None => None,
             };
+            // A slot refilled twice (the self-test's run, then the warm-up) keeps the first.
+            let ready = pool
+                .state(slot)
+                .warm
+                .as_ref()
+                .is_some_and(|w| w.key == key && w.alive());
+            if ready {
+                return;
+            }
             setup.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
-            match launch::spawn(key, setup) {
+            match launch::spawn(key, setup, &args) {
                 Ok(warm) => pool.state(slot).warm = Some(warm),
                 Err(e) => tracing::debug!(error = %e, "cannot start bubblewrap ahead of a run"),
             }

@@ -5,12 +5,13 @@ use std::io;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::capture::{Capture, Stream};
 use crate::cgroup::RunCgroup;
 use crate::classify::Stop;
+use crate::init::{parse_status, InitStatus};
 use crate::launch::Running;
 
 /// How long to keep reading pipes after the tree was killed.
@@ -47,29 +48,61 @@ async fn cpu_exhausted(cgroup: Option<&RunCgroup>, budget: Option<Duration>) {
 #[derive(Debug)]
 pub(crate) struct Supervised {
     pub stop: Stop,
-    pub status: ExitStatus,
+    /// bubblewrap's exit status; `None` when the shim reported the end of the run first (the
+    /// sandbox is then exiting on its own, see [`Running::take_exiting`]).
+    pub status: Option<ExitStatus>,
+    /// What the init shim reported.
+    pub init: InitStatus,
     pub capture: Capture,
 }
 
-async fn read_some<R: AsyncRead + Unpin>(
-    pipe: &mut Option<R>,
-    buf: &mut [u8],
-) -> io::Result<usize> {
+type Pipe = tokio::net::unix::pipe::Receiver;
+
+async fn read_some(pipe: &mut Option<Pipe>, buf: &mut [u8]) -> io::Result<usize> {
     match pipe {
         Some(r) => r.read(buf).await,
         None => std::future::pending().await,
     }
 }
 
-/// Kills bubblewrap's process group and every process of the run cgroup.
-pub(crate) async fn kill_tree(child: &mut Running, cgroup: Option<&RunCgroup>) {
-    child.kill();
+/// Reads what a pipe holds right now, without waiting; clears `pipe` at end-of-file.
+/// Returns `true` when `sink` refused more (the output cap).
+fn read_ready(
+    pipe: &mut Option<Pipe>,
+    buf: &mut [u8],
+    mut sink: impl FnMut(&[u8]) -> bool,
+) -> bool {
+    while let Some(r) = pipe {
+        match r.try_read(buf) {
+            Ok(0) => *pipe = None,
+            Ok(n) => {
+                if sink(&buf[..n]) {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => *pipe = None,
+        }
+    }
+    false
+}
+
+/// Kills the sandbox (see [`Running::kill`]), reaps bubblewrap, and sweeps the run cgroup.
+pub(crate) async fn kill_tree(
+    child: &mut Running,
+    cgroup: Option<&RunCgroup>,
+) -> io::Result<ExitStatus> {
+    let status = child.kill().await;
     if let Some(cgroup) = cgroup {
         cgroup.kill_all().await;
     }
+    status
 }
 
-/// Supervises `child` until its tree is gone. Only returns early on I/O errors of `wait`.
+/// Supervises `child` until the shim reports the end of the run (every process of the
+/// sandbox gone, the output complete in the pipes) or, failing that, until its tree is gone.
+/// Only returns early on I/O errors of `wait`.
 pub(crate) async fn supervise(
     child: &mut Running,
     cgroup: Option<&RunCgroup>,
@@ -78,8 +111,11 @@ pub(crate) async fn supervise(
 ) -> io::Result<Supervised> {
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
+    let mut status_pipe = child.status_pipe.take();
     let mut out_buf = vec![0u8; 16 * 1024];
     let mut err_buf = vec![0u8; 16 * 1024];
+    let mut status_buf = [0u8; 256];
+    let mut status_text = Vec::new();
     let mut capture = Capture::new(budget.output_bytes);
     let mut status: Option<ExitStatus> = None;
     let deadline = tokio::time::sleep(budget.wall);
@@ -88,14 +124,8 @@ pub(crate) async fn supervise(
     tokio::pin!(cpu);
 
     let stop = loop {
-        if stdout.is_none() && stderr.is_none() {
-            if let Some(status) = status {
-                return Ok(Supervised {
-                    stop: Stop::Finished,
-                    status,
-                    capture,
-                });
-            }
+        if stdout.is_none() && stderr.is_none() && status.is_some() {
+            break Stop::Finished;
         }
         tokio::select! {
             biased;
@@ -118,13 +148,40 @@ pub(crate) async fn supervise(
                 Ok(0) | Err(_) => stderr = None,
                 Ok(n) => if capture.push(Stream::Stderr, &err_buf[..n]) { break Stop::OutputLimit },
             },
+            read = read_some(&mut status_pipe, &mut status_buf) => match read {
+                Ok(0) | Err(_) => status_pipe = None,
+                Ok(n) => {
+                    status_text.extend_from_slice(&status_buf[..n]);
+                    if parse_status(&String::from_utf8_lossy(&status_text)).finished() {
+                        // Nothing of the run is alive: what the pipes hold is all it wrote.
+                        let over = read_ready(&mut stdout, &mut out_buf, |d| capture.push(Stream::Stdout, d))
+                            || read_ready(&mut stderr, &mut err_buf, |d| capture.push(Stream::Stderr, d));
+                        break if over { Stop::OutputLimit } else { Stop::Finished };
+                    }
+                }
+            },
         }
     };
+    read_ready(&mut status_pipe, &mut status_buf, |d| {
+        status_text.extend_from_slice(d);
+        false
+    });
+    let init = parse_status(&String::from_utf8_lossy(&status_text));
+    if stop == Stop::Finished {
+        // Either the shim reported (the sandbox exits on its own), or bubblewrap is gone
+        // and both pipes are closed.
+        return Ok(Supervised {
+            stop,
+            status,
+            init,
+            capture,
+        });
+    }
 
-    kill_tree(child, cgroup).await;
+    let killed = kill_tree(child, cgroup).await;
     let status = match status {
         Some(status) => status,
-        None => child.wait().await?,
+        None => killed?,
     };
     // Keep what was already written to the pipes before the kill (within the cap).
     if stop != Stop::OutputLimit {
@@ -148,9 +205,14 @@ pub(crate) async fn supervise(
         // A timeout here only means a pipe stayed open; what was read is kept.
         let _ = tokio::time::timeout(DRAIN_GRACE, drain).await;
     }
+    read_ready(&mut status_pipe, &mut status_buf, |d| {
+        status_text.extend_from_slice(d);
+        false
+    });
     Ok(Supervised {
         stop,
-        status,
+        status: Some(status),
+        init: parse_status(&String::from_utf8_lossy(&status_text)),
         capture,
     })
 }

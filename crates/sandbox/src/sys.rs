@@ -23,9 +23,6 @@ pub(crate) struct ChildSetup {
     pub ids: Option<(u32, u32)>,
     /// Our pid, to detect that the parent died before PDEATHSIG was armed.
     pub parent_pid: i32,
-    pub rlimit_as: Option<u64>,
-    pub rlimit_nproc: Option<u64>,
-    pub rlimit_cpu: Option<u64>,
 }
 
 fn check(ret: libc::c_int) -> io::Result<()> {
@@ -124,15 +121,6 @@ impl ChildSetup {
         }
         set_limit(libc::RLIMIT_CORE, 0)?;
         set_limit(libc::RLIMIT_NOFILE, 256)?;
-        if let Some(v) = self.rlimit_as {
-            set_limit(libc::RLIMIT_AS, v)?;
-        }
-        if let Some(v) = self.rlimit_nproc {
-            set_limit(libc::RLIMIT_NPROC, v)?;
-        }
-        if let Some(v) = self.rlimit_cpu {
-            set_limit(libc::RLIMIT_CPU, v)?;
-        }
         mark_all_cloexec();
         for &fd in &self.inherit {
             // SAFETY: fd is open in the parent (kept alive until the spawn returns); clearing
@@ -178,6 +166,37 @@ pub(crate) fn memfd_with(name: &CStr, data: &[u8]) -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
+/// A close-on-exec memfd holding `data`, sealed against every change, that can be executed
+/// (`MFD_EXEC` where the kernel knows it, for hosts with `vm.memfd_noexec = 1`).
+pub(crate) fn sealed_memfd(name: &CStr, data: &[u8]) -> io::Result<OwnedFd> {
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: name is a valid NUL-terminated string; the flags are constants.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // Kernels before 6.3 do not know MFD_EXEC; their memfds are executable anyway.
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = File::from(owned);
+    file.write_all(data)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl with integer arguments on our own fd.
+    check(unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::F_ADD_SEALS,
+            seals,
+        )
+    })?;
+    Ok(OwnedFd::from(file))
+}
+
 /// A close-on-exec, non-blocking pipe: (read end, write end).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
@@ -187,8 +206,8 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// A close-on-exec pipe whose ends block: (read end, write end). For data bubblewrap reads
-/// (`--args`, `--ro-bind-data`), which expects blocking reads.
+/// A close-on-exec pipe whose ends block: (read end, write end). For the init shim's job,
+/// which it reads with blocking reads.
 pub(crate) fn blocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: fds points to two writable ints.
@@ -209,6 +228,23 @@ pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Blocks until the child `pid` has exited (it stays unreaped) or `timeout` passed; true
+/// when it exited. Without pidfds it reports false at once.
+pub(crate) fn wait_exit(pid: i32, timeout: std::time::Duration) -> bool {
+    let Ok(fd) = pidfd_open(pid) else {
+        return false;
+    };
+    let mut poll = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: poll reads and writes one valid pollfd; the fd stays open across the call.
+    let ready = unsafe { libc::poll(&mut poll, 1, ms) };
+    ready == 1
+}
+
 /// [`pidfd_open`] registered with the current tokio reactor.
 pub(crate) fn async_pidfd(pid: i32) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     let fd = pidfd_open(pid)?;
@@ -225,6 +261,25 @@ pub(crate) fn kill_pid(pid: i32) {
             libc::kill(pid, libc::SIGKILL);
         }
     }
+}
+
+/// SIGKILLs every child of `pid` (from `/proc/<pid>/task/*/children`); returns whether there
+/// was one.
+pub(crate) fn kill_children(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            kill_pid(child);
+            any = true;
+        }
+    }
+    any
 }
 
 /// SIGKILLs a process group; errors (already gone) are ignored.

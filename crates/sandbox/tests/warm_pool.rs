@@ -138,3 +138,109 @@ async fn every_slot_is_warm_after_start_and_none_survives_the_executor() {
     })
     .await;
 }
+
+/// Real uid of `pid`.
+fn uid(pid: i32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Every run of a slot reuses its cgroup, so anything a run leaves behind (a process, or an
+/// exited one nobody reaps, which still holds a share of the process limit) piles up there.
+/// Many runs under a tight process limit must all succeed, and no sandbox process of the
+/// slots' uids may be left as a zombie for the host's init to reap.
+#[tokio::test]
+async fn repeated_runs_leave_no_zombies_and_keep_the_process_limit() {
+    const UID_BASE: u32 = 310_000;
+    let executor = LocalExecutor::start(SandboxConfig {
+        uid_base: UID_BASE,
+        max_concurrent: 1,
+        ..SandboxConfig::default()
+    })
+    .await;
+    assert!(executor.health().ready, "{:?}", executor.health());
+    let spec = RunSpec {
+        execution_id: "repeat".into(),
+        lang: "test".into(),
+        lang_version: String::new(),
+        file_name: "main.sh".into(),
+        // A background child the script does not wait for, orphaned when the script exits.
+        script: "sleep 30 &\necho ok\n".into(),
+        command: vec!["bash".into(), "main.sh".into()],
+        env: Vec::new(),
+        limits: integr8s_core::execution::RunLimits {
+            max_processes: 6,
+            ..Default::default()
+        },
+        stdin: None,
+    };
+    for i in 0..30 {
+        let report = tokio::time::timeout(DEADLINE, executor.run(&spec, RunControl::default()))
+            .await
+            .expect("deadline")
+            .expect("run");
+        assert_eq!(
+            report.outcome,
+            RunOutcome::Exited { code: 0 },
+            "run {i}: {report:?}"
+        );
+        assert_eq!(report.stdout, "ok\n", "run {i}: {report:?}");
+    }
+    // Killed runs too: a timeout kills the sandbox from outside.
+    let sleeper = RunSpec {
+        script: "sleep 30 &\nsleep 30\n".into(),
+        limits: integr8s_core::execution::RunLimits {
+            timeout_seconds: 1,
+            ..spec.limits
+        },
+        ..spec.clone()
+    };
+    for i in 0..2 {
+        let report = tokio::time::timeout(DEADLINE, executor.run(&sleeper, RunControl::default()))
+            .await
+            .expect("deadline")
+            .expect("run");
+        assert_eq!(report.outcome, RunOutcome::TimedOut, "run {i}: {report:?}");
+    }
+
+    // Every process of the slots' uids is a prepared sandbox: a bubblewrap child of ours or
+    // a process below one. An orphan (re-parented to the host's init) is a leak.
+    let slot_uids = UID_BASE..UID_BASE + 2;
+    let me = std::process::id() as i32;
+    let ours: Vec<i32> = all_pids()
+        .into_iter()
+        .filter(|pid| uid(*pid).is_some_and(|u| slot_uids.contains(&u)))
+        .collect();
+    let orphans: Vec<_> = ours
+        .iter()
+        .filter_map(|pid| status(*pid).map(|st| (*pid, st)))
+        .filter(|(_, (_, ppid, _))| *ppid != me && !ours.contains(ppid))
+        .collect();
+    assert!(
+        orphans.is_empty(),
+        "orphaned sandbox processes: {orphans:?}"
+    );
+
+    // Once the executor is gone nothing of its slots' uids may remain, not even a zombie
+    // handed to the host's init (which may never reap it).
+    drop(executor);
+    let leftovers = || -> Vec<(i32, String)> {
+        all_pids()
+            .into_iter()
+            .filter(|pid| uid(*pid).is_some_and(|u| slot_uids.contains(&u)))
+            .filter_map(|pid| {
+                status(pid).map(|(name, ppid, state)| (pid, format!("{name} ppid {ppid} {state}")))
+            })
+            .collect()
+    };
+    let start = Instant::now();
+    while !leftovers().is_empty() && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
+}

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, BenchPart};
 
 /// A logged-in API client speaking the contract (cookie + CSRF header).
 pub struct Client {
@@ -109,6 +109,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
+    if args.only != Some(BenchPart::Sandbox) {
+        api_report(&args).await?;
+    }
+    if args.only != Some(BenchPart::Api) {
+        sandbox_report(&args).await?;
+    }
+    Ok(())
+}
+
+/// The API part: a server of this binary on a free port with a throw-away data dir.
+async fn api_report(args: &BenchArgs) -> anyhow::Result<()> {
     let data_dir = std::env::temp_dir().join(format!("integr8s-bench-{}", std::process::id()));
     let exe = std::env::current_exe().context("locating the integr8s binary")?;
     let mut server = tokio::process::Command::new(exe)
@@ -133,12 +144,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             break url.trim().to_owned();
         }
     };
-    let result = measure(&base, &args).await;
+    let result = measure(&base, args).await;
     let _ = server.start_kill();
     let _ = server.wait().await;
     let _ = std::fs::remove_dir_all(&data_dir);
-    result?;
-    sandbox_report(&args).await
+    result
 }
 
 /// The sandbox on its own: sandboxed vs bare latency and throughput, in this process.

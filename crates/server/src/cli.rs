@@ -64,4 +64,14 @@ pub struct BenchArgs {
     /// Python interpreter for the bare baseline.
     #[arg(long, default_value = "/usr/bin/python3")]
     pub python: PathBuf,
+    /// Measure only one part: `api` (through the HTTP API) or `sandbox` (the executor alone).
+    #[arg(long, value_enum)]
+    pub only: Option<BenchPart>,
+}
+
+/// A part of `integr8s bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchPart {
+    Api,
+    Sandbox,
 }

@@ -346,9 +346,14 @@ impl RunCgroup {
         }
     }
 
-    /// True when no process is left in any of the directories.
+    /// True when no process is left in any of the directories, counting exited but unreaped
+    /// ones (`pids.current`), which still hold a share of the next run's process limit.
     pub(crate) fn is_empty(&self) -> bool {
-        self.pids().is_empty()
+        let pids_current = match &self.dirs {
+            Dirs::V1 { pids, .. } => pids.join("pids.current"),
+            Dirs::V2 { dir } => dir.join("pids.current"),
+        };
+        self.pids().is_empty() && read_u64(&pids_current).is_none_or(|n| n == 0)
     }
 
     fn raw_stats(&self) -> CgroupStats {
