@@ -55,6 +55,7 @@ impl Outbox {
     /// Publishes an event already in the store (e.g. one stored in the same transaction as an
     /// aggregate).
     pub async fn publish_stored(&self, stored: &StoredEvent) {
+        tracing::trace!(seq = stored.seq, event_type = %stored.envelope.event_type(), "publish");
         if let Err(e) = self.bus.publish(stored).await {
             tracing::warn!(event_id = %stored.envelope.event_id, error = %e, "publish failed; event stays in the store for redelivery");
         }

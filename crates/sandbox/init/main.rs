@@ -1,7 +1,8 @@
 //! The sandbox's init shim: pid 1 of the sandbox's pid namespace (`bwrap --as-pid-1`).
 //!
 //! Usage: `sandbox-init STATUS_FD JOB_FD`. Bubblewrap starts the shim when the sandbox is
-//! prepared, before a run is asked for; the shim then waits for its job (see job.rs).
+//! prepared, before a run is asked for; the shim then waits for its job (see job.rs). The
+//! same binary also starts bubblewrap itself: `sandbox-init --launch ...` (see launch.rs).
 //!
 //! 1. Reads the job from JOB_FD to its end (the supervisor writes it when the run starts).
 //! 2. Writes the script into `/work` (a new file, never through an existing path).
@@ -24,8 +25,10 @@
 //! Built by the sandbox crate's build script with the standard library only; every system
 //! call below is a plain FFI call with integer or valid pointer arguments.
 
+#[allow(dead_code)] // The encoder is the supervisor's.
 mod job;
 mod landlock;
+mod launch;
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -116,21 +119,41 @@ fn write_script(job: &Job) -> std::io::Result<()> {
     file.write_all(&job.script)
 }
 
+/// Sets both the soft and the hard limit; returns the raw syscall result.
+fn set_rlimit(resource: c_int, value: u64) -> c_int {
+    let value = RlimitValue {
+        current: value,
+        max: value,
+    };
+    // SAFETY: a valid rlimit struct living across the call.
+    unsafe { setrlimit(resource, &value) }
+}
+
 fn apply_rlimit(limit: Rlimit) -> std::io::Result<()> {
     let (resource, value) = match limit {
         Rlimit::Cpu(v) => (RLIMIT_CPU, v),
         Rlimit::AddressSpace(v) => (RLIMIT_AS, v),
         Rlimit::Processes(v) => (RLIMIT_NPROC, v),
     };
-    let value = RlimitValue {
-        current: value,
-        max: value,
-    };
-    // SAFETY: a valid rlimit struct living across the call.
-    if unsafe { setrlimit(resource, &value) } != 0 {
+    if set_rlimit(resource, value) != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Marks every descriptor above stderr close-on-exec, except `keep`.
+fn cloexec_above_stderr(keep: &[c_int]) {
+    // SAFETY: plain integer arguments.
+    unsafe {
+        if syscall(SYS_CLOSE_RANGE, 3 as c_long, c_long::from(u32::MAX), CLOSE_RANGE_CLOEXEC) != 0 {
+            for fd in 3..1024 {
+                fcntl(fd, F_SETFD, FD_CLOEXEC);
+            }
+        }
+        for &fd in keep {
+            fcntl(fd, F_SETFD, 0);
+        }
+    }
 }
 
 /// Reaps processes until `main` has ended; returns its wait status (`None`: no such child).
@@ -228,6 +251,9 @@ fn run(job: Job, status: &mut Option<File>) -> u8 {
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--launch") {
+        return ExitCode::from(launch::run(&args[1..]));
+    }
     let (Some(status_fd), Some(job_fd)) = (fd_arg(args.first()), fd_arg(args.get(1))) else {
         eprintln!("usage: sandbox-init STATUS_FD JOB_FD");
         return ExitCode::from(125);
@@ -242,15 +268,9 @@ fn main() -> ExitCode {
         }
         (fcntl(status_fd, F_SETFD, FD_CLOEXEC) == 0).then(|| File::from_raw_fd(status_fd))
     };
-    // SAFETY: plain integer arguments. Nothing the shim inherited (its own memfd, the job
-    // and status pipes) may reach the script: every fd above stderr is close-on-exec.
-    unsafe {
-        if syscall(SYS_CLOSE_RANGE, 3 as c_long, c_long::from(u32::MAX), CLOSE_RANGE_CLOEXEC) != 0 {
-            for fd in 3..1024 {
-                fcntl(fd, F_SETFD, FD_CLOEXEC);
-            }
-        }
-    }
+    // Nothing the shim inherited (its own memfd, the job and status pipes) may reach the
+    // script: every fd above stderr is close-on-exec.
+    cloexec_above_stderr(&[]);
     let job = match read_job(job_fd) {
         Ok(job) => job,
         Err(e) => {

@@ -163,7 +163,6 @@ impl LocalExecutor {
         };
         let setup = ChildSetup {
             cgroup_procs: Vec::new(),
-            inherit: Vec::new(),
             ids,
             parent_pid: std::process::id() as i32,
         };
@@ -339,6 +338,10 @@ impl LocalExecutor {
         let wall_time = started.elapsed();
         let supervised = supervised.map_err(|e| internal("supervising the run failed", e))?;
 
+        if let (None, Some(error)) = (&supervised.init.exit, &supervised.init.launch_error) {
+            // Nothing ran: the launcher failed before bubblewrap (e.g. joining the cgroup).
+            return Err(internal("cannot start bubblewrap", error));
+        }
         // When the shim reported the end, the run's processes are gone and the sandbox exits
         // on its own: the slot's refill waits for it and checks the cgroup.
         let exiting = match supervised.status {

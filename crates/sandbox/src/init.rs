@@ -36,12 +36,14 @@ impl InitMemfd {
 }
 
 /// What the shim reported about one run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct InitStatus {
     /// The landlock ABI the shim enforced (0: none).
     pub landlock_abi: Option<u32>,
     /// How the command ended; `None` when the shim did not get to report it (killed).
     pub exit: Option<ExitKind>,
+    /// Why the launcher could not start bubblewrap (see `init/launch.rs`).
+    pub launch_error: Option<String>,
 }
 
 /// Parses the shim's status lines; malformed lines are ignored.
@@ -51,6 +53,10 @@ pub(crate) fn parse_status(text: &str) -> InitStatus {
         let Some((key, value)) = line.split_once(' ') else {
             continue;
         };
+        if key == "launch-error" {
+            status.launch_error = Some(value.trim().to_owned());
+            continue;
+        }
         let Ok(value) = value.trim().parse::<i32>() else {
             continue;
         };
@@ -83,7 +89,8 @@ mod tests {
             parse_status("landlock 7\nsignal 11\n"),
             InitStatus {
                 landlock_abi: Some(7),
-                exit: Some(ExitKind::Signal(11))
+                exit: Some(ExitKind::Signal(11)),
+                launch_error: None,
             }
         );
         assert_eq!(
@@ -92,6 +99,10 @@ mod tests {
         );
         assert_eq!(parse_status("landlock 7\n").exit, None);
         assert_eq!(parse_status("garbage\nexit x\n"), InitStatus::default());
+        assert_eq!(
+            parse_status("launch-error setresuid: Operation not permitted\n").launch_error,
+            Some("setresuid: Operation not permitted".into())
+        );
     }
 
     #[test]

@@ -5,17 +5,19 @@
 //! RCU grace period, namespace and mount setup, loading bubblewrap and the shim) is paid
 //! before the run is asked for; releasing it only writes the job and stdin into two pipes.
 
+use std::ffi::CString;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 
 use crate::args::BwrapArgs;
-use crate::sys::{self, ChildSetup};
+use crate::sys::{self, ChildSetup, Proc};
 
 /// What a prepared sandbox was started with; a run can only use one prepared the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +32,10 @@ pub(crate) struct LaunchKey {
 #[derive(Debug)]
 pub(crate) struct Launch {
     pub key: LaunchKey,
-    child: Option<Child>,
+    child: Option<Proc>,
     pid: i32,
+    /// Our ends of its stdin, stdout and stderr.
+    stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>,
     job: Option<OwnedFd>,
     status: Option<OwnedFd>,
 }
@@ -45,10 +49,25 @@ fn seccomp_programs() -> io::Result<&'static [Vec<u8>]> {
         .map_err(|e| io::Error::other(e.clone()))
 }
 
-/// Forks and execs bubblewrap with `setup` applied in the child (`cgroup_procs` and the ids
-/// included). Blocks for the fork, the cgroup join and the exec: call it off the async
-/// runtime. The calling thread must outlive the process (its death SIGKILLs it).
-pub(crate) fn spawn(key: LaunchKey, mut setup: ChildSetup, args: &BwrapArgs) -> io::Result<Launch> {
+fn c_string(s: impl Into<Vec<u8>>) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::other("NUL byte in a bubblewrap argument"))
+}
+
+fn fd_list(fds: &[RawFd]) -> String {
+    if fds.is_empty() {
+        return "-".into();
+    }
+    fds.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Starts bubblewrap through the launcher (`sandbox-init --launch`, see `init/launch.rs`),
+/// which joins the slot's cgroup, switches to the slot's ids and execs bubblewrap. Blocks
+/// only for the spawn itself; a failing launcher step is reported on the status pipe.
+/// The calling thread must outlive the process (its death SIGKILLs it).
+pub(crate) fn spawn(key: LaunchKey, setup: ChildSetup, args: &BwrapArgs) -> io::Result<Launch> {
     let seccomp: Vec<OwnedFd> = seccomp_programs()?
         .iter()
         .map(|p| sys::memfd_with(c"seccomp", p))
@@ -56,25 +75,36 @@ pub(crate) fn spawn(key: LaunchKey, mut setup: ChildSetup, args: &BwrapArgs) -> 
     let (job_read, job_write) = sys::blocking_pipe()?;
     let (status_read, status_write) = sys::pipe()?;
     let seccomp_fds: Vec<_> = seccomp.iter().map(AsRawFd::as_raw_fd).collect();
-    setup.inherit = seccomp_fds.clone();
-    setup
-        .inherit
-        .extend([job_read.as_raw_fd(), status_write.as_raw_fd(), args.init_fd]);
-    let mut cmd = std::process::Command::new(&key.bwrap);
-    cmd.args(args.command_line(&seccomp_fds, status_write.as_raw_fd(), job_read.as_raw_fd()))
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    sys::install_child_setup(&mut cmd, setup);
-    let child = cmd.spawn()?;
+    let mut keep = seccomp_fds.clone();
+    keep.extend([job_read.as_raw_fd(), status_write.as_raw_fd(), args.init_fd]);
+
+    let launcher = c_string(crate::init::InitMemfd::path_inside(args.init_fd))?;
+    let mut argv = vec![
+        c_string("sandbox-launch")?,
+        c_string("--launch")?,
+        c_string(status_write.as_raw_fd().to_string())?,
+        c_string(fd_list(&setup.cgroup_procs))?,
+        c_string(fd_list(&keep))?,
+        c_string(match setup.ids {
+            Some((uid, gid)) => format!("{uid}:{gid}"),
+            None => "-".into(),
+        })?,
+        c_string(setup.parent_pid.to_string())?,
+        c_string(key.bwrap.as_os_str().as_bytes())?,
+    ];
+    for arg in args.command_line(&seccomp_fds, status_write.as_raw_fd(), job_read.as_raw_fd()) {
+        argv.push(c_string(arg)?);
+    }
+    let mut inherited = keep;
+    inherited.extend(&setup.cgroup_procs);
+    let spawned = sys::spawn(&launcher, &argv, &inherited)?;
     // The child has its own copies now; ours close here.
     drop((seccomp, job_read, status_write));
-    let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
     Ok(Launch {
         key,
-        child: Some(child),
-        pid,
+        pid: spawned.proc.id(),
+        child: Some(spawned.proc),
+        stdio: Some((spawned.stdin, spawned.stdout, spawned.stderr)),
         job: Some(job_write),
         status: Some(status_read),
     })
@@ -103,23 +133,21 @@ impl Launch {
     /// the sandbox as running. The pipes are written from a blocking thread, so a large job
     /// or stdin cannot stall the runtime; a failed write shows up as the shim failing.
     pub(crate) fn release(mut self, job: Vec<u8>, stdin: Vec<u8>) -> io::Result<Running> {
-        let (Some(mut child), Some(job_pipe), Some(status)) =
-            (self.child.take(), self.job.take(), self.status.take())
-        else {
+        let (Some(child), Some((stdin_pipe, stdout, stderr)), Some(job_pipe), Some(status)) = (
+            self.child.take(),
+            self.stdio.take(),
+            self.job.take(),
+            self.status.take(),
+        ) else {
             return Err(io::Error::other("launch already used"));
         };
-        let stdin_pipe = child.stdin.take();
-        let stdout = child.stdout.take().map(OwnedFd::from);
-        let stderr = child.stderr.take().map(OwnedFd::from);
-        let running = Running::new(child, self.pid, status, stdout, stderr)?;
+        let running = Running::new(child, self.pid, status, Some(stdout), Some(stderr))?;
         tokio::task::spawn_blocking(move || {
             // Closing the job pipe gives the shim end-of-file: the job is complete.
             if std::fs::File::from(job_pipe).write_all(&job).is_ok() {
                 // Blocks while the script does not read; ends with the run at the latest
                 // (EPIPE). Dropping the pipe gives the script end-of-file.
-                if let Some(mut input) = stdin_pipe {
-                    let _ = input.write_all(&stdin);
-                }
+                let _ = std::fs::File::from(stdin_pipe).write_all(&stdin);
             }
         });
         Ok(running)
@@ -143,16 +171,16 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// parent-death signal, to the host's init, which may never reap it (and so never release
 /// its share of the slot's process limit). Bubblewrap itself is killed only if it has no
 /// child yet or does not exit in time.
-pub(crate) fn kill_and_reap(mut child: Child) {
-    let pid = i32::try_from(child.id()).unwrap_or(0);
+pub(crate) fn kill_and_reap(mut child: Proc) {
+    let pid = child.id();
     if !(sys::kill_children(pid) && sys::wait_exit(pid, EXIT_GRACE)) {
         sys::kill_group(pid);
-        let _ = child.kill();
+        child.kill();
     }
     let _ = child.wait();
 }
 
-fn reap_in_background(child: Child) {
+fn reap_in_background(child: Proc) {
     let spawned = std::thread::Builder::new()
         .name("sandbox-reaper".into())
         .spawn(move || kill_and_reap(child));
@@ -164,7 +192,7 @@ fn reap_in_background(child: Child) {
 /// A released bubblewrap: its output pipes, its status pipe and an async wait.
 #[derive(Debug)]
 pub(crate) struct Running {
-    child: Option<Child>,
+    child: Option<Proc>,
     pub pid: i32,
     pidfd: Option<AsyncFd<OwnedFd>>,
     /// The init shim's status lines (see [`crate::init::parse_status`]).
@@ -176,7 +204,7 @@ pub(crate) struct Running {
 
 impl Running {
     fn new(
-        child: Child,
+        child: Proc,
         pid: i32,
         status: OwnedFd,
         stdout: Option<OwnedFd>,
@@ -221,7 +249,7 @@ impl Running {
 
     /// Takes the bubblewrap process out, neither killed nor reaped: its shim reported the end
     /// of the run, so it is exiting on its own. `None` when it was reaped already.
-    pub(crate) fn take_exiting(&mut self) -> Option<Child> {
+    pub(crate) fn take_exiting(&mut self) -> Option<Proc> {
         if self.exit.is_some() {
             return None;
         }
@@ -239,8 +267,8 @@ impl Running {
         }
         if self.exit.is_none() {
             sys::kill_group(self.pid);
-            if let Some(child) = self.child.as_mut() {
-                let _ = child.kill();
+            if let Some(child) = self.child.as_ref() {
+                child.kill();
             }
         }
         self.wait().await

@@ -7,7 +7,6 @@
 //! a cgroup with a running script.
 
 use std::io;
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use crate::args::BwrapArgs;
 use crate::cgroup::{CgroupLayout, RunCgroup};
 use crate::launch::{self, Launch, LaunchKey};
-use crate::sys::ChildSetup;
+use crate::sys::{ChildSetup, Proc};
 
 /// What a slot keeps between runs.
 #[derive(Debug, Default)]
@@ -197,8 +196,8 @@ type Job = Box<dyn FnOnce() + Send>;
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Reaps a bubblewrap whose sandbox reported the end of its run; kills it if it lingers.
-fn reap_exiting(mut child: Child) {
-    let pid = i32::try_from(child.id()).unwrap_or(0);
+fn reap_exiting(mut child: Proc) {
+    let pid = child.id();
     if crate::sys::wait_exit(pid, EXIT_GRACE) || !matches!(child.try_wait(), Ok(None)) {
         let _ = child.wait();
     } else {
@@ -269,7 +268,7 @@ impl Spawner {
         key: LaunchKey,
         mut setup: ChildSetup,
         args: Arc<BwrapArgs>,
-        exiting: Option<Child>,
+        exiting: Option<Proc>,
     ) {
         let job: Job = Box::new(move || {
             let pool = lease.pool.clone();
@@ -302,6 +301,9 @@ impl Spawner {
                 .is_some_and(|w| w.key == key && w.alive());
             if ready {
                 return;
+            }
+            if let Some(cgroup) = &cgroup {
+                cgroup.set_idle_weight();
             }
             setup.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
             match launch::spawn(key, setup, &args) {

@@ -11,14 +11,11 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
-/// Everything the forked child does before it execs bubblewrap. Built (and allocated) in the
-/// parent; the hook only reads it.
+/// How bubblewrap is started for a slot (by the launcher, see `init/launch.rs`).
 #[derive(Debug, Clone)]
 pub(crate) struct ChildSetup {
     /// Opened `cgroup.procs` files to join by writing "0".
     pub cgroup_procs: Vec<RawFd>,
-    /// Close-on-exec fds that bubblewrap must inherit (script, seccomp programs).
-    pub inherit: Vec<RawFd>,
     /// Host uid/gid to switch to; `None` keeps ours (only when we are not root).
     pub ids: Option<(u32, u32)>,
     /// Our pid, to detect that the parent died before PDEATHSIG was armed.
@@ -31,15 +28,6 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     } else {
         Ok(())
     }
-}
-
-fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
-    let limit = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
-    };
-    // SAFETY: setrlimit reads a valid, initialised rlimit struct; async-signal-safe.
-    check(unsafe { libc::setrlimit(resource, &limit) })
 }
 
 /// `LANDLOCK_CREATE_RULESET_VERSION` from linux/landlock.h.
@@ -65,90 +53,6 @@ pub(crate) fn landlock_abi_version() -> (libc::c_long, i32) {
         0
     };
     (ret, errno)
-}
-
-/// `CLOSE_RANGE_CLOEXEC` from linux/close_range.h.
-const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-
-/// Marks every fd above stderr close-on-exec, so nothing the service inherited or leaked
-/// without `O_CLOEXEC` reaches the sandbox (bubblewrap passes open fds through).
-fn mark_all_cloexec() {
-    // SAFETY: close_range takes plain integers and only changes fd flags of this process.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
-            CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if ret == 0 {
-        return;
-    }
-    // Kernels before 5.11: walk a bounded range; EBADF for unused numbers is expected.
-    for fd in 3..4096 {
-        // SAFETY: fcntl on an arbitrary fd number is harmless; it fails with EBADF if unused.
-        unsafe {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-}
-
-impl ChildSetup {
-    /// Runs in the child between fork and exec: no allocation, no locks, only raw syscalls.
-    fn apply(&self) -> io::Result<()> {
-        for &fd in &self.cgroup_procs {
-            // SAFETY: fd is an open cgroup.procs file owned by the parent's RunCgroup, which
-            // outlives the spawn; the buffer is a static byte string.
-            let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-            if written != 1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        // SAFETY: plain syscalls without pointer arguments.
-        unsafe {
-            check(libc::setsid())?;
-            check(libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ))?;
-            if libc::getppid() != self.parent_pid {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-        }
-        set_limit(libc::RLIMIT_CORE, 0)?;
-        set_limit(libc::RLIMIT_NOFILE, 256)?;
-        mark_all_cloexec();
-        for &fd in &self.inherit {
-            // SAFETY: fd is open in the parent (kept alive until the spawn returns); clearing
-            // FD_CLOEXEC only affects this child's copy.
-            check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
-        }
-        if let Some((uid, gid)) = self.ids {
-            // SAFETY: setgroups with size 0 does not read the pointer; the id calls take
-            // plain integers. Order matters: groups and gid first, while still privileged.
-            unsafe {
-                check(libc::setgroups(0, std::ptr::null()))?;
-                check(libc::setresgid(gid, gid, gid))?;
-                check(libc::setresuid(uid, uid, uid))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Installs the setup as the command's pre-exec hook.
-pub(crate) fn install_child_setup(cmd: &mut std::process::Command, setup: ChildSetup) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the hook only calls async-signal-safe syscalls (write, setsid, prctl, getppid,
-    // setrlimit, fcntl, setgroups, setres[gu]id) on data prepared before the fork, and builds
-    // errors with `from_raw_os_error`/`last_os_error`, which do not allocate.
-    unsafe {
-        cmd.pre_exec(move || setup.apply());
-    }
 }
 
 /// A close-on-exec memfd holding `data`, positioned at its start.
@@ -302,4 +206,179 @@ pub(crate) fn effective_uid() -> u32 {
 pub(crate) fn effective_gid() -> u32 {
     // SAFETY: getegid has no arguments and cannot fail.
     unsafe { libc::getegid() }
+}
+
+/// A child started by [`spawn`]. Never reaped behind our back: waited for explicitly.
+#[derive(Debug)]
+pub(crate) struct Proc {
+    pid: i32,
+    status: Option<std::process::ExitStatus>,
+}
+
+impl Proc {
+    pub(crate) fn id(&self) -> i32 {
+        self.pid
+    }
+
+    fn wait_with(&mut self, flags: libc::c_int) -> io::Result<Option<std::process::ExitStatus>> {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        loop {
+            let mut raw: libc::c_int = 0;
+            // SAFETY: raw is a valid out-pointer; pid is our own unreaped child.
+            let ret = unsafe { libc::waitpid(self.pid, &mut raw, flags) };
+            if ret == self.pid {
+                let status = std::process::ExitStatus::from_raw(raw);
+                self.status = Some(status);
+                return Ok(Some(status));
+            }
+            if ret == 0 {
+                return Ok(None);
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
+
+    /// Reaps the child if it has exited.
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<std::process::ExitStatus>> {
+        self.wait_with(libc::WNOHANG)
+    }
+
+    /// Blocks until the child exits and reaps it.
+    pub(crate) fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
+        self.wait_with(0)?
+            .ok_or_else(|| io::Error::other("waitpid returned without a status"))
+    }
+
+    /// SIGKILLs the child unless it was reaped (its pid may be reused after that).
+    pub(crate) fn kill(&self) {
+        if self.status.is_none() {
+            kill_pid(self.pid);
+        }
+    }
+}
+
+/// A spawned child and our ends of its standard streams.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub proc: Proc,
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// `fd` itself when it is above stderr, else a close-on-exec copy that is.
+fn above_stderr(fd: OwnedFd) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: fcntl duplicates an fd we own; the result is a fresh fd or -1.
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if copy < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
+fn spawn_check(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
+/// Starts `program` with `argv` (argv[0] included) by `posix_spawn`: the child shares our
+/// memory until it execs instead of copying the page tables of this (large, multi-threaded)
+/// process, which a fork would do, making every thread of the service pay copy-on-write
+/// faults afterwards. The environment is empty, the signal mask empty, every signal at its
+/// default action, stdin/stdout/stderr fresh pipes, and each of `keep` (all above stderr)
+/// inherited under its own number; every other descriptor of ours is close-on-exec already.
+pub(crate) fn spawn(
+    program: &CStr,
+    argv: &[std::ffi::CString],
+    keep: &[RawFd],
+) -> io::Result<Spawned> {
+    use std::os::fd::AsRawFd;
+    if keep.iter().any(|fd| *fd <= 2) {
+        return Err(io::Error::other(
+            "inherited descriptors must be above stderr",
+        ));
+    }
+    let (stdin_read, stdin_write) = blocking_pipe()?;
+    let (stdout_read, stdout_write) = blocking_pipe()?;
+    let (stderr_read, stderr_write) = blocking_pipe()?;
+    let child_ends = [
+        above_stderr(stdin_read)?,
+        above_stderr(stdout_write)?,
+        above_stderr(stderr_write)?,
+    ];
+    let mut pointers: Vec<*mut libc::c_char> = argv.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    pointers.push(std::ptr::null_mut());
+    let env: [*mut libc::c_char; 1] = [std::ptr::null_mut()];
+
+    // SAFETY: the file actions and attributes are initialised before use and destroyed
+    // below; every pointer handed to posix_spawn (program, argv, env) is a valid
+    // NUL-terminated string or array that outlives the call.
+    unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        spawn_check(libc::posix_spawn_file_actions_init(&mut actions))?;
+        if let Err(e) = spawn_check(libc::posix_spawnattr_init(&mut attr)) {
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            return Err(e);
+        }
+        let result = (|| -> io::Result<libc::pid_t> {
+            for (target, fd) in child_ends.iter().enumerate() {
+                spawn_check(libc::posix_spawn_file_actions_adddup2(
+                    &mut actions,
+                    fd.as_raw_fd(),
+                    target as libc::c_int,
+                ))?;
+            }
+            for &fd in keep {
+                // dup2 onto itself clears FD_CLOEXEC in the child (glibc >= 2.29).
+                spawn_check(libc::posix_spawn_file_actions_adddup2(&mut actions, fd, fd))?;
+            }
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut mask);
+            spawn_check(libc::posix_spawnattr_setsigmask(&mut attr, &mask))?;
+            let mut defaults: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut defaults);
+            libc::sigdelset(&mut defaults, libc::SIGKILL);
+            libc::sigdelset(&mut defaults, libc::SIGSTOP);
+            spawn_check(libc::posix_spawnattr_setsigdefault(&mut attr, &defaults))?;
+            spawn_check(libc::posix_spawnattr_setflags(
+                &mut attr,
+                (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
+            ))?;
+            let mut pid: libc::pid_t = 0;
+            spawn_check(libc::posix_spawn(
+                &mut pid,
+                program.as_ptr(),
+                &actions,
+                &attr,
+                pointers.as_ptr(),
+                env.as_ptr(),
+            ))?;
+            Ok(pid)
+        })();
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        libc::posix_spawnattr_destroy(&mut attr);
+        let pid = result?;
+        drop(child_ends);
+        Ok(Spawned {
+            proc: Proc { pid, status: None },
+            stdin: stdin_write,
+            stdout: stdout_read,
+            stderr: stderr_read,
+        })
+    }
 }

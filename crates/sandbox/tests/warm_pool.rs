@@ -244,3 +244,77 @@ async fn repeated_runs_leave_no_zombies_and_keep_the_process_limit() {
     }
     assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
 }
+
+/// Set in the helper process of [`a_dying_service_takes_its_sandboxes_with_it`].
+const HOLDER_ENV: &str = "INTEGR8S_TEST_HOLD_RUN";
+
+/// Not a test of its own: the helper process of the next test. It starts an executor, runs a
+/// script that sleeps under the marker from the environment, and never returns.
+#[tokio::test]
+async fn helper_holds_a_sleeping_run() {
+    let Ok(marker) = std::env::var(HOLDER_ENV) else {
+        return;
+    };
+    let executor = LocalExecutor::start(SandboxConfig {
+        uid_base: 320_000,
+        max_concurrent: 1,
+        ..SandboxConfig::default()
+    })
+    .await;
+    assert!(executor.health().ready, "{:?}", executor.health());
+    let spec = RunSpec {
+        execution_id: "held".into(),
+        lang: "test".into(),
+        lang_version: String::new(),
+        file_name: "main.sh".into(),
+        script: format!("(exec -a {marker}-child sleep 300) &\nexec -a {marker} sleep 300\n"),
+        command: vec!["bash".into(), "main.sh".into()],
+        env: Vec::new(),
+        limits: integr8s_core::execution::RunLimits {
+            timeout_seconds: 300,
+            ..Default::default()
+        },
+        stdin: None,
+    };
+    let _ = executor.run(&spec, RunControl::default()).await;
+}
+
+/// When the service is killed (no chance to clean up), its sandboxes die with it: the
+/// parent-death signal reaches bubblewrap (armed after the uid switch, which would clear
+/// it), and bubblewrap's death takes the sandbox's pid namespace down.
+#[tokio::test]
+async fn a_dying_service_takes_its_sandboxes_with_it() {
+    if std::env::var(HOLDER_ENV).is_ok() {
+        return;
+    }
+    let marker = format!("itmark-held-{}", std::process::id());
+    let mut holder = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_holds_a_sleeping_run", "--nocapture"])
+        .env(HOLDER_ENV, &marker)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child_marker = format!("{marker}-child");
+    let started = Instant::now();
+    while (host_pid_with(&marker).is_none() || host_pid_with(&child_marker).is_none())
+        && started.elapsed() < DEADLINE
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        host_pid_with(&marker).is_some(),
+        "the held run never started"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let killed = Instant::now();
+    while (host_pid_with(&marker).is_some() || host_pid_with(&child_marker).is_some())
+        && killed.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        host_pid_with(&marker).is_none() && host_pid_with(&child_marker).is_none(),
+        "the script outlived the service"
+    );
+}

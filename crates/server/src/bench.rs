@@ -50,8 +50,12 @@ impl Client {
         })
     }
 
-    /// Submits a script and waits on the execution's SSE stream until it closes.
-    pub async fn execute_and_wait(&self, script: &str) -> anyhow::Result<serde_json::Value> {
+    /// Submits a script and waits on the execution's SSE stream until it closes; returns the
+    /// execution id and the last result frame.
+    pub async fn execute_and_wait(
+        &self,
+        script: &str,
+    ) -> anyhow::Result<(String, serde_json::Value)> {
         let resp = self
             .http
             .post(format!("{}/api/v1/execute", self.base))
@@ -96,7 +100,31 @@ impl Client {
                 }
             }
         }
-        Ok(last_result)
+        Ok((id, last_result))
+    }
+
+    /// The stored events of an execution: `(event_type, timestamp)` in order.
+    async fn events(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let events: Vec<serde_json::Value> = self
+            .http
+            .get(format!("{}/api/v1/executions/{id}/events", self.base))
+            .header("Cookie", &self.cookie)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(events
+            .iter()
+            .filter_map(|e| {
+                let name = e["event_type"].as_str()?.to_owned();
+                let at = e["timestamp"].as_str()?.parse().ok()?;
+                Some((name, at))
+            })
+            .collect())
     }
 }
 
@@ -172,17 +200,20 @@ async fn measure(base: &str, args: &BenchArgs) -> anyhow::Result<()> {
     let client = Client::login(base, "admin", "admin123").await?;
     let script = "print('hello world')";
     for _ in 0..3 {
-        let r = client.execute_and_wait(script).await?;
+        let (_, r) = client.execute_and_wait(script).await?;
         if r["stdout"] != "hello world\n" {
             bail!("warm-up execution did not print hello world: {r}");
         }
     }
     let mut api = Vec::with_capacity(args.runs);
     let mut bare = Vec::with_capacity(args.runs);
+    let mut runs = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let t = Instant::now();
-        let r = client.execute_and_wait(script).await?;
+        let submitted = chrono::Utc::now();
+        let (id, r) = client.execute_and_wait(script).await?;
         api.push(t.elapsed());
+        runs.push((t.elapsed(), id, submitted));
         if r["status"] != "completed" {
             bail!("execution did not complete: {r}");
         }
@@ -209,5 +240,21 @@ async fn measure(base: &str, args: &BenchArgs) -> anyhow::Result<()> {
         b.as_secs_f64() * 1e3
     );
     println!("ratio api/bare: {:.2}", a.as_secs_f64() / b.as_secs_f64());
+    // Where the time of the median run went, from the stored events' timestamps.
+    runs.sort_by_key(|r| r.0);
+    if let Some((total, id, submitted)) = runs.get(runs.len() / 2) {
+        let ms = |at: chrono::DateTime<chrono::Utc>| {
+            (at - *submitted).num_microseconds().unwrap_or(0) as f64 / 1e3
+        };
+        let mut line = String::from("median run: submit 0.0");
+        for (name, at) in client.events(id).await? {
+            line.push_str(&format!(" -> {name} {:.1}", ms(at)));
+        }
+        line.push_str(&format!(
+            " -> stream closed {:.1} ms",
+            total.as_secs_f64() * 1e3
+        ));
+        println!("{line}");
+    }
     Ok(())
 }

@@ -235,6 +235,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // A line on stdout that scripts and tests can wait for.
     println!("integr8s listening on http://{bound}");
 
+    // Small responses and SSE frames go out at once instead of waiting for the peer's
+    // delayed ACK (Nagle), which otherwise holds the end of a stream for tens of ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let http_shutdown = shutdown.clone();
     let mut http = tokio::spawn(async move {
         axum::serve(

@@ -145,7 +145,9 @@ async fn forward(state: &AppState, tx: &mpsc::Sender<Bytes>, event: &StoredEvent
         "status": null,
         "result": result,
     });
-    send(tx, frame(&data)).await && !event_type.ends_pipeline()
+    let sent = send(tx, frame(&data)).await;
+    tracing::trace!(%event_type, sent, "sse frame");
+    sent && !event_type.ends_pipeline()
 }
 
 fn belongs_to(event: &StoredEvent, execution_id: &str) -> bool {

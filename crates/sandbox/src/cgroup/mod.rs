@@ -227,6 +227,21 @@ impl RunCgroup {
         Ok(())
     }
 
+    /// Gives the cgroup the lowest CPU weight: a sandbox being prepared in it (off any run's
+    /// critical path) yields the CPU to the service and to running scripts. The next run's
+    /// [`Self::apply_limits`] restores its weight. Best effort.
+    pub(crate) fn set_idle_weight(&self) {
+        match &self.dirs {
+            Dirs::V1 { cpu: Some(cpu), .. } => {
+                let _ = fs::write(cpu.join("cpu.shares"), "2");
+            }
+            Dirs::V2 { dir } if self.cpu_weight => {
+                let _ = fs::write(dir.join("cpu.weight"), "1");
+            }
+            _ => {}
+        }
+    }
+
     /// Starts the accounting of a new run in a reused cgroup: resets what can be reset (CPU
     /// usage, peak memory) and returns the counters that cannot, for [`RunCgroup::stats`].
     /// Best effort: a failed reset only overstates the figures.
