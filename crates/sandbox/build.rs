@@ -29,7 +29,12 @@ fn main() {
             "-C",
             "strip=symbols",
         ])
-        .args(["-C", "target-feature=+crt-static"])
+        .args([
+            "-C",
+            "target-feature=+crt-static",
+            "-C",
+            "relocation-model=static",
+        ])
         .arg("-o")
         .arg(&output)
         .arg("init/main.rs")

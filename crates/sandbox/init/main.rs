@@ -23,7 +23,11 @@
 //! ignores the catchable termination signals anyway.
 //!
 //! Built by the sandbox crate's build script with the standard library only; every system
-//! call below is a plain FFI call with integer or valid pointer arguments.
+//! call below is a plain FFI call with integer or valid pointer arguments. It is exec'd twice
+//! per run, so it skips the Rust runtime's start-up (`no_main`: no stack-guard probing, which
+//! reads /proc/self/maps) and is linked static, non-PIE.
+
+#![no_main]
 
 #[allow(dead_code)] // The encoder is the supervisor's.
 mod job;
@@ -38,7 +42,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::FromRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitCode, ExitStatus};
+use std::process::{Command, ExitStatus};
 
 use job::{Job, Rlimit};
 
@@ -249,14 +253,20 @@ fn run(job: Job, status: &mut Option<File>) -> u8 {
     u8::try_from(code).unwrap_or(255)
 }
 
-fn main() -> ExitCode {
+/// The C entry point (see the module docs); the standard library still has the arguments.
+#[no_mangle]
+pub extern "C" fn main(_argc: c_int, _argv: *const *const std::os::raw::c_char) -> c_int {
+    c_int::from(init_main())
+}
+
+fn init_main() -> u8 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.first().is_some_and(|a| a == "--launch") {
-        return ExitCode::from(launch::run(&args[1..]));
+        return launch::run(&args[1..]);
     }
     let (Some(status_fd), Some(job_fd)) = (fd_arg(args.first()), fd_arg(args.get(1))) else {
         eprintln!("usage: sandbox-init STATUS_FD JOB_FD");
-        return ExitCode::from(125);
+        return 125;
     };
     // SAFETY: plain integer arguments; the status fd was handed to us by the supervisor and
     // is owned by this process from here on.
@@ -275,8 +285,8 @@ fn main() -> ExitCode {
         Ok(job) => job,
         Err(e) => {
             eprintln!("sandbox-init: {e}");
-            return ExitCode::from(125);
+            return 125;
         }
     };
-    ExitCode::from(run(job, &mut status))
+    run(job, &mut status)
 }
