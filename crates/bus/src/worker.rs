@@ -191,7 +191,14 @@ impl GroupWorker {
                 Wake::Capacity(index, Err(_)) => {
                     self.subscribers.remove(index);
                 }
-                Wake::Published | Wake::Poll => self.need_fetch = true,
+                // A publish this worker has already read past needs no query.
+                Wake::Published => {
+                    let published = *self.wake.borrow();
+                    if self.cursor.is_none_or(|cursor| published > cursor) {
+                        self.need_fetch = true;
+                    }
+                }
+                Wake::Poll => self.need_fetch = true,
                 Wake::RetryDue => self.requeue_due(),
                 Wake::CommitDue => self.commit().await,
             }
@@ -350,8 +357,7 @@ impl GroupWorker {
         if self.acked_upto > self.committed && self.commit_at.is_none() {
             self.commit_at = Some(Instant::now() + self.config.commit_delay);
         }
-        // Room freed for more events.
-        self.need_fetch = true;
+        // A fetch held back by `max_in_flight` kept `need_fetch` set; nothing else to read.
     }
 
     fn requeue_due(&mut self) {

@@ -210,6 +210,22 @@ impl DlqStore for SqliteStore {
         claim_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<DlqMessage>, StoreError> {
+        // Every consumer polls this every second and there is almost never anything: look on
+        // a reader first instead of taking the single writer for an empty update.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM dlq_messages
+             WHERE group_name = ?1 AND redeliver = 1 AND status = 'retried'
+               AND (claimed_until IS NULL OR claimed_until < ?2)
+             LIMIT 1",
+        )
+        .bind(group)
+        .bind(ts(now))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(classify)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
             "UPDATE dlq_messages SET claimed_until = ?1
              WHERE message_id IN (
