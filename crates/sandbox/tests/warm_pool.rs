@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use integr8s_core::execution::RunLimits;
 use integr8s_core::ports::executor::{Executor, RunControl, RunOutcome, RunSpec};
 use integr8s_sandbox::{LocalExecutor, SandboxConfig};
 
@@ -82,15 +83,36 @@ async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-#[tokio::test]
-async fn every_slot_is_warm_after_start_and_none_survives_the_executor() {
+/// An executor of `max_concurrent` runs whose slots use the uids from `uid_base`.
+async fn ready_executor(uid_base: u32, max_concurrent: usize) -> LocalExecutor {
     let executor = LocalExecutor::start(SandboxConfig {
-        uid_base: 300_000,
-        max_concurrent: 2,
+        uid_base,
+        max_concurrent,
         ..SandboxConfig::default()
     })
     .await;
     assert!(executor.health().ready, "{:?}", executor.health());
+    executor
+}
+
+/// A bash script run as `main.sh`.
+fn bash_spec(id: &str, script: String, limits: RunLimits) -> RunSpec {
+    RunSpec {
+        execution_id: id.into(),
+        lang: "test".into(),
+        lang_version: String::new(),
+        file_name: "main.sh".into(),
+        script,
+        command: vec!["bash".into(), "main.sh".into()],
+        env: Vec::new(),
+        limits,
+        stdin: None,
+    }
+}
+
+#[tokio::test]
+async fn every_slot_is_warm_after_start_and_none_survives_the_executor() {
+    let executor = ready_executor(300_000, 2).await;
 
     // Two slots per concurrent run, each with a bubblewrap waiting for its arguments.
     let warm = wait_for("four warm bubblewraps", || {
@@ -101,17 +123,11 @@ async fn every_slot_is_warm_after_start_and_none_survives_the_executor() {
 
     // The first run is served by one of them, not by a cold start.
     let marker = format!("itmark-warm-{}", std::process::id());
-    let spec = RunSpec {
-        execution_id: "warm".into(),
-        lang: "test".into(),
-        lang_version: String::new(),
-        file_name: "main.sh".into(),
-        script: format!("exec -a {marker} sleep 100\n"),
-        command: vec!["bash".into(), "main.sh".into()],
-        env: Vec::new(),
-        limits: Default::default(),
-        stdin: None,
-    };
+    let spec = bash_spec(
+        "warm",
+        format!("exec -a {marker} sleep 100\n"),
+        RunLimits::default(),
+    );
     let control = RunControl::default();
     let cancel = control.cancel.clone();
     let watcher = async {
@@ -157,28 +173,16 @@ fn uid(pid: i32) -> Option<u32> {
 #[tokio::test]
 async fn repeated_runs_leave_no_zombies_and_keep_the_process_limit() {
     const UID_BASE: u32 = 310_000;
-    let executor = LocalExecutor::start(SandboxConfig {
-        uid_base: UID_BASE,
-        max_concurrent: 1,
-        ..SandboxConfig::default()
-    })
-    .await;
-    assert!(executor.health().ready, "{:?}", executor.health());
-    let spec = RunSpec {
-        execution_id: "repeat".into(),
-        lang: "test".into(),
-        lang_version: String::new(),
-        file_name: "main.sh".into(),
-        // A background child the script does not wait for, orphaned when the script exits.
-        script: "sleep 30 &\necho ok\n".into(),
-        command: vec!["bash".into(), "main.sh".into()],
-        env: Vec::new(),
-        limits: integr8s_core::execution::RunLimits {
+    let executor = ready_executor(UID_BASE, 1).await;
+    // A background child the script does not wait for, orphaned when the script exits.
+    let spec = bash_spec(
+        "repeat",
+        "sleep 30 &\necho ok\n".into(),
+        RunLimits {
             max_processes: 6,
             ..Default::default()
         },
-        stdin: None,
-    };
+    );
     for i in 0..30 {
         let report = tokio::time::timeout(DEADLINE, executor.run(&spec, RunControl::default()))
             .await
@@ -194,7 +198,7 @@ async fn repeated_runs_leave_no_zombies_and_keep_the_process_limit() {
     // Killed runs too: a timeout kills the sandbox from outside.
     let sleeper = RunSpec {
         script: "sleep 30 &\nsleep 30\n".into(),
-        limits: integr8s_core::execution::RunLimits {
+        limits: RunLimits {
             timeout_seconds: 1,
             ..spec.limits
         },
@@ -255,27 +259,15 @@ async fn helper_holds_a_sleeping_run() {
     let Ok(marker) = std::env::var(HOLDER_ENV) else {
         return;
     };
-    let executor = LocalExecutor::start(SandboxConfig {
-        uid_base: 320_000,
-        max_concurrent: 1,
-        ..SandboxConfig::default()
-    })
-    .await;
-    assert!(executor.health().ready, "{:?}", executor.health());
-    let spec = RunSpec {
-        execution_id: "held".into(),
-        lang: "test".into(),
-        lang_version: String::new(),
-        file_name: "main.sh".into(),
-        script: format!("(exec -a {marker}-child sleep 300) &\nexec -a {marker} sleep 300\n"),
-        command: vec!["bash".into(), "main.sh".into()],
-        env: Vec::new(),
-        limits: integr8s_core::execution::RunLimits {
+    let executor = ready_executor(320_000, 1).await;
+    let spec = bash_spec(
+        "held",
+        format!("(exec -a {marker}-child sleep 300) &\nexec -a {marker} sleep 300\n"),
+        RunLimits {
             timeout_seconds: 300,
             ..Default::default()
         },
-        stdin: None,
-    };
+    );
     let _ = executor.run(&spec, RunControl::default()).await;
 }
 
