@@ -13,8 +13,11 @@
 //! 2. starts a new session, caps core dumps (0) and open files (256);
 //! 3. drops every supplementary group and switches to IDS (never root: the caller passes an
 //!    unprivileged pair whenever it runs as root);
-//! 4. arms SIGKILL as its parent-death signal (after the switch: a credential change clears
-//!    it) and gives up if the service is already gone;
+//! 4. gives up if the service is already gone. It arms no parent-death signal: bubblewrap's
+//!    `--die-with-parent` does, once its child no longer waits for it. Killed earlier (by a
+//!    signal armed here, when the service dies), bubblewrap would leave that child blocked for
+//!    ever on its start-up handshake. A sandbox whose service died before it ran gets
+//!    end-of-file on its job pipe and exits;
 //! 5. marks every descriptor above stderr except KEEP_FDS close-on-exec, and execs BWRAP with
 //!    an empty environment.
 //!
@@ -24,7 +27,7 @@
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::Write;
-use std::os::raw::{c_char, c_int, c_long};
+use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::FromRawFd;
 
@@ -39,8 +42,6 @@ extern "C" {
     fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
 }
 
-const PR_SET_PDEATHSIG: c_int = 1;
-const SIGKILL: c_long = 9;
 const RLIMIT_CORE: c_int = 4;
 const RLIMIT_NOFILE: c_int = 7;
 
@@ -96,10 +97,6 @@ fn setup(
             check("setresgid", setresgid(gid, gid, gid))?;
             check("setresuid", setresuid(uid, uid, uid))?;
         }
-        check(
-            "PR_SET_PDEATHSIG",
-            crate::prctl(PR_SET_PDEATHSIG, SIGKILL, 0 as c_long, 0 as c_long, 0 as c_long),
-        )?;
         if getppid() != parent {
             return Err("the service is gone".into());
         }

@@ -39,9 +39,10 @@ static CGROUP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Whether this process has cleaned up run cgroups left by dead processes.
 static SWEPT: AtomicBool = AtomicBool::new(false);
 
-/// Removes empty `run-<pid>-<n>` cgroups of processes that no longer exist (left behind when a
-/// service was killed). `rmdir` only succeeds on a cgroup without processes, so a cgroup that
-/// still holds one is never touched.
+/// Cleans up after service processes that no longer exist (killed without a chance to clean
+/// up): their `run-<pid>-<n>` cgroups are emptied (whatever is left in one is a sandbox of that
+/// dead service, e.g. one caught inside bubblewrap's start-up) and removed. A cgroup whose
+/// service pid exists again (reused) is left alone.
 fn sweep_stale(parent: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
@@ -58,9 +59,29 @@ fn sweep_stale(parent: &std::path::Path) {
             continue;
         };
         if pid != own && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir(entry.path());
+            remove_stale_cgroup(&entry.path());
         }
     }
+}
+
+/// SIGKILLs what is in a dead service's run cgroup until it is empty (bounded), then removes it.
+fn remove_stale_cgroup(dir: &std::path::Path) {
+    for _ in 0..100 {
+        let pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        tracing::warn!(cgroup = %dir.display(), ?pids, "killing sandbox processes of a service that is gone");
+        for pid in pids {
+            crate::sys::kill_pid(pid);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Exclusive use of one slot; returns it to the pool on drop.
