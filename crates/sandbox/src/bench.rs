@@ -24,6 +24,9 @@ pub struct LatencyPair {
 pub const TARGET_ADDED_OVERHEAD: Duration = Duration::from_millis(10);
 /// Highest sandboxed/bare ratio allowed for a Python hello world.
 pub const TARGET_PYTHON_RATIO: f64 = 1.3;
+/// Rounds of throughput runs (each side, `runs` per round) of [`bench_report`].
+const THROUGHPUT_RUNS_PER_RUN: usize = 4;
+
 /// Lowest share of bare throughput (2 concurrent) the sandbox must reach.
 pub const TARGET_THROUGHPUT_SHARE: f64 = 0.75;
 
@@ -120,7 +123,7 @@ impl fmt::Display for BenchReport {
             self.bare_throughput,
             self.sandboxed_throughput,
             100.0 * self.throughput_share(),
-            self.runs
+            self.runs * THROUGHPUT_RUNS_PER_RUN
         )?;
         for v in self.verdicts() {
             write!(
@@ -211,7 +214,8 @@ async fn pair(
     })
 }
 
-async fn throughput<F, Fut>(runs: usize, one: F) -> Result<f64, ExecError>
+/// Runs `runs` (rounded up to even) calls of `one`, two at a time; returns the time taken.
+async fn throughput<F, Fut>(runs: usize, one: F) -> Result<Duration, ExecError>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<Duration, ExecError>>,
@@ -227,7 +231,7 @@ where
     let (a, b) = tokio::join!(worker(), worker());
     a?;
     b?;
-    Ok((2 * half) as f64 / started.elapsed().as_secs_f64())
+    Ok(started.elapsed())
 }
 
 /// Measures the executor against bare spawns, `runs` pairs per figure (at least 3), in one
@@ -255,8 +259,16 @@ pub async fn bench_report(
     let bin_true = pair(executor, &["/bin/true"], runs).await?;
     let python_hello = pair(executor, &hello, runs).await?;
     let hello_spec = spec(&hello);
-    let bare_throughput = throughput(runs, || bare(&hello)).await?;
-    let sandboxed_throughput = throughput(runs, || sandboxed(executor, &hello_spec)).await?;
+    // A throughput figure from a fraction of a second is mostly noise, and the machine drifts:
+    // measure longer, in alternating rounds of bare and sandboxed runs.
+    let (mut bare_time, mut sandboxed_time) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..THROUGHPUT_RUNS_PER_RUN {
+        bare_time += throughput(runs, || bare(&hello)).await?;
+        sandboxed_time += throughput(runs, || sandboxed(executor, &hello_spec)).await?;
+    }
+    let total = (runs.div_ceil(2) * 2 * THROUGHPUT_RUNS_PER_RUN) as f64;
+    let bare_throughput = total / bare_time.as_secs_f64().max(f64::EPSILON);
+    let sandboxed_throughput = total / sandboxed_time.as_secs_f64().max(f64::EPSILON);
     Ok(BenchReport {
         runs,
         bin_true,
