@@ -506,3 +506,26 @@ async fn a_run_cpu_budget_stops_a_burner() {
         "{r:?}"
     );
 }
+
+/// Host uid 0 is never a sandbox uid, whatever the configuration says: slot 0 of a pool
+/// based at uid 0 would be root. The self-test refuses such a pool (and the launcher would
+/// refuse to switch to uid 0 behind it), so nothing runs.
+#[tokio::test]
+async fn a_pool_based_at_uid_0_never_runs_anything_as_root() {
+    let executor = LocalExecutor::start(SandboxConfig {
+        uid_base: 0,
+        max_concurrent: 1,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let health = executor.health();
+    assert!(!health.ready, "{health:?}");
+    let detail = health.detail.unwrap_or_default();
+    assert!(detail.contains("root"), "{detail}");
+    let spec = common::python("print(1)");
+    let refused = executor.run(&spec, RunControl::default()).await;
+    assert!(
+        matches!(refused, Err(ExecError::Unavailable(_))),
+        "{refused:?}"
+    );
+}
