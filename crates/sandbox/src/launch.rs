@@ -142,9 +142,18 @@ impl Launch {
             return Err(io::Error::other("launch already used"));
         };
         let running = Running::new(child, self.pid, status, Some(stdout), Some(stderr))?;
+        // The usual job fits in the pipe and there is no stdin: write it here, without a hop
+        // to a blocking thread on the run's critical path. Closing the job pipe gives the
+        // shim end-of-file: the job is complete.
+        let job_written = sys::write_nonblocking(&job_pipe, &job).unwrap_or(0);
+        if job_written == job.len() && stdin.is_empty() {
+            return Ok(running);
+        }
         tokio::task::spawn_blocking(move || {
-            // Closing the job pipe gives the shim end-of-file: the job is complete.
-            if std::fs::File::from(job_pipe).write_all(&job).is_ok() {
+            let job_rest = job.get(job_written..).unwrap_or_default();
+            if sys::set_blocking(&job_pipe).is_ok()
+                && std::fs::File::from(job_pipe).write_all(job_rest).is_ok()
+            {
                 // Blocks while the script does not read; ends with the run at the latest
                 // (EPIPE). Dropping the pipe gives the script end-of-file.
                 let _ = std::fs::File::from(stdin_pipe).write_all(&stdin);

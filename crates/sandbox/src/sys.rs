@@ -120,6 +120,49 @@ pub(crate) fn blocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Writes as much of `data` as `fd` (a pipe) takes without blocking; the fd is left
+/// non-blocking (see [`set_blocking`]).
+pub(crate) fn write_nonblocking(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl on an fd we own, with integer arguments.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    let mut written = 0;
+    while written < data.len() {
+        let rest = &data[written..];
+        // SAFETY: rest is a valid buffer of rest.len() bytes for the duration of the call.
+        let n = unsafe { libc::write(raw, rest.as_ptr().cast(), rest.len()) };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => break,
+                _ => return Err(error),
+            }
+        }
+        written += usize::try_from(n).unwrap_or(0);
+    }
+    Ok(written)
+}
+
+/// Clears `O_NONBLOCK` on `fd`.
+pub(crate) fn set_blocking(fd: &OwnedFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl on an fd we own, with integer arguments.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(raw, libc::F_SETFL, flags & !libc::O_NONBLOCK) })
+}
+
 /// A non-blocking pidfd of our child `pid`; it becomes readable when the child exits.
 pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes plain integers and returns a fresh fd or -1.
