@@ -1,9 +1,9 @@
-//! Preparing a sandbox ahead of its run: bubblewrap is forked, joined to the slot's cgroup,
-//! switched to the slot's uid and exec'd with its whole command line, so it creates the
-//! namespaces and mounts and starts the init shim, which then blocks reading its job pipe.
-//! Everything costly about a start (the fork of the service, the cgroup v1 migration with its
-//! RCU grace period, namespace and mount setup, loading bubblewrap and the shim) is paid
-//! before the run is asked for; releasing it only writes the job and stdin into two pipes.
+//! Preparing a sandbox ahead of its run: the launcher (spawned with `posix_spawn`) joins the
+//! slot's cgroup, switches to the slot's uid and execs bubblewrap with its whole command line,
+//! so it creates the namespaces and mounts and starts the init shim, which then blocks reading
+//! its job pipe. Everything costly about a start (the cgroup v1 migration with its RCU grace
+//! period, namespace and mount setup, loading bubblewrap and the shim) is paid before the run
+//! is asked for; releasing it only writes the job and stdin into two pipes.
 
 use std::ffi::CString;
 use std::io::{self, Write};

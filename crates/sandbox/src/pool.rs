@@ -227,10 +227,10 @@ fn reap_exiting(mut child: Proc) {
     }
 }
 
-/// One long-lived thread that forks every bubblewrap. A child's parent-death signal fires
-/// when the *thread* that forked it ends, so waiting processes must come from a thread that
-/// lives as long as the executor; it also keeps the blocking fork and cgroup join off the
-/// async runtime.
+/// One long-lived thread that starts every bubblewrap. A child's parent-death signal fires
+/// when the *thread* that started it ends, so waiting processes must come from a thread that
+/// lives as long as the executor; it also keeps the blocking spawn, reaping and cgroup sweeps
+/// off the async runtime.
 #[derive(Debug)]
 pub(crate) struct Spawner {
     jobs: Mutex<mpsc::Sender<Job>>,

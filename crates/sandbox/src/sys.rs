@@ -1,9 +1,7 @@
-//! The few raw system calls the supervisor needs: the child setup that runs between fork and
-//! exec, memfds for data handed to bubblewrap, and signals.
+//! The few raw system calls the supervisor needs: `posix_spawn` of the launcher and waiting
+//! for it, memfds for data handed to bubblewrap, pipes, pidfds and signals.
 //!
-//! `unsafe` is allowed here (and only here) because these are FFI calls into libc and because
-//! `pre_exec` itself is an unsafe contract: the hook runs in the forked child of a
-//! multi-threaded process, where only async-signal-safe calls are sound.
+//! `unsafe` is allowed here (and only here) because these are FFI calls into libc.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
