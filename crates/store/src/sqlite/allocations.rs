@@ -12,29 +12,22 @@ impl AllocationStore for SqliteStore {
     /// Returns the execution's existing allocation id when there is one, active or released
     /// (a released allocation is not re-activated by a late, redelivered allocate).
     async fn allocate(&self, execution_id: &str, lang: &str) -> Result<String, StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
+        // One statement (one round trip to the writer): the no-op update on a conflict makes
+        // RETURNING yield the existing allocation's id.
+        sqlx::query_scalar(
             "INSERT INTO resource_allocations
                  (allocation_id, execution_id, lang, status, allocated_at)
              VALUES (?, ?, ?, 'active', ?)
-             ON CONFLICT (execution_id) DO NOTHING",
+             ON CONFLICT (execution_id) DO UPDATE SET execution_id = excluded.execution_id
+             RETURNING allocation_id",
         )
         .bind(integr8s_core::new_id())
         .bind(execution_id)
         .bind(lang)
         .bind(ts(integr8s_core::now()))
-        .execute(&mut *tx)
+        .fetch_one(&self.writer)
         .await
-        .map_err(classify)?;
-        let id: String = sqlx::query_scalar(
-            "SELECT allocation_id FROM resource_allocations WHERE execution_id = ?",
-        )
-        .bind(execution_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok(id)
+        .map_err(classify)
     }
 
     async fn release_allocation(&self, execution_id: &str) -> Result<bool, StoreError> {

@@ -67,13 +67,15 @@ impl SqliteStore {
 #[async_trait]
 impl SagaStore for SqliteStore {
     async fn get_or_create_saga(&self, saga: &Saga) -> Result<(Saga, bool), StoreError> {
-        let mut tx = self.begin_write().await?;
+        // One statement (one round trip to the writer): the no-op update on a conflict makes
+        // RETURNING yield the stored saga; it was created when it carries our new id.
         let sql = format!(
             "INSERT INTO sagas ({COLUMNS}) VALUES ({})
-             ON CONFLICT (execution_id, saga_name) DO NOTHING",
+             ON CONFLICT (execution_id, saga_name) DO UPDATE SET saga_name = excluded.saga_name
+             RETURNING {COLUMNS}",
             placeholders(14)
         );
-        let done = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(&saga.saga_id)
             .bind(&saga.saga_name)
             .bind(&saga.execution_id)
@@ -87,17 +89,10 @@ impl SagaStore for SqliteStore {
             .bind(saga.retry_count)
             .bind(ts(saga.created_at))
             .bind(ts(saga.updated_at))
-            .bind(saga.completed_at.map(ts))
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        let sql = format!("SELECT {COLUMNS} FROM sagas WHERE execution_id = ? AND saga_name = ?");
-        let query = sqlx::query(&sql)
-            .bind(&saga.execution_id)
-            .bind(&saga.saga_name);
-        let stored = fetch_one(query, &mut *tx, decode).await?;
-        tx.commit().await.map_err(classify)?;
-        Ok((stored, done.rows_affected() == 1))
+            .bind(saga.completed_at.map(ts));
+        let stored = fetch_one(query, &self.writer, decode).await?;
+        let created = stored.saga_id == saga.saga_id;
+        Ok((stored, created))
     }
 
     /// `NotFound` for an unknown saga; `Conflict` for any save to a saga that is already
@@ -111,7 +106,9 @@ impl SagaStore for SqliteStore {
              WHERE saga_id = ? AND state NOT IN ({})",
             placeholders(terminal.len())
         );
-        let mut tx = self.begin_write().await?;
+        // A plain statement, one round trip to the writer, for the usual success; only a
+        // refused save looks up why (a terminal saga never leaves its state, so the look-up
+        // outside a transaction reads what refused it).
         let mut query = sqlx::query(&sql)
             .bind(saga.state.as_str())
             .bind(&saga.current_step)
@@ -126,14 +123,13 @@ impl SagaStore for SqliteStore {
         for s in &terminal {
             query = query.bind(*s);
         }
-        let done = query.execute(&mut *tx).await.map_err(classify)?;
+        let done = query.execute(&self.writer).await.map_err(classify)?;
         if done.rows_affected() == 1 {
-            tx.commit().await.map_err(classify)?;
             return Ok(());
         }
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM sagas WHERE saga_id = ?")
             .bind(&saga.saga_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.writer)
             .await
             .map_err(classify)?;
         match state {
