@@ -151,7 +151,7 @@ impl Launch {
         }
         tokio::task::spawn_blocking(move || {
             let job_rest = job.get(job_written..).unwrap_or_default();
-            if sys::set_blocking(&job_pipe).is_ok()
+            if sys::set_nonblocking(&job_pipe, false).is_ok()
                 && std::fs::File::from(job_pipe).write_all(job_rest).is_ok()
             {
                 // Blocks while the script does not read; ends with the run at the latest

@@ -59,29 +59,9 @@ fn sweep_stale(parent: &std::path::Path) {
             continue;
         };
         if pid != own && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            remove_stale_cgroup(&entry.path());
+            crate::cgroup::kill_and_remove_dir(&entry.path());
         }
     }
-}
-
-/// SIGKILLs what is in a dead service's run cgroup until it is empty (bounded), then removes it.
-fn remove_stale_cgroup(dir: &std::path::Path) {
-    for _ in 0..100 {
-        let pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
-        if pids.is_empty() {
-            break;
-        }
-        tracing::warn!(cgroup = %dir.display(), ?pids, "killing sandbox processes of a service that is gone");
-        for pid in pids {
-            crate::sys::kill_pid(pid);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 /// Exclusive use of one slot; returns it to the pool on drop.

@@ -118,9 +118,8 @@ pub(crate) fn blocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Writes as much of `data` as `fd` (a pipe) takes without blocking; the fd is left
-/// non-blocking (see [`set_blocking`]).
-pub(crate) fn write_nonblocking(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> {
+/// Sets or clears `O_NONBLOCK` on `fd`.
+pub(crate) fn set_nonblocking(fd: &OwnedFd, nonblocking: bool) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let raw = fd.as_raw_fd();
     // SAFETY: fcntl on an fd we own, with integer arguments.
@@ -128,13 +127,25 @@ pub(crate) fn write_nonblocking(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> 
     if flags < 0 {
         return Err(io::Error::last_os_error());
     }
+    let flags = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
     // SAFETY: as above.
-    check(unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    check(unsafe { libc::fcntl(raw, libc::F_SETFL, flags) })
+}
+
+/// Writes as much of `data` as `fd` (a pipe) takes without blocking; the fd is left
+/// non-blocking (see [`set_nonblocking`]).
+pub(crate) fn write_nonblocking(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    set_nonblocking(fd, true)?;
     let mut written = 0;
     while written < data.len() {
         let rest = &data[written..];
         // SAFETY: rest is a valid buffer of rest.len() bytes for the duration of the call.
-        let n = unsafe { libc::write(raw, rest.as_ptr().cast(), rest.len()) };
+        let n = unsafe { libc::write(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
         if n < 0 {
             let error = io::Error::last_os_error();
             match error.kind() {
@@ -146,19 +157,6 @@ pub(crate) fn write_nonblocking(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> 
         written += usize::try_from(n).unwrap_or(0);
     }
     Ok(written)
-}
-
-/// Clears `O_NONBLOCK` on `fd`.
-pub(crate) fn set_blocking(fd: &OwnedFd) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let raw = fd.as_raw_fd();
-    // SAFETY: fcntl on an fd we own, with integer arguments.
-    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    check(unsafe { libc::fcntl(raw, libc::F_SETFL, flags & !libc::O_NONBLOCK) })
 }
 
 /// A non-blocking pidfd of our child `pid`; it becomes readable when the child exits.

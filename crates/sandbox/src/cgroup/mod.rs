@@ -77,6 +77,56 @@ fn open_procs(dir: &Path) -> io::Result<File> {
         })
 }
 
+/// The pids in the `cgroup.procs` files of `dirs`, sorted, without duplicates.
+fn procs_in(dirs: &[&Path]) -> Vec<i32> {
+    let mut pids: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|p| *p > 0)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// SIGKILLs every process listed in `dirs` once; true when there was none.
+fn kill_procs_once(dirs: &[&Path]) -> bool {
+    let pids = procs_in(dirs);
+    for pid in &pids {
+        crate::sys::kill_pid(*pid);
+    }
+    pids.is_empty()
+}
+
+/// Repeats `kill_once` (true: nothing was left) with short sleeps until it succeeds, at most
+/// about a second; false when it never did.
+fn kill_until_empty(mut kill_once: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if kill_once() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// Empties a cgroup directory that no [`RunCgroup`] owns (one a dead service left) and
+/// removes it. Blocking; best effort.
+pub(crate) fn kill_and_remove_dir(dir: &Path) {
+    if !kill_procs_once(&[dir]) {
+        tracing::warn!(cgroup = %dir.display(), "killing sandbox processes of a service that is gone");
+        if !kill_until_empty(|| kill_procs_once(&[dir])) {
+            tracing::warn!(cgroup = %dir.display(), "processes survived the cgroup kill sweep");
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
 /// Reads `key value` lines (memory.events, pids.events, cpu.stat, oom_control).
 pub(crate) fn keyed_value(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
@@ -302,39 +352,18 @@ impl RunCgroup {
                 return self.pids().is_empty();
             }
         }
-        let pids = self.pids();
-        for pid in &pids {
-            crate::sys::kill_pid(*pid);
-        }
-        pids.is_empty()
+        kill_procs_once(&self.dirs())
     }
 
     fn pids(&self) -> Vec<i32> {
-        let mut pids: Vec<i32> = self
-            .dirs()
-            .iter()
-            .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|t| {
-                t.lines()
-                    .filter_map(|l| l.trim().parse::<i32>().ok())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|p| *p > 0)
-            .collect();
-        pids.sort_unstable();
-        pids.dedup();
-        pids
+        procs_in(&self.dirs())
     }
 
     /// Kills until the cgroup is empty (bounded; blocking, short sleeps).
     pub(crate) fn kill_all_blocking(&self) {
-        for _ in 0..200 {
-            if self.kill_all_once() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        if !kill_until_empty(|| self.kill_all_once()) {
+            tracing::warn!(cgroup = ?self.dirs(), "processes survived the cgroup kill sweep");
         }
-        tracing::warn!(cgroup = ?self.dirs(), "processes survived the cgroup kill sweep");
     }
 
     /// Async variant of [`Self::kill_all_blocking`].
