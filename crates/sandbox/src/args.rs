@@ -12,6 +12,17 @@ pub(crate) const INSIDE_ID: u32 = 1000;
 /// Working directory and `HOME` inside the sandbox.
 pub(crate) const WORK_DIR: &str = "/work";
 
+/// Capabilities (of the sandbox's own user namespace) the init shim keeps between runs.
+pub(crate) const SHIM_CAPS: [&str; 3] = ["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SETPCAP"];
+
+/// The descriptors the init shim is started with (inherited through bubblewrap).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShimFds {
+    pub control: RawFd,
+    pub status: RawFd,
+    pub seccomp: RawFd,
+}
+
 /// How a top-level directory next to `/usr` is recreated inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RootEntry {
@@ -101,27 +112,29 @@ fn path_str(p: &Path) -> String {
 
 impl BwrapArgs {
     /// The whole command line after the bubblewrap binary: the options (the final read-only
-    /// remount last), then the init shim as pid 1 with its status and job fds.
-    pub(crate) fn command_line(
-        &self,
-        seccomp_fds: &[RawFd],
-        status_fd: RawFd,
-        job_fd: RawFd,
-    ) -> Vec<String> {
-        let mut a = self.options(seccomp_fds);
+    /// remount last), then the init shim as pid 1 with its control socket, status pipe,
+    /// seccomp program and the sizes of each run's tmpfs (see `init/main.rs`).
+    pub(crate) fn command_line(&self, fds: ShimFds) -> Vec<String> {
+        let c = &self.config;
+        let mut a = self.options();
         push(
             &mut a,
             &[
                 "--",
                 &init::InitMemfd::path_inside(self.init_fd),
-                &status_fd.to_string(),
-                &job_fd.to_string(),
+                &fds.control.to_string(),
+                &fds.status.to_string(),
+                &fds.seccomp.to_string(),
+                &format!(
+                    "{},{},{}",
+                    c.work_size_bytes, c.tmp_size_bytes, c.shm_size_bytes
+                ),
             ],
         );
         a
     }
 
-    fn options(&self, seccomp_fds: &[RawFd]) -> Vec<String> {
+    fn options(&self) -> Vec<String> {
         let c = &self.config;
         let mut a = Vec::with_capacity(96);
         push(
@@ -182,8 +195,10 @@ impl BwrapArgs {
             );
         }
         push(&mut a, &["--chdir", WORK_DIR]);
-        for fd in seccomp_fds {
-            push(&mut a, &["--add-seccomp-fd", &fd.to_string()]);
+        // The shim's, inside the sandbox's user namespace only: it gives each run fresh
+        // namespaces and tmpfs, and the run's process drops them all before exec.
+        for cap in SHIM_CAPS {
+            push(&mut a, &["--cap-add", cap]);
         }
         // Must come after every other mount.
         push(&mut a, &["--remount-ro", "/"]);
@@ -206,7 +221,11 @@ mod tests {
             etc_binds: vec![PathBuf::from("/etc/ld.so.cache")],
             init_fd: 4,
         }
-        .command_line(&[8, 9, 10], 5, 6)
+        .command_line(ShimFds {
+            control: 5,
+            status: 6,
+            seccomp: 8,
+        })
     }
 
     fn position(args: &[String], window: &[&str]) -> usize {
@@ -271,23 +290,25 @@ mod tests {
         position(
             &args,
             &[
-                "--add-seccomp-fd",
-                "8",
-                "--add-seccomp-fd",
-                "9",
-                "--add-seccomp-fd",
-                "10",
+                "--cap-add",
+                "CAP_SYS_ADMIN",
+                "--cap-add",
+                "CAP_NET_ADMIN",
+                "--cap-add",
+                "CAP_SETPCAP",
             ],
         );
+        assert!(!args.iter().any(|a| a == "--add-seccomp-fd"));
         let remount = position(&args, &["--remount-ro", "/"]);
         let last_mount = args
             .iter()
             .rposition(|a| a.starts_with("--") && a != "--" && a != "--remount-ro")
             .unwrap_or(0);
         assert!(last_mount < remount);
-        let end = position(&args, &["--", "/proc/self/fd/4", "5", "6"]);
+        let sizes = "67108864,16777216,16777216";
+        let end = position(&args, &["--", "/proc/self/fd/4", "5", "6", "8", sizes]);
         assert_eq!(remount + 2, end, "the remount must be the last option");
-        assert_eq!(end + 4, args.len());
+        assert_eq!(end + 6, args.len());
     }
 
     #[test]

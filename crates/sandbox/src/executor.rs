@@ -12,13 +12,13 @@ use integr8s_core::ports::executor::{
 use tokio::sync::Semaphore;
 
 use crate::args::{self, BwrapArgs};
-use crate::cgroup::{Baseline, CgroupLayout, CgroupLimits, CgroupStats, RunCgroup};
+use crate::cgroup::{Baseline, CgroupLayout, CgroupLimits, RunCgroup};
 use crate::classify::{classify, ExitKind};
 use crate::config::SandboxConfig;
 use crate::init::job::{Job, Rlimit};
 use crate::launch::LaunchKey;
 use crate::pool::{SlotLease, SlotPool, Spawner};
-use crate::supervise::{supervise, Budget};
+use crate::supervise::{kill_tree, supervise, Budget};
 use crate::sys::{self, ChildSetup};
 
 /// How runs are isolated, decided by the self-test.
@@ -222,7 +222,7 @@ impl LocalExecutor {
         }
         for lease in leases {
             let (key, setup) = self.launch_plan(&bwrap, layout.is_some(), lease.slot);
-            spawner.refill(lease, layout.clone(), key, setup, bwrap_args.clone(), None);
+            spawner.refill(lease, layout.clone(), key, setup, bwrap_args.clone());
         }
     }
 
@@ -338,41 +338,52 @@ impl LocalExecutor {
         let wall_time = started.elapsed();
         let supervised = supervised.map_err(|e| internal("supervising the run failed", e))?;
 
-        if let (None, Some(error)) = (&supervised.init.exit, &supervised.init.launch_error) {
-            // Nothing ran: the launcher failed before bubblewrap (e.g. joining the cgroup).
-            return Err(internal("cannot start bubblewrap", error));
+        if let Some(error) = &supervised.init.launch_error {
+            // The script never ran: the launcher or the shim failed to prepare it. The guard
+            // retires the cgroup and dropping the sandbox kills it.
+            return Err(internal("cannot start the sandbox", error));
         }
-        // When the shim reported the end, the run's processes are gone and the sandbox exits
-        // on its own: the slot's refill waits for it and checks the cgroup.
-        let exiting = match supervised.status {
-            None => child.take_exiting(),
-            Some(_) => None,
-        };
-        let stats = match &cgroup {
-            Some(cgroup) => {
-                if exiting.is_none() {
-                    cgroup.kill_all().await;
-                }
-                let stats = cgroup.stats(baseline);
-                if exiting.is_none() && !cgroup.is_empty() {
-                    self.pool.retire(slot, cgroup.clone());
-                }
-                stats
+        let mut capture = supervised.capture;
+        if supervised.init.exit.is_none() && supervised.status.is_some() {
+            // bubblewrap ended without the shim reporting: it may say why (it could not
+            // create the sandbox).
+            let messages = child.bwrap_messages();
+            if !messages.is_empty() {
+                capture.stderr.extend_from_slice(messages.as_bytes());
             }
-            None => CgroupStats::default(),
-        };
+        }
+        // A cleanly ended run (the shim reported; nothing of the run is alive) leaves its
+        // sandbox waiting for the slot's next run, as long as nothing else is in the cgroup.
+        let stats = cgroup
+            .as_ref()
+            .map(|c| c.stats(baseline))
+            .unwrap_or_default();
+        let reusable = supervised.status.is_none()
+            && cgroup.as_ref().is_none_or(|c| {
+                let shim = sys::children(child.pid());
+                shim.len() == 1 && c.holds_only(&[child.pid(), shim[0]])
+            });
         guard.armed = false;
         drop(guard);
-        drop(child);
-        // Prepare the slot's next sandbox; the slot is free again once it is waiting.
-        spawner.refill(
-            lease,
-            layout.cloned(),
-            key,
-            setup,
-            bwrap_args.clone(),
-            exiting,
-        );
+        if reusable {
+            if let Some(idle) = child.into_idle() {
+                self.pool.park(lease, idle);
+            }
+        } else {
+            // Killed, failed, or something was left: a new sandbox for the slot. One still
+            // alive is killed from the inside out first.
+            if supervised.status.is_none() {
+                let _ = kill_tree(&mut child, cgroup.as_deref()).await;
+            }
+            if let Some(cgroup) = &cgroup {
+                cgroup.kill_all().await;
+                if !cgroup.is_empty() {
+                    self.pool.retire(slot, cgroup.clone());
+                }
+            }
+            drop(child);
+            spawner.refill(lease, layout.cloned(), key, setup, bwrap_args.clone());
+        }
 
         // The shim knows the real signal; bubblewrap only reports 128+N. Without a report
         // (the shim itself was killed) bubblewrap's status is all there is.
@@ -382,7 +393,6 @@ impl LocalExecutor {
             .or_else(|| supervised.status.map(ExitKind::from))
             .unwrap_or(ExitKind::Code(255));
         let outcome = classify(supervised.stop, exit, stats.oom_kills);
-        let capture = supervised.capture;
         Ok(RunReport {
             outcome,
             output_truncated: capture.truncated(),

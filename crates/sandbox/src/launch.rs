@@ -1,9 +1,11 @@
-//! Preparing a sandbox ahead of its run: the launcher (spawned with `posix_spawn`) joins the
+//! Preparing a sandbox ahead of its runs: the launcher (spawned with `posix_spawn`) joins the
 //! slot's cgroup, switches to the slot's uid and execs bubblewrap with its whole command line,
-//! so it creates the namespaces and mounts and starts the init shim, which then blocks reading
-//! its job pipe. Everything costly about a start (the cgroup v1 migration with its RCU grace
-//! period, namespace and mount setup, loading bubblewrap and the shim) is paid before the run
-//! is asked for; releasing it only writes the job and stdin into two pipes.
+//! so it creates the namespaces and mounts and starts the init shim, which then waits on its
+//! control socket. Everything costly about a start (the cgroup v1 migration with its RCU grace
+//! period, namespace and mount setup, loading bubblewrap and the shim) is paid once per
+//! sandbox, not per run: a sandbox serves its slot's runs one after another, each run in
+//! fresh namespaces and tmpfs of its own (see `init/run.rs`). Releasing a run sends the shim
+//! the run's pipes and writes the job and stdin into two of them.
 
 use std::ffi::CString;
 use std::io::{self, Write};
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 
-use crate::args::BwrapArgs;
+use crate::args::{BwrapArgs, ShimFds};
 use crate::sys::{self, ChildSetup, Proc};
 
 /// What a prepared sandbox was started with; a run can only use one prepared the same way.
@@ -28,23 +30,33 @@ pub(crate) struct LaunchKey {
     pub cgroup: bool,
 }
 
-/// A prepared sandbox waiting for its job. Dropping it unused kills and reaps it.
+/// bubblewrap's own standard streams (our ends): its error messages, should it fail.
+#[derive(Debug)]
+struct BwrapStdio {
+    _stdin: OwnedFd,
+    _stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+/// A sandbox waiting for its next run. Dropping it kills and reaps it.
 #[derive(Debug)]
 pub(crate) struct Launch {
     pub key: LaunchKey,
     child: Option<Proc>,
     pid: i32,
-    /// Our ends of its stdin, stdout and stderr.
-    stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>,
-    job: Option<OwnedFd>,
+    /// Our end of the shim's control socket.
+    control: OwnedFd,
+    /// The shim's status pipe (read end, non-blocking), shared by all its runs; lent to the
+    /// [`Running`] of each run.
     status: Option<OwnedFd>,
+    stdio: BwrapStdio,
 }
 
-/// The serialised seccomp programs, built once.
-fn seccomp_programs() -> io::Result<&'static [Vec<u8>]> {
-    static PROGRAMS: OnceLock<Result<Vec<Vec<u8>>, String>> = OnceLock::new();
-    PROGRAMS
-        .get_or_init(|| crate::seccomp::programs().map_err(|e| e.to_string()))
+/// The serialised seccomp program, built once.
+fn seccomp_program() -> io::Result<&'static [u8]> {
+    static PROGRAM: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| crate::seccomp::program().map_err(|e| e.to_string()))
         .as_deref()
         .map_err(|e| io::Error::other(e.clone()))
 }
@@ -68,15 +80,15 @@ fn fd_list(fds: &[RawFd]) -> String {
 /// only for the spawn itself; a failing launcher step is reported on the status pipe.
 /// The calling thread must outlive the process (its death SIGKILLs it).
 pub(crate) fn spawn(key: LaunchKey, setup: ChildSetup, args: &BwrapArgs) -> io::Result<Launch> {
-    let seccomp: Vec<OwnedFd> = seccomp_programs()?
-        .iter()
-        .map(|p| sys::memfd_with(c"seccomp", p))
-        .collect::<Result<_, _>>()?;
-    let (job_read, job_write) = sys::blocking_pipe()?;
+    let seccomp = sys::memfd_with(c"seccomp", seccomp_program()?)?;
+    let (control, shim_control) = sys::seqpacket_pair()?;
     let (status_read, status_write) = sys::pipe()?;
-    let seccomp_fds: Vec<_> = seccomp.iter().map(AsRawFd::as_raw_fd).collect();
-    let mut keep = seccomp_fds.clone();
-    keep.extend([job_read.as_raw_fd(), status_write.as_raw_fd(), args.init_fd]);
+    let shim = ShimFds {
+        control: shim_control.as_raw_fd(),
+        status: status_write.as_raw_fd(),
+        seccomp: seccomp.as_raw_fd(),
+    };
+    let keep = [shim.control, shim.status, shim.seccomp, args.init_fd];
 
     let launcher = c_string(crate::init::InitMemfd::path_inside(args.init_fd))?;
     let mut argv = vec![
@@ -92,21 +104,25 @@ pub(crate) fn spawn(key: LaunchKey, setup: ChildSetup, args: &BwrapArgs) -> io::
         c_string(setup.parent_pid.to_string())?,
         c_string(key.bwrap.as_os_str().as_bytes())?,
     ];
-    for arg in args.command_line(&seccomp_fds, status_write.as_raw_fd(), job_read.as_raw_fd()) {
+    for arg in args.command_line(shim) {
         argv.push(c_string(arg)?);
     }
-    let mut inherited = keep;
+    let mut inherited = keep.to_vec();
     inherited.extend(&setup.cgroup_procs);
     let spawned = sys::spawn(&launcher, &argv, &inherited)?;
     // The child has its own copies now; ours close here.
-    drop((seccomp, job_read, status_write));
+    drop((seccomp, shim_control, status_write));
     Ok(Launch {
         key,
         pid: spawned.proc.id(),
         child: Some(spawned.proc),
-        stdio: Some((spawned.stdin, spawned.stdout, spawned.stderr)),
-        job: Some(job_write),
+        control,
         status: Some(status_read),
+        stdio: BwrapStdio {
+            _stdin: spawned.stdin,
+            _stdout: spawned.stdout,
+            stderr: spawned.stderr,
+        },
     })
 }
 
@@ -129,19 +145,27 @@ impl Launch {
             .unwrap_or(false)
     }
 
-    /// Hands the waiting shim its job (see `init/job.rs`) and the script's stdin, and returns
-    /// the sandbox as running. The pipes are written from a blocking thread, so a large job
-    /// or stdin cannot stall the runtime; a failed write shows up as the shim failing.
-    pub(crate) fn release(mut self, job: Vec<u8>, stdin: Vec<u8>) -> io::Result<Running> {
-        let (Some(child), Some((stdin_pipe, stdout, stderr)), Some(job_pipe), Some(status)) = (
-            self.child.take(),
-            self.stdio.take(),
-            self.job.take(),
-            self.status.take(),
-        ) else {
-            return Err(io::Error::other("launch already used"));
-        };
-        let running = Running::new(child, self.pid, status, Some(stdout), Some(stderr))?;
+    /// Hands the waiting shim a run: sends it the job pipe and the script's stdin, stdout and
+    /// stderr, writes the job (see `init/job.rs`) and the stdin, and returns the sandbox as
+    /// running. A large job or stdin is written from a blocking thread, so it cannot stall
+    /// the runtime; a failed write shows up as the run failing.
+    pub(crate) fn release(self, job: Vec<u8>, stdin: Vec<u8>) -> io::Result<Running> {
+        let (job_read, job_pipe) = sys::blocking_pipe()?;
+        let (stdin_read, stdin_pipe) = sys::blocking_pipe()?;
+        let (stdout, stdout_write) = sys::blocking_pipe()?;
+        let (stderr, stderr_write) = sys::blocking_pipe()?;
+        sys::send_fds(
+            &self.control,
+            &[
+                job_read.as_raw_fd(),
+                stdin_read.as_raw_fd(),
+                stdout_write.as_raw_fd(),
+                stderr_write.as_raw_fd(),
+            ],
+        )?;
+        // The shim has its own copies now (or will not run at all).
+        drop((job_read, stdin_read, stdout_write, stderr_write));
+        let running = Running::new(self, stdout, stderr)?;
         // The usual job fits in the pipe and there is no stdin: write it here, without a hop
         // to a blocking thread on the run's critical path. Closing the job pipe gives the
         // shim end-of-file: the job is complete.
@@ -198,13 +222,14 @@ fn reap_in_background(child: Proc) {
     }
 }
 
-/// A released bubblewrap: its output pipes, its status pipe and an async wait.
+/// A sandbox serving a run: the run's output pipes, the shim's status pipe and an async wait
+/// for bubblewrap.
 #[derive(Debug)]
 pub(crate) struct Running {
-    child: Option<Proc>,
-    pub pid: i32,
+    launch: Launch,
     pidfd: Option<AsyncFd<OwnedFd>>,
-    /// The init shim's status lines (see [`crate::init::parse_status`]).
+    /// The init shim's status lines (see [`crate::init::parse_status`]). The supervisor
+    /// gives it back when the shim reported the end of the run.
     pub status_pipe: Option<tokio::net::unix::pipe::Receiver>,
     pub stdout: Option<tokio::net::unix::pipe::Receiver>,
     pub stderr: Option<tokio::net::unix::pipe::Receiver>,
@@ -212,25 +237,22 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    fn new(
-        child: Proc,
-        pid: i32,
-        status: OwnedFd,
-        stdout: Option<OwnedFd>,
-        stderr: Option<OwnedFd>,
-    ) -> io::Result<Self> {
-        let receiver = |fd: Option<OwnedFd>| {
-            fd.map(tokio::net::unix::pipe::Receiver::from_owned_fd)
-                .transpose()
-        };
+    fn new(mut launch: Launch, stdout: OwnedFd, stderr: OwnedFd) -> io::Result<Self> {
+        use tokio::net::unix::pipe::Receiver;
+        if launch.child.is_none() {
+            return Err(io::Error::other("the sandbox is gone"));
+        }
+        let status = launch
+            .status
+            .take()
+            .ok_or_else(|| io::Error::other("the sandbox has no status pipe"))?;
         Ok(Running {
-            pidfd: sys::async_pidfd(pid).ok(),
-            child: Some(child),
-            pid,
-            status_pipe: receiver(Some(status))?,
-            stdout: receiver(stdout)?,
-            stderr: receiver(stderr)?,
+            pidfd: sys::async_pidfd(launch.pid).ok(),
+            status_pipe: Some(Receiver::from_owned_fd(status)?),
+            stdout: Some(Receiver::from_owned_fd(stdout)?),
+            stderr: Some(Receiver::from_owned_fd(stderr)?),
             exit: None,
+            launch,
         })
     }
 
@@ -241,11 +263,14 @@ impl Running {
                 return Ok(status);
             }
             let child = self
+                .launch
                 .child
                 .as_mut()
                 .ok_or_else(|| io::Error::other("no child"))?;
             if let Some(status) = child.try_wait()? {
                 self.exit = Some(status);
+                // Reaped: its pid may be reused, nothing may signal it any more.
+                self.launch.child = None;
                 continue;
             }
             match &self.pidfd {
@@ -256,40 +281,45 @@ impl Running {
         }
     }
 
-    /// Takes the bubblewrap process out, neither killed nor reaped: its shim reported the end
-    /// of the run, so it is exiting on its own. `None` when it was reaped already.
-    pub(crate) fn take_exiting(&mut self) -> Option<Proc> {
-        if self.exit.is_some() {
+    /// The sandbox, waiting for its next run again: only when bubblewrap was not reaped and the
+    /// status pipe was given back (the shim reported the end of this run).
+    pub(crate) fn into_idle(mut self) -> Option<Launch> {
+        if self.exit.is_some() || self.launch.child.is_none() {
             return None;
         }
-        self.child.take()
+        let status = self.status_pipe.take()?.into_nonblocking_fd().ok()?;
+        self.launch.status = Some(status);
+        Some(self.launch)
+    }
+
+    /// bubblewrap's pid.
+    pub(crate) fn pid(&self) -> i32 {
+        self.launch.pid
+    }
+
+    /// What bubblewrap itself wrote to its stderr (why a sandbox failed to start), without
+    /// waiting.
+    pub(crate) fn bwrap_messages(&self) -> String {
+        let text = sys::read_available(&self.launch.stdio.stderr, 16 * 1024);
+        String::from_utf8_lossy(&text).into_owned()
     }
 
     /// Kills the sandbox from the inside out (see [`kill_and_reap`]) and waits for
     /// bubblewrap, unless it was already reaped.
     pub(crate) async fn kill(&mut self) -> io::Result<ExitStatus> {
+        let pid = self.launch.pid;
         if self.exit.is_none()
-            && sys::kill_children(self.pid)
+            && sys::kill_children(pid)
             && tokio::time::timeout(EXIT_GRACE, self.wait()).await.is_ok()
         {
             return self.wait().await;
         }
         if self.exit.is_none() {
-            sys::kill_group(self.pid);
-            if let Some(child) = self.child.as_ref() {
+            sys::kill_group(pid);
+            if let Some(child) = self.launch.child.as_ref() {
                 child.kill();
             }
         }
         self.wait().await
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.exit.is_none() {
-            if let Some(child) = self.child.take() {
-                reap_in_background(child);
-            }
-        }
     }
 }

@@ -2,21 +2,21 @@
 //!
 //! A slot is a host uid plus a cgroup kept across runs (created once, limits rewritten and
 //! accounting reset per run, replaced when a process survived the kill sweep), plus a
-//! bubblewrap started ahead of the next run (see [`crate::launch`]). A slot is handed out
-//! again only after its next bubblewrap has been started, so a waiting process never shares
-//! a cgroup with a running script.
+//! sandbox that serves the slot's runs one after another (see [`crate::launch`]). A slot is
+//! handed out again only once its sandbox waits for the next run: the last one cleanly ended
+//! and nothing but the sandbox is left in the cgroup, or a new sandbox was started after a
+//! killed or failed run.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use crate::args::BwrapArgs;
 use crate::cgroup::{CgroupLayout, RunCgroup};
 use crate::launch::{self, Launch, LaunchKey};
-use crate::sys::{ChildSetup, Proc};
+use crate::sys::ChildSetup;
 
 /// What a slot keeps between runs.
 #[derive(Debug, Default)]
@@ -152,6 +152,13 @@ impl SlotPool {
         Ok(cgroup)
     }
 
+    /// Puts a sandbox that finished a run cleanly back into its slot for the slot's next run,
+    /// and frees the slot.
+    pub(crate) fn park(&self, lease: SlotLease, sandbox: Launch) {
+        self.state(lease.slot).warm = Some(sandbox);
+        drop(lease);
+    }
+
     /// Takes `cgroup` away from the slot (a process survived in it, or a run was abandoned)
     /// and kills and removes it in the background.
     pub(crate) fn retire(&self, slot: u32, cgroup: Arc<RunCgroup>) {
@@ -192,20 +199,6 @@ impl Drop for SlotPool {
 }
 
 type Job = Box<dyn FnOnce() + Send>;
-
-/// How long a sandbox that reported the end of its run may take to exit on its own.
-const EXIT_GRACE: Duration = Duration::from_secs(2);
-
-/// Reaps a bubblewrap whose sandbox reported the end of its run; kills it if it lingers.
-fn reap_exiting(mut child: Proc) {
-    let pid = child.id();
-    if crate::sys::wait_exit(pid, EXIT_GRACE) || !matches!(child.try_wait(), Ok(None)) {
-        let _ = child.wait();
-    } else {
-        tracing::warn!(pid, "a finished sandbox did not exit; killing it");
-        launch::kill_and_reap(child);
-    }
-}
 
 /// One long-lived thread that starts every bubblewrap. A child's parent-death signal fires
 /// when the *thread* that started it ends, so waiting processes must come from a thread that
@@ -258,10 +251,7 @@ impl Spawner {
     }
 
     /// Prepares the slot's next sandbox in the background, then releases the slot. Without a
-    /// cgroup layout the process is started outside any cgroup (rlimit mode). `exiting` is
-    /// the slot's last bubblewrap when it was left to exit on its own: it is reaped first,
-    /// and the slot's cgroup swept and checked, so nothing of the last run shares the cgroup
-    /// with the next.
+    /// cgroup layout the process is started outside any cgroup (rlimit mode).
     pub(crate) fn refill(
         &self,
         lease: SlotLease,
@@ -269,21 +259,10 @@ impl Spawner {
         key: LaunchKey,
         mut setup: ChildSetup,
         args: Arc<BwrapArgs>,
-        exiting: Option<Proc>,
     ) {
         let job: Job = Box::new(move || {
             let pool = lease.pool.clone();
             let slot = lease.slot;
-            if let Some(old) = exiting {
-                reap_exiting(old);
-                let cgroup = pool.state(slot).cgroup.clone();
-                if let Some(cgroup) = cgroup {
-                    cgroup.kill_all_blocking();
-                    if !cgroup.is_empty() {
-                        pool.retire(slot, cgroup);
-                    }
-                }
-            }
             let cgroup = match &layout {
                 Some(layout) => match pool.cgroup(slot, layout) {
                     Ok(cgroup) => Some(cgroup),

@@ -1,5 +1,5 @@
-//! Watching one bubblewrap process: output with a cap, the wall deadline, cancellation, and
-//! killing the whole tree.
+//! Watching one run of a sandbox: output with a cap, the wall deadline, the CPU budget,
+//! cancellation, and killing the whole sandbox.
 
 use std::io;
 use std::process::ExitStatus;
@@ -49,7 +49,7 @@ async fn cpu_exhausted(cgroup: Option<&RunCgroup>, budget: Option<Duration>) {
 pub(crate) struct Supervised {
     pub stop: Stop,
     /// bubblewrap's exit status; `None` when the shim reported the end of the run first (the
-    /// sandbox is then exiting on its own, see [`Running::take_exiting`]).
+    /// sandbox then waits for its next run, see [`Running::into_idle`]).
     pub status: Option<ExitStatus>,
     /// What the init shim reported.
     pub init: InitStatus,
@@ -168,8 +168,11 @@ pub(crate) async fn supervise(
     });
     let init = parse_status(&String::from_utf8_lossy(&status_text));
     if stop == Stop::Finished {
-        // Either the shim reported (the sandbox exits on its own), or bubblewrap is gone
-        // and both pipes are closed.
+        // Either the shim reported (the sandbox waits for its next run and keeps its status
+        // pipe), or bubblewrap is gone and both pipes are closed.
+        if status.is_none() {
+            child.status_pipe = status_pipe;
+        }
         return Ok(Supervised {
             stop,
             status,

@@ -159,6 +159,94 @@ pub(crate) fn write_nonblocking(fd: &OwnedFd, data: &[u8]) -> io::Result<usize> 
     Ok(written)
 }
 
+/// A connected pair of close-on-exec `SOCK_SEQPACKET` unix sockets (message boundaries, and
+/// end-of-file when the other side is closed).
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds points to two writable ints.
+    check(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair returned two fresh fds that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one message of one byte carrying `fds` (`SCM_RIGHTS`) on `socket`; the receiver gets
+/// its own copies. Never raises SIGPIPE: a closed peer is `EPIPE`.
+pub(crate) fn send_fds(socket: &OwnedFd, fds: &[RawFd]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let data_len = std::mem::size_of_val(fds);
+    let byte = [b'r'];
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(u32::try_from(data_len).map_err(io::Error::other)?) };
+    // u64 elements keep the buffer aligned for cmsghdr.
+    let mut control = vec![0u64; (space as usize).div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_ptr().cast_mut().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: a zeroed msghdr is valid; every pointer set below outlives the sendmsg call, and
+    // the control buffer has room for one header with `data_len` bytes of data.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as usize;
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        if header.is_null() {
+            return Err(io::Error::other("no room for the descriptors"));
+        }
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(data_len as u32) as usize;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(header), data_len);
+        loop {
+            let sent = libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
+            if sent == 1 {
+                return Ok(());
+            }
+            let error = io::Error::last_os_error();
+            if sent < 0 && error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(if sent < 0 {
+                error
+            } else {
+                io::Error::other("short send")
+            });
+        }
+    }
+}
+
+/// What `fd` holds right now, up to `max` bytes, without blocking (`fd` is made non-blocking).
+pub(crate) fn read_available(fd: &OwnedFd, max: usize) -> Vec<u8> {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    if set_nonblocking(fd, true).is_err() {
+        return out;
+    }
+    let mut buf = [0u8; 4096];
+    while out.len() < max {
+        // SAFETY: buf is a valid writable buffer of its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        let Ok(n) = usize::try_from(n) else { break };
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n.min(max - out.len())]);
+    }
+    out
+}
+
 /// A non-blocking pidfd of our child `pid`; it becomes readable when the child exits.
 pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes plain integers and returns a fresh fd or -1.
@@ -206,23 +294,29 @@ pub(crate) fn kill_pid(pid: i32) {
     }
 }
 
-/// SIGKILLs every child of `pid` (from `/proc/<pid>/task/*/children`); returns whether there
-/// was one.
-pub(crate) fn kill_children(pid: i32) -> bool {
+/// The children of `pid` (from `/proc/<pid>/task/*/children`).
+pub(crate) fn children(pid: i32) -> Vec<i32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
+        return Vec::new();
     };
-    let mut any = false;
-    for task in tasks.flatten() {
-        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
-            continue;
-        };
-        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            kill_pid(child);
-            any = true;
-        }
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+/// SIGKILLs every child of `pid`; returns whether there was one.
+pub(crate) fn kill_children(pid: i32) -> bool {
+    let children = children(pid);
+    for &child in &children {
+        kill_pid(child);
     }
-    any
+    !children.is_empty()
 }
 
 /// SIGKILLs a process group; errors (already gone) are ignored.

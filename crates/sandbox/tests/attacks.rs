@@ -9,6 +9,8 @@ mod escape;
 mod network;
 #[path = "attacks/resources.rs"]
 mod resources;
+#[path = "attacks/reuse.rs"]
+mod reuse;
 #[path = "attacks/secrets.rs"]
 mod secrets;
 #[path = "attacks/syscalls.rs"]

@@ -400,6 +400,20 @@ impl RunCgroup {
         self.pids().is_empty() && read_u64(&pids_current).is_none_or(|n| n == 0)
     }
 
+    /// True when the processes in every directory are exactly `expected` (a sandbox between
+    /// runs: its bubblewrap and the shim), none exited but unreaped (`pids.current`).
+    pub(crate) fn holds_only(&self, expected: &[i32]) -> bool {
+        let mut expected = expected.to_vec();
+        expected.sort_unstable();
+        expected.dedup();
+        let pids_current = match &self.dirs {
+            Dirs::V1 { pids, .. } => pids.join("pids.current"),
+            Dirs::V2 { dir } => dir.join("pids.current"),
+        };
+        self.dirs().iter().all(|dir| procs_in(&[dir]) == expected)
+            && read_u64(&pids_current).is_none_or(|n| n == expected.len() as u64)
+    }
+
     fn raw_stats(&self) -> CgroupStats {
         match &self.dirs {
             Dirs::V1 {

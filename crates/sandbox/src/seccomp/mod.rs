@@ -1,4 +1,5 @@
-//! The seccomp program handed to bubblewrap (`--add-seccomp-fd`), as raw `sock_filter` bytes.
+//! The seccomp program of every run, as raw `sock_filter` bytes: handed to the sandbox's init
+//! shim, which installs it in the command's process as the last step before exec.
 //!
 //! One program ([`filter`]), generated here rather than with a rule compiler, so that a
 //! syscall costs a binary search instead of a walk down a chain of several hundred
@@ -34,7 +35,7 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 #[error("building the seccomp filter failed: {0}")]
 pub(crate) struct SeccompError(String);
 
-/// The programs, serialised, in the order they are installed.
-pub(crate) fn programs() -> Result<Vec<Vec<u8>>, SeccompError> {
-    Ok(vec![bpf::to_bytes(&filter::program()?)])
+/// The program, serialised.
+pub(crate) fn program() -> Result<Vec<u8>, SeccompError> {
+    Ok(bpf::to_bytes(&filter::program()?))
 }

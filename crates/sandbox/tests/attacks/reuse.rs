@@ -1,0 +1,138 @@
+//! Attacks on the sandbox a slot keeps between runs: one run tries to leave something for the
+//! next (files, IPC objects, listening sockets, a daemon), to take over or stop the sandbox's
+//! init, or to change what the next run sees; the next run, in the same sandbox, must find
+//! nothing of it, in namespaces of its own.
+
+use std::collections::BTreeMap;
+
+use integr8s_core::ports::executor::{Executor, RunControl, RunOutcome, RunReport, RunSpec};
+use integr8s_sandbox::{LocalExecutor, SandboxConfig};
+
+use crate::common::{marker, python, DEADLINE};
+
+/// One concurrent run, so consecutive runs go to the same slot and its sandbox.
+async fn single_slot_executor() -> LocalExecutor {
+    let executor = LocalExecutor::start(SandboxConfig {
+        uid_base: 340_000,
+        max_concurrent: 1,
+        ..SandboxConfig::default()
+    })
+    .await;
+    assert!(executor.health().ready, "{:?}", executor.health());
+    executor
+}
+
+async fn run_on(executor: &LocalExecutor, spec: &RunSpec) -> RunReport {
+    let report = tokio::time::timeout(DEADLINE, executor.run(spec, RunControl::default()))
+        .await
+        .expect("deadline")
+        .expect("run");
+    assert_eq!(report.outcome, RunOutcome::Exited { code: 0 }, "{report:?}");
+    report
+}
+
+/// Prints the run's namespaces as `ns <kind> <id>` lines.
+const PRINT_NAMESPACES: &str = "import os\n\
+     for kind in ['pid', 'mnt', 'net', 'ipc']:\n    print('ns', kind, os.readlink(f'/proc/self/ns/{kind}'))\n";
+
+fn namespaces(report: &RunReport) -> BTreeMap<String, String> {
+    report
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ns "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn rest(report: &RunReport) -> String {
+    report
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("ns "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[tokio::test]
+async fn attack_a_run_leaves_nothing_in_the_sandbox_for_the_next() {
+    let executor = single_slot_executor().await;
+    let m = marker("reuse");
+    let leaver = python(&format!(
+        "{PRINT_NAMESPACES}\
+         import ctypes, socket, time\n\
+         for d in ['/work', '/tmp', '/dev/shm']:\n    open(f'{{d}}/{m}', 'w').write('x')\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         print('shm', libc.shmget(0x2e5e, 4096, 0o1666) >= 0)\n\
+         unix = socket.socket(socket.AF_UNIX)\n\
+         unix.bind('\\0{m}')\n\
+         unix.listen()\n\
+         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         udp.bind(('127.0.0.1', 47123))\n\
+         if os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n    os._exit(0)\n\
+         print('left')\n"
+    ));
+    let first = run_on(&executor, &leaver).await;
+    assert_eq!(rest(&first), "shm True\nleft\n", "{first:?}");
+
+    let finder = python(&format!(
+        "{PRINT_NAMESPACES}\
+         import ctypes, glob, socket\n\
+         print(glob.glob('/work/*') + glob.glob('/tmp/*') + glob.glob('/dev/shm/*'))\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         print('shm', libc.shmget(0x2e5e, 0, 0) >= 0)\n\
+         try:\n    socket.socket(socket.AF_UNIX).connect('\\0{m}')\n    print('reached')\n\
+         except OSError:\n    print('refused')\n\
+         socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(('127.0.0.1', 47123))\n\
+         print('port free')\n\
+         others = sorted(int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid())\n\
+         print('others', others)\n\
+         for path in ['/proc/1/environ', '/proc/1/fd', '/proc/1/mem']:\n\
+         \x20   try:\n        os.listdir(path) if path.endswith('fd') else open(path, 'rb').read(1)\n        print('read', path)\n\
+         \x20   except OSError:\n        print('denied')\n\
+         caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith('Cap')]\n\
+         print('caps', set(caps))\n"
+    ));
+    let second = run_on(&executor, &finder).await;
+    assert_eq!(
+        rest(&second),
+        "['/work/main.py']\nshm False\nrefused\nport free\nothers [1]\ndenied\ndenied\ndenied\n\
+         caps {'0000000000000000'}\n",
+        "{second:?}"
+    );
+
+    let (a, b) = (namespaces(&first), namespaces(&second));
+    assert_eq!(a.len(), 4, "{first:?}");
+    assert_eq!(
+        a["pid"], b["pid"],
+        "the second run had a sandbox of its own"
+    );
+    for kind in ["mnt", "net", "ipc"] {
+        assert_ne!(a[kind], b[kind], "{kind} namespace shared by two runs");
+    }
+}
+
+#[tokio::test]
+async fn attack_signals_to_the_sandbox_init_and_hostname_changes_fail() {
+    let executor = single_slot_executor().await;
+    let attacker = python(&format!(
+        "{PRINT_NAMESPACES}\
+         import signal, socket\n\
+         for sig in [signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM, signal.SIGINT, signal.SIGSEGV]:\n\
+         \x20   try:\n        os.kill(1, sig)\n    except OSError:\n        pass\n\
+         try:\n    socket.sethostname('evil')\n    print('hostname changed')\n\
+         except OSError:\n    print('hostname refused')\n"
+    ));
+    let first = run_on(&executor, &attacker).await;
+    assert_eq!(rest(&first), "hostname refused\n", "{first:?}");
+    let after = python(&format!(
+        "{PRINT_NAMESPACES}import socket\nprint(socket.gethostname())\n"
+    ));
+    let second = run_on(&executor, &after).await;
+    assert_eq!(rest(&second), "sandbox\n", "{second:?}");
+    assert_eq!(
+        namespaces(&first)["pid"],
+        namespaces(&second)["pid"],
+        "the sandbox did not survive the attack"
+    );
+}
