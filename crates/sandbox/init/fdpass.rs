@@ -86,7 +86,11 @@ pub fn receive(socket: c_int) -> io::Result<Option<[OwnedFd; RUN_FDS]>> {
             )));
         }
         let mut owned = fds.into_iter();
-        let mut next = || owned.next().ok_or_else(|| io::Error::other("missing descriptor"));
+        let mut next = || {
+            owned
+                .next()
+                .ok_or_else(|| io::Error::other("missing descriptor"))
+        };
         return Ok(Some([next()?, next()?, next()?, next()?]));
     }
 }
@@ -100,7 +104,8 @@ fn descriptors(control: &[u8], len: usize) -> Vec<OwnedFd> {
     while offset + header <= len {
         // SAFETY: the buffer holds `header` bytes at `offset`; read_unaligned copes with any
         // alignment.
-        let cmsg: CmsgHdr = unsafe { std::ptr::read_unaligned(control.as_ptr().add(offset).cast()) };
+        let cmsg: CmsgHdr =
+            unsafe { std::ptr::read_unaligned(control.as_ptr().add(offset).cast()) };
         if cmsg.len < header || offset + cmsg.len > len {
             break;
         }

@@ -1,5 +1,6 @@
 //! The job a waiting init shim receives: what to run, written by the supervisor into the
-//! shim's job pipe when the run is released, read by the shim to end-of-file.
+//! run's job pipe (sent to the shim with the run's other pipes, see fdpass.rs) when the run
+//! is released, read by the shim to end-of-file.
 //!
 //! Shared source: compiled into the shim (parser) and into the sandbox library (encoder and
 //! tests), standard library only.

@@ -134,7 +134,14 @@ pub fn landlock_ruleset(abi: i64) -> Option<c_int> {
         _ => 24,
     };
     // SAFETY: attr is valid for `size` bytes (size never exceeds the struct).
-    let ruleset = unsafe { syscall(SYS_LANDLOCK_CREATE_RULESET, &attr as *const RulesetAttr, size, 0u32) };
+    let ruleset = unsafe {
+        syscall(
+            SYS_LANDLOCK_CREATE_RULESET,
+            &attr as *const RulesetAttr,
+            size,
+            0u32,
+        )
+    };
     if ruleset < 0 {
         return None;
     }
@@ -149,4 +156,3 @@ pub fn landlock_ruleset(abi: i64) -> Option<c_int> {
     }
     Some(ruleset)
 }
-

@@ -16,8 +16,8 @@
 //! 4. gives up if the service is already gone. It arms no parent-death signal: bubblewrap's
 //!    `--die-with-parent` does, once its child no longer waits for it. Killed earlier (by a
 //!    signal armed here, when the service dies), bubblewrap would leave that child blocked for
-//!    ever on its start-up handshake. A sandbox whose service died before it ran gets
-//!    end-of-file on its job pipe and exits;
+//!    ever on its start-up handshake. A waiting sandbox whose service died gets
+//!    end-of-file on its control socket and exits;
 //! 5. marks every descriptor above stderr except KEEP_FDS close-on-exec, and execs BWRAP with
 //!    an empty environment.
 //!
@@ -39,7 +39,8 @@ extern "C" {
     fn setgroups(size: usize, list: *const u32) -> c_int;
     fn setresgid(rgid: u32, egid: u32, sgid: u32) -> c_int;
     fn setresuid(ruid: u32, euid: u32, suid: u32) -> c_int;
-    fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+    fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char)
+        -> c_int;
 }
 
 const RLIMIT_CORE: c_int = 4;
@@ -50,7 +51,9 @@ fn fds(arg: &OsString) -> Option<Vec<c_int>> {
     if text == "-" {
         return Some(Vec::new());
     }
-    text.split(',').map(|f| f.parse().ok().filter(|fd| *fd > 2)).collect()
+    text.split(',')
+        .map(|f| f.parse().ok().filter(|fd| *fd > 2))
+        .collect()
 }
 
 fn ids(arg: &OsString) -> Option<Option<(u32, u32)>> {
@@ -79,7 +82,10 @@ fn setup(
         // SAFETY: writes one byte from a static buffer to a descriptor handed to us.
         let written = unsafe { write(fd, b"0".as_ptr(), 1) };
         if written != 1 {
-            return Err(format!("joining the run cgroup: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "joining the run cgroup: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         // SAFETY: the descriptor is ours and not used again.
         unsafe { close(fd) };
@@ -108,13 +114,19 @@ fn setup(
 /// Runs the launcher; returns only on failure, with the exit code.
 pub fn run(args: &[OsString]) -> u8 {
     let parsed = (|| {
-        let status: c_int = std::str::from_utf8(args.first()?.as_bytes()).ok()?.parse().ok()?;
+        let status: c_int = std::str::from_utf8(args.first()?.as_bytes())
+            .ok()?
+            .parse()
+            .ok()?;
         Some((
             status,
             fds(args.get(1)?)?,
             fds(args.get(2)?)?,
             ids(args.get(3)?)?,
-            std::str::from_utf8(args.get(4)?.as_bytes()).ok()?.parse::<c_int>().ok()?,
+            std::str::from_utf8(args.get(4)?.as_bytes())
+                .ok()?
+                .parse::<c_int>()
+                .ok()?,
             args.get(5..).filter(|rest| !rest.is_empty())?,
         ))
     })();
@@ -133,7 +145,11 @@ pub fn run(args: &[OsString]) -> u8 {
         // SAFETY: argv and env are NUL-terminated arrays of valid C strings that outlive the
         // call; execve only returns on failure.
         unsafe { execve(argv[0].as_ptr(), pointers.as_ptr(), env.as_ptr()) };
-        Err(format!("exec {}: {}", command[0].to_string_lossy(), std::io::Error::last_os_error()))
+        Err(format!(
+            "exec {}: {}",
+            command[0].to_string_lossy(),
+            std::io::Error::last_os_error()
+        ))
     });
     if let Err(message) = result {
         // SAFETY: the status descriptor was handed to us; the File closes it on exit.

@@ -113,7 +113,13 @@ fn set_rlimit(resource: c_int, value: u64) -> c_int {
 fn cloexec_above_stderr(keep: &[c_int]) {
     // SAFETY: plain integer arguments.
     unsafe {
-        if syscall(SYS_CLOSE_RANGE, 3 as c_long, c_long::from(u32::MAX), CLOSE_RANGE_CLOEXEC) != 0 {
+        if syscall(
+            SYS_CLOSE_RANGE,
+            3 as c_long,
+            c_long::from(u32::MAX),
+            CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
             for fd in 3..1024 {
                 fcntl(fd, F_SETFD, FD_CLOEXEC);
             }
@@ -132,7 +138,10 @@ fn read_seccomp(fd: c_int) -> Result<Vec<u8>, String> {
     file.read_to_end(&mut program)
         .map_err(|e| format!("reading the seccomp program: {e}"))?;
     if program.is_empty() || program.len() % 8 != 0 || program.len() > MAX_SECCOMP_BYTES {
-        return Err(format!("malformed seccomp program ({} bytes)", program.len()));
+        return Err(format!(
+            "malformed seccomp program ({} bytes)",
+            program.len()
+        ));
     }
     Ok(program)
 }
@@ -168,8 +177,20 @@ fn init_main() -> u8 {
     // SAFETY: plain integer arguments; the status fd was handed to us by the supervisor and
     // is owned by this process from here on.
     let mut status = unsafe {
-        prctl(PR_SET_DUMPABLE, 0 as c_long, 0 as c_long, 0 as c_long, 0 as c_long);
-        prctl(PR_SET_NO_NEW_PRIVS, 1 as c_long, 0 as c_long, 0 as c_long, 0 as c_long);
+        prctl(
+            PR_SET_DUMPABLE,
+            0 as c_long,
+            0 as c_long,
+            0 as c_long,
+            0 as c_long,
+        );
+        prctl(
+            PR_SET_NO_NEW_PRIVS,
+            1 as c_long,
+            0 as c_long,
+            0 as c_long,
+            0 as c_long,
+        );
         for sig in IGNORED_SIGNALS {
             signal(sig, SIG_IGN);
         }

@@ -202,7 +202,11 @@ impl Sandbox {
                     let _ = writeln!(out, "{}: {e}", program.to_string_lossy());
                 }
                 kill_and_reap_rest();
-                let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+                let code = if e.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                };
                 format!("exit {code}\n")
             }
         };
@@ -237,7 +241,14 @@ fn isolate(plan: &Plan) {
         // The sandbox's mounts are private (bubblewrap's), so these stay in this namespace.
         for (dir, options) in &plan.tmpfs {
             let fs = c"tmpfs".as_ptr();
-            if mount(fs, dir.as_ptr(), fs, MS_NOSUID | MS_NODEV, options.as_ptr().cast()) != 0 {
+            if mount(
+                fs,
+                dir.as_ptr(),
+                fs,
+                MS_NOSUID | MS_NODEV,
+                options.as_ptr().cast(),
+            ) != 0
+            {
                 fail(plan, "mounting a tmpfs");
             }
         }
@@ -263,7 +274,12 @@ fn isolate(plan: &Plan) {
             let Some(ruleset) = landlock::landlock_ruleset(plan.landlock_abi) else {
                 fail(plan, "landlock ruleset");
             };
-            if syscall(landlock::SYS_LANDLOCK_RESTRICT_SELF, ruleset as c_long, 0u32) != 0 {
+            if syscall(
+                landlock::SYS_LANDLOCK_RESTRICT_SELF,
+                ruleset as c_long,
+                0u32,
+            ) != 0
+            {
                 fail(plan, "landlock");
             }
             close(ruleset);
@@ -274,7 +290,14 @@ fn isolate(plan: &Plan) {
             filter: plan.seccomp.as_ptr(),
         };
         let none: c_long = 0;
-        if prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program as *const SockFprog, none, none) != 0 {
+        if prctl(
+            PR_SET_SECCOMP,
+            SECCOMP_MODE_FILTER,
+            &program as *const SockFprog,
+            none,
+            none,
+        ) != 0
+        {
             fail(plan, "seccomp");
         }
     }
@@ -298,7 +321,10 @@ fn write_script(plan: &Plan) {
                 continue;
             }
             let error = std::io::Error::last_os_error();
-            write_line(2, format!("sandbox: cannot write the script: {error}\n").as_bytes());
+            write_line(
+                2,
+                format!("sandbox: cannot write the script: {error}\n").as_bytes(),
+            );
             // SAFETY: ends this forked child at once.
             unsafe { _exit(SETUP_FAILED) };
         }

@@ -1,4 +1,5 @@
-//! [`LocalExecutor`]: runs one spec through bubblewrap inside a per-run cgroup.
+//! [`LocalExecutor`]: runs one spec in a slot's sandbox (bubblewrap and the init shim) inside
+//! the slot's cgroup.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,7 @@ pub struct LocalExecutor {
     bwrap_args: Result<Arc<BwrapArgs>, String>,
     /// At most `max_concurrent` runs at once.
     runs: Arc<Semaphore>,
-    /// Twice as many slots as runs, so a finished run's slot can prepare its next bubblewrap
+    /// Twice as many slots as runs, so a slot whose run was killed can start a new sandbox
     /// while another slot serves the next run.
     pool: Arc<SlotPool>,
     spawner: Result<Spawner, String>,
@@ -197,8 +198,8 @@ impl LocalExecutor {
         .encode()
     }
 
-    /// Starts a bubblewrap ahead of time in every slot, prepared for runs with the default
-    /// limits, so the first runs do not pay the cold start. Returns once every slot has been
+    /// Starts a sandbox in every slot that has none, so the first runs do not pay the cold
+    /// start. Returns once every slot has been
     /// handed to the spawner; the processes start in the background. A no-op when not ready.
     pub(crate) async fn warm_slots(&self) {
         let (bwrap, layout) = match self.mode() {

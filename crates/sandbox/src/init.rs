@@ -1,5 +1,6 @@
-//! The in-sandbox init shim (built from `init/main.rs` by the build script): it applies
-//! landlock, runs the command and reports its real wait status over a pipe.
+//! The in-sandbox init shim (built from `init/main.rs` by the build script): it serves the
+//! sandbox's runs one after another, each isolated on its own (`init/run.rs`), and reports
+//! each command's real wait status over a pipe.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

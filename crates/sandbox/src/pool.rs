@@ -288,7 +288,7 @@ impl Spawner {
             setup.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
             match launch::spawn(key, setup, &args) {
                 Ok(warm) => pool.state(slot).warm = Some(warm),
-                Err(e) => tracing::debug!(error = %e, "cannot start bubblewrap ahead of a run"),
+                Err(e) => tracing::debug!(error = %e, "cannot start a sandbox for a slot"),
             }
             drop(lease);
         });

@@ -529,3 +529,58 @@ async fn a_pool_based_at_uid_0_never_runs_anything_as_root() {
         "{refused:?}"
     );
 }
+
+/// A script larger than the run's `/work` cannot be written: the run says so and exits 125
+/// without running anything, and the sandbox still serves the next run with a fresh `/work`.
+#[tokio::test]
+async fn a_script_larger_than_work_is_refused_and_the_next_run_works() {
+    let executor = LocalExecutor::start(SandboxConfig {
+        work_size_bytes: 64 * 1024,
+        uid_base: 350_000,
+        max_concurrent: 1,
+        ..SandboxConfig::default()
+    })
+    .await;
+    assert!(executor.health().ready, "{:?}", executor.health());
+    let big = format!("print('ran')\n#{}\n", "x".repeat(128 * 1024));
+    let report = tokio::time::timeout(
+        DEADLINE,
+        executor.run(
+            &spec("main.py", &big, &[PYTHON, "main.py"]),
+            RunControl::default(),
+        ),
+    )
+    .await
+    .expect("deadline")
+    .expect("run");
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Exited { code: 125 },
+        "{report:?}"
+    );
+    assert_eq!(report.stdout, "");
+    assert!(
+        report
+            .stderr
+            .contains("cannot write the script: No space left on device"),
+        "{report:?}"
+    );
+    let fill = "open('/work/fill', 'w').write('y' * 40000)\nimport os\nprint(sorted(os.listdir('/work')))\n";
+    for _ in 0..2 {
+        let report = tokio::time::timeout(
+            DEADLINE,
+            executor.run(
+                &spec("main.py", fill, &[PYTHON, "main.py"]),
+                RunControl::default(),
+            ),
+        )
+        .await
+        .expect("deadline")
+        .expect("run");
+        assert_eq!(
+            (report.outcome, report.stdout.as_str()),
+            (RunOutcome::Exited { code: 0 }, "['fill', 'main.py']\n"),
+            "{report:?}"
+        );
+    }
+}
