@@ -10,22 +10,24 @@
 //! 1. It receives the run's descriptors on CONTROL_FD (a unix socket; end-of-file: the
 //!    supervisor retired the sandbox, so it exits): the job pipe, and the script's stdin,
 //!    stdout and stderr. It reads the job (see job.rs) to its end.
-//! 2. It forks the command's process, which isolates itself (run.rs): fresh mount, network
-//!    and IPC namespaces, fresh size-capped tmpfs on `/work`, `/tmp` and `/dev/shm` (nothing
-//!    of an earlier run is visible), the script written into the new `/work`, the loopback
-//!    brought up, the job's rlimits, landlock (write only below those directories, no TCP,
-//!    scoped signals and abstract sockets), every capability dropped (bounding and ambient
-//!    sets too), and the seccomp allow-list last; then it execs the command.
-//! 3. It reaps every process of the namespace (orphans are re-parented to pid 1) until the
-//!    command has ended, kills what is left (`kill(-1)`), reaps that too, and only then writes
-//!    `landlock <abi>` and `exit <code>` or `signal <n>` to STATUS_FD: once the supervisor
-//!    reads that line no process of the run is alive and all its output is in the pipes.
+//! 2. It clones the run's init (run.rs) into new pid, mount, network and IPC namespaces. As
+//!    pid 1 of the run's pid namespace it isolates itself (isolate.rs): fresh size-capped
+//!    tmpfs on `/work`, `/tmp` and `/dev/shm` and a `/proc` of its own (nothing of an earlier
+//!    run is visible; kernel knobs under `/proc` bound read-only), the script written into the
+//!    new `/work`, the loopback brought up, every capability dropped (bounding and ambient
+//!    sets too), landlock (write only below those directories, no TCP, scoped signals and
+//!    abstract sockets) and the seccomp allow-list last. Then it starts the command with the
+//!    job's rlimits, reaps every process of the run until the command has ended, and exits,
+//!    which ends the run's pid namespace and every process left in it.
+//! 3. Once the run's init is reaped nothing of the run is alive and all its output is in the
+//!    pipes: it writes `landlock <abi>` and `exit <code>` or `signal <n>` (the command's
+//!    wait status, left by the run's init in a shared page) to STATUS_FD.
 //!
 //! A failing isolation step is reported as `launch-error <step>: <error>` before the exit
-//! line; the supervisor then retires the sandbox. The shim is not dumpable (a run cannot
-//! reach its descriptors or memory through /proc, and it holds capabilities a run lacks); as
-//! the namespace's init it receives no signal from the sandbox that it has no handler for,
-//! and it ignores the catchable termination signals anyway.
+//! line; the supervisor then retires the sandbox. A run never sees the shim: it has a pid
+//! namespace of its own, and the shim's descriptors are close-on-exec. The shim is not
+//! dumpable, and it ignores the catchable termination signals; as the sandbox's init it gets
+//! no signal from inside the sandbox it has no handler for. A run's init inherits both.
 //!
 //! Built by the sandbox crate's build script with the standard library only; every system
 //! call is a plain FFI call with integer or valid pointer arguments. It skips the Rust
@@ -35,6 +37,7 @@
 #![no_main]
 
 mod fdpass;
+mod isolate;
 #[allow(dead_code)] // The encoder is the supervisor's.
 mod job;
 mod landlock;
@@ -206,7 +209,13 @@ fn init_main() -> u8 {
             return 125;
         }
     };
-    let sandbox = run::Sandbox::new(sizes, seccomp, landlock::landlock_abi());
+    let Some(sandbox) = run::Sandbox::new(sizes, seccomp, landlock::landlock_abi()) else {
+        report(
+            &mut status,
+            "launch-error cannot map the shared result page\n",
+        );
+        return 125;
+    };
     loop {
         let fds = match fdpass::receive(control) {
             Ok(Some(fds)) => fds,

@@ -12,7 +12,7 @@ use crate::common::{marker, python, DEADLINE};
 
 /// One concurrent run, so consecutive runs go to the same slot and its sandbox once the
 /// executor has settled: its other slot's sandbox started (which frees that slot and makes it
-/// the next one handed out), seen as three consecutive runs in one pid namespace.
+/// the next one handed out), seen as three consecutive runs in one sandbox.
 async fn single_slot_executor() -> LocalExecutor {
     let executor = LocalExecutor::start(SandboxConfig {
         uid_base: 340_000,
@@ -25,12 +25,12 @@ async fn single_slot_executor() -> LocalExecutor {
     let mut last = String::new();
     let mut same = 0;
     for _ in 0..30 {
-        let pid_ns = namespaces(&run_on(&executor, &probe).await)["pid"].clone();
-        same = if pid_ns == last { same + 1 } else { 0 };
+        let sandbox = namespaces(&run_on(&executor, &probe).await)["sandbox"].clone();
+        same = if sandbox == last { same + 1 } else { 0 };
         if same == 2 {
             return executor;
         }
-        last = pid_ns;
+        last = sandbox;
     }
     panic!("consecutive runs never shared a sandbox");
 }
@@ -44,11 +44,12 @@ async fn run_on(executor: &LocalExecutor, spec: &RunSpec) -> RunReport {
     report
 }
 
-/// Prints `ns pid <id>`: the run's pid namespace and the start time of its pid 1 (the
-/// sandbox's shim), which together name the sandbox (a namespace id alone can be reused once
-/// the namespace is gone).
+/// Prints `ns sandbox <id>`, naming the sandbox by the namespaces that are its own and not
+/// the run's (user, UTS, cgroup: one id could be reused once its namespace is gone, three at
+/// once would not), and `ns pid <n>`, the run's own pid (a fresh pid namespace per run).
 const PRINT_NAMESPACES: &str = "import os\n\
-     print('ns', 'pid', os.readlink('/proc/self/ns/pid') + open('/proc/1/stat').read().split(')')[1].split()[19])\n";
+     print('ns', 'sandbox', '-'.join(os.readlink(f'/proc/self/ns/{k}') for k in ['user', 'uts', 'cgroup']))\n\
+     print('ns', 'pid', os.getpid())\n";
 
 fn namespaces(report: &RunReport) -> BTreeMap<String, String> {
     report
@@ -116,13 +117,15 @@ async fn attack_a_run_leaves_nothing_in_the_sandbox_for_the_next() {
         "{second:?}"
     );
 
-    // The same sandbox served both (their mount, network and IPC namespaces cannot be
-    // compared by id: the first run's were gone, and their ids free, before the second began).
+    // The same sandbox served both, each run as the first process of its own pid namespace
+    // (their pid, mount, network and IPC namespaces cannot be compared by id: the first
+    // run's were gone, and their ids free, before the second began).
+    let (a, b) = (namespaces(&first), namespaces(&second));
     assert_eq!(
-        namespaces(&first)["pid"],
-        namespaces(&second)["pid"],
+        a["sandbox"], b["sandbox"],
         "the second run had a sandbox of its own"
     );
+    assert_eq!((a["pid"].as_str(), b["pid"].as_str()), ("2", "2"));
 }
 
 #[tokio::test]
@@ -144,8 +147,8 @@ async fn attack_signals_to_the_sandbox_init_and_hostname_changes_fail() {
     let second = run_on(&executor, &after).await;
     assert_eq!(rest(&second), "sandbox\n", "{second:?}");
     assert_eq!(
-        namespaces(&first)["pid"],
-        namespaces(&second)["pid"],
+        namespaces(&first)["sandbox"],
+        namespaces(&second)["sandbox"],
         "the sandbox did not survive the attack"
     );
 }

@@ -180,3 +180,25 @@ async fn attack_writes_under_proc_sys_fail() {
         assert_eq!(std::fs::read_to_string(t).unwrap_or_default(), old, "{t}");
     }
 }
+
+/// Each run mounts a `/proc` of its own pid namespace; its kernel knobs stay covered by
+/// read-only binds (as bubblewrap's `/proc` had), besides landlock and the unmapped root.
+#[tokio::test]
+async fn attack_proc_kernel_knobs_are_read_only_mounts() {
+    let script = "import os\n\
+         mounts = {}\n\
+         for line in open('/proc/self/mountinfo'):\n\
+         \x20   fields = line.split()\n\
+         \x20   mounts[fields[4]] = fields[5].split(',')[0]\n\
+         for path in ['/proc/sys', '/proc/sysrq-trigger', '/proc/irq', '/proc/bus']:\n\
+         \x20   if os.path.exists(path):\n        print(path, mounts.get(path))\n\
+         print('proc', mounts.get('/proc'), sorted(os.listdir('/proc/self/task')) == [str(os.getpid())])\n";
+    let report = run(&crate::common::python(script)).await;
+    assert_eq!(report.outcome, RunOutcome::Exited { code: 0 }, "{report:?}");
+    let lines: Vec<&str> = report.stdout.lines().collect();
+    assert!(lines.contains(&"/proc/sys ro"), "{report:?}");
+    for line in &lines[..lines.len() - 1] {
+        assert!(line.ends_with(" ro"), "{line} in {report:?}");
+    }
+    assert_eq!(lines.last(), Some(&"proc rw True"), "{report:?}");
+}
