@@ -288,16 +288,19 @@ impl LocalExecutor {
         // A bubblewrap prepared for this slot the same way is used; anything else is
         // dropped (killed) and a new one started.
         let warm = self.pool.state(slot).warm.take();
-        let launch = match warm.filter(|w| w.key == key).filter(|w| w.alive()) {
+        let cold_start = || async {
+            let mut cold = setup.clone();
+            cold.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
+            spawner
+                .spawn(key.clone(), cold, bwrap_args.clone())
+                .await
+                .map_err(|e| internal("cannot start bubblewrap", e))
+        };
+        let warm = warm.filter(|w| w.key == key && w.alive());
+        let was_warm = warm.is_some();
+        let launch = match warm {
             Some(warm) => warm,
-            _ => {
-                let mut cold = setup.clone();
-                cold.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
-                spawner
-                    .spawn(key.clone(), cold, bwrap_args.clone())
-                    .await
-                    .map_err(|e| internal("cannot start bubblewrap", e))?
-            }
+            None => cold_start().await?,
         };
         let baseline = match &cgroup {
             Some(cgroup) => {
@@ -314,10 +317,21 @@ impl LocalExecutor {
         };
 
         let job = self.job(spec, cgroup.is_some(), key.ids);
+        let stdin = spec.stdin.clone().unwrap_or_default().into_bytes();
         let started = Instant::now();
-        let mut child = launch
-            .release(job, spec.stdin.clone().unwrap_or_default().into_bytes())
-            .map_err(|e| internal("cannot start bubblewrap", e))?;
+        let mut child = match launch.release(job.clone(), stdin.clone()) {
+            Ok(child) => child,
+            // A waiting sandbox that died since it was checked (its shim no longer takes
+            // runs): start a new one rather than fail the run.
+            Err(e) if was_warm => {
+                tracing::debug!(error = %e, "a waiting sandbox was gone; starting a new one");
+                cold_start()
+                    .await?
+                    .release(job, stdin)
+                    .map_err(|e| internal("cannot start the sandbox", e))?
+            }
+            Err(e) => return Err(internal("cannot start the sandbox", e)),
+        };
 
         let timeout = Duration::from_secs(limits.timeout_seconds.max(1));
         let cap = usize::try_from(limits.max_output_bytes).unwrap_or(usize::MAX);
