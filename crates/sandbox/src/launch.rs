@@ -127,22 +127,10 @@ pub(crate) fn spawn(key: LaunchKey, setup: ChildSetup, args: &BwrapArgs) -> io::
 }
 
 impl Launch {
-    /// Whether the process is still waiting (not exited, e.g. killed with its spawner).
+    /// Whether the sandbox can still take a run: neither bubblewrap nor its child (the shim,
+    /// once started) has exited, e.g. been killed.
     pub(crate) fn alive(&self) -> bool {
-        // A zombie (exited, not reaped) is no longer in state R, S or D; kill(0) alone would
-        // still succeed on it, so look at the process state.
-        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-            .ok()
-            .and_then(|stat| {
-                let state = stat
-                    .rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .next()?
-                    .to_owned();
-                Some(!matches!(state.as_str(), "Z" | "X" | "x"))
-            })
-            .unwrap_or(false)
+        running(self.pid) && sys::children(self.pid).into_iter().all(running)
     }
 
     /// Hands the waiting shim a run: sends it the job pipe and the script's stdin, stdout and
@@ -193,6 +181,23 @@ impl Drop for Launch {
             reap_in_background(child);
         }
     }
+}
+
+/// Whether process `pid` exists and has not exited. A zombie (exited, not reaped) is no longer
+/// in state R, S or D; kill(0) alone would still succeed on it, so look at the process state.
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some(!matches!(state.as_str(), "Z" | "X" | "x"))
+        })
+        .unwrap_or(false)
 }
 
 /// How long bubblewrap gets to exit after its sandbox's pid 1 was killed.

@@ -13,9 +13,9 @@ use crate::common::{marker, python, DEADLINE};
 /// One concurrent run, so consecutive runs go to the same slot and its sandbox once the
 /// executor has settled: its other slot's sandbox started (which frees that slot and makes it
 /// the next one handed out), seen as three consecutive runs in one sandbox.
-async fn single_slot_executor() -> LocalExecutor {
+async fn single_slot_executor(uid_base: u32) -> LocalExecutor {
     let executor = LocalExecutor::start(SandboxConfig {
-        uid_base: 340_000,
+        uid_base,
         max_concurrent: 1,
         ..SandboxConfig::default()
     })
@@ -72,7 +72,7 @@ fn rest(report: &RunReport) -> String {
 
 #[tokio::test]
 async fn attack_a_run_leaves_nothing_in_the_sandbox_for_the_next() {
-    let executor = single_slot_executor().await;
+    let executor = single_slot_executor(340_000).await;
     let m = marker("reuse");
     let leaver = python(&format!(
         "{PRINT_NAMESPACES}\
@@ -88,6 +88,7 @@ async fn attack_a_run_leaves_nothing_in_the_sandbox_for_the_next() {
          if os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n    os._exit(0)\n\
          print('left')\n"
     ));
+    let sandboxes_before = sandboxes(340_000);
     let first = run_on(&executor, &leaver).await;
     assert_eq!(rest(&first), "shm True\nleft\n", "{first:?}");
 
@@ -117,9 +118,15 @@ async fn attack_a_run_leaves_nothing_in_the_sandbox_for_the_next() {
         "{second:?}"
     );
 
-    // The same sandbox served both, each run as the first process of its own pid namespace
-    // (their pid, mount, network and IPC namespaces cannot be compared by id: the first
-    // run's were gone, and their ids free, before the second began).
+    // The same sandbox served both (no sandbox was started in between, and both runs saw the
+    // same one), each run as the first process of its own pid namespace (their pid, mount,
+    // network and IPC namespaces cannot be compared by id: the first run's were gone, and
+    // their ids free, before the second began).
+    assert_eq!(
+        sandboxes(340_000),
+        sandboxes_before,
+        "a sandbox was replaced"
+    );
     let (a, b) = (namespaces(&first), namespaces(&second));
     assert_eq!(
         a["sandbox"], b["sandbox"],
@@ -130,7 +137,7 @@ async fn attack_a_run_leaves_nothing_in_the_sandbox_for_the_next() {
 
 #[tokio::test]
 async fn attack_signals_to_the_sandbox_init_and_hostname_changes_fail() {
-    let executor = single_slot_executor().await;
+    let executor = single_slot_executor(342_000).await;
     let attacker = python(&format!(
         "{PRINT_NAMESPACES}\
          import signal, socket\n\
@@ -139,6 +146,7 @@ async fn attack_signals_to_the_sandbox_init_and_hostname_changes_fail() {
          try:\n    socket.sethostname('evil')\n    print('hostname changed')\n\
          except OSError:\n    print('hostname refused')\n"
     ));
+    let sandboxes_before = sandboxes(342_000);
     let first = run_on(&executor, &attacker).await;
     assert_eq!(rest(&first), "hostname refused\n", "{first:?}");
     let after = python(&format!(
@@ -147,8 +155,94 @@ async fn attack_signals_to_the_sandbox_init_and_hostname_changes_fail() {
     let second = run_on(&executor, &after).await;
     assert_eq!(rest(&second), "sandbox\n", "{second:?}");
     assert_eq!(
+        sandboxes(342_000),
+        sandboxes_before,
+        "a sandbox was replaced"
+    );
+    assert_eq!(
         namespaces(&first)["sandbox"],
         namespaces(&second)["sandbox"],
         "the sandbox did not survive the attack"
+    );
+}
+
+/// The live (not exited) bubblewraps of the slots from `uid_base` (two slots), as `(pid, start
+/// time)`: the sandboxes of a single-slot executor, seen from the host.
+fn sandboxes(uid_base: u32) -> std::collections::BTreeSet<(i32, u64)> {
+    host_pids()
+        .into_iter()
+        .filter(|pid| {
+            process(*pid).is_some_and(|(name, _, uid)| {
+                name == "bwrap" && (uid_base..uid_base + 2).contains(&uid)
+            })
+        })
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let start = fields.get(19)?.parse().ok()?;
+            (fields.first() != Some(&"Z")).then_some((pid, start))
+        })
+        .collect()
+}
+
+fn host_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(comm, parent pid, uid)` of a host process.
+fn process(pid: i32) -> Option<(String, i32, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+    };
+    Some((
+        field("Name:")?.to_owned(),
+        field("PPid:")?.parse().ok()?,
+        field("Uid:")?.split_whitespace().next()?.parse().ok()?,
+    ))
+}
+
+/// A sandbox whose shim died while it waited (killed from the host here) is not handed a run:
+/// the slot gets a new sandbox and the run succeeds.
+#[tokio::test]
+async fn a_waiting_sandbox_killed_from_outside_is_replaced() {
+    const UID_BASE: u32 = 344_000;
+    let executor = single_slot_executor(UID_BASE).await;
+    let hello = python(&format!("{PRINT_NAMESPACES}print('hello')\n"));
+    run_on(&executor, &hello).await;
+    let started = sandboxes(UID_BASE);
+    // The shims: processes of the slots' uids whose parent is a bubblewrap.
+    let shims: Vec<i32> = host_pids()
+        .into_iter()
+        .filter(|pid| {
+            process(*pid).is_some_and(|(_, ppid, uid)| {
+                (UID_BASE..UID_BASE + 2).contains(&uid)
+                    && process(ppid).is_some_and(|(name, _, _)| name == "bwrap")
+            })
+        })
+        .collect();
+    assert!(!shims.is_empty(), "no waiting sandbox found");
+    let killed = std::process::Command::new("kill")
+        .arg("-KILL")
+        .args(shims.iter().map(ToString::to_string))
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for _ in 0..3 {
+        let report = run_on(&executor, &hello).await;
+        assert_eq!(rest(&report), "hello\n", "{report:?}");
+    }
+    let now = sandboxes(UID_BASE);
+    assert!(
+        now.iter().all(|s| !started.contains(s)),
+        "a killed sandbox is still there: before {started:?}, now {now:?}"
     );
 }
