@@ -231,10 +231,10 @@ fn run_init(plan: &Plan, mut command: Command, result: &RunResult) -> ! {
     let code = match command.spawn() {
         Ok(child) => {
             drop(command);
-            if let Some(raw) = reap_until(child.id() as c_int) {
-                result.wait_status.store(raw, Ordering::SeqCst);
-                result.set.store(RESULT_SET, Ordering::SeqCst);
-            }
+            // No status only if the command vanished without a trace: report it as failed.
+            let raw = reap_until(child.id() as c_int).unwrap_or(255 << 8);
+            result.wait_status.store(raw, Ordering::SeqCst);
+            result.set.store(RESULT_SET, Ordering::SeqCst);
             0
         }
         Err(e) => {
