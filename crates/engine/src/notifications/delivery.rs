@@ -13,7 +13,7 @@ use integr8s_core::ports::{DeliveryOutcome, EventBus, Store};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{http, NotificationConfig, NotificationError, DELIVERY_GROUP};
+use super::{http, target, NotificationConfig, NotificationError, DELIVERY_GROUP};
 use crate::error::EngineError;
 
 /// Deliveries sent at the same time.
@@ -34,9 +34,13 @@ impl DeliveryWorker {
         bus: Arc<dyn EventBus>,
         config: NotificationConfig,
     ) -> Result<Self, NotificationError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.http_timeout)
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if !config.allow_private_targets {
+            builder = builder.dns_resolver(Arc::new(target::PublicOnly));
+        }
+        let client = builder
             .build()
             .map_err(|e| NotificationError::HttpClient(e.to_string()))?;
         Ok(Self {
@@ -99,7 +103,14 @@ impl DeliveryWorker {
             // Deleted since: its deliveries went with it.
             return Ok(());
         };
-        let result = if d.attempts > d.max_attempts {
+        // A target that is not a public address never gets a request (see `target`); that
+        // does not change with time, so it is not retried.
+        let refused = (!self.config.allow_private_targets)
+            .then(|| target::check_url(&d.target_url).err())
+            .flatten();
+        let result = if let Some(reason) = &refused {
+            Err(reason.clone())
+        } else if d.attempts > d.max_attempts {
             // Claimed again after workers stopped mid-attempt until the budget ran out.
             Err("interrupted attempts exhausted the retry budget".to_owned())
         } else {
@@ -115,7 +126,7 @@ impl DeliveryWorker {
         let now = Utc::now();
         let outcome = match result {
             Ok(()) => DeliveryOutcome::Delivered { at: now },
-            Err(error) if d.attempts >= d.max_attempts => {
+            Err(error) if refused.is_some() || d.attempts >= d.max_attempts => {
                 DeliveryOutcome::Failed { at: now, error }
             }
             Err(error) => {

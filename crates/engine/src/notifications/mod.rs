@@ -9,6 +9,7 @@ mod content;
 mod delivery;
 mod http;
 mod service;
+pub mod target;
 
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ pub struct NotificationConfig {
     pub poll_interval: Duration,
     /// Deliveries claimed and sent at once.
     pub batch: u32,
+    /// Whether webhook and Slack deliveries may go to loopback, private and other non-public
+    /// addresses (testing only; see [`target`]).
+    pub allow_private_targets: bool,
 }
 
 impl Default for NotificationConfig {
@@ -60,6 +64,7 @@ impl Default for NotificationConfig {
             http_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             batch: 16,
+            allow_private_targets: false,
         }
     }
 }

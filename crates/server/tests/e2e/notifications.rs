@@ -627,3 +627,43 @@ async fn throttling_is_counted_per_user_and_severity() {
     );
     assert_eq!(list(&u, "").await.body["total"], 2);
 }
+
+/// Without the testing switch, a webhook URL naming a loopback or private address is accepted
+/// as a well-formed `https://` URL, but no request ever reaches it: the delivery fails at once
+/// (no retries) with the reason, not the URL.
+#[tokio::test]
+async fn deliveries_to_private_addresses_are_refused() {
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let s = Server::start(&[("INTEGR8S_NOTIFICATIONS__THROTTLE_MAX_PER_WINDOW", "0")]).await;
+    let u = s.new_user("notif-ssrf").await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/webhook",
+        json!({"enabled": true, "webhook_url": format!("https://127.0.0.1:{port}/hook")}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = run(&u, "print('ssrf')").await;
+    let n = notification_for(&u, &id).await;
+    let notification_id = n["notification_id"].as_str().unwrap();
+    let store = open_store(&s).await;
+    assert_eq!(
+        settled(&store, notification_id, "webhook").await,
+        NotificationStatus::Failed
+    );
+    let d = store.deliveries(notification_id).await.unwrap().remove(0);
+    assert_eq!(d.attempts, 1, "{d:?}");
+    assert_eq!(
+        d.last_error.as_deref(),
+        Some("refused: the target is not a public address")
+    );
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
