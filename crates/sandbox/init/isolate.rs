@@ -1,7 +1,8 @@
 //! The isolation steps of one run, taken by the run's init (pid 1 of the run's own pid
-//! namespace, see run.rs) before it starts the command. Each failing step reports
+//! namespace, see run.rs) before its job arrives ([`prepare`]), and the script written once it
+//! has ([`write_script`]). Each failing step of [`prepare`] reports
 //! `launch-error <step>: <error>` on the status pipe and ends the run's init with
-//! [`SETUP_FAILED`]: the supervisor retires the sandbox.
+//! [`SETUP_FAILED`]: the sandbox is retired.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_long, c_short, c_ulong, c_void};
@@ -91,18 +92,14 @@ struct SockFprog {
     filter: *const u8,
 }
 
-/// What isolating a run needs, allocated before the run's init was cloned.
-pub struct Plan {
+/// What every run of a sandbox is isolated with, allocated before the run's init is cloned.
+pub struct Setup {
     /// Each tmpfs: mount point and mount options.
     pub tmpfs: Vec<(CString, CString)>,
     pub work: CString,
-    pub script_path: CString,
-    pub script: Vec<u8>,
     pub seccomp: Vec<u8>,
     pub landlock_abi: i64,
     pub status_fd: c_int,
-    /// A copy of the script's stderr, for messages meant for the user.
-    pub user_stderr: c_int,
 }
 
 /// Writes `line` to `fd` in one call.
@@ -112,7 +109,7 @@ pub fn write_line(fd: c_int, line: &[u8]) {
 }
 
 /// Ends the run's init after a failed step (see the module docs).
-fn fail(plan: &Plan, step: &str) -> ! {
+fn fail(plan: &Setup, step: &str) -> ! {
     let error = std::io::Error::last_os_error();
     let line = format!("launch-error {step}: {error}\n");
     write_line(plan.status_fd, line.as_bytes());
@@ -120,11 +117,11 @@ fn fail(plan: &Plan, step: &str) -> ! {
     unsafe { _exit(SETUP_FAILED) }
 }
 
-/// Every step before the command starts; the calling process ends up without capabilities,
-/// restricted by landlock and the seccomp allow-list, which the command inherits.
-pub fn isolate(plan: &Plan) {
+/// Every step that needs no job: the calling process ends up in its fresh file systems,
+/// without capabilities, restricted by landlock and the seccomp allow-list, which the command
+/// inherits.
+pub fn prepare(plan: &Setup) {
     mount_run_filesystems(plan);
-    write_script(plan);
     loopback_up(plan);
     drop_capabilities(plan);
     restrict(plan);
@@ -133,7 +130,7 @@ pub fn isolate(plan: &Plan) {
 /// Fresh tmpfs on `/work`, `/tmp` and `/dev/shm`, and a `/proc` of the run's own pid
 /// namespace with its kernel knobs read-only. The sandbox's mounts are private
 /// (bubblewrap's), so none of this propagates out of the run's mount namespace.
-fn mount_run_filesystems(plan: &Plan) {
+fn mount_run_filesystems(plan: &Setup) {
     let flags = MS_NOSUID | MS_NODEV;
     // SAFETY (whole function): mount and chdir with valid NUL-terminated strings.
     unsafe {
@@ -188,15 +185,20 @@ fn mount_run_filesystems(plan: &Plan) {
 }
 
 /// Creates the script in the fresh `/work`; `O_EXCL | O_NOFOLLOW`, so no existing entry is
-/// ever followed. A script the tmpfs cannot hold is the script's failure, said on its stderr.
-fn write_script(plan: &Plan) {
+/// ever followed. `Err` says why it could not be written (e.g. it does not fit the tmpfs),
+/// for the script's stderr.
+pub fn write_script(path: &CStr, script: &[u8]) -> Result<(), String> {
     let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     // SAFETY: a valid path; mode is an integer.
-    let fd = unsafe { open(plan.script_path.as_ptr(), flags, 0o444 as c_int) };
+    let fd = unsafe { open(path.as_ptr(), flags, 0o444 as c_int) };
     if fd < 0 {
-        fail(plan, "creating the script");
+        return Err(format!(
+            "cannot create the script: {}",
+            std::io::Error::last_os_error()
+        ));
     }
-    let mut rest: &[u8] = &plan.script;
+    let mut rest = script;
+    let mut result = Ok(());
     while !rest.is_empty() {
         // SAFETY: rest is a valid buffer for its length.
         let n = unsafe { write(fd, rest.as_ptr(), rest.len()) };
@@ -205,20 +207,19 @@ fn write_script(plan: &Plan) {
             if error.raw_os_error() == Some(EINTR) {
                 continue;
             }
-            let message = format!("sandbox: cannot write the script: {error}\n");
-            write_line(plan.user_stderr, message.as_bytes());
-            // SAFETY: ends this process at once.
-            unsafe { _exit(SETUP_FAILED) };
+            result = Err(format!("cannot write the script: {error}"));
+            break;
         }
         rest = &rest[usize::try_from(n).unwrap_or(0)..];
     }
     // SAFETY: fd is ours.
     unsafe { close(fd) };
+    result
 }
 
 /// Brings up `lo` in the run's new network namespace (the kernel then gives it 127.0.0.1 and
 /// ::1): scripts may talk to themselves, never to anything outside.
-fn loopback_up(plan: &Plan) {
+fn loopback_up(plan: &Setup) {
     // SAFETY: socket and ioctl with a valid ifreq living across the calls.
     unsafe {
         let fd = socket(AF_INET, SOCK_DGRAM | O_CLOEXEC, 0);
@@ -244,7 +245,7 @@ fn loopback_up(plan: &Plan) {
 
 /// Drops every capability: the bounding set (so none can come back), the ambient set, and
 /// the effective, permitted and inheritable sets. `no_new_privs` is set already.
-fn drop_capabilities(plan: &Plan) {
+fn drop_capabilities(plan: &Setup) {
     // SAFETY: prctl with integer arguments; capset with a valid header and two data structs.
     unsafe {
         let none: c_long = 0;
@@ -276,7 +277,7 @@ fn drop_capabilities(plan: &Plan) {
 }
 
 /// Landlock (when the kernel has it), then the seccomp allow-list, last.
-fn restrict(plan: &Plan) {
+fn restrict(plan: &Setup) {
     // SAFETY: syscalls with integer arguments or pointers to data living across each call.
     unsafe {
         if plan.landlock_abi > 0 {

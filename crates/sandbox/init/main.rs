@@ -6,25 +6,26 @@
 //! CAP_SETPCAP of the sandbox's own user namespace (nothing on the host). The same binary also
 //! starts bubblewrap itself: `sandbox-init --launch ...` (see launch.rs).
 //!
-//! At start it reads the seccomp program from SECCOMP_FD. Then, for each run:
-//! 1. It receives the run's descriptors on CONTROL_FD (a unix socket; end-of-file: the
-//!    supervisor retired the sandbox, so it exits): the job pipe, and the script's stdin,
-//!    stdout and stderr. It reads the job (see job.rs) to its end.
-//! 2. It clones the run's init (run.rs) into new pid, mount, network and IPC namespaces. As
-//!    pid 1 of the run's pid namespace it isolates itself (isolate.rs): fresh size-capped
-//!    tmpfs on `/work`, `/tmp` and `/dev/shm` and a `/proc` of its own (nothing of an earlier
-//!    run is visible; kernel knobs under `/proc` bound read-only), the script written into the
-//!    new `/work`, the loopback brought up, every capability dropped (bounding and ambient
+//! At start it reads the seccomp program from SECCOMP_FD. Then, for each run (run.rs):
+//! 1. It clones the run's init into new pid, mount, network and IPC namespaces, before the
+//!    run is asked for. As pid 1 of the run's pid namespace, the run init isolates itself
+//!    (isolate.rs): fresh size-capped tmpfs on `/work`, `/tmp` and `/dev/shm` and a `/proc`
+//!    of its own (nothing of an earlier run is visible; kernel knobs under `/proc` bound
+//!    read-only), the loopback brought up, every capability dropped (bounding and ambient
 //!    sets too), landlock (write only below those directories, no TCP, scoped signals and
-//!    abstract sockets) and the seccomp allow-list last. Then it starts the command with the
-//!    job's rlimits, reaps every process of the run until the command has ended, and exits,
-//!    which ends the run's pid namespace and every process left in it.
-//! 3. Once the run's init is reaped nothing of the run is alive and all its output is in the
-//!    pipes: it writes `landlock <abi>` and `exit <code>` or `signal <n>` (the command's
-//!    wait status, left by the run's init in a shared page) to STATUS_FD.
+//!    abstract sockets) and the seccomp allow-list last.
+//! 2. The run init then waits on CONTROL_FD (a unix socket; end-of-file: the supervisor
+//!    retired the sandbox, and the shim exits) for the run's descriptors: the job pipe and
+//!    the script's stdin, stdout and stderr. It says `landlock <abi>` on STATUS_FD (the run is
+//!    taken), reads the job (job.rs), writes the script into its `/work`, starts the command
+//!    with the job's rlimits, reaps every process of the run until the command has ended,
+//!    and exits, which ends the run's pid namespace and every process left in it.
+//! 3. Once the run init is reaped nothing of the run is alive and all its output is in the
+//!    pipes: the shim writes `exit <code>` or `signal <n>` (the command's wait status, left by
+//!    the run init in a shared page) to STATUS_FD, and clones the next run init.
 //!
-//! A failing isolation step is reported as `launch-error <step>: <error>` before the exit
-//! line; the supervisor then retires the sandbox. A run never sees the shim: it has a pid
+//! A failing isolation step is reported as `launch-error <step>: <error>` and the shim exits:
+//! the supervisor retires the sandbox. A run never sees the shim: it has a pid
 //! namespace of its own, and the shim's descriptors are close-on-exec. The shim is not
 //! dumpable, and it ignores the catchable termination signals; as the sandbox's init it gets
 //! no signal from inside the sandbox it has no handler for. A run's init inherits both.
@@ -209,7 +210,7 @@ fn init_main() -> u8 {
             return 125;
         }
     };
-    let Some(sandbox) = run::Sandbox::new(sizes, seccomp, landlock::landlock_abi()) else {
+    let Some(sandbox) = run::Sandbox::new(sizes, seccomp, landlock::landlock_abi(), &status) else {
         report(
             &mut status,
             "launch-error cannot map the shared result page\n",
@@ -217,24 +218,11 @@ fn init_main() -> u8 {
         return 125;
     };
     loop {
-        let fds = match fdpass::receive(control) {
-            Ok(Some(fds)) => fds,
-            // The supervisor retired the sandbox (or is gone).
-            Ok(None) => return 0,
-            Err(e) => {
-                report(&mut status, &format!("launch-error control socket: {e}\n"));
-                return 125;
-            }
-        };
-        let [job, stdin, stdout, stderr] = fds;
-        let job = match read_job(File::from(job)) {
-            Ok(job) => job,
-            Err(e) => {
-                report(&mut status, &format!("launch-error job: {e}\n"));
-                return 125;
-            }
-        };
-        let line = sandbox.run(job, [stdin, stdout, stderr], &status);
-        report(&mut status, &line);
+        match sandbox.serve(control) {
+            run::Served::Report(lines) => report(&mut status, &lines),
+            run::Served::Quiet => {}
+            // Retired (end-of-file on the control socket), or broken (already reported).
+            run::Served::Stop => return 0,
+        }
     }
 }

@@ -1,22 +1,24 @@
-//! One run inside a long-lived sandbox. The shim clones the run's init into new pid, mount,
-//! network and IPC namespaces; the run's init is pid 1 there: it isolates itself (isolate.rs),
-//! starts the command, reaps every process of the run until the command has ended, leaves
-//! the command's wait status in a page shared with the shim, and exits, which kills whatever
-//! is left of the run (the end of a pid namespace's init ends the namespace). The shim waits
-//! for it: once it is reaped, nothing of the run is alive.
+//! The runs of a long-lived sandbox. For each run the shim clones a **run init** into new
+//! pid, mount, network and IPC namespaces as soon as the previous run is over, so a run's
+//! isolation is ready before its job arrives. As pid 1 of the run's pid namespace, the run
+//! init isolates itself (isolate.rs), then takes the next job from the control socket, writes
+//! the script, starts the command, reaps every process of the run until the command has
+//! ended, leaves the command's wait status in a page shared with the shim, and exits, which
+//! kills whatever is left of the run (the end of a pid namespace's init ends the namespace).
+//! The shim waits for it: once it is reaped, nothing of the run is alive.
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::os::raw::{c_int, c_long, c_void};
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::io::{AsRawFd, OwnedFd};
+use std::os::unix::io::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::isolate::{isolate, write_line, Plan, SETUP_FAILED};
-use crate::job::{Job, Rlimit};
-use crate::{set_rlimit, IGNORED_SIGNALS};
+use crate::isolate::{prepare, write_line, write_script, Setup, SETUP_FAILED};
+use crate::job::Rlimit;
+use crate::{fdpass, read_job, set_rlimit, IGNORED_SIGNALS};
 
 extern "C" {
     fn syscall(number: c_long, ...) -> c_long;
@@ -54,22 +56,55 @@ const RLIMIT_AS: c_int = 9;
 const WORK_DIR: &str = "/work";
 /// The directories each run gets a fresh tmpfs on, in mount order.
 const TMPFS_DIRS: [&str; 3] = ["/work", "/tmp", "/dev/shm"];
-/// Marks the shared result as written.
-const RESULT_SET: i32 = 1;
 
-/// The command's end, written by the run's init into memory shared with the shim.
+/// How far a run init got, in the shared page.
+mod state {
+    /// Isolated, waiting for a job (or died before one arrived: nothing to report).
+    pub const WAITING: i32 = 0;
+    /// Isolating itself; ending in this state means a step failed (already reported).
+    pub const PREPARING: i32 = 1;
+    /// A job was taken; ending in this state means the run init died with it.
+    pub const RUNNING: i32 = 2;
+    /// The command's wait status is recorded.
+    pub const ENDED: i32 = 3;
+    /// The control socket was closed: the sandbox is retired.
+    pub const RETIRED: i32 = 4;
+    /// The control socket failed (already reported).
+    pub const BROKEN: i32 = 5;
+}
+
+/// What a run init leaves for the shim, in memory shared with it.
 #[repr(C)]
 struct RunResult {
-    set: AtomicI32,
+    state: AtomicI32,
     wait_status: AtomicI32,
+}
+
+impl RunResult {
+    fn set(&self, state: i32) {
+        self.state.store(state, Ordering::SeqCst);
+    }
+
+    fn ended(&self, wait_status: c_int) {
+        self.wait_status.store(wait_status, Ordering::SeqCst);
+        self.set(state::ENDED);
+    }
+}
+
+/// What the shim does after one run init is reaped.
+pub enum Served {
+    /// Report these status lines: a run ended.
+    Report(String),
+    /// No run was in progress; start the next run init.
+    Quiet,
+    /// Exit: the sandbox is retired or broken.
+    Stop,
 }
 
 /// What every run of this sandbox is prepared with.
 pub struct Sandbox {
-    tmpfs: Vec<(CString, CString)>,
-    seccomp: Vec<u8>,
-    landlock_abi: i64,
-    /// A page shared with every run's init (`MAP_SHARED`, inherited by the clone).
+    setup: Setup,
+    /// A page shared with every run init (`MAP_SHARED`, inherited by the clone).
     result: &'static RunResult,
 }
 
@@ -102,45 +137,114 @@ fn shared_result() -> Option<&'static RunResult> {
 }
 
 impl Sandbox {
-    pub fn new(sizes: [u64; 3], seccomp: Vec<u8>, landlock_abi: i64) -> Option<Self> {
+    pub fn new(
+        sizes: [u64; 3],
+        seccomp: Vec<u8>,
+        landlock_abi: i64,
+        status: &File,
+    ) -> Option<Self> {
         let tmpfs = TMPFS_DIRS
             .iter()
             .zip(sizes)
             .map(|(dir, size)| (c_string(dir), c_string(&format!("size={size},mode=1777"))))
             .collect();
         Some(Sandbox {
-            tmpfs,
-            seccomp,
-            landlock_abi,
+            setup: Setup {
+                tmpfs,
+                work: c_string(WORK_DIR),
+                seccomp,
+                landlock_abi,
+                status_fd: status.as_raw_fd(),
+            },
             result: shared_result()?,
         })
     }
 
-    /// Runs one job with the given stdin, stdout and stderr; returns the status lines to
-    /// report once nothing of the run is alive.
-    pub fn run(&self, job: Job, stdio: [OwnedFd; 3], status: &File) -> String {
-        let landlock = format!("landlock {}\n", self.landlock_abi.max(0));
-        let [stdin, stdout, stderr] = stdio;
-        // For messages meant for the user, before the command has its stderr.
-        let Ok(user_stderr) = stderr.try_clone() else {
-            return format!("{landlock}exit {SETUP_FAILED}\n");
+    /// Clones the next run init and waits until it is reaped (an idle sandbox waits here).
+    pub fn serve(&self, control: c_int) -> Served {
+        self.result.set(state::PREPARING);
+        let flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | SIGCHLD;
+        // SAFETY: clone without a new stack behaves like fork: the child continues on a
+        // copy of this single-threaded process's memory.
+        let pid = unsafe {
+            syscall(
+                SYS_CLONE,
+                flags,
+                0 as c_long,
+                0 as c_long,
+                0 as c_long,
+                0 as c_long,
+            )
+        };
+        if pid == 0 {
+            self.run_init(control);
+        }
+        if pid < 0 {
+            let error = std::io::Error::last_os_error();
+            let line = format!("launch-error clone: {error}\n");
+            write_line(self.setup.status_fd, line.as_bytes());
+            return Served::Stop;
+        }
+        let init_status = wait_for(pid as c_int);
+        // Nothing else may be left in the sandbox's namespace; make sure of it.
+        kill_and_reap_rest();
+        match self.result.state.load(Ordering::SeqCst) {
+            state::ENDED => {
+                let status = self.result.wait_status.load(Ordering::SeqCst);
+                Served::Report(status_line(status))
+            }
+            // The run init died with the run (e.g. killed): its own end is the run's.
+            state::RUNNING => Served::Report(status_line(init_status.unwrap_or(SETUP_FAILED << 8))),
+            state::WAITING => Served::Quiet,
+            _ => Served::Stop,
+        }
+    }
+
+    /// The run init (see the module docs). Never returns.
+    fn run_init(&self, control: c_int) -> ! {
+        let result = self.result;
+        prepare(&self.setup);
+        result.set(state::WAITING);
+        let fds = match fdpass::receive(control) {
+            Ok(Some(fds)) => fds,
+            Ok(None) => finish(result, state::RETIRED, 0),
+            Err(e) => {
+                let line = format!("launch-error control socket: {e}\n");
+                write_line(self.setup.status_fd, line.as_bytes());
+                finish(result, state::BROKEN, SETUP_FAILED)
+            }
+        };
+        result.set(state::RUNNING);
+        // Tells the supervisor the run was taken (a sandbox that dies before this line is
+        // replaced and the run started again elsewhere), and the landlock ABI it runs under.
+        let taken = format!("landlock {}\n", self.setup.landlock_abi.max(0));
+        write_line(self.setup.status_fd, taken.as_bytes());
+        let [job, stdin, stdout, stderr] = fds;
+        let stderr_fd = stderr.as_raw_fd();
+        let job = match read_job(File::from(job)) {
+            Ok(job) => job,
+            Err(e) => {
+                write_line(
+                    self.setup.status_fd,
+                    format!("launch-error job: {e}\n").as_bytes(),
+                );
+                result.ended(SETUP_FAILED << 8);
+                finish(result, state::ENDED, SETUP_FAILED)
+            }
         };
         let mut script_path = OsString::from(WORK_DIR).into_vec();
         script_path.push(b'/');
         script_path.extend_from_slice(&job.file_name);
-        let Ok(script_path) = CString::new(script_path) else {
-            return format!("{landlock}exit {SETUP_FAILED}\n");
-        };
-        let plan = Plan {
-            tmpfs: self.tmpfs.clone(),
-            work: c_string(WORK_DIR),
-            script_path,
-            script: job.script,
-            seccomp: self.seccomp.clone(),
-            landlock_abi: self.landlock_abi,
-            status_fd: status.as_raw_fd(),
-            user_stderr: user_stderr.as_raw_fd(),
-        };
+        let written = CString::new(script_path)
+            .map_err(|_| "invalid script file name".to_owned())
+            .and_then(|path| write_script(&path, &job.script));
+        if let Err(e) = written {
+            write_line(stderr_fd, format!("sandbox: {e}\n").as_bytes());
+            result.ended(SETUP_FAILED << 8);
+            finish(result, state::ENDED, SETUP_FAILED);
+        }
+        // For a failed exec, said on the script's stderr.
+        let user_stderr = stderr.try_clone().ok();
         let argv: Vec<OsString> = job.argv.into_iter().map(OsString::from_vec).collect();
         let mut command = Command::new(&argv[0]);
         command
@@ -152,7 +256,7 @@ impl Sandbox {
             command.env(OsString::from_vec(key), OsString::from_vec(value));
         }
         let rlimits = job.rlimits;
-        // SAFETY: the hook runs in the child of the single-threaded run init between fork
+        // SAFETY: the hook runs in the child of this single-threaded process between fork
         // and exec, and only makes system calls with integer or valid pointer arguments.
         unsafe {
             command.pre_exec(move || {
@@ -172,46 +276,36 @@ impl Sandbox {
                 Ok(())
             });
         }
-
-        self.result.set.store(0, Ordering::SeqCst);
-        let flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | SIGCHLD;
-        // SAFETY: clone without a new stack behaves like fork: the child continues on a
-        // copy of this single-threaded process's memory.
-        let pid = unsafe {
-            syscall(
-                SYS_CLONE,
-                flags,
-                0 as c_long,
-                0 as c_long,
-                0 as c_long,
-                0 as c_long,
-            )
-        };
-        if pid == 0 {
-            run_init(&plan, command, self.result);
-        }
-        // Our copies of the run's descriptors close here: the run holds the only ones left.
-        drop((command, user_stderr, plan));
-        let line = if pid < 0 {
-            let error = std::io::Error::last_os_error();
-            write_line(
-                status.as_raw_fd(),
-                format!("launch-error clone: {error}\n").as_bytes(),
-            );
-            format!("exit {SETUP_FAILED}\n")
-        } else {
-            let init_status = wait_for(pid as c_int);
-            if self.result.set.load(Ordering::SeqCst) == RESULT_SET {
-                status_line(self.result.wait_status.load(Ordering::SeqCst))
-            } else {
-                // The run's init ended before the command did (a failed step): its own code.
-                status_line(init_status.unwrap_or(SETUP_FAILED << 8))
+        match command.spawn() {
+            Ok(child) => {
+                drop(command);
+                // No status only if the command vanished without a trace: report it failed.
+                result.ended(reap_until(child.id() as c_int).unwrap_or(255 << 8));
             }
-        };
-        // Nothing else may be left in the sandbox's namespace; make sure of it.
-        kill_and_reap_rest();
-        format!("{landlock}{line}")
+            Err(e) => {
+                let program = command.get_program().to_string_lossy().into_owned();
+                if let Some(out) = &user_stderr {
+                    write_line(out.as_raw_fd(), format!("{program}: {e}\n").as_bytes());
+                }
+                let code = if e.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                };
+                result.ended(code << 8);
+            }
+        }
+        finish(result, state::ENDED, 0)
     }
+}
+
+/// Ends the run init in `state` (a state already recorded is kept).
+fn finish(result: &RunResult, final_state: i32, code: c_int) -> ! {
+    if result.state.load(Ordering::SeqCst) != state::ENDED {
+        result.set(final_state);
+    }
+    // SAFETY: ends the run init; the kernel kills what is left of its pid namespace.
+    unsafe { _exit(code) }
 }
 
 /// `exit N` or `signal N` for a raw wait status.
@@ -222,37 +316,6 @@ fn status_line(raw: c_int) -> String {
         (None, Some(sig)) => format!("signal {sig}\n"),
         (None, None) => "exit 255\n".to_owned(),
     }
-}
-
-/// The run's init, pid 1 of the run's namespaces: isolates itself, runs the command, reaps
-/// until it has ended, records its wait status and exits. Never returns.
-fn run_init(plan: &Plan, mut command: Command, result: &RunResult) -> ! {
-    isolate(plan);
-    let code = match command.spawn() {
-        Ok(child) => {
-            drop(command);
-            // No status only if the command vanished without a trace: report it as failed.
-            let raw = reap_until(child.id() as c_int).unwrap_or(255 << 8);
-            result.wait_status.store(raw, Ordering::SeqCst);
-            result.set.store(RESULT_SET, Ordering::SeqCst);
-            0
-        }
-        Err(e) => {
-            let program = command.get_program().to_string_lossy().into_owned();
-            let message = format!("{program}: {e}\n");
-            write_line(plan.user_stderr, message.as_bytes());
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            result.wait_status.store(code << 8, Ordering::SeqCst);
-            result.set.store(RESULT_SET, Ordering::SeqCst);
-            code
-        }
-    };
-    // SAFETY: ends the run's init; the kernel kills what is left of its pid namespace.
-    unsafe { _exit(code) }
 }
 
 /// Waits for the child `pid`; its raw wait status, `None` when there is no such child.

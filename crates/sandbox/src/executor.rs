@@ -14,12 +14,13 @@ use tokio::sync::Semaphore;
 
 use crate::args::{self, BwrapArgs};
 use crate::cgroup::{Baseline, CgroupLayout, CgroupLimits, RunCgroup};
-use crate::classify::{classify, ExitKind};
+use crate::classify::{classify, ExitKind, Stop};
 use crate::config::SandboxConfig;
 use crate::init::job::{Job, Rlimit};
+use crate::init::InitStatus;
 use crate::launch::LaunchKey;
 use crate::pool::{SlotLease, SlotPool, Spawner};
-use crate::supervise::{kill_tree, supervise, Budget};
+use crate::supervise::{kill_tree, supervise, Budget, Supervised};
 use crate::sys::{self, ChildSetup};
 
 /// How runs are isolated, decided by the self-test.
@@ -285,73 +286,75 @@ impl LocalExecutor {
         };
         let (key, setup) = self.launch_plan(bwrap, cgroup.is_some(), slot);
 
-        // A bubblewrap prepared for this slot the same way is used; anything else is
-        // dropped (killed) and a new one started.
+        // A sandbox prepared for this slot the same way is used; anything else is dropped
+        // (killed) and a new one started. A sandbox that dies before it takes the run (killed
+        // while it waited) is replaced once: nothing of the run has started yet.
         let warm = self.pool.state(slot).warm.take();
-        let cold_start = || async {
-            let mut cold = setup.clone();
-            cold.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
-            spawner
-                .spawn(key.clone(), cold, bwrap_args.clone())
-                .await
-                .map_err(|e| internal("cannot start bubblewrap", e))
-        };
-        let warm = warm.filter(|w| w.key == key && w.alive());
-        let was_warm = warm.is_some();
-        let launch = match warm {
-            Some(warm) => warm,
-            None => cold_start().await?,
-        };
-        let baseline = match &cgroup {
-            Some(cgroup) => {
-                cgroup
-                    .apply_limits(CgroupLimits {
-                        memory_bytes: limits.memory_bytes,
-                        max_processes: limits.max_processes,
-                        cpu_weight: self.config.cpu_weight,
-                    })
-                    .map_err(|e| internal("cannot set the run cgroup limits", e))?;
-                cgroup.start_accounting()
-            }
-            None => Baseline::default(),
-        };
-
+        let mut warm = warm.filter(|w| w.key == key && w.alive());
         let job = self.job(spec, cgroup.is_some(), key.ids);
         let stdin = spec.stdin.clone().unwrap_or_default().into_bytes();
-        let started = Instant::now();
-        let mut child = match launch.release(job.clone(), stdin.clone()) {
-            Ok(child) => child,
-            // A waiting sandbox that died since it was checked (its shim no longer takes
-            // runs): start a new one rather than fail the run.
-            Err(e) if was_warm => {
-                tracing::debug!(error = %e, "a waiting sandbox was gone; starting a new one");
-                cold_start()
-                    .await?
-                    .release(job, stdin)
-                    .map_err(|e| internal("cannot start the sandbox", e))?
+        let mut attempts = 0;
+        let (mut child, supervised, wall_time, baseline) = loop {
+            attempts += 1;
+            let launch = match warm.take() {
+                Some(warm) => warm,
+                None => {
+                    let mut cold = setup.clone();
+                    cold.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
+                    spawner
+                        .spawn(key.clone(), cold, bwrap_args.clone())
+                        .await
+                        .map_err(|e| internal("cannot start bubblewrap", e))?
+                }
+            };
+            let baseline = match &cgroup {
+                Some(cgroup) => {
+                    cgroup
+                        .apply_limits(CgroupLimits {
+                            memory_bytes: limits.memory_bytes,
+                            max_processes: limits.max_processes,
+                            cpu_weight: self.config.cpu_weight,
+                        })
+                        .map_err(|e| internal("cannot set the run cgroup limits", e))?;
+                    cgroup.start_accounting()
+                }
+                None => Baseline::default(),
+            };
+            let started = Instant::now();
+            let mut child = match launch.release(job.clone(), stdin.clone()) {
+                Ok(child) => child,
+                Err(e) if attempts == 1 => {
+                    tracing::debug!(error = %e, "a waiting sandbox was gone; starting a new one");
+                    continue;
+                }
+                Err(e) => return Err(internal("cannot start the sandbox", e)),
+            };
+            let supervised = supervise(
+                &mut child,
+                cgroup.as_deref(),
+                Budget {
+                    wall: Duration::from_secs(limits.timeout_seconds.max(1)),
+                    // The run's own budget, else the service-wide one.
+                    cpu: limits
+                        .cpu_time_ms
+                        .map(Duration::from_millis)
+                        .or(self.config.cpu_time_limit),
+                    output_bytes: usize::try_from(limits.max_output_bytes).unwrap_or(usize::MAX),
+                },
+                &control.cancel,
+            )
+            .await;
+            let wall_time = started.elapsed();
+            let supervised = supervised.map_err(|e| internal("supervising the run failed", e))?;
+            if attempts == 1 && never_started(&supervised) {
+                tracing::debug!("a waiting sandbox died before taking its run; starting a new one");
+                if let Some(cgroup) = &cgroup {
+                    cgroup.kill_all().await;
+                }
+                continue;
             }
-            Err(e) => return Err(internal("cannot start the sandbox", e)),
+            break (child, supervised, wall_time, baseline);
         };
-
-        let timeout = Duration::from_secs(limits.timeout_seconds.max(1));
-        let cap = usize::try_from(limits.max_output_bytes).unwrap_or(usize::MAX);
-        let supervised = supervise(
-            &mut child,
-            cgroup.as_deref(),
-            Budget {
-                wall: timeout,
-                // The run's own budget, else the service-wide one.
-                cpu: limits
-                    .cpu_time_ms
-                    .map(Duration::from_millis)
-                    .or(self.config.cpu_time_limit),
-                output_bytes: cap,
-            },
-            &control.cancel,
-        )
-        .await;
-        let wall_time = started.elapsed();
-        let supervised = supervised.map_err(|e| internal("supervising the run failed", e))?;
 
         if let Some(error) = &supervised.init.launch_error {
             // The script never ran: the launcher or the shim failed to prepare it. The guard
@@ -374,10 +377,9 @@ impl LocalExecutor {
             .map(|c| c.stats(baseline))
             .unwrap_or_default();
         let reusable = supervised.status.is_none()
-            && cgroup.as_ref().is_none_or(|c| {
-                let shim = sys::children(child.pid());
-                shim.len() == 1 && c.holds_only(&[child.pid(), shim[0]])
-            });
+            && cgroup
+                .as_ref()
+                .is_none_or(|c| holds_only_the_sandbox(c, child.pid()));
         guard.armed = false;
         drop(guard);
         if reusable {
@@ -420,6 +422,37 @@ impl LocalExecutor {
             pids_limit_hit: stats.pids_max_hits > 0,
         })
     }
+}
+
+/// Whether the sandbox ended without taking the run: the shim never said it took it (the
+/// `landlock` line), nothing was written, and bubblewrap is gone.
+fn never_started(supervised: &Supervised) -> bool {
+    supervised.stop == Stop::Finished
+        && supervised.status.is_some()
+        && supervised.init == InitStatus::default()
+        && supervised.capture.stdout.is_empty()
+        && supervised.capture.stderr.is_empty()
+}
+
+/// Whether `cgroup` holds nothing but the sandbox of bubblewrap `bwrap` between two runs:
+/// bubblewrap, its shim, and at most the shim's next run init (a child the shim starts as soon
+/// as it has reported), and no exited task still charged to it.
+fn holds_only_the_sandbox(cgroup: &RunCgroup, bwrap: i32) -> bool {
+    let shim = sys::children(bwrap);
+    let [shim] = shim[..] else {
+        return false;
+    };
+    let Some((members, charged)) = cgroup.members() else {
+        return false;
+    };
+    // Read after the members: a run init listed there is a child by now (or gone: refused).
+    let next_init = sys::children(shim);
+    let allowed = |pid: &i32| *pid == bwrap || *pid == shim || next_init.contains(pid);
+    members.contains(&bwrap)
+        && members.contains(&shim)
+        && members.len() <= 3
+        && members.iter().all(allowed)
+        && charged <= members.len() as u64
 }
 
 fn validate(spec: &RunSpec) -> Result<(), ExecError> {

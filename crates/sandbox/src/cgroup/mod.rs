@@ -400,18 +400,20 @@ impl RunCgroup {
         self.pids().is_empty() && read_u64(&pids_current).is_none_or(|n| n == 0)
     }
 
-    /// True when the processes in every directory are exactly `expected` (a sandbox between
-    /// runs: its bubblewrap and the shim), none exited but unreaped (`pids.current`).
-    pub(crate) fn holds_only(&self, expected: &[i32]) -> bool {
-        let mut expected = expected.to_vec();
-        expected.sort_unstable();
-        expected.dedup();
+    /// The processes of the cgroup, when every directory lists the same ones, and the tasks
+    /// it is charged for (`pids.current`, which also counts exited but unreaped ones), read
+    /// first: processes that start between the two reads only add to the list.
+    pub(crate) fn members(&self) -> Option<(Vec<i32>, u64)> {
         let pids_current = match &self.dirs {
             Dirs::V1 { pids, .. } => pids.join("pids.current"),
             Dirs::V2 { dir } => dir.join("pids.current"),
         };
-        self.dirs().iter().all(|dir| procs_in(&[dir]) == expected)
-            && read_u64(&pids_current).is_none_or(|n| n == expected.len() as u64)
+        let charged = read_u64(&pids_current).unwrap_or(0);
+        let dirs = self.dirs();
+        let first = procs_in(&dirs[..1.min(dirs.len())]);
+        dirs.iter()
+            .all(|dir| procs_in(&[dir]) == first)
+            .then_some((first, charged))
     }
 
     fn raw_stats(&self) -> CgroupStats {

@@ -167,13 +167,17 @@ async fn attack_signals_to_the_sandbox_init_and_hostname_changes_fail() {
 }
 
 /// The live (not exited) bubblewraps of the slots from `uid_base` (two slots), as `(pid, start
-/// time)`: the sandboxes of a single-slot executor, seen from the host.
+/// time)`: the sandboxes of a single-slot executor, seen from the host (a sandbox still
+/// starting counts once).
 fn sandboxes(uid_base: u32) -> std::collections::BTreeSet<(i32, u64)> {
     host_pids()
         .into_iter()
         .filter(|pid| {
-            process(*pid).is_some_and(|(name, _, uid)| {
-                name == "bwrap" && (uid_base..uid_base + 2).contains(&uid)
+            // bubblewrap's own child is named bwrap too until it execs the shim.
+            process(*pid).is_some_and(|(name, ppid, uid)| {
+                name == "bwrap"
+                    && (uid_base..uid_base + 2).contains(&uid)
+                    && process(ppid).is_none_or(|(parent, _, _)| parent != "bwrap")
             })
         })
         .filter_map(|pid| {
@@ -236,6 +240,21 @@ async fn a_waiting_sandbox_killed_from_outside_is_replaced() {
         .status()
         .unwrap();
     assert!(killed.success());
+    // Dead, not merely signalled: a run released to a shim in its last microseconds could
+    // be taken by its run init and die with it, as any run whose sandbox is killed does.
+    let gone = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    };
+    let start = std::time::Instant::now();
+    while !shims.iter().all(gone) {
+        assert!(start.elapsed() < DEADLINE, "the killed shims did not die");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     for _ in 0..3 {
         let report = run_on(&executor, &hello).await;
         assert_eq!(rest(&report), "hello\n", "{report:?}");
