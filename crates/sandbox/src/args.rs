@@ -196,7 +196,7 @@ impl BwrapArgs {
         }
         push(&mut a, &["--chdir", WORK_DIR]);
         // The shim's, inside the sandbox's user namespace only: it gives each run fresh
-        // namespaces and tmpfs, and the run's process drops them all before exec.
+        // namespaces and tmpfs, and each run init drops them all before it takes a job.
         for cap in SHIM_CAPS {
             push(&mut a, &["--cap-add", cap]);
         }

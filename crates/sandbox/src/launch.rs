@@ -4,8 +4,9 @@
 //! control socket. Everything costly about a start (the cgroup v1 migration with its RCU grace
 //! period, namespace and mount setup, loading bubblewrap and the shim) is paid once per
 //! sandbox, not per run: a sandbox serves its slot's runs one after another, each run in
-//! fresh namespaces and tmpfs of its own (see `init/run.rs`). Releasing a run sends the shim
-//! the run's pipes and writes the job and stdin into two of them.
+//! fresh namespaces and tmpfs of its own (see `init/run.rs`). Releasing a run sends the
+//! sandbox (its waiting run init) the run's pipes and writes the job and stdin into two of
+//! them.
 
 use std::ffi::CString;
 use std::io::{self, Write};
@@ -133,7 +134,7 @@ impl Launch {
         running(self.pid) && sys::children(self.pid).into_iter().all(running)
     }
 
-    /// Hands the waiting shim a run: sends it the job pipe and the script's stdin, stdout and
+    /// Hands the waiting sandbox a run: sends it the job pipe and the script's stdin, stdout and
     /// stderr, writes the job (see `init/job.rs`) and the stdin, and returns the sandbox as
     /// running. A large job or stdin is written from a blocking thread, so it cannot stall
     /// the runtime; a failed write shows up as the run failing.
