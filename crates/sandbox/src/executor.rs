@@ -23,6 +23,11 @@ use crate::pool::{SlotLease, SlotPool, Spawner};
 use crate::supervise::{kill_tree, supervise, Budget, Supervised};
 use crate::sys::{self, ChildSetup};
 
+/// Processes of the sandbox itself that count against a run's process limit (the cgroup's, or
+/// `RLIMIT_NPROC` of the slot's uid): bubblewrap, the shim and the run init. A run may start
+/// as many processes as it asked for on top of them.
+const SANDBOX_PROCESSES: u64 = 3;
+
 /// How runs are isolated, decided by the self-test.
 #[derive(Debug, Clone)]
 pub(crate) enum Mode {
@@ -182,7 +187,9 @@ impl LocalExecutor {
                 rlimits.push(Rlimit::AddressSpace(limits.memory_bytes));
             }
             if ids.is_some() {
-                rlimits.push(Rlimit::Processes(limits.max_processes));
+                rlimits.push(Rlimit::Processes(
+                    limits.max_processes.saturating_add(SANDBOX_PROCESSES),
+                ));
             }
         }
         Job {
@@ -309,14 +316,21 @@ impl LocalExecutor {
             };
             let baseline = match &cgroup {
                 Some(cgroup) => {
-                    cgroup
-                        .apply_limits(CgroupLimits {
-                            memory_bytes: limits.memory_bytes,
-                            max_processes: limits.max_processes,
-                            cpu_weight: self.config.cpu_weight,
-                        })
-                        .map_err(|e| internal("cannot set the run cgroup limits", e))?;
-                    cgroup.start_accounting()
+                    let applied = cgroup.apply_limits(CgroupLimits {
+                        memory_bytes: limits.memory_bytes,
+                        max_processes: limits.max_processes.saturating_add(SANDBOX_PROCESSES),
+                        cpu_weight: self.config.cpu_weight,
+                    });
+                    match applied {
+                        Ok(()) => cgroup.start_accounting(),
+                        Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
+                            // Nothing ran: the sandbox waits for the slot's next run.
+                            guard.armed = false;
+                            self.pool.park(lease, launch);
+                            return Ok(too_little_memory(&e, cgroup.memory_usage()));
+                        }
+                        Err(e) => return Err(internal("cannot set the run cgroup limits", e)),
+                    }
                 }
                 None => Baseline::default(),
             };
@@ -376,6 +390,11 @@ impl LocalExecutor {
             .as_ref()
             .map(|c| c.stats(baseline))
             .unwrap_or_default();
+        // Until the next run sets its own, the slot's cgroup has no caps: a run with tiny
+        // limits must not starve the preparation of the next run.
+        if let Some(cgroup) = &cgroup {
+            cgroup.set_idle_limits();
+        }
         let reusable = supervised.status.is_none()
             && cgroup
                 .as_ref()
@@ -479,6 +498,17 @@ fn validate(spec: &RunSpec) -> Result<(), ExecError> {
     // CString conversion is what the spawn does; fail early with a clear message instead.
     CString::new(spec.file_name.as_bytes()).map_err(|e| internal("file name", e))?;
     Ok(())
+}
+
+/// The report of a run whose memory limit is below what its sandbox needs before the script
+/// starts: out of memory, nothing ran.
+fn too_little_memory(reason: &std::io::Error, charged: u64) -> RunReport {
+    RunReport {
+        outcome: RunOutcome::OutOfMemory,
+        stderr: format!("sandbox: {reason}\n"),
+        peak_memory_bytes: charged,
+        ..cancelled_before_start()
+    }
 }
 
 fn cancelled_before_start() -> RunReport {

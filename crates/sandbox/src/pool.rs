@@ -283,7 +283,7 @@ impl Spawner {
                 return;
             }
             if let Some(cgroup) = &cgroup {
-                cgroup.set_idle_weight();
+                cgroup.set_idle_limits();
             }
             setup.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
             match launch::spawn(key, setup, &args) {

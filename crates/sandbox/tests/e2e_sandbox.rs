@@ -189,6 +189,28 @@ async fn fork_bomb_is_contained_by_the_pids_limit() {
     assert!(host_pids_with(&m).is_empty());
 }
 
+/// A run may have exactly as many processes as it asked for, the sandbox's own not counted:
+/// with 4, Python and three children fit and a fourth fork is refused.
+#[tokio::test]
+async fn a_run_gets_exactly_its_process_limit() {
+    let script = "import os, time\n\
+         forked = 0\n\
+         for _ in range(6):\n\
+         \x20   try:\n        pid = os.fork()\n    except OSError:\n        break\n\
+         \x20   if pid == 0:\n        time.sleep(5)\n        os._exit(0)\n\
+         \x20   forked += 1\n\
+         print(forked)\n";
+    let mut s = spec("main.py", script, &[PYTHON, "main.py"]);
+    s.limits.max_processes = 4;
+    let report = run(&s).await;
+    assert_eq!(
+        (report.outcome, report.stdout.as_str()),
+        (RunOutcome::Exited { code: 0 }, "3\n"),
+        "{report:?}"
+    );
+    assert!(report.pids_limit_hit, "{report:?}");
+}
+
 #[tokio::test]
 async fn network_is_unreachable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -582,5 +604,53 @@ async fn a_script_larger_than_work_is_refused_and_the_next_run_works() {
             (RunOutcome::Exited { code: 0 }, "['fill', 'main.py']\n"),
             "{report:?}"
         );
+    }
+}
+
+/// The smallest limits a request may ask for (one process, 1 MiB) apply to that run only (one
+/// process of its own on top of the sandbox's; 1 MiB fails it), never to the slot: the next
+/// runs, with ordinary limits, succeed.
+#[tokio::test]
+async fn tiny_limits_fail_their_run_not_the_next_ones() {
+    let executor = LocalExecutor::start(SandboxConfig {
+        uid_base: 352_000,
+        max_concurrent: 1,
+        ..SandboxConfig::default()
+    })
+    .await;
+    assert!(executor.health().ready, "{:?}", executor.health());
+    let hello = spec("main.py", "print('hi')\n", &[PYTHON, "main.py"]);
+    let run = |spec: integr8s_core::ports::executor::RunSpec| {
+        let executor = &executor;
+        async move {
+            tokio::time::timeout(DEADLINE, executor.run(&spec, RunControl::default()))
+                .await
+                .expect("deadline")
+                .expect("run")
+        }
+    };
+    // One process is enough for Python itself; 1 MiB is not.
+    for (processes, memory, succeeds) in [
+        (1, 64 << 20, true),
+        (64, 1 << 20, false),
+        (1, 1 << 20, false),
+    ] {
+        let mut tiny = hello.clone();
+        tiny.limits.max_processes = processes;
+        tiny.limits.memory_bytes = memory;
+        let report = run(tiny).await;
+        assert_eq!(
+            report.outcome == RunOutcome::Exited { code: 0 },
+            succeeds,
+            "{report:?}"
+        );
+        for _ in 0..3 {
+            let report = run(hello.clone()).await;
+            assert_eq!(
+                (report.outcome, report.stdout.as_str()),
+                (RunOutcome::Exited { code: 0 }, "hi\n"),
+                "after limits ({processes}, {memory}): {report:?}"
+            );
+        }
     }
 }

@@ -234,7 +234,21 @@ impl RunCgroup {
 
     /// Writes the limits of the next run. Safe to repeat on a reused cgroup: v1 requires
     /// `memsw >= limit` at every step, so the order depends on the direction of the change.
+    /// A memory limit at or below what is already charged to the cgroup (the waiting sandbox
+    /// itself) is refused with [`io::ErrorKind::OutOfMemory`] and nothing is written: such a
+    /// run could not even start (and cgroup v2 would kill the sandbox to meet it).
     pub(crate) fn apply_limits(&self, limits: CgroupLimits) -> io::Result<()> {
+        let charged = self.memory_usage();
+        if limits.memory_bytes <= charged {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "the memory limit ({} bytes) is below what the sandbox itself uses ({charged} \
+                     bytes)",
+                    limits.memory_bytes
+                ),
+            ));
+        }
         let memory_limit = limits.memory_bytes.to_string();
         let pids_limit = limits.max_processes.max(1).to_string();
         let weight = limits.cpu_weight.clamp(1, 10_000);
@@ -277,18 +291,31 @@ impl RunCgroup {
         Ok(())
     }
 
-    /// Gives the cgroup the lowest CPU weight: a sandbox being prepared in it (off any run's
-    /// critical path) yields the CPU to the service and to running scripts. The next run's
-    /// [`Self::apply_limits`] restores its weight. Best effort.
-    pub(crate) fn set_idle_weight(&self) {
+    /// The limits of a cgroup between runs: no memory or process cap (what runs there is the
+    /// sandbox preparing the next run, never a script; the next run's [`Self::apply_limits`]
+    /// sets its own, so a run with tiny limits cannot starve the preparation of the next) and
+    /// the lowest CPU weight, so preparation yields to the service and to running scripts.
+    /// Best effort.
+    pub(crate) fn set_idle_limits(&self) {
         match &self.dirs {
-            Dirs::V1 { cpu: Some(cpu), .. } => {
-                let _ = fs::write(cpu.join("cpu.shares"), "2");
+            Dirs::V1 {
+                memory, pids, cpu, ..
+            } => {
+                // Raising: memsw first (v1 requires memsw >= limit at every step).
+                let _ = fs::write(memory.join("memory.memsw.limit_in_bytes"), "-1");
+                let _ = fs::write(memory.join("memory.limit_in_bytes"), "-1");
+                let _ = fs::write(pids.join("pids.max"), "max");
+                if let Some(cpu) = cpu {
+                    let _ = fs::write(cpu.join("cpu.shares"), "2");
+                }
             }
-            Dirs::V2 { dir } if self.cpu_weight => {
-                let _ = fs::write(dir.join("cpu.weight"), "1");
+            Dirs::V2 { dir } => {
+                let _ = fs::write(dir.join("memory.max"), "max");
+                let _ = fs::write(dir.join("pids.max"), "max");
+                if self.cpu_weight {
+                    let _ = fs::write(dir.join("cpu.weight"), "1");
+                }
             }
-            _ => {}
         }
     }
 
@@ -311,15 +338,20 @@ impl RunCgroup {
             }
         }
         let raw = self.raw_stats();
-        let memory_bytes = match &self.dirs {
-            Dirs::V1 { memory, .. } => read_u64(&memory.join("memory.usage_in_bytes")),
-            Dirs::V2 { dir } => read_u64(&dir.join("memory.current")),
-        };
         Baseline {
             oom_kills: raw.oom_kills,
             pids_max_hits: raw.pids_max_hits,
-            memory_bytes: memory_bytes.unwrap_or(0),
+            memory_bytes: self.memory_usage(),
         }
+    }
+
+    /// Bytes charged to the cgroup now (0 when unreadable).
+    pub(crate) fn memory_usage(&self) -> u64 {
+        match &self.dirs {
+            Dirs::V1 { memory, .. } => read_u64(&memory.join("memory.usage_in_bytes")),
+            Dirs::V2 { dir } => read_u64(&dir.join("memory.current")),
+        }
+        .unwrap_or(0)
     }
 
     /// Raw fds of the opened `cgroup.procs` files; writing `"0"` to each moves the writer in.
