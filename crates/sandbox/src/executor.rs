@@ -339,6 +339,9 @@ impl LocalExecutor {
                 Ok(child) => child,
                 Err(e) if attempts == 1 => {
                     tracing::debug!(error = %e, "a waiting sandbox was gone; starting a new one");
+                    if let Some(cgroup) = &cgroup {
+                        cgroup.set_idle_limits();
+                    }
                     continue;
                 }
                 Err(e) => return Err(internal("cannot start the sandbox", e)),
@@ -364,6 +367,7 @@ impl LocalExecutor {
                 tracing::debug!("a waiting sandbox died before taking its run; starting a new one");
                 if let Some(cgroup) = &cgroup {
                     cgroup.kill_all().await;
+                    cgroup.set_idle_limits();
                 }
                 continue;
             }
