@@ -127,6 +127,14 @@ pub(crate) fn kill_and_remove_dir(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
+/// The error of a memory limit a run cannot even start under.
+fn too_small(limit: u64, held: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!("the memory limit ({limit} bytes) is below what the sandbox itself holds ({held} bytes)"),
+    )
+}
+
 /// Reads `key value` lines (memory.events, pids.events, cpu.stat, oom_control).
 pub(crate) fn keyed_value(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
@@ -234,20 +242,15 @@ impl RunCgroup {
 
     /// Writes the limits of the next run. Safe to repeat on a reused cgroup: v1 requires
     /// `memsw >= limit` at every step, so the order depends on the direction of the change.
-    /// A memory limit at or below what is already charged to the cgroup (the waiting sandbox
-    /// itself) is refused with [`io::ErrorKind::OutOfMemory`] and nothing is written: such a
-    /// run could not even start (and cgroup v2 would kill the sandbox to meet it).
+    /// A memory limit at or below what the waiting sandbox holds and the kernel cannot
+    /// reclaim (everything charged but file cache) is refused with
+    /// [`io::ErrorKind::OutOfMemory`] and nothing is written: such a run could not even start
+    /// (and cgroup v2 would kill the sandbox to meet it). So is one the kernel refuses to
+    /// shrink to (v1).
     pub(crate) fn apply_limits(&self, limits: CgroupLimits) -> io::Result<()> {
-        let charged = self.memory_usage();
-        if limits.memory_bytes <= charged {
-            return Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!(
-                    "the memory limit ({} bytes) is below what the sandbox itself uses ({charged} \
-                     bytes)",
-                    limits.memory_bytes
-                ),
-            ));
+        let held = self.unreclaimable_memory();
+        if limits.memory_bytes <= held {
+            return Err(too_small(limits.memory_bytes, held));
         }
         let memory_limit = limits.memory_bytes.to_string();
         let pids_limit = limits.max_processes.max(1).to_string();
@@ -258,17 +261,26 @@ impl RunCgroup {
             } => {
                 let memsw = memory.join("memory.memsw.limit_in_bytes");
                 // Absent without swap accounting; then there is no swap to escape to either.
-                if memsw.exists() {
-                    let limit_first = write_file(memory, "memory.limit_in_bytes", &memory_limit)
+                let written = if memsw.exists() {
+                    write_file(memory, "memory.limit_in_bytes", &memory_limit)
                         .and_then(|()| {
                             write_file(memory, "memory.memsw.limit_in_bytes", &memory_limit)
-                        });
-                    if limit_first.is_err() {
-                        write_file(memory, "memory.memsw.limit_in_bytes", &memory_limit)?;
-                        write_file(memory, "memory.limit_in_bytes", &memory_limit)?;
-                    }
+                        })
+                        .or_else(|_| {
+                            write_file(memory, "memory.memsw.limit_in_bytes", &memory_limit)?;
+                            write_file(memory, "memory.limit_in_bytes", &memory_limit)
+                        })
                 } else {
-                    write_file(memory, "memory.limit_in_bytes", &memory_limit)?;
+                    write_file(memory, "memory.limit_in_bytes", &memory_limit)
+                };
+                // EBUSY: the kernel could not reclaim enough to fit under the limit.
+                if let Err(e) = written {
+                    return Err(match e.raw_os_error() {
+                        Some(libc::EBUSY | libc::EINVAL) => {
+                            too_small(limits.memory_bytes, self.memory_usage())
+                        }
+                        _ => e,
+                    });
                 }
                 write_file(pids, "pids.max", &pids_limit)?;
                 if let Some(cpu) = cpu {
@@ -343,6 +355,24 @@ impl RunCgroup {
             pids_max_hits: raw.pids_max_hits,
             memory_bytes: self.memory_usage(),
         }
+    }
+
+    /// Bytes charged to the cgroup that the kernel cannot reclaim to meet a lower limit:
+    /// everything but file cache (which earlier runs leave charged here).
+    fn unreclaimable_memory(&self) -> u64 {
+        let (stat, active, inactive) = match &self.dirs {
+            Dirs::V1 { memory, .. } => (
+                memory.join("memory.stat"),
+                "total_active_file",
+                "total_inactive_file",
+            ),
+            Dirs::V2 { dir } => (dir.join("memory.stat"), "active_file", "inactive_file"),
+        };
+        let stat = fs::read_to_string(stat).unwrap_or_default();
+        let cache = keyed_value(&stat, active)
+            .unwrap_or(0)
+            .saturating_add(keyed_value(&stat, inactive).unwrap_or(0));
+        self.memory_usage().saturating_sub(cache)
     }
 
     /// Bytes charged to the cgroup now (0 when unreadable).
