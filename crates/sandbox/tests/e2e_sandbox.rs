@@ -10,7 +10,8 @@ use integr8s_sandbox::{LocalExecutor, SandboxConfig};
 mod common;
 
 use common::{
-    executor, host_pids_with, marker, run, run_with, spec, wait_until_gone, DEADLINE, UID_BASE,
+    executor, host_pids_with, marker, ready_executor, run, run_on, run_with, spec, wait_until_gone,
+    DEADLINE, UID_BASE,
 };
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -467,10 +468,7 @@ async fn without_cgroups_it_degrades_to_rlimits_and_says_so() {
     );
 
     let hello = spec("main.py", "print('hi')\n", &[PYTHON, "main.py"]);
-    let report = tokio::time::timeout(DEADLINE, executor.run(&hello, RunControl::default()))
-        .await
-        .expect("deadline")
-        .expect("run");
+    let report = run_on(&executor, &hello, RunControl::default()).await;
     assert_eq!(
         (report.outcome, report.stdout.as_str()),
         (RunOutcome::Exited { code: 0 }, "hi\n")
@@ -479,10 +477,7 @@ async fn without_cgroups_it_degrades_to_rlimits_and_says_so() {
     let script = "try:\n    b = bytearray(512 * 1024 * 1024)\n    print('ALLOCATED')\nexcept MemoryError:\n    print('LIMITED')\n";
     let mut bomb = spec("main.py", script, &[PYTHON, "main.py"]);
     bomb.limits.memory_bytes = 128 * 1024 * 1024;
-    let report = tokio::time::timeout(DEADLINE, executor.run(&bomb, RunControl::default()))
-        .await
-        .expect("deadline")
-        .expect("run");
+    let report = run_on(&executor, &bomb, RunControl::default()).await;
     assert_eq!(report.stdout, "LIMITED\n", "{report:?}");
 }
 
@@ -556,25 +551,16 @@ async fn a_pool_based_at_uid_0_never_runs_anything_as_root() {
 /// without running anything, and the sandbox still serves the next run with a fresh `/work`.
 #[tokio::test]
 async fn a_script_larger_than_work_is_refused_and_the_next_run_works() {
-    let executor = LocalExecutor::start(SandboxConfig {
+    let executor = ready_executor(SandboxConfig {
         work_size_bytes: 64 * 1024,
         uid_base: 350_000,
         max_concurrent: 1,
         ..SandboxConfig::default()
     })
     .await;
-    assert!(executor.health().ready, "{:?}", executor.health());
     let big = format!("print('ran')\n#{}\n", "x".repeat(128 * 1024));
-    let report = tokio::time::timeout(
-        DEADLINE,
-        executor.run(
-            &spec("main.py", &big, &[PYTHON, "main.py"]),
-            RunControl::default(),
-        ),
-    )
-    .await
-    .expect("deadline")
-    .expect("run");
+    let big = spec("main.py", &big, &[PYTHON, "main.py"]);
+    let report = run_on(&executor, &big, RunControl::default()).await;
     assert_eq!(
         report.outcome,
         RunOutcome::Exited { code: 125 },
@@ -588,17 +574,9 @@ async fn a_script_larger_than_work_is_refused_and_the_next_run_works() {
         "{report:?}"
     );
     let fill = "open('/work/fill', 'w').write('y' * 40000)\nimport os\nprint(sorted(os.listdir('/work')))\n";
+    let fill = spec("main.py", fill, &[PYTHON, "main.py"]);
     for _ in 0..2 {
-        let report = tokio::time::timeout(
-            DEADLINE,
-            executor.run(
-                &spec("main.py", fill, &[PYTHON, "main.py"]),
-                RunControl::default(),
-            ),
-        )
-        .await
-        .expect("deadline")
-        .expect("run");
+        let report = run_on(&executor, &fill, RunControl::default()).await;
         assert_eq!(
             (report.outcome, report.stdout.as_str()),
             (RunOutcome::Exited { code: 0 }, "['fill', 'main.py']\n"),
@@ -612,24 +590,14 @@ async fn a_script_larger_than_work_is_refused_and_the_next_run_works() {
 /// runs, with ordinary limits, succeed.
 #[tokio::test]
 async fn tiny_limits_fail_their_run_not_the_next_ones() {
-    let executor = LocalExecutor::start(SandboxConfig {
+    let executor = ready_executor(SandboxConfig {
         uid_base: 352_000,
         max_concurrent: 1,
         ..SandboxConfig::default()
     })
     .await;
-    assert!(executor.health().ready, "{:?}", executor.health());
     let hello = spec("main.py", "print('hi')\n", &[PYTHON, "main.py"]);
-    let run = |spec: integr8s_core::ports::executor::RunSpec| {
-        let executor = &executor;
-        async move {
-            tokio::time::timeout(DEADLINE, executor.run(&spec, RunControl::default()))
-                .await
-                .expect("deadline")
-                .expect("run")
-        }
-    };
-    // One process is enough for Python itself; 1 MiB is not, 24 MiB is (file cache that
+    // One process is enough for Python itself; 1 MiB is not, 16 MiB is (file cache that
     // earlier runs left charged to the slot's cgroup does not count against it).
     for (processes, memory, succeeds) in [
         (1, 64 << 20, true),
@@ -640,14 +608,14 @@ async fn tiny_limits_fail_their_run_not_the_next_ones() {
         let mut tiny = hello.clone();
         tiny.limits.max_processes = processes;
         tiny.limits.memory_bytes = memory;
-        let report = run(tiny).await;
+        let report = run_on(&executor, &tiny, RunControl::default()).await;
         assert_eq!(
             report.outcome == RunOutcome::Exited { code: 0 },
             succeeds,
             "{report:?}"
         );
         for _ in 0..3 {
-            let report = run(hello.clone()).await;
+            let report = run_on(&executor, &hello, RunControl::default()).await;
             assert_eq!(
                 (report.outcome, report.stdout.as_str()),
                 (RunOutcome::Exited { code: 0 }, "hi\n"),

@@ -5,27 +5,26 @@
 
 use std::collections::BTreeMap;
 
-use integr8s_core::ports::executor::{Executor, RunControl, RunOutcome, RunReport, RunSpec};
+use integr8s_core::ports::executor::{RunControl, RunOutcome, RunReport, RunSpec};
 use integr8s_sandbox::{LocalExecutor, SandboxConfig};
 
-use crate::common::{marker, python, DEADLINE};
+use crate::common::{host_pids, marker, process, python, ready_executor, run_on, DEADLINE};
 
 /// One concurrent run, so consecutive runs go to the same slot and its sandbox once the
 /// executor has settled: its other slot's sandbox started (which frees that slot and makes it
 /// the next one handed out), seen as three consecutive runs in one sandbox.
 async fn single_slot_executor(uid_base: u32) -> LocalExecutor {
-    let executor = LocalExecutor::start(SandboxConfig {
+    let executor = ready_executor(SandboxConfig {
         uid_base,
         max_concurrent: 1,
         ..SandboxConfig::default()
     })
     .await;
-    assert!(executor.health().ready, "{:?}", executor.health());
     let probe = python(PRINT_NAMESPACES);
     let mut last = String::new();
     let mut same = 0;
     for _ in 0..30 {
-        let sandbox = namespaces(&run_on(&executor, &probe).await)["sandbox"].clone();
+        let sandbox = namespaces(&run_ok(&executor, &probe).await)["sandbox"].clone();
         same = if sandbox == last { same + 1 } else { 0 };
         if same == 2 {
             return executor;
@@ -35,11 +34,9 @@ async fn single_slot_executor(uid_base: u32) -> LocalExecutor {
     panic!("consecutive runs never shared a sandbox");
 }
 
-async fn run_on(executor: &LocalExecutor, spec: &RunSpec) -> RunReport {
-    let report = tokio::time::timeout(DEADLINE, executor.run(spec, RunControl::default()))
-        .await
-        .expect("deadline")
-        .expect("run");
+/// Runs `spec` and asserts it exited with 0.
+async fn run_ok(executor: &LocalExecutor, spec: &RunSpec) -> RunReport {
+    let report = run_on(executor, spec, RunControl::default()).await;
     assert_eq!(report.outcome, RunOutcome::Exited { code: 0 }, "{report:?}");
     report
 }
@@ -89,7 +86,7 @@ async fn attack_a_run_leaves_nothing_in_the_sandbox_for_the_next() {
          print('left')\n"
     ));
     let sandboxes_before = sandboxes(340_000);
-    let first = run_on(&executor, &leaver).await;
+    let first = run_ok(&executor, &leaver).await;
     assert_eq!(rest(&first), "shm True\nleft\n", "{first:?}");
 
     let finder = python(&format!(
@@ -110,7 +107,7 @@ async fn attack_a_run_leaves_nothing_in_the_sandbox_for_the_next() {
          caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith('Cap')]\n\
          print('caps', set(caps))\n"
     ));
-    let second = run_on(&executor, &finder).await;
+    let second = run_ok(&executor, &finder).await;
     assert_eq!(
         rest(&second),
         "['/work/main.py']\nshm False\nrefused\nport free\nothers [1]\ndenied\ndenied\ndenied\n\
@@ -147,12 +144,12 @@ async fn attack_signals_to_the_sandbox_init_and_hostname_changes_fail() {
          except OSError:\n    print('hostname refused')\n"
     ));
     let sandboxes_before = sandboxes(342_000);
-    let first = run_on(&executor, &attacker).await;
+    let first = run_ok(&executor, &attacker).await;
     assert_eq!(rest(&first), "hostname refused\n", "{first:?}");
     let after = python(&format!(
         "{PRINT_NAMESPACES}import socket\nprint(socket.gethostname())\n"
     ));
-    let second = run_on(&executor, &after).await;
+    let second = run_ok(&executor, &after).await;
     assert_eq!(rest(&second), "sandbox\n", "{second:?}");
     assert_eq!(
         sandboxes(342_000),
@@ -189,31 +186,6 @@ fn sandboxes(uid_base: u32) -> std::collections::BTreeSet<(i32, u64)> {
         .collect()
 }
 
-fn host_pids() -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// `(comm, parent pid, uid)` of a host process.
-fn process(pid: i32) -> Option<(String, i32, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(str::trim)
-    };
-    Some((
-        field("Name:")?.to_owned(),
-        field("PPid:")?.parse().ok()?,
-        field("Uid:")?.split_whitespace().next()?.parse().ok()?,
-    ))
-}
-
 /// A sandbox whose shim died while it waited (killed from the host here) is not handed a run:
 /// the slot gets a new sandbox and the run succeeds.
 #[tokio::test]
@@ -221,7 +193,7 @@ async fn a_waiting_sandbox_killed_from_outside_is_replaced() {
     const UID_BASE: u32 = 344_000;
     let executor = single_slot_executor(UID_BASE).await;
     let hello = python(&format!("{PRINT_NAMESPACES}print('hello')\n"));
-    run_on(&executor, &hello).await;
+    run_ok(&executor, &hello).await;
     let started = sandboxes(UID_BASE);
     // The shims: processes of the slots' uids whose parent is a bubblewrap.
     let shims: Vec<i32> = host_pids()
@@ -256,7 +228,7 @@ async fn a_waiting_sandbox_killed_from_outside_is_replaced() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     for _ in 0..3 {
-        let report = run_on(&executor, &hello).await;
+        let report = run_ok(&executor, &hello).await;
         assert_eq!(rest(&report), "hello\n", "{report:?}");
     }
     let now = sandboxes(UID_BASE);

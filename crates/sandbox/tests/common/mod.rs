@@ -17,17 +17,21 @@ static EXECUTOR: OnceCell<LocalExecutor> = OnceCell::const_new();
 
 pub async fn executor() -> &'static LocalExecutor {
     EXECUTOR
-        .get_or_init(|| async {
-            let executor = LocalExecutor::start(SandboxConfig {
+        .get_or_init(|| {
+            ready_executor(SandboxConfig {
                 uid_base: UID_BASE,
                 max_concurrent: 4,
                 ..SandboxConfig::default()
             })
-            .await;
-            assert!(executor.health().ready, "{:?}", executor.health());
-            executor
         })
         .await
+}
+
+/// An executor of its own, asserted ready.
+pub async fn ready_executor(config: SandboxConfig) -> LocalExecutor {
+    let executor = LocalExecutor::start(config).await;
+    assert!(executor.health().ready, "{:?}", executor.health());
+    executor
 }
 
 pub fn spec(file_name: &str, script: &str, command: &[&str]) -> RunSpec {
@@ -60,7 +64,12 @@ pub async fn run(spec: &RunSpec) -> RunReport {
 }
 
 pub async fn run_with(spec: &RunSpec, control: RunControl) -> RunReport {
-    tokio::time::timeout(DEADLINE, executor().await.run(spec, control))
+    run_on(executor().await, spec, control).await
+}
+
+/// Runs `spec` on `executor`, failing the test if it does not finish within the deadline.
+pub async fn run_on(executor: &LocalExecutor, spec: &RunSpec, control: RunControl) -> RunReport {
+    tokio::time::timeout(DEADLINE, executor.run(spec, control))
         .await
         .expect("run did not finish within the test deadline")
         .expect("run failed")
@@ -70,14 +79,36 @@ pub fn marker(name: &str) -> String {
     format!("itmark-{name}-{}", std::process::id())
 }
 
+/// Every host pid.
+pub fn host_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(comm, parent pid, uid)` of a host process.
+pub fn process(pid: i32) -> Option<(String, i32, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+    };
+    Some((
+        field("Name:")?.to_owned(),
+        field("PPid:")?.parse().ok()?,
+        field("Uid:")?.split_whitespace().next()?.parse().ok()?,
+    ))
+}
+
 /// Host pids whose command line mentions `marker`.
 pub fn host_pids_with(marker: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    host_pids()
+        .into_iter()
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| String::from_utf8_lossy(&c).contains(marker))
