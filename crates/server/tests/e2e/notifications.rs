@@ -446,6 +446,33 @@ async fn settled(
     }
 }
 
+/// A new user subscribes a webhook to `url` and runs `script`; waits until the webhook delivery
+/// of its notification has failed for good. Returns the store and the notification's id.
+async fn failed_webhook_delivery(
+    s: &Server,
+    user: &str,
+    url: String,
+    script: &str,
+) -> (integr8s_store::SqliteStore, String) {
+    let u = s.new_user(user).await;
+    let r = put(
+        &u,
+        "/api/v1/notifications/subscriptions/webhook",
+        json!({"enabled": true, "webhook_url": url}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = run(&u, script).await;
+    let n = notification_for(&u, &id).await;
+    let notification_id = n["notification_id"].as_str().unwrap().to_owned();
+    let store = open_store(s).await;
+    assert_eq!(
+        settled(&store, &notification_id, "webhook").await,
+        NotificationStatus::Failed
+    );
+    (store, notification_id)
+}
+
 #[tokio::test]
 async fn webhook_and_slack_deliveries_are_signed_and_retried() {
     let (base, received) = receiver(2).await;
@@ -543,22 +570,9 @@ async fn failing_webhooks_end_in_the_dead_letter_queue() {
     let mut env = ENV.to_vec();
     env.push(("INTEGR8S_NOTIFICATIONS__MAX_DELIVERY_ATTEMPTS", "2"));
     let s = Server::start(&env).await;
-    let u = s.new_user("notif-dlq").await;
-    let r = put(
-        &u,
-        "/api/v1/notifications/subscriptions/webhook",
-        json!({"enabled": true, "webhook_url": format!("{base}/fail")}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let id = run(&u, "print('lost')").await;
-    let n = notification_for(&u, &id).await;
-    let notification_id = n["notification_id"].as_str().unwrap();
-    let store = open_store(&s).await;
-    assert_eq!(
-        settled(&store, notification_id, "webhook").await,
-        NotificationStatus::Failed
-    );
+    let (store, notification_id) =
+        failed_webhook_delivery(&s, "notif-dlq", format!("{base}/fail"), "print('lost')").await;
+    let notification_id = notification_id.as_str();
     assert_eq!(requests_to(&received, "/fail").len(), 2);
     let d = store.deliveries(notification_id).await.unwrap().remove(0);
     assert_eq!(d.last_error.as_deref(), Some("HTTP 500"));
@@ -643,23 +657,10 @@ async fn deliveries_to_private_addresses_are_refused() {
         }
     });
     let s = Server::start(&[("INTEGR8S_NOTIFICATIONS__THROTTLE_MAX_PER_WINDOW", "0")]).await;
-    let u = s.new_user("notif-ssrf").await;
-    let r = put(
-        &u,
-        "/api/v1/notifications/subscriptions/webhook",
-        json!({"enabled": true, "webhook_url": format!("https://127.0.0.1:{port}/hook")}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let id = run(&u, "print('ssrf')").await;
-    let n = notification_for(&u, &id).await;
-    let notification_id = n["notification_id"].as_str().unwrap();
-    let store = open_store(&s).await;
-    assert_eq!(
-        settled(&store, notification_id, "webhook").await,
-        NotificationStatus::Failed
-    );
-    let d = store.deliveries(notification_id).await.unwrap().remove(0);
+    let url = format!("https://127.0.0.1:{port}/hook");
+    let (store, notification_id) =
+        failed_webhook_delivery(&s, "notif-ssrf", url, "print('ssrf')").await;
+    let d = store.deliveries(&notification_id).await.unwrap().remove(0);
     assert_eq!(d.attempts, 1, "{d:?}");
     assert_eq!(
         d.last_error.as_deref(),
