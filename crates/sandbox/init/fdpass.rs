@@ -6,6 +6,8 @@ use std::io;
 use std::os::raw::{c_int, c_void};
 use std::os::unix::io::{FromRawFd, OwnedFd};
 
+use crate::ffi::EINTR;
+
 extern "C" {
     fn recvmsg(fd: c_int, msg: *mut MsgHdr, flags: c_int) -> isize;
 }
@@ -17,7 +19,6 @@ const SOL_SOCKET: c_int = 1;
 const SCM_RIGHTS: c_int = 1;
 const MSG_CTRUNC: c_int = 0x8;
 const MSG_CMSG_CLOEXEC: c_int = 0x4000_0000;
-const EINTR: i32 = 4;
 
 #[repr(C)]
 struct IoVec {

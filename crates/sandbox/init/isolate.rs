@@ -5,28 +5,13 @@
 //! [`SETUP_FAILED`]: the sandbox is retired.
 
 use std::ffi::{CStr, CString};
-use std::os::raw::{c_char, c_int, c_long, c_short, c_ulong, c_void};
+use std::os::raw::{c_int, c_long, c_short, c_ulong};
 
+use crate::ffi::{
+    _exit, chdir, close, ioctl, mount, open, prctl, socket, syscall, write, EINTR, EINVAL, ENOENT,
+    O_CLOEXEC,
+};
 use crate::landlock;
-
-extern "C" {
-    fn syscall(number: c_long, ...) -> c_long;
-    fn prctl(option: c_int, ...) -> c_int;
-    fn mount(
-        source: *const c_char,
-        target: *const c_char,
-        fstype: *const c_char,
-        flags: c_ulong,
-        data: *const c_void,
-    ) -> c_int;
-    fn chdir(path: *const c_char) -> c_int;
-    fn open(path: *const c_char, flags: c_int, ...) -> c_int;
-    fn write(fd: c_int, buf: *const u8, count: usize) -> isize;
-    fn close(fd: c_int) -> c_int;
-    fn socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int;
-    fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
-    fn _exit(code: c_int) -> !;
-}
 
 const MS_RDONLY: c_ulong = 1;
 const MS_NOSUID: c_ulong = 2;
@@ -39,7 +24,6 @@ const O_WRONLY: c_int = 1;
 const O_CREAT: c_int = 0o100;
 const O_EXCL: c_int = 0o200;
 const O_NOFOLLOW: c_int = 0o400_000;
-const O_CLOEXEC: c_int = 0o2_000_000;
 const AF_INET: c_int = 2;
 const SOCK_DGRAM: c_int = 2;
 const SIOCGIFFLAGS: c_ulong = 0x8913;
@@ -52,9 +36,6 @@ const PR_SET_SECCOMP: c_int = 22;
 const SECCOMP_MODE_FILTER: c_long = 2;
 const SYS_CAPSET: c_long = 126;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-const EINTR: i32 = 4;
-const EINVAL: i32 = 22;
-const ENOENT: i32 = 2;
 /// Exit code of a run whose sandbox could not prepare it (the script never started).
 pub const SETUP_FAILED: c_int = 125;
 

@@ -1,16 +1,10 @@
 //! Landlock for the init shim: the ruleset the script runs under (see main.rs, step 3).
 
+use crate::ffi::{close, open, syscall, O_CLOEXEC};
 use std::ffi::CString;
-use std::os::raw::{c_char, c_int, c_long, c_void};
-
-extern "C" {
-    fn syscall(number: c_long, ...) -> c_long;
-    fn open(path: *const c_char, flags: c_int, ...) -> c_int;
-    fn close(fd: c_int) -> c_int;
-}
+use std::os::raw::{c_int, c_long, c_void};
 
 const O_PATH: c_int = 0o10_000_000;
-const O_CLOEXEC: c_int = 0o2_000_000;
 
 const SYS_LANDLOCK_CREATE_RULESET: c_long = 444;
 const SYS_LANDLOCK_ADD_RULE: c_long = 445;

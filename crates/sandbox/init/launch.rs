@@ -24,24 +24,13 @@
 //! A failing step writes `launch-error <step>: <error>` to STATUS_FD (the status pipe the
 //! supervisor reads) and exits with 127.
 
+use crate::ffi::{close, execve, getppid, setgroups, setresgid, setresuid, setsid, write};
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::Write;
 use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::FromRawFd;
-
-extern "C" {
-    fn write(fd: c_int, buf: *const u8, count: usize) -> isize;
-    fn close(fd: c_int) -> c_int;
-    fn setsid() -> c_int;
-    fn getppid() -> c_int;
-    fn setgroups(size: usize, list: *const u32) -> c_int;
-    fn setresgid(rgid: u32, egid: u32, sgid: u32) -> c_int;
-    fn setresuid(ruid: u32, euid: u32, suid: u32) -> c_int;
-    fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char)
-        -> c_int;
-}
 
 const RLIMIT_CORE: c_int = 4;
 const RLIMIT_NOFILE: c_int = 7;

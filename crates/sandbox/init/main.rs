@@ -38,6 +38,7 @@
 #![no_main]
 
 mod fdpass;
+mod ffi;
 mod isolate;
 #[allow(dead_code)] // The encoder is the supervisor's.
 mod job;
@@ -52,13 +53,10 @@ use std::os::raw::{c_int, c_long};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::FromRawFd;
 
+use ffi::{fcntl, prctl, signal, syscall, SIG_IGN};
 use job::Job;
 
 extern "C" {
-    fn syscall(number: c_long, ...) -> c_long;
-    fn prctl(option: c_int, ...) -> c_int;
-    fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
-    fn signal(signum: c_int, handler: usize) -> usize;
     fn setrlimit(resource: c_int, limit: *const RlimitValue) -> c_int;
 }
 
@@ -76,7 +74,6 @@ const F_SETFD: c_int = 2;
 const FD_CLOEXEC: c_int = 1;
 const PR_SET_DUMPABLE: c_int = 4;
 const PR_SET_NO_NEW_PRIVS: c_int = 38;
-const SIG_IGN: usize = 1;
 /// SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM.
 const IGNORED_SIGNALS: [c_int; 8] = [1, 2, 3, 10, 12, 13, 14, 15];
 /// Largest seccomp program the kernel takes (`BPF_MAXINSNS`), in bytes.

@@ -9,32 +9,17 @@
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
-use std::os::raw::{c_int, c_long, c_void};
+use std::os::raw::{c_int, c_long};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::ffi::{_exit, kill, mmap, signal, syscall, waitpid, EINTR, SIGKILL, SIG_DFL};
 use crate::isolate::{prepare, write_line, write_script, Setup, SETUP_FAILED};
 use crate::job::Rlimit;
 use crate::{fdpass, read_job, set_rlimit, IGNORED_SIGNALS};
-
-extern "C" {
-    fn syscall(number: c_long, ...) -> c_long;
-    fn signal(signum: c_int, handler: usize) -> usize;
-    fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
-    fn kill(pid: c_int, sig: c_int) -> c_int;
-    fn mmap(
-        addr: *mut c_void,
-        len: usize,
-        prot: c_int,
-        flags: c_int,
-        fd: c_int,
-        off: i64,
-    ) -> *mut c_void;
-    fn _exit(code: c_int) -> !;
-}
 
 const SYS_CLONE: c_long = 56;
 const CLONE_NEWNS: c_long = 0x0002_0000;
@@ -46,9 +31,6 @@ const PROT_READ: c_int = 1;
 const PROT_WRITE: c_int = 2;
 const MAP_SHARED: c_int = 1;
 const MAP_ANONYMOUS: c_int = 0x20;
-const SIG_DFL: usize = 0;
-const SIGKILL: c_int = 9;
-const EINTR: i32 = 4;
 const RLIMIT_CPU: c_int = 0;
 const RLIMIT_NPROC: c_int = 6;
 const RLIMIT_AS: c_int = 9;
