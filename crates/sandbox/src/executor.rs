@@ -299,10 +299,17 @@ impl LocalExecutor {
         let warm = self.pool.state(slot).warm.take();
         let mut warm = warm.filter(|w| w.key == key && w.alive());
         let job = self.job(spec, cgroup.is_some(), key.ids);
-        let stdin = spec.stdin.clone().unwrap_or_default().into_bytes();
+        let stdin = spec.stdin.as_deref().unwrap_or_default().as_bytes();
         let mut attempts = 0;
         let (mut child, supervised, wall_time, baseline) = loop {
             attempts += 1;
+            if attempts > 1 {
+                // The failed attempt left the run's limits on the cgroup; the new sandbox
+                // starts under the between-runs ones.
+                if let Some(cgroup) = &cgroup {
+                    cgroup.set_idle_limits();
+                }
+            }
             let launch = match warm.take() {
                 Some(warm) => warm,
                 None => {
@@ -335,13 +342,10 @@ impl LocalExecutor {
                 None => Baseline::default(),
             };
             let started = Instant::now();
-            let mut child = match launch.release(job.clone(), stdin.clone()) {
+            let mut child = match launch.release(&job, stdin) {
                 Ok(child) => child,
                 Err(e) if attempts == 1 => {
                     tracing::debug!(error = %e, "a waiting sandbox was gone; starting a new one");
-                    if let Some(cgroup) = &cgroup {
-                        cgroup.set_idle_limits();
-                    }
                     continue;
                 }
                 Err(e) => return Err(internal("cannot start the sandbox", e)),
@@ -367,7 +371,6 @@ impl LocalExecutor {
                 tracing::debug!("a waiting sandbox died before taking its run; starting a new one");
                 if let Some(cgroup) = &cgroup {
                     cgroup.kill_all().await;
-                    cgroup.set_idle_limits();
                 }
                 continue;
             }

@@ -138,7 +138,7 @@ impl Launch {
     /// stderr, writes the job (see `init/job.rs`) and the stdin, and returns the sandbox as
     /// running. A large job or stdin is written from a blocking thread, so it cannot stall
     /// the runtime; a failed write shows up as the run failing.
-    pub(crate) fn release(self, job: Vec<u8>, stdin: Vec<u8>) -> io::Result<Running> {
+    pub(crate) fn release(self, job: &[u8], stdin: &[u8]) -> io::Result<Running> {
         let (job_read, job_pipe) = sys::blocking_pipe()?;
         let (stdin_read, stdin_pipe) = sys::blocking_pipe()?;
         let (stdout, stdout_write) = sys::blocking_pipe()?;
@@ -158,14 +158,15 @@ impl Launch {
         // The usual job fits in the pipe and there is no stdin: write it here, without a hop
         // to a blocking thread on the run's critical path. Closing the job pipe gives the
         // shim end-of-file: the job is complete.
-        let job_written = sys::write_nonblocking(&job_pipe, &job).unwrap_or(0);
+        let job_written = sys::write_nonblocking(&job_pipe, job).unwrap_or(0);
         if job_written == job.len() && stdin.is_empty() {
             return Ok(running);
         }
+        let job_rest = job.get(job_written..).unwrap_or_default().to_vec();
+        let stdin = stdin.to_vec();
         tokio::task::spawn_blocking(move || {
-            let job_rest = job.get(job_written..).unwrap_or_default();
             if sys::set_nonblocking(&job_pipe, false).is_ok()
-                && std::fs::File::from(job_pipe).write_all(job_rest).is_ok()
+                && std::fs::File::from(job_pipe).write_all(&job_rest).is_ok()
             {
                 // Blocks while the script does not read; ends with the run at the latest
                 // (EPIPE). Dropping the pipe gives the script end-of-file.

@@ -452,30 +452,32 @@ impl RunCgroup {
         }
     }
 
+    /// Tasks the cgroup is charged for (`pids.current`), counting exited but unreaped ones;
+    /// `None` when unreadable.
+    fn pids_charged(&self) -> Option<u64> {
+        read_u64(&match &self.dirs {
+            Dirs::V1 { pids, .. } => pids.join("pids.current"),
+            Dirs::V2 { dir } => dir.join("pids.current"),
+        })
+    }
+
     /// True when no process is left in any of the directories, counting exited but unreaped
     /// ones (`pids.current`), which still hold a share of the next run's process limit.
     pub(crate) fn is_empty(&self) -> bool {
-        let pids_current = match &self.dirs {
-            Dirs::V1 { pids, .. } => pids.join("pids.current"),
-            Dirs::V2 { dir } => dir.join("pids.current"),
-        };
-        self.pids().is_empty() && read_u64(&pids_current).is_none_or(|n| n == 0)
+        self.pids().is_empty() && self.pids_charged().is_none_or(|n| n == 0)
     }
 
     /// The processes of the cgroup, when every directory lists the same ones, and the tasks
     /// it is charged for (`pids.current`, which also counts exited but unreaped ones), read
     /// first: processes that start between the two reads only add to the list.
     pub(crate) fn members(&self) -> Option<(Vec<i32>, u64)> {
-        let pids_current = match &self.dirs {
-            Dirs::V1 { pids, .. } => pids.join("pids.current"),
-            Dirs::V2 { dir } => dir.join("pids.current"),
-        };
-        let charged = read_u64(&pids_current).unwrap_or(0);
+        let charged = self.pids_charged().unwrap_or(0);
         let dirs = self.dirs();
-        let first = procs_in(&dirs[..1.min(dirs.len())]);
-        dirs.iter()
-            .all(|dir| procs_in(&[dir]) == first)
-            .then_some((first, charged))
+        let (first, rest) = dirs.split_first()?;
+        let members = procs_in(&[first]);
+        rest.iter()
+            .all(|dir| procs_in(&[dir]) == members)
+            .then_some((members, charged))
     }
 
     fn raw_stats(&self) -> CgroupStats {
