@@ -43,6 +43,28 @@ extern "C" {
         envp: *const *const c_char,
     ) -> c_int;
     pub fn _exit(code: c_int) -> !;
+    pub fn mkdir(path: *const c_char, mode: u32) -> c_int;
+    pub fn rmdir(path: *const c_char) -> c_int;
+    pub fn symlink(target: *const c_char, link: *const c_char) -> c_int;
+    pub fn statvfs(path: *const c_char, buf: *mut StatVfs) -> c_int;
+}
+
+/// The C library's `struct statvfs` on 64-bit Linux (x86_64 and aarch64 alike).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StatVfs {
+    pub f_bsize: c_ulong,
+    pub f_frsize: c_ulong,
+    pub f_blocks: u64,
+    pub f_bfree: u64,
+    pub f_bavail: u64,
+    pub f_files: u64,
+    pub f_ffree: u64,
+    pub f_favail: u64,
+    pub f_fsid: c_ulong,
+    pub f_flag: c_ulong,
+    pub f_namemax: c_ulong,
+    pub f_spare: [c_int; 6],
 }
 
 pub const EINTR: i32 = 4;

@@ -11,6 +11,7 @@ use crate::ffi::{
     _exit, chdir, close, ioctl, mount, open, prctl, socket, syscall, write, EINTR, EINVAL, ENOENT,
     O_CLOEXEC,
 };
+use crate::dev::{mount_run_dev, DevPlan};
 use crate::landlock;
 
 const MS_RDONLY: c_ulong = 1;
@@ -75,8 +76,10 @@ struct SockFprog {
 
 /// What every run of a sandbox is isolated with, allocated before the run's init is cloned.
 pub struct Setup {
-    /// Each tmpfs: mount point and mount options.
+    /// Each tmpfs: mount point and mount options (`/work` and `/tmp`).
     pub tmpfs: Vec<(CString, CString)>,
+    /// The run's own `/dev`, with its `/dev/shm`.
+    pub dev: DevPlan,
     pub work: CString,
     pub seccomp: Vec<u8>,
     pub landlock_abi: i64,
@@ -108,9 +111,10 @@ pub fn prepare(plan: &Setup) {
     restrict(plan);
 }
 
-/// Fresh tmpfs on `/work`, `/tmp` and `/dev/shm`, and a `/proc` of the run's own pid
-/// namespace with its kernel knobs read-only. The sandbox's mounts are private
-/// (bubblewrap's), so none of this propagates out of the run's mount namespace.
+/// Fresh tmpfs on `/work` and `/tmp`, a `/dev` of the run's own (dev.rs: read-only, with a
+/// new devpts and a fresh `/dev/shm`), and a `/proc` of the run's own pid namespace with its
+/// kernel knobs read-only. The sandbox's mounts are private (bubblewrap's), so none of this
+/// propagates out of the run's mount namespace.
 fn mount_run_filesystems(plan: &Setup) {
     let flags = MS_NOSUID | MS_NODEV;
     // SAFETY (whole function): mount and chdir with valid NUL-terminated strings.
@@ -120,6 +124,9 @@ fn mount_run_filesystems(plan: &Setup) {
             if mount(fs, dir.as_ptr(), fs, flags, options.as_ptr().cast()) != 0 {
                 fail(plan, "mounting a tmpfs");
             }
+        }
+        if let Err(step) = mount_run_dev(&plan.dev) {
+            fail(plan, step);
         }
         let proc_fs = c"proc".as_ptr();
         let proc_flags = flags | MS_NOEXEC;

@@ -9,7 +9,8 @@
 //! At start it reads the seccomp program from SECCOMP_FD. Then, for each run (run.rs):
 //! 1. It clones the run's init into new pid, mount, network and IPC namespaces, before the
 //!    run is asked for. As pid 1 of the run's pid namespace, the run init isolates itself
-//!    (isolate.rs): fresh size-capped tmpfs on `/work`, `/tmp` and `/dev/shm` and a `/proc`
+//!    (isolate.rs): fresh size-capped tmpfs on `/work` and `/tmp`, a read-only `/dev` of its
+//!    own with a new devpts and a fresh `/dev/shm` (dev.rs), and a `/proc`
 //!    of its own (nothing of an earlier run is visible; kernel knobs under `/proc` bound
 //!    read-only), the loopback brought up, every capability dropped (bounding and ambient
 //!    sets too), landlock (write only below those directories, no TCP, scoped signals and
@@ -37,6 +38,7 @@
 
 #![no_main]
 
+mod dev;
 mod fdpass;
 mod ffi;
 mod isolate;

@@ -17,6 +17,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::ffi::{_exit, kill, mmap, signal, syscall, waitpid, EINTR, SIGKILL, SIG_DFL};
+use crate::dev::DevPlan;
 use crate::isolate::{prepare, write_line, write_script, Setup, SETUP_FAILED};
 use crate::job::Rlimit;
 use crate::{fdpass, read_job, set_rlimit, IGNORED_SIGNALS};
@@ -36,8 +37,9 @@ const RLIMIT_NPROC: c_int = 6;
 const RLIMIT_AS: c_int = 9;
 /// Where the script is written, and the command's working directory.
 const WORK_DIR: &str = "/work";
-/// The directories each run gets a fresh tmpfs on, in mount order.
-const TMPFS_DIRS: [&str; 3] = ["/work", "/tmp", "/dev/shm"];
+/// The directories each run gets a fresh tmpfs on, in mount order (its `/dev/shm` comes
+/// with its own `/dev`, dev.rs).
+const TMPFS_DIRS: [&str; 2] = ["/work", "/tmp"];
 
 /// How far a run init got, in the shared page.
 mod state {
@@ -125,14 +127,17 @@ impl Sandbox {
         landlock_abi: i64,
         status: &File,
     ) -> Option<Self> {
+        let options = |size: u64| c_string(&format!("size={size},mode=1777"));
+        let [work_size, tmp_size, shm_size] = sizes;
         let tmpfs = TMPFS_DIRS
             .iter()
-            .zip(sizes)
-            .map(|(dir, size)| (c_string(dir), c_string(&format!("size={size},mode=1777"))))
+            .zip([work_size, tmp_size])
+            .map(|(dir, size)| (c_string(dir), options(size)))
             .collect();
         Some(Sandbox {
             setup: Setup {
                 tmpfs,
+                dev: DevPlan::new(options(shm_size)),
                 work: c_string(WORK_DIR),
                 seccomp,
                 landlock_abi,

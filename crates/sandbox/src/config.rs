@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use integr8s_core::execution::RunLimits;
 
+/// The default [`SandboxConfig::uid_claim_dir`].
+pub const DEFAULT_UID_CLAIM_DIR: &str = "/run/integr8s/sandbox-uids";
+
 /// Settings of [`crate::LocalExecutor`]. `Default` gives a working setup for a root service on a
 /// Debian-like host.
 #[derive(Debug, Clone)]
@@ -15,6 +18,10 @@ pub struct SandboxConfig {
     /// These ids need not exist in `/etc/passwd`. Default `100000`. Ignored (our own uid is
     /// used) when the service does not run as root.
     pub uid_base: u32,
+    /// Where the slot uids are claimed (one lock file per uid, see [`crate::LocalExecutor`]):
+    /// a directory every integr8s process on the host shares. Default
+    /// `/run/integr8s/sandbox-uids`.
+    pub uid_claim_dir: PathBuf,
     /// Number of runs allowed at the same time; each one gets its own host uid. Default 2.
     pub max_concurrent: usize,
     /// Parent cgroup for run cgroups. `None` auto-detects: our own cgroup of each controller
@@ -55,6 +62,7 @@ impl Default for SandboxConfig {
         Self {
             bwrap: PathBuf::from("bwrap"),
             uid_base: 100_000,
+            uid_claim_dir: PathBuf::from(DEFAULT_UID_CLAIM_DIR),
             max_concurrent: 2,
             cgroup_parent: None,
             work_size_bytes: 64 * 1024 * 1024,

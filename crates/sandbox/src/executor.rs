@@ -22,11 +22,19 @@ use crate::launch::LaunchKey;
 use crate::pool::{SlotLease, SlotPool, Spawner};
 use crate::supervise::{kill_tree, supervise, Budget, Supervised};
 use crate::sys::{self, ChildSetup};
+use crate::uid_claim::{self, UidClaim};
 
 /// Processes of the sandbox itself that count against a run's process limit (the cgroup's, or
 /// `RLIMIT_NPROC` of the slot's uid): bubblewrap, the shim and the run init. A run may start
 /// as many processes as it asked for on top of them.
 const SANDBOX_PROCESSES: u64 = 3;
+
+/// How far above its idle footprint ([`crate::launch::Launch::idle_memory`]) a slot's cgroup
+/// may be after a run, kernel memory included, file cache excluded, before the sandbox is
+/// retired rather than handed to the next run: the run init being prepared when the
+/// footprint was taken, and kernel caches of lookups that the run made, fit in it; memory a
+/// run managed to leave behind beyond it is never anyone else's problem.
+const LEFTOVER_MEMORY_SLACK: u64 = 2 * 1024 * 1024;
 
 /// How runs are isolated, decided by the self-test.
 #[derive(Debug, Clone)]
@@ -64,6 +72,9 @@ pub struct LocalExecutor {
     /// while another slot serves the next run.
     pool: Arc<SlotPool>,
     spawner: Result<Spawner, String>,
+    /// The slot uids, held for the executor's life (`None` when not switching ids); `Err`
+    /// says why they could not be claimed, and nothing runs.
+    uid_claim: Result<Option<UidClaim>, String>,
 }
 
 impl std::fmt::Debug for LocalExecutor {
@@ -113,10 +124,19 @@ impl LocalExecutor {
                 init_fd: init.raw_fd(),
             })
         });
+        let switch_ids = sys::effective_uid() == 0;
+        let uid_claim = if switch_ids && config.uid_base != 0 {
+            uid_claim::claim(&config.uid_claim_dir, config.uid_base, slot_count)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(None)
+        };
         Self {
             _init: init,
             bwrap_args,
-            switch_ids: sys::effective_uid() == 0,
+            switch_ids,
+            uid_claim,
             runs: Arc::new(Semaphore::new(max)),
             pool: SlotPool::new(slot_count),
             spawner: Spawner::start().map_err(|e| format!("cannot start the spawner thread: {e}")),
@@ -140,6 +160,12 @@ impl LocalExecutor {
         let executor = Self::new(config);
         executor.self_test().await;
         executor
+    }
+
+    /// Why the slot uids could not be claimed: another integr8s process on this host uses
+    /// some of them. A service must not start then (the message names the setting to change).
+    pub fn uid_claim_error(&self) -> Option<&str> {
+        self.uid_claim.as_ref().err().map(String::as_str)
     }
 
     pub(crate) fn mode(&self) -> Mode {
@@ -310,7 +336,7 @@ impl LocalExecutor {
                     cgroup.set_idle_limits();
                 }
             }
-            let launch = match warm.take() {
+            let mut launch = match warm.take() {
                 Some(warm) => warm,
                 None => {
                     let mut cold = setup.clone();
@@ -323,6 +349,9 @@ impl LocalExecutor {
             };
             let baseline = match &cgroup {
                 Some(cgroup) => {
+                    if launch.idle_memory.is_none() {
+                        launch.idle_memory = Some(cgroup.unreclaimable_memory());
+                    }
                     let applied = cgroup.apply_limits(CgroupLimits {
                         memory_bytes: limits.memory_bytes,
                         max_processes: limits.max_processes.saturating_add(SANDBOX_PROCESSES),
@@ -403,9 +432,13 @@ impl LocalExecutor {
             cgroup.set_idle_limits();
         }
         let reusable = supervised.status.is_none()
-            && cgroup
-                .as_ref()
-                .is_none_or(|c| holds_only_the_sandbox(c, child.pid()));
+            && match &cgroup {
+                None => true,
+                Some(c) => {
+                    holds_only_the_sandbox(c, child.pid())
+                        && no_memory_left(c, child.idle_memory()).await
+                }
+            };
         guard.armed = false;
         drop(guard);
         if reusable {
@@ -420,7 +453,9 @@ impl LocalExecutor {
             }
             if let Some(cgroup) = &cgroup {
                 cgroup.kill_all().await;
-                if !cgroup.is_empty() {
+                // A cgroup still holding processes, or memory a run left (charged here, it
+                // would count against the next run's limit), is not used again.
+                if !cgroup.is_empty() || !no_memory_left(cgroup, Some(0)).await {
                     self.pool.retire(slot, cgroup.clone());
                 }
             }
@@ -480,6 +515,29 @@ fn holds_only_the_sandbox(cgroup: &RunCgroup, bwrap: i32) -> bool {
         && members.iter().all(allowed)
         && charged <= members.len() as u64
 }
+
+/// Whether the cgroup's memory, kernel memory included and file cache excluded, is back
+/// within [`LEFTOVER_MEMORY_SLACK`] of `idle` (unknown: not checked). Memory charged just
+/// after a run may still be on its way out (a mount namespace is torn down after its last
+/// process is reaped), so an excess is looked at again for a short while before it counts.
+async fn no_memory_left(cgroup: &RunCgroup, idle: Option<u64>) -> bool {
+    let Some(idle) = idle else {
+        return true;
+    };
+    let limit = idle.saturating_add(LEFTOVER_MEMORY_SLACK);
+    for _ in 0..LEFTOVER_RECHECKS {
+        let held = cgroup.unreclaimable_memory();
+        if held <= limit {
+            return true;
+        }
+        tracing::debug!(held, idle, "memory above the idle footprint after a run");
+        tokio::time::sleep(LEFTOVER_RECHECK_PAUSE).await;
+    }
+    false
+}
+
+const LEFTOVER_RECHECKS: u32 = 5;
+const LEFTOVER_RECHECK_PAUSE: Duration = Duration::from_millis(2);
 
 fn validate(spec: &RunSpec) -> Result<(), ExecError> {
     if !args::valid_file_name(&spec.file_name) {

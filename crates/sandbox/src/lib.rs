@@ -20,10 +20,11 @@ mod seccomp;
 mod selftest;
 mod supervise;
 mod sys;
+mod uid_claim;
 
 pub use bench::{
     bench_report, BenchReport, LatencyPair, TargetVerdict, TARGET_ADDED_OVERHEAD,
     TARGET_PYTHON_RATIO, TARGET_THROUGHPUT_SHARE,
 };
-pub use config::SandboxConfig;
+pub use config::{SandboxConfig, DEFAULT_UID_CLAIM_DIR};
 pub use executor::LocalExecutor;

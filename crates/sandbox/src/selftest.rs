@@ -166,8 +166,11 @@ impl LocalExecutor {
                     .into(),
             );
         }
+        if let Some(reason) = self.uid_claim_error() {
+            return unavailable(reason.to_owned());
+        }
         if self.switch_ids {
-            let slots = self.config.max_concurrent.max(1) as u64;
+            let slots = self.config.max_concurrent.max(1) as u64 * 2;
             let range = (u64::from(self.config.uid_base), slots);
             for file in ["/etc/subuid", "/etc/subgid"] {
                 let text = std::fs::read_to_string(file).unwrap_or_default();

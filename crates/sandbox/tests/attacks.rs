@@ -13,5 +13,7 @@ mod resources;
 mod reuse;
 #[path = "attacks/secrets.rs"]
 mod secrets;
+#[path = "attacks/state.rs"]
+mod state;
 #[path = "attacks/syscalls.rs"]
 mod syscalls;

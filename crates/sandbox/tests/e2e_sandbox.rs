@@ -387,6 +387,7 @@ async fn two_concurrent_runs_both_succeed() {
 async fn missing_bubblewrap_refuses_to_run() {
     let executor = LocalExecutor::start(SandboxConfig {
         bwrap: PathBuf::from("/nonexistent/bwrap"),
+        uid_base: 354_000,
         ..SandboxConfig::default()
     })
     .await;

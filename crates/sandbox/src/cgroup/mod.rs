@@ -359,7 +359,7 @@ impl RunCgroup {
 
     /// Bytes charged to the cgroup that the kernel cannot reclaim to meet a lower limit:
     /// everything but file cache (which earlier runs leave charged here).
-    fn unreclaimable_memory(&self) -> u64 {
+    pub(crate) fn unreclaimable_memory(&self) -> u64 {
         let (stat, active, inactive) = match &self.dirs {
             Dirs::V1 { memory, .. } => (
                 memory.join("memory.stat"),

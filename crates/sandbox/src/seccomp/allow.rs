@@ -228,9 +228,8 @@ pub(super) fn common() -> Vec<i64> {
         libc::SYS_sysinfo,
         libc::SYS_getcpu,
         libc::SYS_getrandom,
-        // Sockets (the network namespace has only its own loopback).
-        libc::SYS_socket,
-        libc::SYS_socketpair,
+        // Sockets (the network namespace has only its own loopback). `socket` and
+        // `socketpair` are allowed by family only (see the parent module).
         libc::SYS_bind,
         libc::SYS_listen,
         libc::SYS_accept,

@@ -26,6 +26,20 @@ const CLONE_NAMESPACE_FLAGS: [i32; 7] = [
     libc::CLONE_NEWCGROUP,
 ];
 
+/// Socket families a run may create: local sockets, IPv4 and IPv6 (inside the run's own network
+/// namespace, where only `lo` exists). Everything else (vsock, which network namespaces do not
+/// cover; packet; Bluetooth; the kernel crypto API; …) is refused.
+pub(crate) const SOCKET_FAMILIES: [u32; 3] = [
+    libc::AF_UNIX as u32,
+    libc::AF_INET as u32,
+    libc::AF_INET6 as u32,
+];
+/// Netlink protocols a run may open: only routing, which `getifaddrs` and address lookups
+/// read (it sees the run's own network namespace; changing it needs a capability).
+pub(crate) const NETLINK_PROTOCOLS: [u32; 1] = [libc::NETLINK_ROUTE as u32];
+/// `socketpair` families: local sockets only.
+pub(crate) const SOCKETPAIR_FAMILIES: [u32; 1] = [libc::AF_UNIX as u32];
+
 /// `personality` values Docker's default profile allows: query, `PER_LINUX`,
 /// `PER_LINUX32`, `UNAME26` and the combinations.
 pub(crate) const PERSONALITIES: [u32; 5] = [0x0, 0x8, 0x2_0000, 0x2_0008, 0xffff_ffff];
@@ -41,6 +55,12 @@ pub(crate) enum Action {
     AllowUnless { arg: u8, values: Vec<u32> },
     /// Allowed when the low 32 bits of `arg` equal one of `values`, [`DENY`] otherwise.
     AllowOnly { arg: u8, values: Vec<u32> },
+    /// `socket(family, type, protocol)`: allowed for one of `families` (any protocol) and
+    /// for `AF_NETLINK` with one of `netlink`, [`DENY`] otherwise.
+    Socket {
+        families: Vec<u32>,
+        netlink: Vec<u32>,
+    },
 }
 
 fn nr(syscall: i64) -> Result<u32, SeccompError> {
@@ -85,6 +105,20 @@ pub(crate) fn policy() -> Result<BTreeMap<u32, Action>, SeccompError> {
             },
         ),
         (libc::SYS_clone3, Action::Return(ENOSYS)),
+        (
+            libc::SYS_socket,
+            Action::Socket {
+                families: SOCKET_FAMILIES.to_vec(),
+                netlink: NETLINK_PROTOCOLS.to_vec(),
+            },
+        ),
+        (
+            libc::SYS_socketpair,
+            Action::AllowOnly {
+                arg: 0,
+                values: SOCKETPAIR_FAMILIES.to_vec(),
+            },
+        ),
     ];
     let plain = allow::common()
         .into_iter()
@@ -170,7 +204,35 @@ fn block(action: &Action) -> Result<Vec<Insn>, SeccompError> {
         }
         Action::AllowUnless { arg, values } => compare_block(*arg, values, DENY, RET_ALLOW),
         Action::AllowOnly { arg, values } => compare_block(*arg, values, RET_ALLOW, DENY),
+        Action::Socket { families, netlink } => socket_block(families, netlink),
     }
+}
+
+/// `socket`: the family (argument 0) among `families`, or `AF_NETLINK` with the protocol
+/// (argument 2) among `netlink`. Layout: the family comparisons, the netlink test, the
+/// protocol comparisons, then `DENY` and `ALLOW` as the last two instructions.
+fn socket_block(families: &[u32], netlink: &[u32]) -> Result<Vec<Insn>, SeccompError> {
+    let (family, _) = arg_halves(0);
+    let (protocol, _) = arg_halves(2);
+    // load, families, netlink test, load, protocols, deny, allow.
+    let len = 1 + families.len() + 1 + 1 + netlink.len() + 2;
+    let (deny_at, allow_at) = (len - 2, len - 1);
+    let mut out = vec![load(family)];
+    for &value in families {
+        let to_allow = short_jump(allow_at - (out.len() + 1))?;
+        out.push(jump(JMP_JEQ_K, value, to_allow, 0));
+    }
+    let to_deny = short_jump(deny_at - (out.len() + 1))?;
+    out.push(jump(JMP_JEQ_K, libc::AF_NETLINK as u32, 0, to_deny));
+    out.push(load(protocol));
+    for &value in netlink {
+        let to_allow = short_jump(allow_at - (out.len() + 1))?;
+        out.push(jump(JMP_JEQ_K, value, to_allow, 0));
+    }
+    out.push(ret(DENY));
+    out.push(ret(RET_ALLOW));
+    debug_assert_eq!(out.len(), len);
+    Ok(out)
 }
 
 /// A balanced search over `intervals` (non-empty, increasing starts, the first covering the

@@ -7,7 +7,10 @@
 //! 1. kills the process for a foreign architecture or an x32 syscall number;
 //! 2. allows the syscalls of the allow-list ([`allow`]) and answers EPERM for everything else,
 //!    with `clone` allowed only without `CLONE_NEW*` flags, `ioctl` only without the
-//!    terminal-injection requests and `personality` only with Docker's values;
+//!    terminal-injection requests, `personality` only with Docker's values, `socket` only
+//!    for local, IPv4 and IPv6 sockets and routing netlink (no vsock, which network
+//!    namespaces do not cover, no packet, Bluetooth, crypto or other families) and
+//!    `socketpair` only for local sockets;
 //! 3. answers `clone3` with ENOSYS, so libc falls back to `clone`, whose flags it can see.
 //!
 //! The tests prove its verdicts identical to the three linear programs seccompiler built

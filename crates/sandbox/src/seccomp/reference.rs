@@ -1,6 +1,7 @@
 //! The previous programs, built with seccompiler as a linear chain, kept as the reference the
 //! generated program is proven against: the x86_64/x32 guard, the allow-list with its
-//! argument rules, and `clone3` → ENOSYS, installed in that order.
+//! argument rules, and `clone3` → ENOSYS, installed in that order. The socket family rules
+//! were added to both after seccompiler was replaced, so the proof covers them too.
 
 use std::collections::BTreeMap;
 
@@ -80,6 +81,39 @@ fn allow_list() -> Vec<Insn> {
         .map(|&p| rule(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, p))
         .collect();
     rules.insert(libc::SYS_personality, personality);
+    let mut socket: Vec<SeccompRule> = [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6]
+        .iter()
+        .map(|&family| rule(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, family as u64))
+        .collect();
+    socket.push(
+        SeccompRule::new(vec![
+            SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                libc::AF_NETLINK as u64,
+            )
+            .unwrap(),
+            SeccompCondition::new(
+                2,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                libc::NETLINK_ROUTE as u64,
+            )
+            .unwrap(),
+        ])
+        .unwrap(),
+    );
+    rules.insert(libc::SYS_socket, socket);
+    rules.insert(
+        libc::SYS_socketpair,
+        vec![rule(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            libc::AF_UNIX as u64,
+        )],
+    );
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Errno(libc::EPERM as u32),

@@ -101,6 +101,24 @@ fn interesting_values() -> Vec<u64> {
         .map(u64::from),
     );
     base.extend(PERSONALITIES.map(u64::from));
+    // Socket families, allowed and refused, and netlink protocols.
+    base.extend(
+        [
+            libc::AF_UNIX,
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_NETLINK,
+            libc::AF_VSOCK,
+            libc::AF_PACKET,
+            libc::AF_BLUETOOTH,
+            libc::AF_ALG,
+            libc::AF_KEY,
+            libc::NETLINK_ROUTE,
+            libc::NETLINK_AUDIT,
+            libc::NETLINK_KOBJECT_UEVENT,
+        ]
+        .map(|v| v as u64),
+    );
     base.extend([
         1,
         0x7,
@@ -148,6 +166,8 @@ fn new_program_decides_exactly_as_the_seccompiler_programs() {
             libc::SYS_ioctl,
             libc::SYS_personality,
             libc::SYS_clone3,
+            libc::SYS_socket,
+            libc::SYS_socketpair,
         ];
         for nr in checked_syscalls.map(syscall) {
             for args in arg_vectors() {
@@ -167,6 +187,45 @@ fn verdicts_anchor_the_interpreter() {
     let native = AUDIT_ARCH;
     assert_eq!(verdict(native, libc::SYS_read, [0; 6]), RET_ALLOW);
     assert_eq!(verdict(native, libc::SYS_ptrace, [0; 6]), DENY);
+    let socket = |family: i32, protocol: i32| {
+        verdict(
+            native,
+            libc::SYS_socket,
+            [family as u64, 1, protocol as u64, 0, 0, 0],
+        )
+    };
+    for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+        assert_eq!(socket(family, 0), RET_ALLOW, "family {family}");
+        // The high half of a 32-bit argument is ignored, as the kernel ignores it.
+        let high = (1u64 << 32) | family as u64;
+        assert_eq!(
+            verdict(native, libc::SYS_socket, [high, 1, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
+    }
+    assert_eq!(socket(libc::AF_NETLINK, libc::NETLINK_ROUTE), RET_ALLOW);
+    for protocol in [libc::NETLINK_AUDIT, libc::NETLINK_KOBJECT_UEVENT, 12] {
+        assert_eq!(
+            socket(libc::AF_NETLINK, protocol),
+            DENY,
+            "netlink {protocol}"
+        );
+    }
+    for family in [
+        libc::AF_VSOCK,
+        libc::AF_PACKET,
+        libc::AF_BLUETOOTH,
+        libc::AF_ALG,
+        libc::AF_KEY,
+        libc::AF_CAN,
+        libc::AF_XDP,
+    ] {
+        assert_eq!(socket(family, 0), DENY, "family {family}");
+    }
+    let pair = |family: i32| verdict(native, libc::SYS_socketpair, [family as u64, 1, 0, 0, 0, 0]);
+    assert_eq!(pair(libc::AF_UNIX), RET_ALLOW);
+    assert_eq!(pair(libc::AF_VSOCK), DENY);
+    assert_eq!(pair(libc::AF_INET), DENY);
     assert_eq!(verdict(native, libc::SYS_clone3, [0; 6]), ENOSYS);
     assert_eq!(
         verdict(0x1234_5678, libc::SYS_read, [0; 6]),
@@ -224,7 +283,15 @@ fn new_program_is_short_and_every_path_is_short() {
         }
         longest = longest.max(r.steps);
     }
-    for nr in [libc::SYS_clone, libc::SYS_ioctl, libc::SYS_personality].map(syscall) {
+    for nr in [
+        libc::SYS_clone,
+        libc::SYS_ioctl,
+        libc::SYS_personality,
+        libc::SYS_socket,
+        libc::SYS_socketpair,
+    ]
+    .map(syscall)
+    {
         for args in arg_vectors() {
             longest = longest.max(run(&p, &data(AUDIT_ARCH, nr, args)).steps);
         }

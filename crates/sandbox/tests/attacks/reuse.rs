@@ -13,7 +13,7 @@ use crate::common::{host_pids, marker, process, python, ready_executor, run_on, 
 /// One concurrent run, so consecutive runs go to the same slot and its sandbox once the
 /// executor has settled: its other slot's sandbox started (which frees that slot and makes it
 /// the next one handed out), seen as three consecutive runs in one sandbox.
-async fn single_slot_executor(uid_base: u32) -> LocalExecutor {
+pub(crate) async fn single_slot_executor(uid_base: u32) -> LocalExecutor {
     let executor = ready_executor(SandboxConfig {
         uid_base,
         max_concurrent: 1,
@@ -35,7 +35,7 @@ async fn single_slot_executor(uid_base: u32) -> LocalExecutor {
 }
 
 /// Runs `spec` and asserts it exited with 0.
-async fn run_ok(executor: &LocalExecutor, spec: &RunSpec) -> RunReport {
+pub(crate) async fn run_ok(executor: &LocalExecutor, spec: &RunSpec) -> RunReport {
     let report = run_on(executor, spec, RunControl::default()).await;
     assert_eq!(report.outcome, RunOutcome::Exited { code: 0 }, "{report:?}");
     report
@@ -44,11 +44,11 @@ async fn run_ok(executor: &LocalExecutor, spec: &RunSpec) -> RunReport {
 /// Prints `ns sandbox <id>`, naming the sandbox by the namespaces that are its own and not
 /// the run's (user, UTS, cgroup: one id could be reused once its namespace is gone, three at
 /// once would not), and `ns pid <n>`, the run's own pid (a fresh pid namespace per run).
-const PRINT_NAMESPACES: &str = "import os\n\
+pub(crate) const PRINT_NAMESPACES: &str = "import os\n\
      print('ns', 'sandbox', '-'.join(os.readlink(f'/proc/self/ns/{k}') for k in ['user', 'uts', 'cgroup']))\n\
      print('ns', 'pid', os.getpid())\n";
 
-fn namespaces(report: &RunReport) -> BTreeMap<String, String> {
+pub(crate) fn namespaces(report: &RunReport) -> BTreeMap<String, String> {
     report
         .stdout
         .lines()
@@ -58,7 +58,7 @@ fn namespaces(report: &RunReport) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn rest(report: &RunReport) -> String {
+pub(crate) fn rest(report: &RunReport) -> String {
     report
         .stdout
         .lines()
@@ -166,7 +166,7 @@ async fn attack_signals_to_the_sandbox_init_and_hostname_changes_fail() {
 /// The live (not exited) bubblewraps of the slots from `uid_base` (two slots), as `(pid, start
 /// time)`: the sandboxes of a single-slot executor, seen from the host (a sandbox still
 /// starting counts once).
-fn sandboxes(uid_base: u32) -> std::collections::BTreeSet<(i32, u64)> {
+pub(crate) fn sandboxes(uid_base: u32) -> std::collections::BTreeSet<(i32, u64)> {
     host_pids()
         .into_iter()
         .filter(|pid| {
