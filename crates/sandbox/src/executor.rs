@@ -519,25 +519,35 @@ fn holds_only_the_sandbox(cgroup: &RunCgroup, bwrap: i32) -> bool {
 /// Whether the cgroup's memory, kernel memory included and file cache excluded, is back
 /// within [`LEFTOVER_MEMORY_SLACK`] of `idle` (unknown: not checked). Memory charged just
 /// after a run may still be on its way out (a mount namespace is torn down after its last
-/// process is reaped), so an excess is looked at again for a short while before it counts.
+/// process is reaped), and kernel caches a run filled (dentries, inodes) count until they are
+/// reclaimed; so an excess is looked at again after a short pause, then after asking the
+/// kernel to reclaim it, before it counts.
 async fn no_memory_left(cgroup: &RunCgroup, idle: Option<u64>) -> bool {
     let Some(idle) = idle else {
         return true;
     };
     let limit = idle.saturating_add(LEFTOVER_MEMORY_SLACK);
-    for _ in 0..LEFTOVER_RECHECKS {
-        let held = cgroup.unreclaimable_memory();
-        if held <= limit {
-            return true;
-        }
-        tracing::debug!(held, idle, "memory above the idle footprint after a run");
-        tokio::time::sleep(LEFTOVER_RECHECK_PAUSE).await;
+    if cgroup.unreclaimable_memory() <= limit {
+        return true;
     }
+    tokio::time::sleep(LEFTOVER_RECHECK_PAUSE).await;
+    if cgroup.unreclaimable_memory() <= limit {
+        return true;
+    }
+    cgroup.reclaim_down_to(idle);
+    let held = cgroup.unreclaimable_memory();
+    if held <= limit {
+        return true;
+    }
+    tracing::info!(
+        held,
+        idle,
+        "a run left memory in its slot; the sandbox is retired"
+    );
     false
 }
 
-const LEFTOVER_RECHECKS: u32 = 5;
-const LEFTOVER_RECHECK_PAUSE: Duration = Duration::from_millis(2);
+const LEFTOVER_RECHECK_PAUSE: Duration = Duration::from_millis(5);
 
 fn validate(spec: &RunSpec) -> Result<(), ExecError> {
     if !args::valid_file_name(&spec.file_name) {

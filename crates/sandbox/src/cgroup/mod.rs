@@ -357,22 +357,51 @@ impl RunCgroup {
         }
     }
 
-    /// Bytes charged to the cgroup that the kernel cannot reclaim to meet a lower limit:
-    /// everything but file cache (which earlier runs leave charged here).
+    /// Bytes charged to the cgroup that the kernel cannot reclaim to meet a lower limit, as far
+    /// as the counters tell: everything but file cache (which earlier runs leave charged here)
+    /// and, where the kernel counts it (cgroup v2), reclaimable kernel caches such as dentries
+    /// and inodes. On cgroup v1 those caches count here; [`Self::reclaim_down_to`] gives them
+    /// back.
     pub(crate) fn unreclaimable_memory(&self) -> u64 {
-        let (stat, active, inactive) = match &self.dirs {
+        let (stat, keys): (PathBuf, &[&str]) = match &self.dirs {
             Dirs::V1 { memory, .. } => (
                 memory.join("memory.stat"),
-                "total_active_file",
-                "total_inactive_file",
+                &["total_active_file", "total_inactive_file"],
             ),
-            Dirs::V2 { dir } => (dir.join("memory.stat"), "active_file", "inactive_file"),
+            Dirs::V2 { dir } => (
+                dir.join("memory.stat"),
+                &["active_file", "inactive_file", "slab_reclaimable"],
+            ),
         };
         let stat = fs::read_to_string(stat).unwrap_or_default();
-        let cache = keyed_value(&stat, active)
-            .unwrap_or(0)
-            .saturating_add(keyed_value(&stat, inactive).unwrap_or(0));
-        self.memory_usage().saturating_sub(cache)
+        let reclaimable = keys
+            .iter()
+            .map(|key| keyed_value(&stat, key).unwrap_or(0))
+            .fold(0u64, u64::saturating_add);
+        self.memory_usage().saturating_sub(reclaimable)
+    }
+
+    /// Asks the kernel to reclaim what it can of the memory above `target` that
+    /// [`Self::unreclaimable_memory`] counts (kernel caches a run filled, above all), leaving
+    /// file cache alone as far as it can. Best effort; call between runs only (it briefly
+    /// lowers the cgroup's limit on v1).
+    pub(crate) fn reclaim_down_to(&self, target: u64) {
+        let excess = self.unreclaimable_memory().saturating_sub(target);
+        if excess == 0 {
+            return;
+        }
+        match &self.dirs {
+            Dirs::V1 { memory, .. } => {
+                // A limit that leaves room for all of the file cache but not for the excess:
+                // meeting it takes kernel caches and whatever else can be given back.
+                let limit = self.memory_usage().saturating_sub(excess).to_string();
+                let _ = write_file(memory, "memory.limit_in_bytes", &limit);
+                let _ = write_file(memory, "memory.limit_in_bytes", "-1");
+            }
+            Dirs::V2 { dir } => {
+                let _ = write_file(dir, "memory.reclaim", &excess.to_string());
+            }
+        }
     }
 
     /// Bytes charged to the cgroup now (0 when unreadable).

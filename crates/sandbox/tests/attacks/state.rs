@@ -303,3 +303,175 @@ fn live_sandbox_ids(uid_base: u32) -> Vec<String> {
         })
         .collect()
 }
+
+/// Walks everything a run can reach but `/proc` and the run's own `/work` and `/tmp`, and
+/// prints one line per entry outside `/usr` (`path dev mode uid gid size nlink mtime ctime
+/// xattrs`) and, for each directory directly under `/usr`, the hash and count of those lines.
+const WALKER: &str = "import hashlib, os, stat, sys\n\
+sys.setrecursionlimit(10000)\n\
+SKIP = {'/proc', '/work', '/tmp'}\n\
+out, hashes = [], {}\n\
+def line(p, st):\n\
+\x20   try:\n\
+\x20       xs = sorted((n, os.getxattr(p, n, follow_symlinks=False).hex()) for n in os.listxattr(p, follow_symlinks=False))\n\
+\x20   except OSError as e:\n\
+\x20       xs = f'errno{e.errno}'\n\
+\x20   return f'{p} {st.st_dev} {oct(st.st_mode)} {st.st_uid} {st.st_gid} {st.st_size} {st.st_nlink} {st.st_mtime_ns} {st.st_ctime_ns} {xs}'\n\
+def walk(p):\n\
+\x20   st = os.lstat(p)\n\
+\x20   text = line(p, st)\n\
+\x20   parts = p.split('/')\n\
+\x20   if len(parts) > 3 and parts[1] == 'usr':\n\
+\x20       h = hashes.setdefault('/'.join(parts[:3]), [hashlib.sha256(), 0])\n\
+\x20       h[0].update(text.encode() + b'\\n'); h[1] += 1\n\
+\x20   else:\n\
+\x20       out.append(text)\n\
+\x20   if stat.S_ISDIR(st.st_mode):\n\
+\x20       try:\n\
+\x20           names = sorted(os.listdir(p))\n\
+\x20       except OSError as e:\n\
+\x20           out.append(f'{p} unlistable {e.errno}'); return\n\
+\x20       for n in names:\n\
+\x20           c = os.path.join(p, n)\n\
+\x20           if c not in SKIP:\n\
+\x20               walk(c)\n\
+walk('/')\n\
+for k, (h, n) in sorted(hashes.items()):\n\
+\x20   out.append(f'{k} tree {h.hexdigest()} {n}')\n\
+print('\\n'.join(out))\n";
+
+/// Tries every change a run can attempt on every entry it can reach (but `/proc` and its own
+/// `/work` and `/tmp`): extended attributes set and removed, timestamps set and touched,
+/// modes, owners, appends to files, new entries in directories. Prints each change that
+/// succeeded outside the run's own devpts and `/dev/shm`, then the number of entries tried.
+const CHANGER: &str = "import os, stat, sys\n\
+sys.setrecursionlimit(10000)\n\
+SKIP = {'/proc', '/work', '/tmp'}\n\
+OWN = ('/dev/pts', '/dev/shm')\n\
+tried = 0\n\
+def attempt(p, what, f):\n\
+\x20   try:\n\
+\x20       f()\n\
+\x20   except (OSError, NotImplementedError):\n\
+\x20       return\n\
+\x20   if not p.startswith(OWN):\n\
+\x20       print('changed', what, p)\n\
+def change(p, st):\n\
+\x20   global tried\n\
+\x20   tried += 1\n\
+\x20   attempt(p, 'xattr', lambda: os.setxattr(p, 'user.planted', b'1', follow_symlinks=False))\n\
+\x20   try:\n\
+\x20       names = os.listxattr(p, follow_symlinks=False)\n\
+\x20   except OSError:\n\
+\x20       names = []\n\
+\x20   for n in names:\n\
+\x20       attempt(p, 'rmxattr', lambda: os.removexattr(p, n, follow_symlinks=False))\n\
+\x20   attempt(p, 'utime', lambda: os.utime(p, ns=(10**18, 10**18), follow_symlinks=False))\n\
+\x20   attempt(p, 'touch', lambda: os.utime(p, None, follow_symlinks=False))\n\
+\x20   attempt(p, 'chown', lambda: os.chown(p, os.getuid(), os.getgid(), follow_symlinks=False))\n\
+\x20   if not stat.S_ISLNK(st.st_mode):\n\
+\x20       attempt(p, 'chmod', lambda: os.chmod(p, stat.S_IMODE(st.st_mode) ^ 0o002))\n\
+\x20   if stat.S_ISREG(st.st_mode):\n\
+\x20       attempt(p, 'append', lambda: os.close(os.open(p, os.O_WRONLY | os.O_APPEND)))\n\
+\x20   if stat.S_ISDIR(st.st_mode):\n\
+\x20       attempt(p, 'mkdir', lambda: os.mkdir(os.path.join(p, 'planted.d')))\n\
+\x20       attempt(p, 'create', lambda: os.close(os.open(os.path.join(p, 'planted'), os.O_CREAT | os.O_WRONLY, 0o666)))\n\
+def walk(p):\n\
+\x20   st = os.lstat(p)\n\
+\x20   change(p, st)\n\
+\x20   if stat.S_ISDIR(st.st_mode):\n\
+\x20       try:\n\
+\x20           names = sorted(os.listdir(p))\n\
+\x20       except OSError:\n\
+\x20           return\n\
+\x20       for n in names:\n\
+\x20           c = os.path.join(p, n)\n\
+\x20           if c not in SKIP and not n.startswith('planted'):\n\
+\x20               walk(c)\n\
+walk('/')\n\
+print('tried', tried)\n";
+
+/// `(path, (device, fields but the device))` of the walker's lines.
+fn walked(stdout: &str) -> BTreeMap<String, (String, Vec<String>)> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('/'))
+        .map(|l| {
+            let mut fields = l.split(' ').map(str::to_owned);
+            let path = fields.next().unwrap_or_default();
+            let rest: Vec<String> = fields.collect();
+            let device = rest.first().cloned().unwrap_or_default();
+            let rest = if rest.get(1).is_some_and(|f| f == "tree") {
+                rest
+            } else {
+                rest[1..].to_vec()
+            };
+            (path, (device, rest))
+        })
+        .collect()
+}
+
+/// The rule, checked mechanically: the metadata of every entry a run can reach (modes,
+/// owners, sizes, link counts, timestamps, extended attributes) is the same before and after
+/// a run that tried to change every one of them. Entries on a file system made anew for each
+/// run (their device differs) are compared without their timestamps.
+#[tokio::test]
+async fn a_run_that_tries_to_change_everything_it_reaches_leaves_nothing_changed() {
+    const UID_BASE: u32 = 376_000;
+    let executor = single_slot_executor(UID_BASE).await;
+    let mut walker = python(&format!("{PRINT_NAMESPACES}{WALKER}"));
+    walker.limits.timeout_seconds = 300;
+    walker.limits.max_output_bytes = 16 * 1024 * 1024;
+    let mut changer = python(&format!("{PRINT_NAMESPACES}{CHANGER}"));
+    changer.limits.timeout_seconds = 300;
+
+    let before = run_ok(&executor, &walker).await;
+    let changed = run_ok(&executor, &changer).await;
+    let after = run_ok(&executor, &walker).await;
+    let ids: Vec<String> = [&before, &changed, &after]
+        .iter()
+        .map(|r| namespaces(r)["sandbox"].clone())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "not one sandbox: {ids:?}"
+    );
+
+    let tried: u64 = rest(&changed)
+        .lines()
+        .find_map(|l| l.strip_prefix("tried "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(tried > 10_000, "only {tried} entries tried: {changed:?}");
+    let changes: Vec<&str> = changed
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("changed "))
+        .collect();
+    assert!(changes.is_empty(), "the run changed {changes:?}");
+
+    let (old, new) = (walked(&before.stdout), walked(&after.stdout));
+    assert!(
+        old.len() > 100 && old.keys().any(|k| k == "/usr/lib"),
+        "{old:?}"
+    );
+    assert_eq!(
+        old.keys().collect::<Vec<_>>(),
+        new.keys().collect::<Vec<_>>(),
+        "entries appeared or vanished"
+    );
+    for (path, (old_dev, old_fields)) in &old {
+        let (new_dev, new_fields) = &new[path];
+        if old_dev == new_dev {
+            assert_eq!(old_fields, new_fields, "{path} changed");
+        } else {
+            // mode uid gid size nlink, then mtime and ctime, then the extended attributes.
+            let without_times = |f: &[String]| [&f[..5], &f[7..]].concat();
+            assert_eq!(
+                without_times(old_fields),
+                without_times(new_fields),
+                "{path} changed"
+            );
+        }
+    }
+}
