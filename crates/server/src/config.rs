@@ -137,6 +137,8 @@ pub struct ExecutionConfig {
 #[serde(deny_unknown_fields)]
 pub struct SandboxSection {
     pub bwrap: PathBuf,
+    /// First host uid of the sandbox slots (`2 × execution.max_concurrent` uids from here).
+    pub uid_base: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +295,11 @@ impl Config {
                 Err(invalid(key, &source_of(key), msg))
             }
         };
+        check(
+            self.sandbox.uid_base >= 1000,
+            "sandbox.uid_base",
+            "expected an unprivileged host uid of at least 1000 (runs use the uids from here)",
+        )?;
         check(
             self.server.host == "localhost" || self.server.host.parse::<IpAddr>().is_ok(),
             "server.host",

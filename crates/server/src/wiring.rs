@@ -116,11 +116,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let sandbox_config = integr8s_sandbox::SandboxConfig {
         bwrap: config.sandbox.bwrap.clone(),
+        uid_base: config.sandbox.uid_base,
         max_concurrent: config.execution.max_concurrent as usize,
         warm_limits: run_limits(&config),
         ..Default::default()
     };
     let executor = Arc::new(integr8s_sandbox::LocalExecutor::start(sandbox_config).await);
+    if let Some(reason) = executor.uid_claim_error() {
+        anyhow::bail!("{reason}");
+    }
     let health = executor.health();
     if health.ready {
         tracing::info!(mode = %health.mode, detail = ?health.detail, "sandbox ready");

@@ -87,6 +87,18 @@ fn invalid_values_name_the_key_and_source() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("auth.secret"), "{err}");
+
+    // Runs must never map to root or a system account.
+    for low in ["0", "999"] {
+        let err = Config::load(
+            None,
+            &env(&[("INTEGR8S_SANDBOX__UID_BASE", low)]),
+            &CliOverrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sandbox.uid_base"), "{err}");
+    }
 }
 
 #[test]

@@ -12,6 +12,17 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_integr8s");
 /// Generous bound so a broken build fails instead of hanging; never a performance threshold.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// The setting of the first sandbox uid of a server.
+pub const UID_BASE_VAR: &str = "INTEGR8S_SANDBOX__UID_BASE";
+
+/// A sandbox uid range of its own for every server this test process starts (each claims its
+/// range and refuses to start on a taken one), apart from those of other test processes.
+pub fn next_uid_base() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    1_000_000 + (std::process::id() % 1000) * 100_000 + (n % 1500) * 64
+}
+
 pub struct Server {
     pub base: String,
     pub data_dir: PathBuf,
@@ -49,6 +60,11 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        if !self.env.iter().any(|(k, _)| k == UID_BASE_VAR) {
+            // Kept across restarts: the range is this server's.
+            self.env
+                .push((UID_BASE_VAR.to_owned(), next_uid_base().to_string()));
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

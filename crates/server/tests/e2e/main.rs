@@ -21,6 +21,7 @@ mod openapi;
 mod rate_limits;
 mod replay;
 mod sagas;
+mod sandbox_uids;
 mod scripts;
 mod sse;
 mod user_settings;
