@@ -7,8 +7,8 @@
 mod ratelimit;
 pub mod redis;
 
-pub use ratelimit::MemoryRateLimiter;
 pub use self::redis::{RedisConfig, RedisConnection, RedisKeyValue, RedisRateLimiter};
+pub use ratelimit::MemoryRateLimiter;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

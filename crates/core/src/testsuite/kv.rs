@@ -113,14 +113,22 @@ pub async fn keys_expire_when_their_ttl_passes(kv: Kv) {
     kv.set("kept", "v", LONG).await.unwrap();
     until_gone(&kv, "value").await;
     until_gone(&kv, "counter").await;
-    assert_eq!(kv.incr("counter", LONG).await.unwrap(), 1, "counts again from 1");
+    assert_eq!(
+        kv.incr("counter", LONG).await.unwrap(),
+        1,
+        "counts again from 1"
+    );
     assert_eq!(kv.get("kept").await.unwrap().as_deref(), Some("v"));
 }
 
 pub async fn set_replaces_the_ttl(kv: Kv) {
-    kv.set("k", "short", Duration::from_millis(100)).await.unwrap();
+    kv.set("k", "short", Duration::from_millis(100))
+        .await
+        .unwrap();
     kv.set("k", "long", LONG).await.unwrap();
-    kv.set("probe", "x", Duration::from_millis(100)).await.unwrap();
+    kv.set("probe", "x", Duration::from_millis(100))
+        .await
+        .unwrap();
     // Once a key set with the same short TTL later is gone, the first TTL has passed too.
     until_gone(&kv, "probe").await;
     assert_eq!(kv.get("k").await.unwrap().as_deref(), Some("long"));

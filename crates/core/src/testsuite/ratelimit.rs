@@ -125,10 +125,19 @@ pub async fn leaky_bucket_has_no_burst_and_fixed_window_resets_on_the_boundary(l
 
 pub async fn decisions_announce_when_the_bucket_is_full_again(l: L) {
     let sliding = spec(RateLimitAlgorithm::SlidingWindow, 2, 1.0);
-    assert_eq!(l.check("s", &sliding, t(0)).await.unwrap().reset_at, t(60_000));
-    assert_eq!(l.check("s", &sliding, t(5_000)).await.unwrap().reset_at, t(65_000));
+    assert_eq!(
+        l.check("s", &sliding, t(0)).await.unwrap().reset_at,
+        t(60_000)
+    );
+    assert_eq!(
+        l.check("s", &sliding, t(5_000)).await.unwrap().reset_at,
+        t(65_000)
+    );
     let refused = l.check("s", &sliding, t(6_000)).await.unwrap();
-    assert_eq!((refused.reset_at, refused.retry_after_secs), (t(65_000), 54));
+    assert_eq!(
+        (refused.reset_at, refused.retry_after_secs),
+        (t(65_000), 54)
+    );
 
     // Capacity 6, one token every 10 s: two taken are back after 20 s.
     let tokens = spec(RateLimitAlgorithm::TokenBucket, 6, 1.0);
@@ -141,7 +150,10 @@ pub async fn decisions_announce_when_the_bucket_is_full_again(l: L) {
     let d = l.check("f", &fixed, t(start + 1_000)).await.unwrap();
     assert_eq!((d.remaining, d.reset_at), (0, t(start + 60_000)));
     let refused = l.check("f", &fixed, t(start + 30_500)).await.unwrap();
-    assert_eq!((refused.reset_at, refused.retry_after_secs), (t(start + 60_000), 30));
+    assert_eq!(
+        (refused.reset_at, refused.retry_after_secs),
+        (t(start + 60_000), 30)
+    );
 }
 
 pub async fn usage_and_reset_work_by_prefix(l: L) {
@@ -175,7 +187,9 @@ pub async fn usage_reports_each_algorithm_at_the_given_time(l: L) {
     }
     l.check("u:fixed", &fixed, t(start)).await.unwrap();
     l.check("u:sliding", &sliding, t(start)).await.unwrap();
-    l.check("u:sliding", &sliding, t(start + 30_000)).await.unwrap();
+    l.check("u:sliding", &sliding, t(start + 30_000))
+        .await
+        .unwrap();
 
     let at = |ms: i64| {
         let l = l.clone();
@@ -312,6 +326,9 @@ pub async fn concurrent_checks_never_exceed_the_limit(l: L) {
         }
         remaining.sort_unstable();
         let expected: Vec<u32> = (0..allowance).collect();
-        assert_eq!(remaining, expected, "{algorithm:?}: each allowed request counted once");
+        assert_eq!(
+            remaining, expected,
+            "{algorithm:?}: each allowed request counted once"
+        );
     }
 }

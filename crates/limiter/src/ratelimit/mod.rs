@@ -68,9 +68,7 @@ fn at(ms: i64) -> DateTime<Utc> {
 pub(crate) fn limit_of(spec: &LimitSpec) -> u32 {
     match spec.algorithm {
         RateLimitAlgorithm::TokenBucket | RateLimitAlgorithm::LeakyBucket => capacity(spec) as u32,
-        RateLimitAlgorithm::SlidingWindow | RateLimitAlgorithm::FixedWindow => {
-            spec.requests.max(1)
-        }
+        RateLimitAlgorithm::SlidingWindow | RateLimitAlgorithm::FixedWindow => spec.requests.max(1),
     }
 }
 

@@ -220,6 +220,9 @@ mod tests {
 
     #[test]
     fn glob_patterns_match_literally() {
-        assert_eq!(glob_literal(r"ip:1:^/api/v1/.*[x]?\"), r"ip:1:^/api/v1/.\*\[x\]\?\\");
+        assert_eq!(
+            glob_literal(r"ip:1:^/api/v1/.*[x]?\"),
+            r"ip:1:^/api/v1/.\*\[x\]\?\\"
+        );
     }
 }

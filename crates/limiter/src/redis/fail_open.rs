@@ -86,7 +86,10 @@ mod tests {
         assert!(f.record_at(0, &"down"), "the first failure warns");
         let warned = (1..1000).filter(|ms| f.record_at(*ms, &"down")).count();
         assert_eq!(warned, 0, "no second warning within the period");
-        assert!(f.record_at(every, &"down"), "a warning once the period is over");
+        assert!(
+            f.record_at(every, &"down"),
+            "a warning once the period is over"
+        );
         assert!(!f.record_at(every + 1, &"down"));
         assert_eq!(f.total(), 1002);
         f.answered();

@@ -107,7 +107,9 @@ impl KeyValue for RedisKeyValue {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let key = self.key(key);
         self.conn
-            .call(|mut c| async move { ::redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await })
+            .call(
+                |mut c| async move { ::redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await },
+            )
             .await
             .map_err(StoreError::from)
     }

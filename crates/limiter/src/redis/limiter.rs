@@ -90,10 +90,15 @@ fn open_decision(spec: &LimitSpec, now: DateTime<Utc>) -> RateLimitDecision {
 
 fn algorithm(name: &str) -> Result<RateLimitAlgorithm, StoreError> {
     use RateLimitAlgorithm as A;
-    [A::SlidingWindow, A::TokenBucket, A::FixedWindow, A::LeakyBucket]
-        .into_iter()
-        .find(|a| a.as_str() == name)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown rate limit algorithm {name:?} in Redis")))
+    [
+        A::SlidingWindow,
+        A::TokenBucket,
+        A::FixedWindow,
+        A::LeakyBucket,
+    ]
+    .into_iter()
+    .find(|a| a.as_str() == name)
+    .ok_or_else(|| StoreError::Corrupt(format!("unknown rate limit algorithm {name:?} in Redis")))
 }
 
 #[async_trait]

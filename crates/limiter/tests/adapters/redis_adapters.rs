@@ -67,24 +67,41 @@ async fn allowed(l: &RedisRateLimiter, key: &str, spec: &LimitSpec) -> bool {
 async fn deployments_with_their_own_prefix_share_one_redis() {
     let server = RedisServer::start().await;
     let (a, b) = (connect(&server, "blue:"), connect(&server, "green:"));
-    let (limit_a, limit_b) = (RedisRateLimiter::new(a.clone()), RedisRateLimiter::new(b.clone()));
+    let (limit_a, limit_b) = (
+        RedisRateLimiter::new(a.clone()),
+        RedisRateLimiter::new(b.clone()),
+    );
     let (kv_a, kv_b) = (RedisKeyValue::new(a), RedisKeyValue::new(b));
     let one = per_minute(RateLimitAlgorithm::SlidingWindow, 1);
     assert!(allowed(&limit_a, "user:1:^/x", &one).await);
     assert!(!allowed(&limit_a, "user:1:^/x", &one).await);
-    assert!(allowed(&limit_b, "user:1:^/x", &one).await, "green counts apart");
-    kv_a.set("k", "blue", Duration::from_secs(60)).await.unwrap();
+    assert!(
+        allowed(&limit_b, "user:1:^/x", &one).await,
+        "green counts apart"
+    );
+    kv_a.set("k", "blue", Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(kv_b.get("k").await.unwrap(), None);
     assert_eq!(kv_b.incr("k", Duration::from_secs(60)).await.unwrap(), 1);
     assert_eq!(kv_a.get("k").await.unwrap().as_deref(), Some("blue"));
 
     assert_eq!(limit_a.reset("").await.unwrap(), 1);
     assert_eq!(limit_b.usage("", Utc::now()).await.unwrap().len(), 1);
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut raw(&server).await).await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut raw(&server).await)
+        .await
+        .unwrap();
     keys.sort();
     assert_eq!(
         keys,
-        ["blue:kv:k", "green:kv:k", "green:rl:b:user:1:^/x", "green:rl:h:user:1:^/x"]
+        [
+            "blue:kv:k",
+            "green:kv:k",
+            "green:rl:b:user:1:^/x",
+            "green:rl:h:user:1:^/x"
+        ]
     );
 }
 
@@ -119,9 +136,16 @@ async fn keys_expire_when_the_bucket_is_full_again() {
         ("p:kv:c", 30_000),
     ] {
         let ttl = pttl(key).await;
-        assert!(ttl > 0 && ttl <= most, "{key}: ttl {ttl} ms, expected in (0, {most}]");
+        assert!(
+            ttl > 0 && ttl <= most,
+            "{key}: ttl {ttl} ms, expected in (0, {most}]"
+        );
     }
-    let hits: i64 = redis::cmd("EXISTS").arg("p:rl:h:t").query_async(&mut c).await.unwrap();
+    let hits: i64 = redis::cmd("EXISTS")
+        .arg("p:rl:h:t")
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert_eq!(hits, 0, "only sliding windows keep a set of hits");
 }
 
@@ -134,9 +158,16 @@ async fn a_script_that_redis_lost_is_loaded_again() {
     let two = per_minute(RateLimitAlgorithm::SlidingWindow, 2);
     assert!(allowed(&limiter, "k", &two).await);
     assert_eq!(kv.incr("c", Duration::from_secs(60)).await.unwrap(), 1);
-    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw(&server).await).await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw(&server).await)
+        .await
+        .unwrap();
     assert!(allowed(&limiter, "k", &two).await);
-    assert!(!allowed(&limiter, "k", &two).await, "the count went on after the reload");
+    assert!(
+        !allowed(&limiter, "k", &two).await,
+        "the count went on after the reload"
+    );
     assert_eq!(kv.incr("c", Duration::from_secs(60)).await.unwrap(), 2);
     assert_eq!(limiter.fail_open_total(), 0);
 }
@@ -154,7 +185,10 @@ async fn until_redis_counts(limiter: &RedisRateLimiter) {
         }
     })
     .await;
-    assert!(counted.is_ok(), "Redis did not count again within {DEADLINE:?}");
+    assert!(
+        counted.is_ok(),
+        "Redis did not count again within {DEADLINE:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,17 +210,27 @@ async fn rate_limiting_fails_open_while_redis_is_down_and_recovers() {
         assert_eq!(limiter.fail_open_total(), i);
     }
     assert!(matches!(kv.get("k").await, Err(StoreError::Unavailable(_))));
-    assert!(matches!(limiter.usage("", Utc::now()).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        limiter.usage("", Utc::now()).await,
+        Err(StoreError::Unavailable(_))
+    ));
     assert!(conn.ping().await.is_err());
 
     server.restart().await;
     until_redis_counts(&limiter).await;
     let failed = limiter.fail_open_total();
     assert!(failed >= 5);
-    assert!(allowed(&limiter, "k", &two).await, "the restarted Redis is empty");
+    assert!(
+        allowed(&limiter, "k", &two).await,
+        "the restarted Redis is empty"
+    );
     assert!(allowed(&limiter, "k", &two).await);
     assert!(!allowed(&limiter, "k", &two).await);
-    assert_eq!(limiter.fail_open_total(), failed, "no more failures once Redis is back");
+    assert_eq!(
+        limiter.fail_open_total(),
+        failed,
+        "no more failures once Redis is back"
+    );
     assert_eq!(kv.incr("c", Duration::from_secs(60)).await.unwrap(), 1);
     conn.ping().await.unwrap();
 }
@@ -198,7 +242,10 @@ async fn a_limiter_made_while_redis_is_down_connects_once_it_is_up() {
     let limiter = RedisRateLimiter::new(connect(&server, "p:"));
     let one = per_minute(RateLimitAlgorithm::SlidingWindow, 1);
     assert!(allowed(&limiter, "k", &one).await);
-    assert!(allowed(&limiter, "k", &one).await, "nothing is counted without Redis");
+    assert!(
+        allowed(&limiter, "k", &one).await,
+        "nothing is counted without Redis"
+    );
     assert_eq!(limiter.fail_open_total(), 2);
     server.restart().await;
     until_redis_counts(&limiter).await;
@@ -220,7 +267,10 @@ async fn a_redis_that_does_not_answer_fails_open_after_the_timeout() {
     assert!(d.unwrap().allowed, "a hung Redis fails open");
     assert_eq!(limiter.fail_open_total(), 1);
     until_redis_counts(&limiter).await;
-    assert!(!allowed(&limiter, "k", &one).await, "what was counted before is still there");
+    assert!(
+        !allowed(&limiter, "k", &one).await,
+        "what was counted before is still there"
+    );
 }
 
 /// Sends a signal to the test's own redis-server.

@@ -5,7 +5,6 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../scripts/redis-test-server.sh"
@@ -32,8 +31,14 @@ async fn answers(port: u16, pid: u32) -> bool {
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
         return false;
     };
-    let info: redis::RedisResult<String> = redis::cmd("INFO").arg("server").query_async(&mut conn).await;
-    info.is_ok_and(|info| info.lines().any(|l| l.trim() == format!("process_id:{pid}")))
+    let info: redis::RedisResult<String> = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await;
+    info.is_ok_and(|info| {
+        info.lines()
+            .any(|l| l.trim() == format!("process_id:{pid}"))
+    })
 }
 
 impl RedisServer {
@@ -77,7 +82,11 @@ impl RedisServer {
             }
         })
         .await;
-        assert!(started.is_ok(), "redis-server did not restart on {}", self.port);
+        assert!(
+            started.is_ok(),
+            "redis-server did not restart on {}",
+            self.port
+        );
     }
 
     /// Spawns the server and waits until it answers; false if it exits first (port taken).
