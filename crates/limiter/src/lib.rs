@@ -6,6 +6,8 @@
 
 mod ratelimit;
 pub mod redis;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use self::redis::{RedisConfig, RedisConnection, RedisKeyValue, RedisRateLimiter};
 pub use ratelimit::MemoryRateLimiter;

@@ -4,4 +4,3 @@
 
 mod memory;
 mod redis_adapters;
-mod redis_server;

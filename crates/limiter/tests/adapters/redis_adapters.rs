@@ -12,7 +12,8 @@ use integr8s_core::testsuite::store::Fixture;
 use integr8s_core::StoreError;
 use integr8s_limiter::{RedisConfig, RedisConnection, RedisKeyValue, RedisRateLimiter};
 
-use crate::redis_server::RedisServer;
+use integr8s_limiter::testing::RedisServer;
+use redis::aio::MultiplexedConnection;
 
 /// Generous bound for Redis to be seen again; never a performance threshold.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -51,7 +52,7 @@ fn per_minute(algorithm: RateLimitAlgorithm, requests: u32) -> LimitSpec {
 }
 
 /// A plain connection to look at what the adapters left in Redis.
-async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+async fn raw(server: &RedisServer) -> MultiplexedConnection {
     redis::Client::open(server.url())
         .unwrap()
         .get_multiplexed_async_connection()

@@ -1,5 +1,6 @@
-//! A throwaway redis-server per test (`scripts/redis-test-server.sh`): loopback only, a free
-//! port, nothing on disk. Dropping the guard kills it, also when the test fails.
+//! Test support (feature `testing`): a throwaway redis-server per test
+//! (`scripts/redis-test-server.sh`): loopback only, a free port, nothing on disk. Dropping the
+//! guard kills it, also when the test fails. Used by this crate's tests and the end-to-end tests.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -12,6 +13,7 @@ const SCRIPT: &str = concat!(
 /// Generous bound for a start; never a performance threshold.
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// A redis-server of the test's own.
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
@@ -25,13 +27,13 @@ fn free_port() -> u16 {
 /// Whether the redis-server with process id `pid` answers on `port` (and not another one that
 /// took the port first).
 async fn answers(port: u16, pid: u32) -> bool {
-    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/0")) else {
+    let Ok(client) = ::redis::Client::open(format!("redis://127.0.0.1:{port}/0")) else {
         return false;
     };
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
         return false;
     };
-    let info: redis::RedisResult<String> = redis::cmd("INFO")
+    let info: ::redis::RedisResult<String> = ::redis::cmd("INFO")
         .arg("server")
         .query_async(&mut conn)
         .await;
