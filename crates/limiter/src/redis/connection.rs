@@ -146,14 +146,24 @@ impl RedisConnection {
         format!("{}{name}", self.inner.prefix)
     }
 
-    /// Runs `f` on the connection (connecting first if need be) within the timeout.
+    /// Runs `f` on the connection (connecting first if need be) within the timeout. When the
+    /// connection turns out to be lost, the manager starts a new one and `f` runs once more on
+    /// it, so the first call after Redis is back already gets an answer.
     pub(crate) async fn call<T, F, Fut>(&self, f: F) -> Result<T, CallError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let timeout = self.inner.timeout;
-        tokio::time::timeout(timeout, f(self.inner.manager.clone()))
+        let attempts = async {
+            match f(self.inner.manager.clone()).await {
+                Err(e) if e.is_io_error() || e.is_unrecoverable_error() => {
+                    f(self.inner.manager.clone()).await
+                }
+                answered => answered,
+            }
+        };
+        tokio::time::timeout(timeout, attempts)
             .await
             .map_err(|_| CallError::Timeout(timeout))?
             .map_err(CallError::from)
@@ -177,6 +187,7 @@ pub(crate) async fn scan(
     conn: &RedisConnection,
     pattern: String,
 ) -> Result<Vec<String>, CallError> {
+    let pattern = &pattern;
     conn.call(|mut c| async move {
         let mut keys = std::collections::BTreeSet::new();
         let mut cursor: u64 = 0;
@@ -184,7 +195,7 @@ pub(crate) async fn scan(
             let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(500)
                 .query_async(&mut c)

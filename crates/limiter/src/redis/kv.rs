@@ -61,6 +61,7 @@ impl KeyValue for RedisKeyValue {
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         let mut invocation = self.incr.prepare_invoke();
         invocation.key(self.key(key)).arg(ttl_ms(ttl));
+        let invocation = &invocation;
         let result = self
             .conn
             .call(|mut c| async move { invocation.invoke_async::<u64>(&mut c).await })
@@ -74,7 +75,7 @@ impl KeyValue for RedisKeyValue {
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let key = self.key(key);
+        let key = &self.key(key);
         self.conn
             .call(|mut c| async move { ::redis::cmd("GET").arg(key).query_async(&mut c).await })
             .await
@@ -82,9 +83,8 @@ impl KeyValue for RedisKeyValue {
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
-        let key = self.key(key);
+        let key = &self.key(key);
         let ms = ttl_ms(ttl);
-        let value = value.to_owned();
         self.conn
             .call(|mut c| async move {
                 if ms == 0 {
@@ -105,7 +105,7 @@ impl KeyValue for RedisKeyValue {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let key = self.key(key);
+        let key = &self.key(key);
         self.conn
             .call(
                 |mut c| async move { ::redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await },

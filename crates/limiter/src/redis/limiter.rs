@@ -62,6 +62,7 @@ impl RedisRateLimiter {
             .arg(spec.requests.max(1))
             .arg(window_ms(spec))
             .arg(capacity(spec) as u64);
+        let invocation = &invocation;
         let (allowed, limit, remaining, reset_at_ms, retry_after_ms): (i64, u32, u32, i64, i64) =
             self.conn
                 .call(|mut c| async move { invocation.invoke_async(&mut c).await })
@@ -140,6 +141,7 @@ impl RateLimiter for RedisRateLimiter {
                 .key(self.hits_key(bucket))
                 .arg("peek")
                 .arg(now.timestamp_millis());
+            let invocation = &invocation;
             let peeked: Option<(String, u32)> = self
                 .conn
                 .call(|mut c| async move { invocation.invoke_async(&mut c).await })
@@ -168,7 +170,7 @@ impl RateLimiter for RedisRateLimiter {
                 .filter_map(|k| k.strip_prefix(&state_prefix))
                 .map(|bucket| self.hits_key(bucket))
                 .collect();
-            let states = batch.to_vec();
+            let (states, hits) = (batch, &hits);
             let deleted: u64 = self
                 .conn
                 .call(|mut c| async move {
