@@ -1,9 +1,15 @@
-//! In-memory short-lived keys (`KeyValue`): counters and values with a time to live, for one
-//! process. Expired keys are purged lazily, on access and now and then on writes.
-//! Also the in-memory request counters ([`MemoryRateLimiter`]).
+//! Adapters of the limiter and short-lived key ports (`RateLimiter`, `KeyValue`).
+//!
+//! In memory, for one process: [`MemoryKeyValue`] (counters and values with a time to live;
+//! expired keys are purged lazily, on access and now and then on writes) and
+//! [`MemoryRateLimiter`]. In Redis, shared by several processes: the [`redis`] module.
 
 mod ratelimit;
+pub mod redis;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use self::redis::{RedisConfig, RedisConnection, RedisKeyValue, RedisRateLimiter};
 pub use ratelimit::MemoryRateLimiter;
 
 use std::collections::HashMap;
@@ -129,54 +135,9 @@ impl KeyValue for MemoryKeyValue {
 
 #[cfg(test)]
 mod tests {
+    //! What only the in-memory store does: dropping expired keys. The port's behaviour is
+    //! checked by the conformance suite (`integr8s_core::key_value_test_suite!`, in `tests/`).
     use super::*;
-
-    const LONG: Duration = Duration::from_secs(3600);
-
-    #[tokio::test]
-    async fn incr_counts_from_one_and_keeps_the_first_ttl() {
-        let kv = MemoryKeyValue::new();
-        assert_eq!(kv.incr("login:alice", LONG).await.unwrap(), 1);
-        assert_eq!(kv.incr("login:alice", Duration::ZERO).await.unwrap(), 2);
-        assert_eq!(kv.incr("login:bob", LONG).await.unwrap(), 1);
-        assert_eq!(kv.get("login:alice").await.unwrap().as_deref(), Some("2"));
-    }
-
-    #[tokio::test]
-    async fn set_get_and_delete() {
-        let kv = MemoryKeyValue::new();
-        assert_eq!(kv.get("k").await.unwrap(), None);
-        kv.set("k", "v1", LONG).await.unwrap();
-        kv.set("k", "v2", LONG).await.unwrap();
-        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some("v2"));
-        kv.delete("k").await.unwrap();
-        kv.delete("k").await.unwrap();
-        assert_eq!(kv.get("k").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn expired_keys_vanish_and_counters_restart() {
-        let kv = MemoryKeyValue::new();
-        kv.set("gone", "x", Duration::ZERO).await.unwrap();
-        assert_eq!(kv.get("gone").await.unwrap(), None);
-        assert_eq!(kv.incr("c", Duration::ZERO).await.unwrap(), 1);
-        assert_eq!(
-            kv.incr("c", LONG).await.unwrap(),
-            1,
-            "the expired counter restarts"
-        );
-        assert_eq!(kv.incr("c", LONG).await.unwrap(), 2);
-    }
-
-    #[tokio::test]
-    async fn incr_on_a_non_counter_is_a_conflict() {
-        let kv = MemoryKeyValue::new();
-        kv.set("k", "text", LONG).await.unwrap();
-        assert!(matches!(
-            kv.incr("k", LONG).await,
-            Err(StoreError::Conflict(_))
-        ));
-    }
 
     #[tokio::test]
     async fn sweeps_drop_expired_keys_from_memory() {
@@ -186,12 +147,5 @@ mod tests {
         }
         let left = kv.with_state(|s| s.entries.len()).unwrap();
         assert!(left < 2, "expired keys were kept: {left}");
-    }
-
-    #[tokio::test]
-    async fn huge_ttl_does_not_overflow() {
-        let kv = MemoryKeyValue::new();
-        kv.set("k", "v", Duration::MAX).await.unwrap();
-        assert_eq!(kv.get("k").await.unwrap().as_deref(), Some("v"));
     }
 }

@@ -44,6 +44,7 @@ pub struct Config {
     pub runtimes: RuntimesConfig,
     pub notifications: NotificationsSection,
     pub rate_limit: RateLimitSection,
+    pub limiter: LimiterSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +65,27 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSection {
     pub enabled: bool,
+}
+
+/// Where rate-limit counters and short-lived keys live.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimiterSection {
+    /// Empty: in this process's memory. Otherwise the Redis shared by every process.
+    pub redis_url: String,
+    pub key_prefix: String,
+}
+
+impl std::fmt::Debug for LimiterSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimiterSection")
+            .field(
+                "redis_url",
+                &integr8s_limiter::redis::redact_url(&self.redis_url),
+            )
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
 }
 
 /// A list given as a TOML array or, from the environment, as a comma-separated string.
@@ -319,6 +341,25 @@ impl Config {
             self.database.url.is_empty() || self.database.url.starts_with("sqlite:"),
             "database.url",
             "expected a sqlite:// URL (PostgreSQL is not supported by this build yet)",
+        )?;
+        let redis_url = &self.limiter.redis_url;
+        let redis_error = (!redis_url.is_empty())
+            .then(|| integr8s_limiter::redis::check_url(redis_url).err())
+            .flatten();
+        check(
+            redis_error.is_none(),
+            "limiter.redis_url",
+            &format!(
+                "expected a redis:// or redis+unix:// URL such as redis://127.0.0.1:6379/0, or \
+                 empty to keep the limiter in memory ({})",
+                redis_error.map_or_else(String::new, |e| e.to_string())
+            ),
+        )?;
+        check(
+            self.limiter.key_prefix.len() <= 64
+                && !self.limiter.key_prefix.chars().any(char::is_whitespace),
+            "limiter.key_prefix",
+            "must be at most 64 characters, without spaces",
         )?;
         check(
             self.auth.secret.is_empty() || self.auth.secret.len() >= 32,

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod config;
+mod limiter;
 mod secret;
 mod seed;
 mod wiring;

@@ -187,12 +187,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         roles.spawn(named("notification-delivery", d.run(shutdown.clone())));
     }
 
+    let limiters = crate::limiter::build(&config).await?;
     let health_source = executor.clone();
     let state = AppState {
         store: dyn_store.clone(),
         bus: bus.clone(),
         outbox: Outbox::new(event_store.clone(), bus.clone(), "api"),
-        kv: Arc::new(integr8s_limiter::MemoryKeyValue::new()),
+        kv: limiters.kv,
         registry: registry.clone(),
         executor_health: Arc::new(move || health_source.health()),
         config: Arc::new(ApiConfig {
@@ -219,9 +220,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 .unwrap_or(usize::MAX),
         }),
         started_at: Instant::now(),
-        rate_limits: integr8s_api::ratelimit::RateLimits::new(Arc::new(
-            integr8s_limiter::MemoryRateLimiter::new(),
-        )),
+        rate_limits: integr8s_api::ratelimit::RateLimits::new(limiters.rate),
     };
     let app = integr8s_api::router(state);
 

@@ -1,4 +1,5 @@
-//! Short-lived keys: login lockout counters and similar. In memory by default, Redis later.
+//! Short-lived keys: login lockout counters and similar. In memory for one process, or in Redis
+//! shared by several. Conformance suite: `key_value_test_suite!`.
 
 use std::time::Duration;
 

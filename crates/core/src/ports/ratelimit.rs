@@ -1,5 +1,6 @@
 //! Rate limiting: per-user overrides kept by the store ([`RateLimitStore`]) and the counters kept
-//! by a limiter ([`RateLimiter`]: in memory for one process, Redis later).
+//! by a limiter ([`RateLimiter`]: in memory for one process, or in Redis shared by several).
+//! Conformance suite of the limiter: `rate_limiter_test_suite!`.
 
 use std::time::Duration;
 

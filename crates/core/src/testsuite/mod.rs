@@ -1,4 +1,6 @@
 //! Conformance suites: one per port, run against every adapter.
 
 pub mod bus;
+pub mod kv;
+pub mod ratelimit;
 pub mod store;

@@ -1,4 +1,6 @@
 //! The counting algorithms as plain state machines over an injected clock (milliseconds).
+//! The Redis adapter runs the same algorithms as a Lua script (`src/redis/bucket.lua`): a
+//! change here is made there too, and the shared conformance suite checks that they agree.
 
 use std::collections::VecDeque;
 
@@ -67,10 +69,12 @@ impl SlidingWindow {
         }
     }
 
-    pub fn remaining(&mut self, spec: &LimitSpec, now: i64) -> u32 {
-        self.prune(now, window_ms(spec));
-        let used = u32::try_from(self.hits.len()).unwrap_or(u32::MAX);
-        spec.requests.max(1).saturating_sub(used)
+    pub fn remaining(&self, spec: &LimitSpec, now: i64) -> u32 {
+        let since = now - window_ms(spec);
+        let used = self.hits.iter().filter(|&&t| t > since).count();
+        spec.requests
+            .max(1)
+            .saturating_sub(u32::try_from(used).unwrap_or(u32::MAX))
     }
 
     /// When the newest hit leaves the window.
@@ -87,8 +91,12 @@ pub struct FixedWindow {
 }
 
 impl FixedWindow {
+    fn start_at(window: i64, now: i64) -> i64 {
+        now - now.rem_euclid(window)
+    }
+
     fn roll(&mut self, window: i64, now: i64) {
-        let start = now - now.rem_euclid(window);
+        let start = Self::start_at(window, now);
         if start != self.start {
             self.start = start;
             self.count = 0;
@@ -119,9 +127,13 @@ impl FixedWindow {
         }
     }
 
-    pub fn remaining(&mut self, spec: &LimitSpec, now: i64) -> u32 {
-        self.roll(window_ms(spec), now);
-        spec.requests.max(1).saturating_sub(self.count)
+    pub fn remaining(&self, spec: &LimitSpec, now: i64) -> u32 {
+        let count = if Self::start_at(window_ms(spec), now) == self.start {
+            self.count
+        } else {
+            0
+        };
+        spec.requests.max(1).saturating_sub(count)
     }
 
     pub fn idle_after(&self, spec: &LimitSpec) -> i64 {
@@ -149,9 +161,14 @@ impl TokenBucket {
         f64::from(spec.requests.max(1)) / window_ms(spec) as f64
     }
 
-    fn refill(&mut self, spec: &LimitSpec, now: i64) {
+    /// The tokens at `now`, refilled since the last step.
+    fn refilled(&self, spec: &LimitSpec, now: i64) -> f64 {
         let elapsed = (now - self.last).max(0) as f64;
-        self.tokens = (self.tokens + elapsed * Self::rate(spec)).min(capacity(spec));
+        (self.tokens + elapsed * Self::rate(spec)).min(capacity(spec))
+    }
+
+    fn refill(&mut self, spec: &LimitSpec, now: i64) {
+        self.tokens = self.refilled(spec, now);
         self.last = self.last.max(now);
     }
 
@@ -182,9 +199,8 @@ impl TokenBucket {
         }
     }
 
-    pub fn remaining(&mut self, spec: &LimitSpec, now: i64) -> u32 {
-        self.refill(spec, now);
-        self.tokens.floor() as u32
+    pub fn remaining(&self, spec: &LimitSpec, now: i64) -> u32 {
+        self.refilled(spec, now).floor() as u32
     }
 
     pub fn idle_after(&self, spec: &LimitSpec) -> i64 {
@@ -232,7 +248,8 @@ impl Bucket {
         }
     }
 
-    pub fn remaining(&mut self, spec: &LimitSpec, now: i64) -> u32 {
+    /// What the bucket allows at `now` (a read: nothing is counted or stored).
+    pub fn remaining(&self, spec: &LimitSpec, now: i64) -> u32 {
         match self {
             Self::Sliding(b) => b.remaining(spec, now),
             Self::Fixed(b) => b.remaining(spec, now),

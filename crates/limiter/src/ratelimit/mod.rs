@@ -10,10 +10,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use integr8s_core::ports::ratelimit::{BucketUsage, LimitSpec, RateLimitDecision, RateLimiter};
+use integr8s_core::ports::ratelimit::{
+    BucketUsage, LimitSpec, RateLimitAlgorithm, RateLimitDecision, RateLimiter,
+};
 use integr8s_core::StoreError;
 
-use algorithms::{Bucket, Step};
+use algorithms::Bucket;
+pub(crate) use algorithms::{capacity, window_ms, Step};
 
 /// Checks between two sweeps of idle buckets.
 const SWEEP_EVERY: u64 = 4096;
@@ -60,7 +63,17 @@ fn at(ms: i64) -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
-fn decision(step: Step) -> RateLimitDecision {
+/// The limit announced for `spec`: the token capacity for token and leaky buckets, the
+/// requests per window otherwise.
+pub(crate) fn limit_of(spec: &LimitSpec) -> u32 {
+    match spec.algorithm {
+        RateLimitAlgorithm::TokenBucket | RateLimitAlgorithm::LeakyBucket => capacity(spec) as u32,
+        RateLimitAlgorithm::SlidingWindow | RateLimitAlgorithm::FixedWindow => spec.requests.max(1),
+    }
+}
+
+/// The port's decision for one step of an algorithm.
+pub(crate) fn decision(step: Step) -> RateLimitDecision {
     RateLimitDecision {
         allowed: step.allowed,
         limit: step.limit,
@@ -117,7 +130,7 @@ impl RateLimiter for MemoryRateLimiter {
         self.with_state(|state| {
             let mut usage: Vec<BucketUsage> = state
                 .buckets
-                .iter_mut()
+                .iter()
                 .filter(|(key, _)| key.starts_with(prefix))
                 .map(|(key, e)| BucketUsage {
                     key: key.clone(),

@@ -132,3 +132,46 @@ fn memory_sizes_parse() {
     assert_eq!(parse_memory("256MB"), None);
     assert_eq!(parse_memory("Mi"), None);
 }
+
+#[test]
+fn limiter_redis_url_is_checked_and_redacted() {
+    let c = Config::load(None, &env(&[]), &CliOverrides::default()).unwrap();
+    assert_eq!(c.limiter.redis_url, "", "in memory by default");
+    assert_eq!(c.limiter.key_prefix, "integr8s:");
+
+    let e = env(&[
+        (
+            "INTEGR8S_LIMITER__REDIS_URL",
+            "redis://:hunter2@127.0.0.1:6390/1",
+        ),
+        ("INTEGR8S_LIMITER__KEY_PREFIX", "staging:"),
+    ]);
+    let c = Config::load(None, &e, &CliOverrides::default()).unwrap();
+    assert_eq!(c.limiter.redis_url, "redis://:hunter2@127.0.0.1:6390/1");
+    assert_eq!(c.limiter.key_prefix, "staging:");
+    let printed = format!("{c:#?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("127.0.0.1:6390"), "{printed}");
+
+    for bad in ["http://127.0.0.1:6379", "localhost:6379", "redis://"] {
+        let err = Config::load(
+            None,
+            &env(&[("INTEGR8S_LIMITER__REDIS_URL", bad)]),
+            &CliOverrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("limiter.redis_url") && err.contains("INTEGR8S_LIMITER__REDIS_URL"),
+            "{bad}: {err}"
+        );
+    }
+    let err = Config::load(
+        None,
+        &env(&[("INTEGR8S_LIMITER__KEY_PREFIX", "two words")]),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("limiter.key_prefix"), "{err}");
+}

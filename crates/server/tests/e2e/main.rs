@@ -19,6 +19,7 @@ mod limits;
 mod notifications;
 mod openapi;
 mod rate_limits;
+mod redis_limiter;
 mod replay;
 mod sagas;
 mod sandbox_uids;
