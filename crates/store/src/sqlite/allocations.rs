@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use integr8s_core::ports::AllocationStore;
 use integr8s_core::StoreError;
 
-use super::codec::{to_u64, ts};
+use crate::codec::{to_u64, ts};
 use super::{classify, SqliteStore};
 
 #[async_trait]
