@@ -37,6 +37,7 @@ fn push_query(qb: &mut QueryBuilder<'_, Postgres>, query: &EventQuery) {
     if let Some(end) = query.end_time {
         qb.push(" AND timestamp <= ").push_bind(ts(end));
     }
+    // ILIKE: SQLite's LIKE ignores ASCII case, and searches behave the same on both.
     if let Some(text) = query.search_text.as_deref().filter(|t| !t.is_empty()) {
         let pattern = like_pattern(text);
         qb.push(" AND (");
@@ -47,7 +48,7 @@ fn push_query(qb: &mut QueryBuilder<'_, Postgres>, query: &EventQuery) {
             if i > 0 {
                 qb.push(" OR ");
             }
-            qb.push(format!("{column} LIKE "))
+            qb.push(format!("{column} ILIKE "))
                 .push_bind(pattern.clone())
                 .push(" ESCAPE '\\'");
         }

@@ -19,10 +19,11 @@ use crate::rows::users::{decode, COLUMNS};
 fn push_user_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &UserListFilter) {
     qb.push(" WHERE TRUE");
     if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+        // ILIKE: SQLite's LIKE ignores ASCII case, and searches behave the same on both.
         let pattern = like_pattern(search);
-        qb.push(" AND (username LIKE ")
+        qb.push(" AND (username ILIKE ")
             .push_bind(pattern.clone())
-            .push(" ESCAPE '\\' OR email LIKE ")
+            .push(" ESCAPE '\\' OR email ILIKE ")
             .push_bind(pattern)
             .push(" ESCAPE '\\')");
     }
