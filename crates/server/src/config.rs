@@ -319,7 +319,11 @@ impl Config {
         )?;
         if !self.database.url.is_empty() {
             if let Err(e) = integr8s_store::Backend::from_url(&self.database.url) {
-                return Err(invalid("database.url", &source_of("database.url"), &e.to_string()));
+                return Err(invalid(
+                    "database.url",
+                    &source_of("database.url"),
+                    &e.to_string(),
+                ));
             }
         }
         check(

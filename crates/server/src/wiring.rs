@@ -21,9 +21,7 @@ use crate::config::Config;
 
 /// Opens the store named by `database.url` (the adapter is chosen by the URL's scheme) and
 /// brings its schema up to date.
-pub async fn open_store(
-    config: &Config,
-) -> anyhow::Result<Arc<dyn integr8s_store::DatabaseStore>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn integr8s_store::DatabaseStore>> {
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
         format!(
             "creating data dir {} (server.data_dir)",

@@ -3,10 +3,10 @@
 
 /// Users.
 pub(crate) mod users {
-    use integr8s_core::StoreError;
     use integr8s_core::user::{Role, User};
+    use integr8s_core::StoreError;
 
-    use crate::codec::{Columns, col, col_enum, col_ts};
+    use crate::codec::{col, col_enum, col_ts, Columns};
 
     pub(crate) const COLUMNS: &str =
         "user_id, username, email, password_hash, role, is_active, is_superuser, \
@@ -30,9 +30,11 @@ pub(crate) mod users {
 /// Executions.
 pub(crate) mod executions {
     use integr8s_core::StoreError;
-    use integr8s_core::{ErrorType, Execution, ExecutionStatus, Priority, ResourceUsage, RunLimits};
+    use integr8s_core::{
+        ErrorType, Execution, ExecutionStatus, Priority, ResourceUsage, RunLimits,
+    };
 
-    use crate::codec::{Columns, col, col_enum, col_ts, to_u64};
+    use crate::codec::{col, col_enum, col_ts, to_u64, Columns};
 
     pub(crate) const COLUMNS: &str = "execution_id, user_id, script, lang, lang_version, status, priority, \
          timeout_seconds, memory_bytes, max_processes, max_output_bytes, stdout, stderr, exit_code, \
@@ -93,7 +95,7 @@ pub(crate) mod events {
     use integr8s_core::StoreError;
     use integr8s_core::{Envelope, StoredEvent};
 
-    use crate::codec::{Columns, col};
+    use crate::codec::{col, Columns};
 
     /// Decodes a `seq, body` row of `events`.
     pub(crate) fn decode_event(row: &impl Columns) -> Result<StoredEvent, StoreError> {
@@ -107,11 +109,11 @@ pub(crate) mod events {
 
 /// Queue entries.
 pub(crate) mod queue {
-    use integr8s_core::StoreError;
     use integr8s_core::ports::QueueEntry;
     use integr8s_core::Priority;
+    use integr8s_core::StoreError;
 
-    use crate::codec::{Columns, col, col_enum, col_opt_ts, col_ts};
+    use crate::codec::{col, col_enum, col_opt_ts, col_ts, Columns};
 
     pub(crate) const COLUMNS: &str = "execution_id, user_id, priority, enqueued_at, active_since";
 
@@ -128,12 +130,13 @@ pub(crate) mod queue {
 
 /// Sagas.
 pub(crate) mod sagas {
-    use integr8s_core::StoreError;
     use integr8s_core::saga::{Saga, SagaState};
+    use integr8s_core::StoreError;
 
-    use crate::codec::{Columns, col, col_enum, col_json, col_opt_ts, col_ts};
+    use crate::codec::{col, col_enum, col_json, col_opt_ts, col_ts, Columns};
 
-    pub(crate) const COLUMNS: &str = "saga_id, saga_name, execution_id, user_id, state, current_step, \
+    pub(crate) const COLUMNS: &str =
+        "saga_id, saga_name, execution_id, user_id, state, current_step, \
          completed_steps, compensated_steps, context, error_message, retry_count, created_at, \
          updated_at, completed_at";
 
@@ -159,13 +162,14 @@ pub(crate) mod sagas {
 
 /// Dead-letter messages.
 pub(crate) mod dlq {
-    use integr8s_core::StoreError;
     use integr8s_core::ports::dlq::{DlqMessage, DlqStatus};
+    use integr8s_core::StoreError;
     use integr8s_core::{Envelope, StoredEvent};
 
-    use crate::codec::{Columns, col, col_enum, col_opt_ts, col_ts, col_u32};
+    use crate::codec::{col, col_enum, col_opt_ts, col_ts, col_u32, Columns};
 
-    pub(crate) const COLUMNS: &str = "message_id, group_name, event_seq, event_body, original_topic, error, \
+    pub(crate) const COLUMNS: &str =
+        "message_id, group_name, event_seq, event_body, original_topic, error, \
          attempts, retry_count, status, producer_id, failed_at, created_at, updated_at, \
          next_retry_at, last_retried_at, redelivered_at, discarded_at, discard_reason";
 
@@ -198,10 +202,10 @@ pub(crate) mod dlq {
 
 /// Replay sessions.
 pub(crate) mod replay {
-    use integr8s_core::StoreError;
     use integr8s_core::ports::replay::{ReplayCursor, ReplaySession, ReplayStatus};
+    use integr8s_core::StoreError;
 
-    use crate::codec::{Columns, col, col_enum, col_json, col_opt_ts, col_ts, to_u64};
+    use crate::codec::{col, col_enum, col_json, col_opt_ts, col_ts, to_u64, Columns};
 
     pub(crate) const COLUMNS: &str = "session_id, replay_id, config, status, total_events, replayed_events, \
          failed_events, skipped_events, created_at, started_at, completed_at, last_event_at, errors, \
@@ -237,12 +241,15 @@ pub(crate) mod replay {
 
 /// Notifications.
 pub(crate) mod notifications {
+    use integr8s_core::notification::{
+        Notification, NotificationChannel, NotificationSeverity, NotificationStatus,
+    };
     use integr8s_core::StoreError;
-    use integr8s_core::notification::{Notification, NotificationChannel, NotificationSeverity, NotificationStatus};
 
-    use crate::codec::{Columns, col, col_enum, col_json, col_opt_ts, col_ts};
+    use crate::codec::{col, col_enum, col_json, col_opt_ts, col_ts, Columns};
 
-    pub(crate) const COLUMNS: &str = "notification_id, user_id, channel, severity, status, subject, body, \
+    pub(crate) const COLUMNS: &str =
+        "notification_id, user_id, channel, severity, status, subject, body, \
          action_url, tags, dedup_key, created_at, read_at";
 
     pub(crate) fn decode(row: &impl Columns) -> Result<Notification, StoreError> {
@@ -265,16 +272,21 @@ pub(crate) mod notifications {
 
 /// Notification subscriptions and deliveries.
 pub(crate) mod notification_deliveries {
+    use integr8s_core::notification::{
+        NotificationChannel, NotificationDelivery, NotificationSeverity, NotificationStatus,
+        Subscription,
+    };
     use integr8s_core::StoreError;
-    use integr8s_core::notification::{NotificationChannel, NotificationDelivery, NotificationSeverity, NotificationStatus, Subscription};
 
-    use crate::codec::{Columns, col, col_enum, col_json, col_opt_ts, col_ts, col_u32};
+    use crate::codec::{col, col_enum, col_json, col_opt_ts, col_ts, col_u32, Columns};
 
-    pub(crate) const SUB_COLUMNS: &str = "user_id, channel, enabled, severities, include_tags, exclude_tags, \
+    pub(crate) const SUB_COLUMNS: &str =
+        "user_id, channel, enabled, severities, include_tags, exclude_tags, \
          webhook_url, slack_webhook, webhook_secret, quiet_hours_enabled, quiet_hours_start, \
          quiet_hours_end, timezone, batch_interval_minutes, created_at, updated_at";
 
-    pub(crate) const DELIVERY_COLUMNS: &str = "notification_id, channel, user_id, status, target_url, secret, \
+    pub(crate) const DELIVERY_COLUMNS: &str =
+        "notification_id, channel, user_id, status, target_url, secret, \
          attempts, max_attempts, next_attempt_at, last_error, delivered_at, updated_at";
 
     pub(crate) fn decode_subscription(row: &impl Columns) -> Result<Subscription, StoreError> {
@@ -326,10 +338,10 @@ pub(crate) mod notification_deliveries {
 
 /// The settings audit log.
 pub(crate) mod system_settings {
-    use integr8s_core::StoreError;
     use integr8s_core::system_settings::{SettingsAuditAction, SettingsAuditEntry};
+    use integr8s_core::StoreError;
 
-    use crate::codec::{Columns, col, col_enum, col_json, col_ts};
+    use crate::codec::{col, col_enum, col_json, col_ts, Columns};
 
     pub(crate) fn decode_audit(row: &impl Columns) -> Result<SettingsAuditEntry, StoreError> {
         Ok(SettingsAuditEntry {
@@ -346,10 +358,10 @@ pub(crate) mod system_settings {
 
 /// Saved scripts.
 pub(crate) mod scripts {
-    use integr8s_core::StoreError;
     use integr8s_core::ports::SavedScript;
+    use integr8s_core::StoreError;
 
-    use crate::codec::{Columns, col, col_ts};
+    use crate::codec::{col, col_ts, Columns};
 
     pub(crate) const COLUMNS: &str =
         "script_id, user_id, name, script, lang, lang_version, description, created_at, updated_at";
@@ -371,10 +383,10 @@ pub(crate) mod scripts {
 
 /// Per-user rate-limit overrides.
 pub(crate) mod ratelimit {
-    use integr8s_core::StoreError;
     use integr8s_core::ports::ratelimit::UserRateLimit;
+    use integr8s_core::StoreError;
 
-    use crate::codec::{Columns, col, col_json, col_ts};
+    use crate::codec::{col, col_json, col_ts, Columns};
 
     pub(crate) const COLUMNS: &str =
         "user_id, bypass_rate_limit, global_multiplier, rules, notes, created_at, updated_at";

@@ -167,7 +167,8 @@ async fn a_tailing_reader_never_skips_an_event_committed_late() {
             for _ in 0..per_writer {
                 // Alternate plain appends with the outbox write of an execution, whose
                 // transaction does more work before it commits.
-                let e = sample_execution(&format!("writer-{w}"), "python", chrono::Duration::zero());
+                let e =
+                    sample_execution(&format!("writer-{w}"), "python", chrono::Duration::zero());
                 let event = requested_event(&e);
                 store.create_execution(&e, &event).await.expect("create");
                 ids.push(event.event_id);
@@ -237,7 +238,10 @@ async fn the_url_scheme_opens_postgres() {
     let Err(err) = integr8s_store::open("mysql://root@127.0.0.1/x").await else {
         panic!("an unknown scheme must be refused");
     };
-    assert!(err.to_string().contains("unsupported database url"), "{err}");
+    assert!(
+        err.to_string().contains("unsupported database url"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

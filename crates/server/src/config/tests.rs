@@ -150,6 +150,9 @@ fn database_urls_choose_by_scheme_and_hide_passwords() {
         err.contains("database.url") && err.contains("INTEGR8S_DATABASE__URL"),
         "{err}"
     );
-    assert!(err.contains("postgres://"), "names what is supported: {err}");
+    assert!(
+        err.contains("postgres://"),
+        "names what is supported: {err}"
+    );
     assert!(!err.contains("hunter2"), "{err}");
 }

@@ -185,8 +185,8 @@ impl ExecutionStore for PostgresStore {
         // One transaction: the outcome and the freed slot become visible together.
         let mut tx = self.begin().await?;
         let written = execute(write, &mut *tx).await? == 1;
-        let release = sqlx::query("DELETE FROM queue_entries WHERE execution_id = $1")
-            .bind(execution_id);
+        let release =
+            sqlx::query("DELETE FROM queue_entries WHERE execution_id = $1").bind(execution_id);
         execute(release, &mut *tx).await?;
         let free = sqlx::query(
             "UPDATE resource_allocations SET status = 'released', released_at = $1
@@ -205,7 +205,8 @@ impl ExecutionStore for PostgresStore {
             let sql = format!("DELETE FROM {table} WHERE execution_id = $1");
             execute(sqlx::query(&sql).bind(execution_id), &mut *tx).await?;
         }
-        let query = sqlx::query("DELETE FROM executions WHERE execution_id = $1").bind(execution_id);
+        let query =
+            sqlx::query("DELETE FROM executions WHERE execution_id = $1").bind(execution_id);
         let deleted = execute(query, &mut *tx).await? == 1;
         tx.commit().await.map_err(classify)?;
         Ok(deleted)

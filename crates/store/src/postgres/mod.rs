@@ -110,11 +110,7 @@ impl crate::DatabaseStore for PostgresStore {
 }
 
 /// Takes the advisory lock `(lock, hashtext(key))` until the end of the current transaction.
-pub(crate) async fn lock(
-    conn: &mut PgConnection,
-    lock: Lock,
-    key: &str,
-) -> Result<(), StoreError> {
+pub(crate) async fn lock(conn: &mut PgConnection, lock: Lock, key: &str) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
         .bind(lock as i32)
         .bind(key)
@@ -187,8 +183,7 @@ mod tests {
             Some("email")
         );
         assert_eq!(
-            conflicting_column("Key (user_id, idempotency_key)=(u, k) already exists.")
-                .as_deref(),
+            conflicting_column("Key (user_id, idempotency_key)=(u, k) already exists.").as_deref(),
             Some("idempotency_key")
         );
         assert_eq!(conflicting_column("something else"), None);

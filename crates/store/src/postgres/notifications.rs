@@ -27,8 +27,7 @@ async fn by_dedup_key(
     user_id: &str,
     key: &str,
 ) -> Result<Option<Notification>, StoreError> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND dedup_key = $2");
+    let sql = format!("SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND dedup_key = $2");
     fetch_optional(sqlx::query(&sql).bind(user_id).bind(key), conn, decode).await
 }
 
@@ -81,19 +80,25 @@ fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, f: &NotificationFilter) {
         qb.push(" AND status = ").push_bind(status.as_str());
     }
     if !f.include_tags.is_empty() {
-        qb.push(format!(" AND EXISTS (SELECT 1 FROM {TAGS} WHERE value = ANY("))
-            .push_bind(f.include_tags.clone())
-            .push("))");
+        qb.push(format!(
+            " AND EXISTS (SELECT 1 FROM {TAGS} WHERE value = ANY("
+        ))
+        .push_bind(f.include_tags.clone())
+        .push("))");
     }
     if !f.exclude_tags.is_empty() {
-        qb.push(format!(" AND NOT EXISTS (SELECT 1 FROM {TAGS} WHERE value = ANY("))
-            .push_bind(f.exclude_tags.clone())
-            .push("))");
+        qb.push(format!(
+            " AND NOT EXISTS (SELECT 1 FROM {TAGS} WHERE value = ANY("
+        ))
+        .push_bind(f.exclude_tags.clone())
+        .push("))");
     }
     if let Some(prefix) = &f.tag_prefix {
-        qb.push(format!(" AND EXISTS (SELECT 1 FROM {TAGS} WHERE starts_with(value, "))
-            .push_bind(prefix.clone())
-            .push("))");
+        qb.push(format!(
+            " AND EXISTS (SELECT 1 FROM {TAGS} WHERE starts_with(value, "
+        ))
+        .push_bind(prefix.clone())
+        .push("))");
     }
 }
 

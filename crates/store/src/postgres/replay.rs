@@ -26,7 +26,9 @@ fn push_selection(
     qb.push(" WHERE COALESCE(body::jsonb #>> '{metadata,correlation_id}', '') NOT LIKE ")
         .push_bind(format!("{REPLAY_CORRELATION_PREFIX}%"));
     if let Some(ids) = filter.event_ids.as_ref().filter(|v| !v.is_empty()) {
-        qb.push(" AND event_id = ANY(").push_bind(ids.clone()).push(")");
+        qb.push(" AND event_id = ANY(")
+            .push_bind(ids.clone())
+            .push(")");
     }
     if let Some(id) = &filter.execution_id {
         qb.push(" AND (aggregate_id = ")
@@ -199,9 +201,10 @@ impl ReplayStore for PostgresStore {
         session_id: &str,
         lease_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let query = sqlx::query("UPDATE replay_sessions SET lease_until = $1 WHERE session_id = $2")
-            .bind(lease_until.map(ts))
-            .bind(session_id);
+        let query =
+            sqlx::query("UPDATE replay_sessions SET lease_until = $1 WHERE session_id = $2")
+                .bind(lease_until.map(ts))
+                .bind(session_id);
         execute(query, &self.pool).await?;
         Ok(())
     }

@@ -9,11 +9,11 @@ use integr8s_core::user::User;
 use integr8s_core::{Execution, ExecutionStatus, Priority, StoreError};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::query::{fetch_optional, Page};
+use super::{classify, SqliteStore};
 use crate::cascade;
 use crate::codec::{like_pattern, to_u64, ts};
-use super::query::{fetch_optional, Page};
 use crate::rows::users::{decode, COLUMNS};
-use super::{classify, SqliteStore};
 
 fn push_user_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &UserListFilter) {
     qb.push(" WHERE 1 = 1");
@@ -32,7 +32,10 @@ fn push_user_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &UserListFilter) 
 
 /// Deletes what the user owns (see [`crate::cascade`]); the caller's transaction makes it
 /// all-or-nothing.
-async fn delete_owned(conn: &mut SqliteConnection, user_id: &str) -> Result<UserDeletion, StoreError> {
+async fn delete_owned(
+    conn: &mut SqliteConnection,
+    user_id: &str,
+) -> Result<UserDeletion, StoreError> {
     let mut counts = UserDeletion::default();
     for (counted, sql) in cascade::statements("?1") {
         let done = sqlx::query(&sql)

@@ -8,13 +8,11 @@ use integr8s_core::ports::dlq::{
 use integr8s_core::{EventType, StoreError};
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::codec::{to_json, to_u64, ts};
 use super::query::sql_limit;
-use crate::rows::dlq::{COLUMNS, decode};
 use super::query::{fetch_all, fetch_one, fetch_optional, Page};
 use super::{classify, SqliteStore};
-
-
+use crate::codec::{to_json, to_u64, ts};
+use crate::rows::dlq::{decode, COLUMNS};
 
 fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &DlqFilter) {
     qb.push(" WHERE 1 = 1");

@@ -5,12 +5,11 @@ use integr8s_core::ports::EventStore;
 use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
 use sqlx::{Row, Sqlite, SqliteConnection};
 
-use crate::codec::{to_json, ts};
 use super::query::sql_limit;
-use crate::rows::events::{decode_event};
 use super::query::{fetch_all, fetch_one};
 use super::{classify, placeholders, SqliteStore};
-
+use crate::codec::{to_json, ts};
+use crate::rows::events::decode_event;
 
 /// Appends `event` on `conn` (inside the caller's transaction, if any). An existing `event_id`
 /// is left as stored and returned.

@@ -4,17 +4,13 @@
 use async_trait::async_trait;
 use integr8s_core::execution::{ExecutionFilter, ExecutionResultRecord};
 use integr8s_core::ports::{CreateExecution, ExecutionStore};
-use integr8s_core::{
-    Envelope, ErrorType, Execution, ExecutionStatus, StoreError,
-};
+use integr8s_core::{Envelope, ErrorType, Execution, ExecutionStatus, StoreError};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::codec::{to_i64, ts};
-use crate::rows::executions::{COLUMNS, decode};
 use super::query::{fetch_all, fetch_optional, Page};
 use super::{classify, placeholders, SqliteStore};
-
-
+use crate::codec::{to_i64, ts};
+use crate::rows::executions::{decode, COLUMNS};
 
 async fn insert(conn: &mut SqliteConnection, e: &Execution) -> Result<(), StoreError> {
     let usage = e.resource_usage.as_ref();

@@ -1,23 +1,18 @@
 //! SQLite: notification subscriptions and the outbound delivery queue.
 
 use chrono::{DateTime, Utc};
-use integr8s_core::notification::{
-    NotificationChannel, NotificationDelivery,
-    Subscription,
-};
+use integr8s_core::notification::{NotificationChannel, NotificationDelivery, Subscription};
 use integr8s_core::ports::DeliveryOutcome;
 use integr8s_core::StoreError;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::classify;
-use crate::codec::{to_json, ts};
 use super::query::sql_limit;
-use crate::rows::notification_deliveries::{DELIVERY_COLUMNS, SUB_COLUMNS, decode_delivery, decode_subscription};
 use super::query::{fetch_all, fetch_one};
-
-
-
-
+use crate::codec::{to_json, ts};
+use crate::rows::notification_deliveries::{
+    decode_delivery, decode_subscription, DELIVERY_COLUMNS, SUB_COLUMNS,
+};
 
 pub(crate) async fn subscriptions(
     pool: &SqlitePool,

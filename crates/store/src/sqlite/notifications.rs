@@ -5,19 +5,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use integr8s_core::event::Envelope;
 use integr8s_core::notification::{
-    Notification, NotificationChannel, NotificationDelivery, NotificationFilter, Subscription, Throttle,
+    Notification, NotificationChannel, NotificationDelivery, NotificationFilter, Subscription,
+    Throttle,
 };
 use integr8s_core::ports::{CreateNotification, DeliveryOutcome, NotificationStore};
 use integr8s_core::StoreError;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::codec::{to_json, to_u64, ts};
-use crate::rows::notifications::{COLUMNS, decode};
 use super::notification_deliveries as deliveries;
 use super::query::{fetch_optional, Page};
 use super::{classify, SqliteStore};
-
-
+use crate::codec::{to_json, to_u64, ts};
+use crate::rows::notifications::{decode, COLUMNS};
 
 async fn by_dedup_key(
     conn: &mut SqliteConnection,

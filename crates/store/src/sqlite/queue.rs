@@ -12,13 +12,11 @@ use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore};
 use integr8s_core::{Priority, StoreError};
 use sqlx::SqliteConnection;
 
-use crate::codec::{to_u64, ts};
-use crate::rows::queue::{COLUMNS, decode};
 use super::query::fetch_all;
-use crate::queue_order::{next_to_claim, position};
 use super::{classify, SqliteStore};
-
-
+use crate::codec::{to_u64, ts};
+use crate::queue_order::{next_to_claim, position};
+use crate::rows::queue::{decode, COLUMNS};
 
 async fn pending(conn: &mut SqliteConnection) -> Result<Vec<QueueEntry>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM queue_entries WHERE active_since IS NULL");

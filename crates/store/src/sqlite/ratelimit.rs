@@ -4,12 +4,10 @@ use async_trait::async_trait;
 use integr8s_core::ports::ratelimit::{RateLimitStore, UserRateLimit};
 use integr8s_core::StoreError;
 
-use crate::codec::{to_json, ts};
-use crate::rows::ratelimit::{COLUMNS, decode};
 use super::query::{fetch_one, fetch_optional};
 use super::{classify, SqliteStore};
-
-
+use crate::codec::{to_json, ts};
+use crate::rows::ratelimit::{decode, COLUMNS};
 
 #[async_trait]
 impl RateLimitStore for SqliteStore {

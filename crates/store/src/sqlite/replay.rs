@@ -9,14 +9,12 @@ use integr8s_core::ports::replay::{
 use integr8s_core::{StoreError, StoredEvent};
 use sqlx::Row;
 
-use crate::codec::{to_i64, to_json, to_u64, ts};
 use super::query::sql_limit;
-use crate::rows::replay::{COLUMNS, decode};
-use crate::rows::events::decode_event;
 use super::query::{fetch_all, fetch_optional, Statement};
 use super::{classify, placeholders, SqliteStore};
-
-
+use crate::codec::{to_i64, to_json, to_u64, ts};
+use crate::rows::events::decode_event;
+use crate::rows::replay::{decode, COLUMNS};
 
 /// A `WHERE` clause over `events` with its bound values, in order.
 struct EventSelection {

@@ -6,12 +6,10 @@ use integr8s_core::saga::{Saga, SagaState};
 use integr8s_core::StoreError;
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::codec::{to_json, ts};
-use crate::rows::sagas::{COLUMNS, decode};
 use super::query::{fetch_one, fetch_optional, Page};
 use super::{classify, placeholders, SqliteStore};
-
-
+use crate::codec::{to_json, ts};
+use crate::rows::sagas::{decode, COLUMNS};
 
 fn terminal_states() -> Vec<&'static str> {
     SagaState::ALL

@@ -5,12 +5,10 @@ use async_trait::async_trait;
 use integr8s_core::ports::{SavedScript, ScriptStore};
 use integr8s_core::StoreError;
 
-use crate::codec::{ts};
-use crate::rows::scripts::{COLUMNS, decode};
 use super::query::{fetch_all, fetch_optional};
 use super::{classify, SqliteStore};
-
-
+use crate::codec::ts;
+use crate::rows::scripts::{decode, COLUMNS};
 
 #[async_trait]
 impl ScriptStore for SqliteStore {

@@ -6,14 +6,13 @@ use integr8s_core::system_settings::{SettingsAuditEntry, SystemSettings};
 use integr8s_core::StoreError;
 use sqlx::SqliteConnection;
 
-use crate::codec::{to_json, ts};
-use crate::rows::system_settings::{decode_audit};
 use super::query::Page;
 use super::{classify, SqliteStore};
+use crate::codec::{to_json, ts};
+use crate::rows::system_settings::decode_audit;
 
 /// The id of the single settings row.
 const GLOBAL: &str = "global";
-
 
 async fn append_audit(
     conn: &mut SqliteConnection,

@@ -5,12 +5,10 @@ use integr8s_core::ports::{NewUser, UserStore};
 use integr8s_core::user::User;
 use integr8s_core::StoreError;
 
-use crate::codec::{to_u64, ts};
-use crate::rows::users::{COLUMNS, decode};
 use super::query::{fetch_one, fetch_optional};
 use super::{classify, SqliteStore};
-
-
+use crate::codec::{to_u64, ts};
+use crate::rows::users::{decode, COLUMNS};
 
 impl SqliteStore {
     async fn user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
