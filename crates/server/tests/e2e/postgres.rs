@@ -72,3 +72,23 @@ async fn migrate_creates_the_schema_and_hides_the_password() {
     assert_eq!(store.count_users().await.unwrap(), 0);
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_stopped_database_answers_503_in_the_contract_shape() {
+    let mut db = tokio::task::spawn_blocking(PostgresServer::start)
+        .await
+        .expect("join")
+        .expect("start server");
+    let url = db.create_database().await.expect("create database");
+    let s = Server::start(&[("INTEGR8S_DATABASE__URL", &url)]).await;
+    let u = s.user().await;
+    let id = u.submit("print('before')").await;
+    assert_eq!(u.wait_terminal(&id).await["stdout"], "before\n");
+
+    tokio::task::spawn_blocking(move || db.stop().expect("stop server"))
+        .await
+        .expect("join");
+    let r = u.get(&format!("/api/v1/executions/{id}/result")).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body["detail"].is_string(), "{}", r.body);
+}
