@@ -31,7 +31,10 @@ pub enum Backend {
 pub enum UnsupportedUrl {
     #[error("unsupported database url {0:?}: expected sqlite://…, postgres://… or postgresql://…")]
     UnknownScheme(String),
-    #[error("database url {0:?} needs PostgreSQL support, which this build lacks (feature postgres of integr8s-store)")]
+    #[error(
+        "database url {0:?} needs PostgreSQL support, which this build lacks \
+         (feature postgres of integr8s-store)"
+    )]
     NotBuilt(String),
 }
 

@@ -8,9 +8,8 @@ pub(crate) mod users {
 
     use crate::codec::{col, col_enum, col_ts, Columns};
 
-    pub(crate) const COLUMNS: &str =
-        "user_id, username, email, password_hash, role, is_active, is_superuser, \
-                           created_at, updated_at";
+    pub(crate) const COLUMNS: &str = "user_id, username, email, password_hash, role, is_active, \
+         is_superuser, created_at, updated_at";
 
     pub(crate) fn decode(row: &impl Columns) -> Result<User, StoreError> {
         Ok(User {
@@ -29,17 +28,16 @@ pub(crate) mod users {
 
 /// Executions.
 pub(crate) mod executions {
-    use integr8s_core::StoreError;
     use integr8s_core::{
-        ErrorType, Execution, ExecutionStatus, Priority, ResourceUsage, RunLimits,
+        ErrorType, Execution, ExecutionStatus, Priority, ResourceUsage, RunLimits, StoreError,
     };
 
     use crate::codec::{col, col_enum, col_ts, to_u64, Columns};
 
-    pub(crate) const COLUMNS: &str = "execution_id, user_id, script, lang, lang_version, status, priority, \
-         timeout_seconds, memory_bytes, max_processes, max_output_bytes, stdout, stderr, exit_code, \
-         error_type, error_message, wall_seconds, cpu_time_jiffies, clk_tck_hertz, peak_memory_kb, \
-         idempotency_key, created_at, updated_at, cpu_time_ms, stdin";
+    pub(crate) const COLUMNS: &str = "execution_id, user_id, script, lang, lang_version, status, \
+         priority, timeout_seconds, memory_bytes, max_processes, max_output_bytes, stdout, stderr, \
+         exit_code, error_type, error_message, wall_seconds, cpu_time_jiffies, clk_tck_hertz, \
+         peak_memory_kb, idempotency_key, created_at, updated_at, cpu_time_ms, stdin";
 
     pub(crate) fn decode(row: &impl Columns) -> Result<Execution, StoreError> {
         let limits = RunLimits {
@@ -207,9 +205,9 @@ pub(crate) mod replay {
 
     use crate::codec::{col, col_enum, col_json, col_opt_ts, col_ts, to_u64, Columns};
 
-    pub(crate) const COLUMNS: &str = "session_id, replay_id, config, status, total_events, replayed_events, \
-         failed_events, skipped_events, created_at, started_at, completed_at, last_event_at, errors, \
-         created_by, cursor_ts, cursor_seq";
+    pub(crate) const COLUMNS: &str = "session_id, replay_id, config, status, total_events, \
+         replayed_events, failed_events, skipped_events, created_at, started_at, completed_at, \
+         last_event_at, errors, created_by, cursor_ts, cursor_seq";
 
     pub(crate) fn decode(row: &impl Columns) -> Result<ReplaySession, StoreError> {
         let cursor = match (

@@ -33,7 +33,8 @@ impl PostgresStore {
 }
 
 const INSERT: &str = "INSERT INTO users (user_id, username, email, password_hash, role, \
-     is_active, is_superuser, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8)";
+     is_active, is_superuser, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8)";
 
 #[async_trait]
 impl UserStore for PostgresStore {
