@@ -2,15 +2,17 @@
 # A throwaway PostgreSQL server for the tests.
 #
 #   scripts/postgres.sh install                  install PostgreSQL with apt when it is missing
-#   scripts/postgres.sh start DIR PORT [OWNER]   initdb into DIR/data and start on 127.0.0.1:PORT
+#   scripts/postgres.sh start DIR PORT [OWNER]   initdb into DIR/data (unless done) and start on
+#                                                127.0.0.1:PORT
 #   scripts/postgres.sh stop DIR                 stop the server of DIR (immediate shutdown)
 #
 # The server trusts every local connection (user "integr8s", no password), listens on 127.0.0.1
-# only, keeps its socket in DIR/sock and skips fsync (the data is thrown away). With OWNER (a
-# pid), a watchdog stops the server and removes DIR as soon as that process is gone, so a test
-# process that dies without cleaning up leaves nothing running. PostgreSQL refuses to run as
-# root: as root, the server runs as the "postgres" system user (created when missing).
-# start prints the URL of the "postgres" database.
+# only, keeps its socket in DIR/sock and skips fsync (the data is thrown away; commits still reach
+# the kernel, so starting it again after a stop keeps them). With OWNER (a pid), a watchdog stops
+# the server and removes DIR as soon as that process is gone, so a test process that dies without
+# cleaning up leaves nothing running. PostgreSQL refuses to run as root: as root, the server runs
+# as the "postgres" system user (created when missing). start prints the URL of the "postgres"
+# database.
 set -euo pipefail
 
 die() {
@@ -75,14 +77,15 @@ start() {
   if [ "$(id -u)" -eq 0 ]; then
     chown -R postgres: "$dir"
   fi
-  if ! as_server_user "$bin/initdb" -D "$dir/data" -U integr8s -A trust -E UTF8 --locale=C \
-    --no-sync >"$dir/initdb.log" 2>&1; then
+  if [ ! -f "$dir/data/PG_VERSION" ] &&
+    ! as_server_user "$bin/initdb" -D "$dir/data" -U integr8s -A trust -E UTF8 --locale=C \
+      --no-sync >"$dir/initdb.log" 2>&1; then
     cat "$dir/initdb.log" >&2
     die "initdb failed"
   fi
   if ! as_server_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=off \
-        -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        -c full_page_writes=off -c max_connections=300" \
     start >/dev/null; then
     cat "$dir/server.log" >&2 || true
     die "the server did not start on port $port"

@@ -102,6 +102,18 @@ impl PostgresServer {
         Ok(self.url(&name))
     }
 
+    /// Starts the stopped server again, with its data, on the same port.
+    pub fn restart(&mut self) -> Result<(), TestkitError> {
+        run_script(&[
+            "start",
+            &self.dir.path().to_string_lossy(),
+            &self.port.to_string(),
+            &std::process::id().to_string(),
+        ])?;
+        self.stopped = false;
+        Ok(())
+    }
+
     /// Stops the server now (a crash-like immediate shutdown). Dropping it does the same.
     pub fn stop(&mut self) -> Result<(), TestkitError> {
         if self.stopped {

@@ -245,7 +245,7 @@ async fn the_url_scheme_opens_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_server_is_unavailable() {
+async fn a_stopped_server_is_unavailable_until_it_returns() {
     let mut server = tokio::task::spawn_blocking(PostgresServer::start)
         .await
         .expect("join")
@@ -254,7 +254,7 @@ async fn a_stopped_server_is_unavailable() {
     let store = open(&url).await;
     assert_eq!(store.count_users().await.unwrap(), 0);
 
-    tokio::task::spawn_blocking(move || {
+    let mut server = tokio::task::spawn_blocking(move || {
         server.stop().expect("stop server");
         server
     })
@@ -271,4 +271,23 @@ async fn a_stopped_server_is_unavailable() {
         .expect("open answers")
         .expect_err("the server is down");
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+
+    // The same pool serves again once the server is back: no restart of the store needed.
+    let _server = tokio::task::spawn_blocking(move || {
+        server.restart().expect("restart server");
+        server
+    })
+    .await
+    .expect("join");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match store.count_users().await {
+            Ok(n) => break assert_eq!(n, 0),
+            Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
+                eprintln!("still unavailable: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the store did not recover: {e:?}"),
+        }
+    }
 }
