@@ -7,7 +7,7 @@
 //! stops it as soon as the test process exits, however it exits.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -81,14 +81,6 @@ impl PostgresServer {
     /// The URL of database `name` on this server.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://integr8s@127.0.0.1:{}/{name}", self.port)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
     }
 
     /// Creates an empty database with a unique name and returns its URL.
