@@ -107,10 +107,19 @@ fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
+    /// Empty (SQLite in the data dir), `sqlite://…`, or `postgres://…` / `postgresql://…`.
     pub url: String,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &integr8s_store::redact_url(&self.url))
+            .finish()
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -337,11 +346,15 @@ impl Config {
             "server.log_format",
             "expected \"text\" or \"json\"",
         )?;
-        check(
-            self.database.url.is_empty() || self.database.url.starts_with("sqlite:"),
-            "database.url",
-            "expected a sqlite:// URL (PostgreSQL is not supported by this build yet)",
-        )?;
+        if !self.database.url.is_empty() {
+            if let Err(e) = integr8s_store::Backend::from_url(&self.database.url) {
+                return Err(invalid(
+                    "database.url",
+                    &source_of("database.url"),
+                    &e.to_string(),
+                ));
+            }
+        }
         let redis_url = &self.limiter.redis_url;
         let redis_error = (!redis_url.is_empty())
             .then(|| integr8s_limiter::redis::check_url(redis_url).err())

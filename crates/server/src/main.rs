@@ -75,7 +75,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(cli.config.as_deref(), &args)?;
             init_tracing(false);
             wiring::open_store(&config).await?;
-            println!("database {} is up to date", config.database_url());
+            let url = integr8s_store::redact_url(&config.database_url());
+            println!("database {url} is up to date");
             Ok(())
         }
         Command::SeedUsers(args) => {

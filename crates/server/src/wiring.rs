@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
-/// Opens the store named by the configuration and brings its schema up to date.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<integr8s_store::SqliteStore>> {
+/// Opens the store named by `database.url` (the adapter is chosen by the URL's scheme) and
+/// brings its schema up to date.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn integr8s_store::DatabaseStore>> {
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
         format!(
             "creating data dir {} (server.data_dir)",
@@ -28,11 +29,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<integr8s_store::S
         )
     })?;
     let url = config.database_url();
-    let store = integr8s_store::SqliteStore::open(&url)
+    let shown = integr8s_store::redact_url(&url);
+    let store = integr8s_store::open(&url)
         .await
-        .with_context(|| format!("opening database {url} (database.url)"))?;
-    store.migrate().await.context("migrating the database")?;
-    Ok(Arc::new(store))
+        .with_context(|| format!("opening database {shown} (database.url)"))?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("migrating the database {shown}"))?;
+    Ok(store)
 }
 
 pub fn load_registry(config: &Config) -> anyhow::Result<RuntimeRegistry> {

@@ -82,6 +82,7 @@ macro_rules! store_test_suite {
             system_settings_save_reset_and_audit,
             user_admin_search_filters_and_updates,
             user_admin_delete_cascades_owned_data,
+            user_admin_delete_cascades_every_owned_table,
             event_queries_filter_page_and_archive,
             event_stats_cover_the_window,
             scripts_are_private_to_their_owner,
@@ -227,6 +228,7 @@ async fn claim_id(store: &S, p: &QueuePolicy, now: DateTime<Utc>) -> Option<Stri
 }
 
 mod admin;
+mod cascade;
 mod dlq;
 mod events;
 mod executions;
@@ -240,6 +242,7 @@ mod user_settings;
 mod users;
 
 pub use admin::*;
+pub use cascade::*;
 pub use dlq::*;
 pub use events::*;
 pub use executions::*;

@@ -175,3 +175,39 @@ fn limiter_redis_url_is_checked_and_redacted() {
     .to_string();
     assert!(err.contains("limiter.key_prefix"), "{err}");
 }
+
+#[test]
+fn database_urls_choose_by_scheme_and_hide_passwords() {
+    for url in [
+        "sqlite:///var/lib/integr8s/db.sqlite",
+        "postgres://app:hunter2@db.internal:5432/integr8s",
+        "postgresql://app@localhost/integr8s",
+    ] {
+        let c = Config::load(
+            None,
+            &env(&[("INTEGR8S_DATABASE__URL", url)]),
+            &CliOverrides::default(),
+        )
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(c.database_url(), url);
+        let shown = format!("{:?}", c.database);
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    let err = Config::load(
+        None,
+        &env(&[("INTEGR8S_DATABASE__URL", "mysql://root:hunter2@db/x")]),
+        &CliOverrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("database.url") && err.contains("INTEGR8S_DATABASE__URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains("postgres://"),
+        "names what is supported: {err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -18,6 +18,7 @@ mod lifecycle;
 mod limits;
 mod notifications;
 mod openapi;
+mod postgres;
 mod rate_limits;
 mod redis_limiter;
 mod replay;

@@ -7,11 +7,12 @@ use integr8s_core::ports::admin::{Counts, EventCursor, EventQuery, EventQuerySto
 use integr8s_core::{StoreError, StoredEvent};
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::admin_users::like_pattern;
-use super::codec::{sql_limit, to_u64, ts};
-use super::events::decode_event;
+use super::query::sql_limit;
 use super::query::{fetch_all, fetch_optional};
 use super::{classify, SqliteStore};
+use crate::codec::like_pattern;
+use crate::codec::{to_u64, ts};
+use crate::rows::events::decode_event;
 
 const SERVICE: &str = "json_extract(body, '$.metadata.service_name')";
 

@@ -9,27 +9,11 @@ use integr8s_core::user::User;
 use integr8s_core::{Execution, ExecutionStatus, Priority, StoreError};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::codec::{to_u64, ts};
 use super::query::{fetch_optional, Page};
-use super::users::{decode, COLUMNS};
 use super::{classify, SqliteStore};
-
-/// Tables holding per-user rows that a cascade must keep: audit trails and archives.
-const KEPT_TABLES: &[&str] = &["users", "settings_audit_log", "events_archive"];
-
-/// `%` and `_` match themselves: `\` escapes them (used with `ESCAPE '\'`).
-pub(crate) fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
+use crate::cascade;
+use crate::codec::{like_pattern, to_u64, ts};
+use crate::rows::users::{decode, COLUMNS};
 
 fn push_user_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &UserListFilter) {
     qb.push(" WHERE 1 = 1");
@@ -46,94 +30,20 @@ fn push_user_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &UserListFilter) 
     }
 }
 
-/// Tables (other than those handled explicitly) that have a `user_id` column.
-async fn tables_with_user_id(conn: &mut SqliteConnection) -> Result<Vec<String>, StoreError> {
-    sqlx::query_scalar(
-        "SELECT m.name FROM sqlite_master m
-         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\'
-           AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.name = 'user_id')
-         ORDER BY m.name",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(classify)
-}
-
-async fn delete_where(
+/// Deletes what the user owns (see [`crate::cascade`]); the caller's transaction makes it
+/// all-or-nothing.
+async fn delete_owned(
     conn: &mut SqliteConnection,
-    sql: &str,
     user_id: &str,
-) -> Result<u64, StoreError> {
-    let done = sqlx::query(sql)
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(classify)?;
-    Ok(done.rows_affected())
-}
-
-/// Deletes what the user owns; the caller's transaction makes it all-or-nothing.
-async fn cascade(conn: &mut SqliteConnection, user_id: &str) -> Result<UserDeletion, StoreError> {
-    const OF_USER: &str = "SELECT execution_id FROM executions WHERE user_id = ?1";
-    // Settings are event-sourced: their change events count as settings, not as events.
-    let settings_events = delete_where(
-        conn,
-        "DELETE FROM events WHERE event_type = 'user_settings_updated'
-             AND (user_id = ?1 OR aggregate_id = ?1)",
-        user_id,
-    )
-    .await?;
-    let mut counts = UserDeletion {
-        user_settings: settings_events,
-        events: delete_where(
-            conn,
-            &format!("DELETE FROM events WHERE user_id = ?1 OR aggregate_id = ?1 OR aggregate_id IN ({OF_USER})"),
-            user_id,
-        )
-        .await?,
-        sagas: delete_where(
-            conn,
-            &format!("DELETE FROM sagas WHERE user_id = ?1 OR execution_id IN ({OF_USER})"),
-            user_id,
-        )
-        .await?,
-        ..UserDeletion::default()
-    };
-    delete_where(
-        conn,
-        &format!("DELETE FROM queue_entries WHERE user_id = ?1 OR execution_id IN ({OF_USER})"),
-        user_id,
-    )
-    .await?;
-    delete_where(
-        conn,
-        &format!("DELETE FROM resource_allocations WHERE execution_id IN ({OF_USER})"),
-        user_id,
-    )
-    .await?;
-    counts.executions =
-        delete_where(conn, "DELETE FROM executions WHERE user_id = ?1", user_id).await?;
-    // Tables added by other features (saved scripts, notifications, settings, ...) are found by
-    // their `user_id` column, so the cascade stays complete as the schema grows.
-    let handled = ["events", "sagas", "queue_entries", "executions"];
-    for table in tables_with_user_id(conn).await? {
-        if KEPT_TABLES.contains(&table.as_str()) || handled.contains(&table.as_str()) {
-            continue;
-        }
-        let quoted = table.replace('"', "\"\"");
-        let n = delete_where(
-            conn,
-            &format!("DELETE FROM \"{quoted}\" WHERE user_id = ?1"),
-            user_id,
-        )
-        .await?;
-        if table.contains("script") {
-            counts.saved_scripts += n;
-        } else if table == "notifications" {
-            counts.notifications += n;
-        } else if table.starts_with("user_settings") {
-            counts.user_settings += n;
-        }
+) -> Result<UserDeletion, StoreError> {
+    let mut counts = UserDeletion::default();
+    for (counted, sql) in cascade::statements("?1") {
+        let done = sqlx::query(&sql)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(classify)?;
+        cascade::add(&mut counts, counted, done.rows_affected());
     }
     Ok(counts)
 }
@@ -187,7 +97,7 @@ impl UserAdminStore for SqliteStore {
     ) -> Result<Option<UserDeletion>, StoreError> {
         let mut tx = self.begin_write().await?;
         let counts = if cascade_data {
-            cascade(&mut tx, user_id).await?
+            delete_owned(&mut tx, user_id).await?
         } else {
             UserDeletion::default()
         };
@@ -242,15 +152,5 @@ impl UserAdminStore for SqliteStore {
                 Ok((status, to_u64(n, "execution count")?))
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::like_pattern;
-
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(like_pattern("a_b%c\\"), "%a\\_b\\%c\\\\%");
     }
 }

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use integr8s_core::ports::AllocationStore;
 use integr8s_core::StoreError;
 
-use super::codec::{to_u64, ts};
 use super::{classify, SqliteStore};
+use crate::codec::{to_u64, ts};
 
 #[async_trait]
 impl AllocationStore for SqliteStore {

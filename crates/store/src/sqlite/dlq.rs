@@ -5,43 +5,14 @@ use chrono::{DateTime, Utc};
 use integr8s_core::ports::dlq::{
     DlqFilter, DlqMessage, DlqStats, DlqStatus, DlqStore, NewDlqMessage,
 };
-use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
-use sqlx::sqlite::SqliteRow;
+use integr8s_core::{EventType, StoreError};
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::codec::{col, col_enum, col_opt_ts, col_ts, col_u32, sql_limit, to_json, to_u64, ts};
+use super::query::sql_limit;
 use super::query::{fetch_all, fetch_one, fetch_optional, Page};
 use super::{classify, SqliteStore};
-
-const COLUMNS: &str = "message_id, group_name, event_seq, event_body, original_topic, error, \
-     attempts, retry_count, status, producer_id, failed_at, created_at, updated_at, \
-     next_retry_at, last_retried_at, redelivered_at, discarded_at, discard_reason";
-
-fn decode(row: &SqliteRow) -> Result<DlqMessage, StoreError> {
-    let seq: i64 = col(row, "event_seq")?;
-    let body: String = col(row, "event_body")?;
-    let envelope: Envelope = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("dlq event {seq}: {e}")))?;
-    Ok(DlqMessage {
-        message_id: col(row, "message_id")?,
-        group: col(row, "group_name")?,
-        event: StoredEvent { seq, envelope },
-        original_topic: col(row, "original_topic")?,
-        error: col(row, "error")?,
-        attempts: col_u32(row, "attempts")?,
-        retry_count: col_u32(row, "retry_count")?,
-        status: col_enum(row, "status", DlqStatus::parse)?,
-        producer_id: col(row, "producer_id")?,
-        failed_at: col_ts(row, "failed_at")?,
-        created_at: col_ts(row, "created_at")?,
-        updated_at: col_ts(row, "updated_at")?,
-        next_retry_at: col_opt_ts(row, "next_retry_at")?,
-        last_retried_at: col_opt_ts(row, "last_retried_at")?,
-        redelivered_at: col_opt_ts(row, "redelivered_at")?,
-        discarded_at: col_opt_ts(row, "discarded_at")?,
-        discard_reason: col(row, "discard_reason")?,
-    })
-}
+use crate::codec::{to_json, to_u64, ts};
+use crate::rows::dlq::{decode, COLUMNS};
 
 fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &DlqFilter) {
     qb.push(" WHERE 1 = 1");
@@ -295,7 +266,7 @@ impl DlqStore for SqliteStore {
         .fetch_one(&self.reader)
         .await
         .map_err(classify)?;
-        stats.oldest_open_at = oldest.map(|s| super::codec::parse_ts(&s)).transpose()?;
+        stats.oldest_open_at = oldest.map(|s| crate::codec::parse_ts(&s)).transpose()?;
         Ok(stats)
     }
 }

@@ -3,21 +3,13 @@
 use async_trait::async_trait;
 use integr8s_core::ports::EventStore;
 use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqliteConnection};
 
-use super::codec::{col, sql_limit, to_json, ts};
+use super::query::sql_limit;
 use super::query::{fetch_all, fetch_one};
 use super::{classify, placeholders, SqliteStore};
-
-/// Decodes a `seq, body` row of `events`.
-pub(crate) fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    let seq: i64 = col(row, "seq")?;
-    let body: String = col(row, "body")?;
-    let envelope: Envelope = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
-    Ok(StoredEvent { seq, envelope })
-}
+use crate::codec::{to_json, ts};
+use crate::rows::events::decode_event;
 
 /// Appends `event` on `conn` (inside the caller's transaction, if any). An existing `event_id`
 /// is left as stored and returned.

@@ -4,68 +4,13 @@
 use async_trait::async_trait;
 use integr8s_core::execution::{ExecutionFilter, ExecutionResultRecord};
 use integr8s_core::ports::{CreateExecution, ExecutionStore};
-use integr8s_core::{
-    Envelope, ErrorType, Execution, ExecutionStatus, Priority, ResourceUsage, RunLimits, StoreError,
-};
-use sqlx::sqlite::SqliteRow;
+use integr8s_core::{Envelope, ErrorType, Execution, ExecutionStatus, StoreError};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::codec::{col, col_enum, col_ts, to_i64, to_u64, ts};
 use super::query::{fetch_all, fetch_optional, Page};
 use super::{classify, placeholders, SqliteStore};
-
-const COLUMNS: &str = "execution_id, user_id, script, lang, lang_version, status, priority, \
-     timeout_seconds, memory_bytes, max_processes, max_output_bytes, stdout, stderr, exit_code, \
-     error_type, error_message, wall_seconds, cpu_time_jiffies, clk_tck_hertz, peak_memory_kb, \
-     idempotency_key, created_at, updated_at, cpu_time_ms, stdin";
-
-fn decode(row: &SqliteRow) -> Result<Execution, StoreError> {
-    let limits = RunLimits {
-        timeout_seconds: to_u64(col(row, "timeout_seconds")?, "timeout_seconds")?,
-        memory_bytes: to_u64(col(row, "memory_bytes")?, "memory_bytes")?,
-        max_processes: to_u64(col(row, "max_processes")?, "max_processes")?,
-        max_output_bytes: to_u64(col(row, "max_output_bytes")?, "max_output_bytes")?,
-        cpu_time_ms: col::<Option<i64>>(row, "cpu_time_ms")?
-            .map(|v| to_u64(v, "cpu_time_ms"))
-            .transpose()?,
-    };
-    let wall: Option<f64> = col(row, "wall_seconds")?;
-    let resource_usage = match wall {
-        None => None,
-        Some(execution_time_wall_seconds) => Some(ResourceUsage {
-            execution_time_wall_seconds,
-            cpu_time_jiffies: col::<Option<i64>>(row, "cpu_time_jiffies")?.unwrap_or(0),
-            clk_tck_hertz: col::<Option<i64>>(row, "clk_tck_hertz")?.unwrap_or(0),
-            peak_memory_kb: col::<Option<i64>>(row, "peak_memory_kb")?.unwrap_or(0),
-        }),
-    };
-    let error_type = col::<Option<String>>(row, "error_type")?
-        .map(|s| {
-            ErrorType::parse(&s)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown error_type {s:?}")))
-        })
-        .transpose()?;
-    Ok(Execution {
-        execution_id: col(row, "execution_id")?,
-        user_id: col(row, "user_id")?,
-        script: col(row, "script")?,
-        lang: col(row, "lang")?,
-        lang_version: col(row, "lang_version")?,
-        status: col_enum(row, "status", ExecutionStatus::parse)?,
-        priority: col_enum(row, "priority", Priority::parse)?,
-        limits,
-        stdout: col(row, "stdout")?,
-        stderr: col(row, "stderr")?,
-        exit_code: col(row, "exit_code")?,
-        error_type,
-        error_message: col(row, "error_message")?,
-        resource_usage,
-        idempotency_key: col(row, "idempotency_key")?,
-        stdin: col(row, "stdin")?,
-        created_at: col_ts(row, "created_at")?,
-        updated_at: col_ts(row, "updated_at")?,
-    })
-}
+use crate::codec::{to_i64, ts};
+use crate::rows::executions::{decode, COLUMNS};
 
 async fn insert(conn: &mut SqliteConnection, e: &Execution) -> Result<(), StoreError> {
     let usage = e.resource_usage.as_ref();

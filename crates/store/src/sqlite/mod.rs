@@ -8,7 +8,6 @@
 mod admin_events;
 mod admin_users;
 mod allocations;
-mod codec;
 mod dlq;
 mod events;
 mod executions;
@@ -109,6 +108,17 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(classify)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::DatabaseStore for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        SqliteStore::migrate(self).await
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 }
 

@@ -1,71 +1,18 @@
 //! SQLite: notification subscriptions and the outbound delivery queue.
 
 use chrono::{DateTime, Utc};
-use integr8s_core::notification::{
-    NotificationChannel, NotificationDelivery, NotificationSeverity, NotificationStatus,
-    Subscription,
-};
+use integr8s_core::notification::{NotificationChannel, NotificationDelivery, Subscription};
 use integr8s_core::ports::DeliveryOutcome;
 use integr8s_core::StoreError;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::classify;
-use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, col_u32, sql_limit, to_json, ts};
+use super::query::sql_limit;
 use super::query::{fetch_all, fetch_one};
-
-const SUB_COLUMNS: &str = "user_id, channel, enabled, severities, include_tags, exclude_tags, \
-     webhook_url, slack_webhook, webhook_secret, quiet_hours_enabled, quiet_hours_start, \
-     quiet_hours_end, timezone, batch_interval_minutes, created_at, updated_at";
-
-const DELIVERY_COLUMNS: &str = "notification_id, channel, user_id, status, target_url, secret, \
-     attempts, max_attempts, next_attempt_at, last_error, delivered_at, updated_at";
-
-fn decode_subscription(row: &SqliteRow) -> Result<Subscription, StoreError> {
-    let severities: Vec<String> = col_json(row, "severities")?;
-    let severities = severities
-        .iter()
-        .map(|s| {
-            NotificationSeverity::parse(s)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown severity {s:?}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Subscription {
-        user_id: col(row, "user_id")?,
-        channel: col_enum(row, "channel", NotificationChannel::parse)?,
-        enabled: col(row, "enabled")?,
-        severities,
-        include_tags: col_json(row, "include_tags")?,
-        exclude_tags: col_json(row, "exclude_tags")?,
-        webhook_url: col(row, "webhook_url")?,
-        slack_webhook: col(row, "slack_webhook")?,
-        webhook_secret: col(row, "webhook_secret")?,
-        quiet_hours_enabled: col(row, "quiet_hours_enabled")?,
-        quiet_hours_start: col(row, "quiet_hours_start")?,
-        quiet_hours_end: col(row, "quiet_hours_end")?,
-        timezone: col(row, "timezone")?,
-        batch_interval_minutes: col(row, "batch_interval_minutes")?,
-        created_at: col_ts(row, "created_at")?,
-        updated_at: col_ts(row, "updated_at")?,
-    })
-}
-
-fn decode_delivery(row: &SqliteRow) -> Result<NotificationDelivery, StoreError> {
-    Ok(NotificationDelivery {
-        notification_id: col(row, "notification_id")?,
-        channel: col_enum(row, "channel", NotificationChannel::parse)?,
-        user_id: col(row, "user_id")?,
-        status: col_enum(row, "status", NotificationStatus::parse)?,
-        target_url: col(row, "target_url")?,
-        secret: col(row, "secret")?,
-        attempts: col_u32(row, "attempts")?,
-        max_attempts: col_u32(row, "max_attempts")?,
-        next_attempt_at: col_ts(row, "next_attempt_at")?,
-        last_error: col(row, "last_error")?,
-        delivered_at: col_opt_ts(row, "delivered_at")?,
-        updated_at: col_ts(row, "updated_at")?,
-    })
-}
+use crate::codec::{to_json, ts};
+use crate::rows::notification_deliveries::{
+    decode_delivery, decode_subscription, DELIVERY_COLUMNS, SUB_COLUMNS,
+};
 
 pub(crate) async fn subscriptions(
     pool: &SqlitePool,

@@ -5,38 +5,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use integr8s_core::event::Envelope;
 use integr8s_core::notification::{
-    Notification, NotificationChannel, NotificationDelivery, NotificationFilter,
-    NotificationSeverity, NotificationStatus, Subscription, Throttle,
+    Notification, NotificationChannel, NotificationDelivery, NotificationFilter, Subscription,
+    Throttle,
 };
 use integr8s_core::ports::{CreateNotification, DeliveryOutcome, NotificationStore};
 use integr8s_core::StoreError;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, to_json, to_u64, ts};
 use super::notification_deliveries as deliveries;
 use super::query::{fetch_optional, Page};
 use super::{classify, SqliteStore};
-
-const COLUMNS: &str = "notification_id, user_id, channel, severity, status, subject, body, \
-     action_url, tags, dedup_key, created_at, read_at";
-
-fn decode(row: &SqliteRow) -> Result<Notification, StoreError> {
-    Ok(Notification {
-        notification_id: col(row, "notification_id")?,
-        user_id: col(row, "user_id")?,
-        channel: col_enum(row, "channel", NotificationChannel::parse)?,
-        severity: col_enum(row, "severity", NotificationSeverity::parse)?,
-        status: col_enum(row, "status", NotificationStatus::parse)?,
-        subject: col(row, "subject")?,
-        body: col(row, "body")?,
-        action_url: col(row, "action_url")?,
-        tags: col_json(row, "tags")?,
-        dedup_key: col(row, "dedup_key")?,
-        created_at: col_ts(row, "created_at")?,
-        read_at: col_opt_ts(row, "read_at")?,
-    })
-}
+use crate::codec::{to_json, to_u64, ts};
+use crate::rows::notifications::{decode, COLUMNS};
 
 async fn by_dedup_key(
     conn: &mut SqliteConnection,

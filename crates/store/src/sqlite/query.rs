@@ -7,7 +7,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Executor, QueryBuilder, Sqlite, SqlitePool};
 
 use super::classify;
-use super::codec::{sql_limit, to_u64};
+use crate::codec::to_u64;
 
 /// A statement with its bound values, ready to run.
 pub(crate) type Statement<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -87,5 +87,14 @@ impl Page<'_> {
             .push_bind(i64::from(self.skip));
         let items = fetch_all(list.build(), pool, decode).await?;
         Ok((items, to_u64(total, &format!("{} count", self.table))?))
+    }
+}
+
+/// A `limit` of 0 means no limit; SQLite reads `LIMIT -1` as unlimited.
+pub(crate) fn sql_limit(limit: u32) -> i64 {
+    if limit == 0 {
+        -1
+    } else {
+        i64::from(limit)
     }
 }

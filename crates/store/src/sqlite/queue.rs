@@ -2,53 +2,21 @@
 //! of active slots.
 //!
 //! `claim_next` runs in one write transaction (SQLite has a single writer), reads the pending
-//! entries and active counts, and chooses in Rust with [`effective_rank`].
+//! entries and active counts, and chooses in Rust with [`crate::queue_order`].
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore};
 use integr8s_core::{Priority, StoreError};
-use sqlx::sqlite::SqliteRow;
 use sqlx::SqliteConnection;
 
-use super::codec::{col, col_enum, col_opt_ts, col_ts, to_u64, ts};
 use super::query::fetch_all;
 use super::{classify, SqliteStore};
-
-const COLUMNS: &str = "execution_id, user_id, priority, enqueued_at, active_since";
-
-fn decode(row: &SqliteRow) -> Result<QueueEntry, StoreError> {
-    Ok(QueueEntry {
-        execution_id: col(row, "execution_id")?,
-        user_id: col(row, "user_id")?,
-        priority: col_enum(row, "priority", Priority::parse)?,
-        enqueued_at: col_ts(row, "enqueued_at")?,
-        active_since: col_opt_ts(row, "active_since")?,
-    })
-}
-
-/// The rank an entry competes with at `now`: its priority's rank minus one per full
-/// `ageing_seconds` waited (lower is better; may go below zero). No ageing when
-/// `ageing_seconds` is 0.
-pub(crate) fn effective_rank(entry: &QueueEntry, policy: &QueuePolicy, now: DateTime<Utc>) -> i64 {
-    let base = entry.priority.rank();
-    if policy.ageing_seconds == 0 {
-        return base;
-    }
-    let waited = (now - entry.enqueued_at).num_seconds().max(0);
-    base - waited / i64::from(policy.ageing_seconds)
-}
-
-/// The claim order: better effective rank first, then the oldest, then the id for a total order.
-fn order(a: &QueueEntry, b: &QueueEntry, policy: &QueuePolicy, now: DateTime<Utc>) -> Ordering {
-    effective_rank(a, policy, now)
-        .cmp(&effective_rank(b, policy, now))
-        .then(a.enqueued_at.cmp(&b.enqueued_at))
-        .then_with(|| a.execution_id.cmp(&b.execution_id))
-}
+use crate::codec::{to_u64, ts};
+use crate::queue_order::{next_to_claim, position};
+use crate::rows::queue::{decode, COLUMNS};
 
 async fn pending(conn: &mut SqliteConnection) -> Result<Vec<QueueEntry>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM queue_entries WHERE active_since IS NULL");
@@ -87,18 +55,9 @@ impl QueueStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(classify)?;
-        let active_total: i64 = active_rows.iter().map(|(_, n)| n).sum();
-        if active_total >= i64::from(policy.max_active) {
-            return Ok(None);
-        }
         let per_user: HashMap<String, i64> = active_rows.into_iter().collect();
-        let cap = i64::from(policy.max_active_per_user);
-        let best = pending(&mut tx)
-            .await?
-            .into_iter()
-            .filter(|e| per_user.get(&e.user_id).copied().unwrap_or(0) < cap)
-            .min_by(|a, b| order(a, b, policy, now));
-        let Some(mut entry) = best else {
+        let pending = pending(&mut tx).await?;
+        let Some(mut entry) = next_to_claim(pending, &per_user, policy, now) else {
             return Ok(None);
         };
         sqlx::query(
@@ -158,14 +117,7 @@ impl QueueStore for SqliteStore {
     ) -> Result<Option<u64>, StoreError> {
         let mut conn = self.reader.acquire().await.map_err(classify)?;
         let entries = pending(&mut conn).await?;
-        let Some(target) = entries.iter().find(|e| e.execution_id == execution_id) else {
-            return Ok(None);
-        };
-        let ahead = entries
-            .iter()
-            .filter(|e| order(e, target, policy, now) == Ordering::Less)
-            .count();
-        Ok(Some(ahead as u64))
+        Ok(position(&entries, execution_id, policy, now))
     }
 
     async fn set_priority(

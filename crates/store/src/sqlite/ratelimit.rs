@@ -3,26 +3,11 @@
 use async_trait::async_trait;
 use integr8s_core::ports::ratelimit::{RateLimitStore, UserRateLimit};
 use integr8s_core::StoreError;
-use sqlx::sqlite::SqliteRow;
 
-use super::codec::{col, col_json, col_ts, to_json, ts};
 use super::query::{fetch_one, fetch_optional};
 use super::{classify, SqliteStore};
-
-const COLUMNS: &str =
-    "user_id, bypass_rate_limit, global_multiplier, rules, notes, created_at, updated_at";
-
-fn decode(row: &SqliteRow) -> Result<UserRateLimit, StoreError> {
-    Ok(UserRateLimit {
-        user_id: col(row, "user_id")?,
-        bypass_rate_limit: col(row, "bypass_rate_limit")?,
-        global_multiplier: col(row, "global_multiplier")?,
-        rules: col_json(row, "rules")?,
-        notes: col(row, "notes")?,
-        created_at: col_ts(row, "created_at")?,
-        updated_at: col_ts(row, "updated_at")?,
-    })
-}
+use crate::codec::{to_json, ts};
+use crate::rows::ratelimit::{decode, COLUMNS};
 
 #[async_trait]
 impl RateLimitStore for SqliteStore {

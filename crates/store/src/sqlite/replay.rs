@@ -7,46 +7,14 @@ use integr8s_core::ports::replay::{
     REPLAY_CORRELATION_PREFIX,
 };
 use integr8s_core::{StoreError, StoredEvent};
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::codec::{
-    col, col_enum, col_json, col_opt_ts, col_ts, sql_limit, to_i64, to_json, to_u64, ts,
-};
-use super::events::decode_event;
+use super::query::sql_limit;
 use super::query::{fetch_all, fetch_optional, Statement};
 use super::{classify, placeholders, SqliteStore};
-
-const COLUMNS: &str = "session_id, replay_id, config, status, total_events, replayed_events, \
-     failed_events, skipped_events, created_at, started_at, completed_at, last_event_at, errors, \
-     created_by, cursor_ts, cursor_seq";
-
-fn decode(row: &SqliteRow) -> Result<ReplaySession, StoreError> {
-    let cursor = match (
-        col_opt_ts(row, "cursor_ts")?,
-        col::<Option<i64>>(row, "cursor_seq")?,
-    ) {
-        (Some(timestamp), Some(seq)) => Some(ReplayCursor { timestamp, seq }),
-        _ => None,
-    };
-    Ok(ReplaySession {
-        session_id: col(row, "session_id")?,
-        replay_id: col(row, "replay_id")?,
-        config: col_json(row, "config")?,
-        status: col_enum(row, "status", ReplayStatus::parse)?,
-        total_events: to_u64(col(row, "total_events")?, "total_events")?,
-        replayed_events: to_u64(col(row, "replayed_events")?, "replayed_events")?,
-        failed_events: to_u64(col(row, "failed_events")?, "failed_events")?,
-        skipped_events: to_u64(col(row, "skipped_events")?, "skipped_events")?,
-        created_at: col_ts(row, "created_at")?,
-        started_at: col_opt_ts(row, "started_at")?,
-        completed_at: col_opt_ts(row, "completed_at")?,
-        last_event_at: col_opt_ts(row, "last_event_at")?,
-        errors: col_json(row, "errors")?,
-        created_by: col(row, "created_by")?,
-        cursor,
-    })
-}
+use crate::codec::{to_i64, to_json, to_u64, ts};
+use crate::rows::events::decode_event;
+use crate::rows::replay::{decode, COLUMNS};
 
 /// A `WHERE` clause over `events` with its bound values, in order.
 struct EventSelection {

@@ -4,35 +4,12 @@ use async_trait::async_trait;
 use integr8s_core::ports::{SagaFilter, SagaStore};
 use integr8s_core::saga::{Saga, SagaState};
 use integr8s_core::StoreError;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::codec::{col, col_enum, col_json, col_opt_ts, col_ts, to_json, ts};
 use super::query::{fetch_one, fetch_optional, Page};
 use super::{classify, placeholders, SqliteStore};
-
-const COLUMNS: &str = "saga_id, saga_name, execution_id, user_id, state, current_step, \
-     completed_steps, compensated_steps, context, error_message, retry_count, created_at, \
-     updated_at, completed_at";
-
-fn decode(row: &SqliteRow) -> Result<Saga, StoreError> {
-    Ok(Saga {
-        saga_id: col(row, "saga_id")?,
-        saga_name: col(row, "saga_name")?,
-        execution_id: col(row, "execution_id")?,
-        user_id: col(row, "user_id")?,
-        state: col_enum(row, "state", SagaState::parse)?,
-        current_step: col(row, "current_step")?,
-        completed_steps: col_json(row, "completed_steps")?,
-        compensated_steps: col_json(row, "compensated_steps")?,
-        context: col_json(row, "context")?,
-        error_message: col(row, "error_message")?,
-        retry_count: col(row, "retry_count")?,
-        created_at: col_ts(row, "created_at")?,
-        updated_at: col_ts(row, "updated_at")?,
-        completed_at: col_opt_ts(row, "completed_at")?,
-    })
-}
+use crate::codec::{to_json, ts};
+use crate::rows::sagas::{decode, COLUMNS};
 
 fn terminal_states() -> Vec<&'static str> {
     SagaState::ALL

@@ -4,28 +4,11 @@
 use async_trait::async_trait;
 use integr8s_core::ports::{SavedScript, ScriptStore};
 use integr8s_core::StoreError;
-use sqlx::sqlite::SqliteRow;
 
-use super::codec::{col, col_ts, ts};
 use super::query::{fetch_all, fetch_optional};
 use super::{classify, SqliteStore};
-
-const COLUMNS: &str =
-    "script_id, user_id, name, script, lang, lang_version, description, created_at, updated_at";
-
-fn decode(row: &SqliteRow) -> Result<SavedScript, StoreError> {
-    Ok(SavedScript {
-        script_id: col(row, "script_id")?,
-        user_id: col(row, "user_id")?,
-        name: col(row, "name")?,
-        script: col(row, "script")?,
-        lang: col(row, "lang")?,
-        lang_version: col(row, "lang_version")?,
-        description: col(row, "description")?,
-        created_at: col_ts(row, "created_at")?,
-        updated_at: col_ts(row, "updated_at")?,
-    })
-}
+use crate::codec::ts;
+use crate::rows::scripts::{decode, COLUMNS};
 
 #[async_trait]
 impl ScriptStore for SqliteStore {

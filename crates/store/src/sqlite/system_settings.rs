@@ -2,29 +2,17 @@
 
 use async_trait::async_trait;
 use integr8s_core::ports::SystemSettingsStore;
-use integr8s_core::system_settings::{SettingsAuditAction, SettingsAuditEntry, SystemSettings};
+use integr8s_core::system_settings::{SettingsAuditEntry, SystemSettings};
 use integr8s_core::StoreError;
-use sqlx::sqlite::SqliteRow;
 use sqlx::SqliteConnection;
 
-use super::codec::{col, col_enum, col_json, col_ts, to_json, ts};
 use super::query::Page;
 use super::{classify, SqliteStore};
+use crate::codec::{to_json, ts};
+use crate::rows::system_settings::decode_audit;
 
 /// The id of the single settings row.
 const GLOBAL: &str = "global";
-
-fn decode_audit(row: &SqliteRow) -> Result<SettingsAuditEntry, StoreError> {
-    Ok(SettingsAuditEntry {
-        audit_id: col(row, "audit_id")?,
-        action: col_enum(row, "action", SettingsAuditAction::parse)?,
-        user_id: col(row, "user_id")?,
-        username: col(row, "username")?,
-        timestamp: col_ts(row, "timestamp")?,
-        old_values: col_json(row, "old_values")?,
-        new_values: col_json(row, "new_values")?,
-    })
-}
 
 async fn append_audit(
     conn: &mut SqliteConnection,

@@ -7,10 +7,11 @@ use integr8s_core::ports::UserSettingsStore;
 use integr8s_core::user_settings::SettingsSnapshot;
 use integr8s_core::{EventType, StoreError, StoredEvent};
 
-use super::codec::{col, col_json, sql_limit, to_json, ts};
-use super::events::decode_event;
 use super::query::fetch_all;
+use super::query::sql_limit;
 use super::{classify, SqliteStore};
+use crate::codec::{col, col_json, to_json, ts};
+use crate::rows::events::decode_event;
 
 const SETTINGS_EVENT: EventType = EventType::UserSettingsUpdated;
 

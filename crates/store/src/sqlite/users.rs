@@ -2,31 +2,13 @@
 
 use async_trait::async_trait;
 use integr8s_core::ports::{NewUser, UserStore};
-use integr8s_core::user::{Role, User};
+use integr8s_core::user::User;
 use integr8s_core::StoreError;
-use sqlx::sqlite::SqliteRow;
 
-use super::codec::{col, col_enum, col_ts, to_u64, ts};
 use super::query::{fetch_one, fetch_optional};
 use super::{classify, SqliteStore};
-
-pub(crate) const COLUMNS: &str =
-    "user_id, username, email, password_hash, role, is_active, is_superuser, \
-                       created_at, updated_at";
-
-pub(crate) fn decode(row: &SqliteRow) -> Result<User, StoreError> {
-    Ok(User {
-        user_id: col(row, "user_id")?,
-        username: col(row, "username")?,
-        email: col(row, "email")?,
-        password_hash: col(row, "password_hash")?,
-        role: col_enum(row, "role", Role::parse)?,
-        is_active: col(row, "is_active")?,
-        is_superuser: col(row, "is_superuser")?,
-        created_at: col_ts(row, "created_at")?,
-        updated_at: col_ts(row, "updated_at")?,
-    })
-}
+use crate::codec::{to_u64, ts};
+use crate::rows::users::{decode, COLUMNS};
 
 impl SqliteStore {
     async fn user_where(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {

@@ -8,7 +8,11 @@ use crate::notification::{
 };
 use crate::ports::{CreateNotification, DeliveryOutcome};
 
-fn notification(user: &str, severity: NotificationSeverity, tags: &[&str]) -> Notification {
+pub(super) fn notification(
+    user: &str,
+    severity: NotificationSeverity,
+    tags: &[&str],
+) -> Notification {
     Notification {
         notification_id: crate::new_id(),
         user_id: user.to_owned(),
@@ -41,7 +45,7 @@ fn created_event(n: &Notification) -> Envelope {
     .with_aggregate(n.notification_id.clone())
 }
 
-fn delivery(n: &Notification, channel: NotificationChannel) -> NotificationDelivery {
+pub(super) fn delivery(n: &Notification, channel: NotificationChannel) -> NotificationDelivery {
     NotificationDelivery {
         notification_id: n.notification_id.clone(),
         channel,
@@ -58,7 +62,11 @@ fn delivery(n: &Notification, channel: NotificationChannel) -> NotificationDeliv
     }
 }
 
-async fn add(store: &S, n: &Notification, deliveries: &[NotificationDelivery]) -> Notification {
+pub(super) async fn add(
+    store: &S,
+    n: &Notification,
+    deliveries: &[NotificationDelivery],
+) -> Notification {
     match store
         .create_notification(n, deliveries, &created_event(n), None)
         .await

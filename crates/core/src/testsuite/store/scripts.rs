@@ -3,7 +3,7 @@
 use super::*;
 use crate::ports::SavedScript;
 
-fn saved(user_id: &str, name: &str) -> SavedScript {
+pub(super) fn saved(user_id: &str, name: &str) -> SavedScript {
     let now = crate::now();
     SavedScript {
         script_id: crate::new_id(),

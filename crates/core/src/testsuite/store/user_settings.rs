@@ -4,7 +4,7 @@ use super::*;
 use crate::user_settings::{current_settings, settings_at, SettingsSnapshot, Theme, UserSettings};
 
 /// Appends a `user_settings_updated` event setting `theme` for `user_id`, made at `at`.
-async fn set_theme(store: &S, user_id: &str, theme: &str, at: DateTime<Utc>) -> i64 {
+pub(super) async fn set_theme(store: &S, user_id: &str, theme: &str, at: DateTime<Utc>) -> i64 {
     let change = crate::user_settings::SettingChange {
         field: "/theme".to_owned(),
         old_value: serde_json::Value::Null,

@@ -1,0 +1,131 @@
+//! PostgreSQL: the execution queue, pending entries ordered by aged priority and claimed into a
+//! bounded number of active slots.
+//!
+//! A claim decides on counts of other rows (the global and per-user caps), so claims take the
+//! [`Lock::QueueClaim`] advisory lock for their transaction: claimers in any number of processes
+//! take turns, and each sees the slots the previous one took. Enqueues, releases and removals
+//! do not wait for it. The choice itself is [`crate::queue_order`], shared with SQLite.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore};
+use integr8s_core::{Priority, StoreError};
+use sqlx::PgConnection;
+
+use super::query::{execute, fetch_all};
+use super::{classify, lock, Lock, PostgresStore};
+use crate::codec::{to_u64, ts};
+use crate::queue_order::{next_to_claim, position};
+use crate::rows::queue::{decode, COLUMNS};
+
+async fn pending(conn: &mut PgConnection) -> Result<Vec<QueueEntry>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM queue_entries WHERE active_since IS NULL");
+    fetch_all(sqlx::query(&sql), conn, decode).await
+}
+
+#[async_trait]
+impl QueueStore for PostgresStore {
+    async fn enqueue(&self, entry: &QueueEntry) -> Result<bool, StoreError> {
+        let sql = format!(
+            "INSERT INTO queue_entries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (execution_id) DO NOTHING"
+        );
+        let query = sqlx::query(&sql)
+            .bind(&entry.execution_id)
+            .bind(&entry.user_id)
+            .bind(entry.priority.as_str())
+            .bind(ts(entry.enqueued_at))
+            .bind(entry.active_since.map(ts));
+        Ok(execute(query, &self.pool).await? == 1)
+    }
+
+    async fn claim_next(
+        &self,
+        policy: &QueuePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Option<QueueEntry>, StoreError> {
+        let mut tx = self.begin().await?;
+        lock(&mut tx, Lock::QueueClaim, "").await?;
+        let active_rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT user_id, COUNT(*) FROM queue_entries
+             WHERE active_since IS NOT NULL GROUP BY user_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let per_user: HashMap<String, i64> = active_rows.into_iter().collect();
+        let mut candidates = pending(&mut tx).await?;
+        loop {
+            let Some(mut entry) = next_to_claim(candidates.clone(), &per_user, policy, now) else {
+                return Ok(None);
+            };
+            let take = sqlx::query(
+                "UPDATE queue_entries SET active_since = $1
+                 WHERE execution_id = $2 AND active_since IS NULL",
+            )
+            .bind(ts(now))
+            .bind(&entry.execution_id);
+            if execute(take, &mut *tx).await? == 1 {
+                tx.commit().await.map_err(classify)?;
+                entry.active_since = Some(now);
+                return Ok(Some(entry));
+            }
+            // Removed (cancelled or released) since it was read: choose among the others.
+            candidates.retain(|e| e.execution_id != entry.execution_id);
+        }
+    }
+
+    async fn release(&self, execution_id: &str) -> Result<bool, StoreError> {
+        let query =
+            sqlx::query("DELETE FROM queue_entries WHERE execution_id = $1").bind(execution_id);
+        Ok(execute(query, &self.pool).await? == 1)
+    }
+
+    async fn remove_pending(&self, execution_id: &str) -> Result<bool, StoreError> {
+        let query = sqlx::query(
+            "DELETE FROM queue_entries WHERE execution_id = $1 AND active_since IS NULL",
+        )
+        .bind(execution_id);
+        Ok(execute(query, &self.pool).await? == 1)
+    }
+
+    async fn queue_counts(&self) -> Result<(u64, u64), StoreError> {
+        let (pending, active): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE active_since IS NULL),
+                    COUNT(*) FILTER (WHERE active_since IS NOT NULL)
+             FROM queue_entries",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok((
+            to_u64(pending, "pending count")?,
+            to_u64(active, "active count")?,
+        ))
+    }
+
+    /// `None` when the execution has no pending entry (unknown, or already active).
+    async fn queue_position(
+        &self,
+        execution_id: &str,
+        policy: &QueuePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        let entries = pending(&mut conn).await?;
+        Ok(position(&entries, execution_id, policy, now))
+    }
+
+    async fn set_priority(
+        &self,
+        execution_id: &str,
+        priority: Priority,
+    ) -> Result<bool, StoreError> {
+        let query = sqlx::query("UPDATE queue_entries SET priority = $1 WHERE execution_id = $2")
+            .bind(priority.as_str())
+            .bind(execution_id);
+        Ok(execute(query, &self.pool).await? == 1)
+    }
+}
