@@ -274,11 +274,5 @@ pub(crate) async fn emit_caused_by(
     cause: &Envelope,
     payload: EventPayload,
 ) -> Result<StoredEvent, StoreError> {
-    outbox
-        .emit(
-            payload,
-            cause.metadata.user_id.clone(),
-            cause.metadata.correlation_id.clone(),
-        )
-        .await
+    outbox.emit_envelope(&outbox.caused_by(cause, payload)).await
 }

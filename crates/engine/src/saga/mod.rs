@@ -118,31 +118,22 @@ impl Handler for Inner {
             EventPayload::ExecutionCancelled {
                 execution_id,
                 cancelled_by,
-                force_terminated,
                 reason,
+                ..
             } => {
+                // The one `execution_cancelled` of a cancel comes after the run was stopped (or
+                // instead of it), so the saga ends now. Topics are consumed independently: this
+                // cancel may arrive before the `execution_accepted` it follows, and a saga ended
+                // now makes that one a no-op instead of allocating for an execution that will
+                // never run.
                 let ending = Ending::Cancelled {
                     reason: reason.clone().unwrap_or_else(|| "cancelled".to_owned()),
                     by: cancelled_by.clone(),
                 };
-                if *force_terminated {
-                    return self.on_outcome(env, execution_id, ending).await;
-                }
-                let execution = self.store.execution(execution_id).await?;
-                if execution
-                    .as_ref()
-                    .is_some_and(|e| e.status == ExecutionStatus::Running)
-                {
-                    // The worker stops the run and reports the outcome.
-                    return Ok(());
-                }
-                // Topics are consumed independently, so this cancel may arrive before the
-                // `execution_accepted` it follows: a saga ended now makes that one a no-op,
-                // instead of allocating for an execution that will never run.
-                let user_id = execution
-                    .map(|e| e.user_id)
-                    .or_else(|| env.metadata.user_id.clone())
-                    .unwrap_or_default();
+                let user_id = match self.store.execution(execution_id).await? {
+                    Some(e) => e.user_id,
+                    None => env.metadata.user_id.clone().unwrap_or_default(),
+                };
                 let (saga, _) = self
                     .store
                     .get_or_create_saga(&Saga::new(execution_id, &user_id))
@@ -376,29 +367,8 @@ impl Inner {
                 saga_failed(&saga, error),
             ),
             Ending::Cancelled { reason, by } => {
-                // The run itself is stopped by the worker on the same cancel event and the
-                // allocation was released above: record those undone steps, latest first.
-                for step in saga.completed_steps.clone().iter().rev() {
-                    if let Some(undo) = steps::compensation_of(step) {
-                        if !saga.compensated_steps.iter().any(|s| s == undo) {
-                            saga.compensated_steps.push(undo.to_owned());
-                        }
-                    }
-                }
-                (
-                    SagaState::Cancelled,
-                    Some(reason.clone()),
-                    EventPayload::SagaCancelled {
-                        saga_id: saga.saga_id.clone(),
-                        saga_name: saga.saga_name.clone(),
-                        execution_id: saga.execution_id.clone(),
-                        reason,
-                        completed_steps: saga.completed_steps.clone(),
-                        compensated_steps: saga.compensated_steps.clone(),
-                        cancelled_at: Some(integr8s_core::now()),
-                        cancelled_by: Some(by),
-                    },
-                )
+                let payload = saga.cancel(reason.clone(), by);
+                (SagaState::Cancelled, Some(reason), payload)
             }
         };
         emit_caused_by(&self.outbox, cause, payload).await?;
