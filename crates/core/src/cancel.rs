@@ -18,10 +18,14 @@ use crate::ports::Store;
 pub enum CancelOutcome {
     /// The execution had not started and is now `cancelled`; the id is its
     /// `execution_cancelled` event.
-    Cancelled { event_id: String },
+    Cancelled {
+        event_id: String,
+    },
     /// The execution is running; the id is the `delete_pod_command` that stops its run (its
     /// `execution_cancelled` follows once the run is stopped).
-    Stopping { event_id: String },
+    Stopping {
+        event_id: String,
+    },
     AlreadyCancelled,
     /// It had already ended with this status.
     Ended(ExecutionStatus),

@@ -274,5 +274,7 @@ pub(crate) async fn emit_caused_by(
     cause: &Envelope,
     payload: EventPayload,
 ) -> Result<StoredEvent, StoreError> {
-    outbox.emit_envelope(&outbox.caused_by(cause, payload)).await
+    outbox
+        .emit_envelope(&outbox.caused_by(cause, payload))
+        .await
 }

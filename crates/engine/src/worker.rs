@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use integr8s_core::event::{Envelope, EventPayload, EventType, RunRequest, StoredEvent};
-use integr8s_core::ports::{ExecError, RunProgress, RunReport};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, Executor, RunControl, RunOutcome, RunSpec, Store};
-use tokio::sync::mpsc;
+use integr8s_core::ports::{ExecError, RunProgress, RunReport};
 use integr8s_core::runtime::RuntimeRegistry;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -257,9 +257,7 @@ impl Inner {
                     limits: run.limits,
                     stdin: run.stdin.clone(),
                 };
-                let result = self
-                    .follow_run(&cause, &spec, &live, &mut placement)
-                    .await;
+                let result = self.follow_run(&cause, &spec, &live, &mut placement).await;
                 outcome_events(&id, &run, result, &live, &placement)
             }
         };

@@ -2,11 +2,11 @@
 
 use std::net::IpAddr;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::body::Body;
 use futures::StreamExt;
 use integr8s_core::ports::ratelimit::{EndpointGroup, RateLimitDecision};
 use serde_json::json;

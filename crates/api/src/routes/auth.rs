@@ -374,7 +374,12 @@ mod tests {
             let issue = email_issue(bad).unwrap_or_else(|| panic!("{bad} accepted"));
             assert!(issue.msg.contains("special-use"), "{bad}: {}", issue.msg);
         }
-        for good in ["admin@example.com", "a@mail.example.org", "a@localhost.dev", "a@test.io"] {
+        for good in [
+            "admin@example.com",
+            "a@mail.example.org",
+            "a@localhost.dev",
+            "a@test.io",
+        ] {
             assert!(email_issue(good).is_none(), "{good} refused");
         }
         assert!(email_issue("nope").is_some_and(|i| i.msg.contains("@-sign")));

@@ -14,10 +14,10 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use integr8s_core::cancel::request_cancel;
 use integr8s_core::event::Envelope;
-use integr8s_core::StoreError;
 use integr8s_core::ports::SagaFilter;
 use integr8s_core::saga::{Saga, SagaState};
 use integr8s_core::user::User;
+use integr8s_core::StoreError;
 use serde::Serialize;
 
 use crate::auth::CurrentUser;

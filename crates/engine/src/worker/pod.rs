@@ -143,7 +143,11 @@ mod tests {
         ];
         for (outcome, first) in cases {
             let events = ended("e", "sandbox-slot-0", outcome, 1);
-            assert_eq!(types(&events), [first, EventType::PodDeleted], "{outcome:?}");
+            assert_eq!(
+                types(&events),
+                [first, EventType::PodDeleted],
+                "{outcome:?}"
+            );
         }
         assert_eq!(
             types(&placed("e", "sandbox-slot-1")),

@@ -40,7 +40,8 @@ async fn an_execution_cancelled_while_queued_never_runs() {
     // the pipeline.
     assert_eq!(p.count_events(&waiting, EventType::ResultStored).await, 0);
     assert_eq!(
-        p.count_events(&waiting, EventType::ExecutionCancelled).await,
+        p.count_events(&waiting, EventType::ExecutionCancelled)
+            .await,
         1
     );
     assert_eq!(e.reported_exit_code(), Some(-1));

@@ -79,7 +79,11 @@ async fn a_script_hammering_one_endpoint_is_still_limited() {
         }
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    assert_eq!(first_refusal, Some(300), "refused after its per-minute budget");
+    assert_eq!(
+        first_refusal,
+        Some(300),
+        "refused after its per-minute budget"
+    );
 
     // Streams are limited by how many are open at once, not per minute.
     let mut open = Vec::new();
@@ -100,7 +104,10 @@ async fn a_script_hammering_one_endpoint_is_still_limited() {
         if r.status() == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "the closed stream's place never came back");
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's place never came back"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

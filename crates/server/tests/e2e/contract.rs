@@ -66,7 +66,10 @@ async fn a_run_emits_the_pod_lifecycle_in_the_original_order_and_shapes() {
     assert!(at("pod_running") < at("execution_completed"), "{order:?}");
     assert!(at("execution_completed") < at("pod_succeeded"), "{order:?}");
     assert!(at("pod_succeeded") < at("pod_deleted"), "{order:?}");
-    assert!(at("execution_started") < at("execution_completed"), "{order:?}");
+    assert!(
+        at("execution_started") < at("execution_completed"),
+        "{order:?}"
+    );
 
     let created = one(&all, "pod_created");
     let pod_name = created["pod_name"].as_str().expect("pod_name");
@@ -252,11 +255,7 @@ async fn a_cancel_stores_one_event_and_no_result_stored() {
         let all = events(&u, id).await;
         let cancel = one(&all, "execution_cancelled");
         assert_eq!(cancel["force_terminated"], forced, "{cancel}");
-        assert!(
-            !types(&all).contains(&"result_stored"),
-            "{:?}",
-            types(&all)
-        );
+        assert!(!types(&all).contains(&"result_stored"), "{:?}", types(&all));
     }
     let frames = stream.await.expect("stream task");
     let last = frames.last().expect("frames");
@@ -285,9 +284,15 @@ async fn seeded_addresses_are_valid_and_special_use_domains_are_refused() {
     assert!(emails.contains(&"user@example.com"), "{emails:?}");
 
     let http = reqwest::Client::new();
-    for (i, domain) in ["integr8s.local", "x.test", "localhost", "a.localhost", "b.invalid"]
-        .iter()
-        .enumerate()
+    for (i, domain) in [
+        "integr8s.local",
+        "x.test",
+        "localhost",
+        "a.localhost",
+        "b.invalid",
+    ]
+    .iter()
+    .enumerate()
     {
         let body = json!({"username": format!("special{i}"), "email": format!("someone@{domain}"), "password": "password123"});
         let r = http

@@ -18,7 +18,8 @@ pub const MISSING_REFERENCE: &str =
 
 /// The reference contract, kept in the repository as a test fixture (see its README).
 pub fn reference() -> Option<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/openapi/tests/reference/openapi.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/openapi/tests/reference/openapi.json");
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
 }
