@@ -46,10 +46,22 @@ async fn submit(c: &Client, body: Value) -> String {
 
 #[tokio::test]
 async fn a_run_emits_the_pod_lifecycle_in_the_original_order_and_shapes() {
-    let s = Server::start(&[]).await;
+    let s = Server::start(&[
+        ("INTEGR8S_EXECUTION__TIMEOUT_SECONDS", "60"),
+        ("INTEGR8S_EXECUTION__MAX_CONCURRENT", "1"),
+    ])
+    .await;
     let u = s.user().await;
+    // The run waits behind another until its stream is open, so the stream sees it all live.
+    let blocker = occupy_the_slot(&s, &u).await;
     let id = u.submit("print('pods')").await;
-    let frames = u.sse(&format!("/api/v1/events/executions/{id}")).await;
+    let stream = follow(&u, &id).await;
+    let r = u
+        .post(&format!("/api/v1/executions/{blocker}/cancel"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let frames = stream.await.expect("stream task");
+    assert_eq!(frames[0]["status"], "queued", "{frames:?}");
     let streamed = types(&frames);
     // Clients wait for `pod_created` to know the run was placed; the stream relays it.
     for t in ["pod_created", "pod_scheduled", "pod_running"] {
@@ -187,19 +199,18 @@ async fn a_system_error_reports_exit_code_minus_one() {
     );
 }
 
-/// Opens the execution's stream and returns its frames once it ends.
-fn follow(c: &Client, id: &str) -> tokio::task::JoinHandle<Vec<Value>> {
-    let http = c.http.clone();
-    let url = format!("{}/api/v1/events/executions/{id}", c.base);
-    let cookie = c.cookie.clone();
+/// Opens the execution's stream (subscribed once this returns) and hands back a task that
+/// yields its frames when the stream ends.
+async fn follow(c: &Client, id: &str) -> tokio::task::JoinHandle<Vec<Value>> {
+    let r = c
+        .http
+        .get(format!("{}/api/v1/events/executions/{id}", c.base))
+        .header("Cookie", &c.cookie)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(r.status(), 200);
     tokio::spawn(async move {
-        let r = http
-            .get(url)
-            .header("Cookie", cookie)
-            .send()
-            .await
-            .expect("stream");
-        assert_eq!(r.status(), 200);
         let text = tokio::time::timeout(DEADLINE, r.text())
             .await
             .expect("the stream closes")
@@ -211,6 +222,20 @@ fn follow(c: &Client, id: &str) -> tokio::task::JoinHandle<Vec<Value>> {
     })
 }
 
+/// Submits a script that runs until cancelled and waits until the script itself is up.
+async fn occupy_the_slot(s: &Server, c: &Client) -> String {
+    let id = c
+        .submit("import time\nprint('up', flush=True)\ntime.sleep(50)")
+        .await;
+    c.wait_for(&id, |st| st == "running").await;
+    let start = Instant::now();
+    while script_processes(s.pid()).is_empty() {
+        assert!(start.elapsed() < DEADLINE, "the script never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    id
+}
+
 #[tokio::test]
 async fn a_cancel_stores_one_event_and_no_result_stored() {
     let s = Server::start(&[
@@ -219,18 +244,10 @@ async fn a_cancel_stores_one_event_and_no_result_stored() {
     ])
     .await;
     let u = s.user().await;
-    let running = u
-        .submit("import time\nprint('up', flush=True)\ntime.sleep(50)")
-        .await;
-    u.wait_for(&running, |st| st == "running").await;
-    let start = Instant::now();
-    while script_processes(s.pid()).is_empty() {
-        assert!(start.elapsed() < DEADLINE, "the script never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // With one slot taken, this one waits in the queue.
+    let running = occupy_the_slot(&s, &u).await;
+    // With the one slot taken, this one waits in the queue.
     let queued = u.submit("print('never')").await;
-    let stream = follow(&u, &running);
+    let stream = follow(&u, &running).await;
 
     let r = u
         .post(
