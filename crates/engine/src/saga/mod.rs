@@ -207,7 +207,7 @@ impl Inner {
             // Steps are idempotent, so the log is persisted once after them; only a step with
             // an effect outside the store first checks that the saga has not ended meanwhile.
             if steps::acts_outside_store(step) && !self.save(&mut saga).await? {
-                return Ok(());
+                return self.ended_meanwhile(execution_id).await;
             }
             tracing::debug!(step, "saga step");
             match steps::run(step, &mut saga, &env).await {
@@ -225,7 +225,7 @@ impl Inner {
             }
         }
         if !self.save(&mut saga).await? {
-            return Ok(());
+            return self.ended_meanwhile(execution_id).await;
         }
         // A cancel that the result processor applied before the run command was sent is not
         // seen again by this group: end the saga now so its allocation is released.
@@ -241,6 +241,13 @@ impl Inner {
             };
             return self.end(saga, cause, ending).await;
         }
+        Ok(())
+    }
+
+    /// The saga was ended by someone else while its steps ran (a saga cancel through the API):
+    /// what the steps took is freed, as ending the saga here would have.
+    async fn ended_meanwhile(&self, execution_id: &str) -> Result<(), EngineError> {
+        self.store.release_allocation(execution_id).await?;
         Ok(())
     }
 
