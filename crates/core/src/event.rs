@@ -99,6 +99,7 @@ impl std::fmt::Display for EventType {
 
 impl EventType {
     /// Events that end the execution pipeline for an execution (the SSE stream closes after them).
+    /// A cancel gets no `result_stored` (as in the original), so `execution_cancelled` ends it.
     pub fn ends_pipeline(self) -> bool {
         matches!(
             self,
@@ -106,6 +107,7 @@ impl EventType {
                 | EventType::ResultFailed
                 | EventType::ExecutionFailed
                 | EventType::ExecutionTimeout
+                | EventType::ExecutionCancelled
         )
     }
 
@@ -188,7 +190,20 @@ pub struct RunOutput {
     pub resource_usage: Option<ResourceUsage>,
 }
 
+/// The contract's `ContainerStatusInfo`, as carried by `pod_running`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct ContainerStatusInfo {
+    pub name: String,
+    pub ready: bool,
+    pub restart_count: i64,
+    pub state: String,
+}
+
 /// The payload of an event, tagged by `event_type`.
+///
+/// The `pod_*` events keep the contract's names and shapes. A local run has no Kubernetes pod:
+/// there `pod_name` names the sandbox slot that ran it (see docs/pipeline.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "event_type", rename_all = "snake_case")]
@@ -242,6 +257,49 @@ pub enum EventPayload {
         cancelled_by: String,
         force_terminated: bool,
         #[serde(default)]
+        reason: Option<String>,
+    },
+    PodCreated {
+        execution_id: String,
+        pod_name: String,
+        namespace: String,
+    },
+    PodScheduled {
+        execution_id: String,
+        pod_name: String,
+        node_name: String,
+    },
+    PodRunning {
+        execution_id: String,
+        pod_name: String,
+        container_statuses: Vec<ContainerStatusInfo>,
+    },
+    PodSucceeded {
+        execution_id: String,
+        pod_name: String,
+        exit_code: i64,
+        stdout: Option<String>,
+        stderr: Option<String>,
+    },
+    PodFailed {
+        execution_id: String,
+        pod_name: String,
+        exit_code: i64,
+        reason: Option<String>,
+        message: Option<String>,
+        stdout: Option<String>,
+        stderr: Option<String>,
+    },
+    PodTerminated {
+        execution_id: String,
+        pod_name: String,
+        exit_code: i64,
+        reason: Option<String>,
+        message: Option<String>,
+    },
+    PodDeleted {
+        execution_id: String,
+        pod_name: String,
         reason: Option<String>,
     },
     ResultStored {
@@ -400,6 +458,13 @@ impl EventPayload {
             EventPayload::ExecutionFailed { .. } => EventType::ExecutionFailed,
             EventPayload::ExecutionTimeout { .. } => EventType::ExecutionTimeout,
             EventPayload::ExecutionCancelled { .. } => EventType::ExecutionCancelled,
+            EventPayload::PodCreated { .. } => EventType::PodCreated,
+            EventPayload::PodScheduled { .. } => EventType::PodScheduled,
+            EventPayload::PodRunning { .. } => EventType::PodRunning,
+            EventPayload::PodSucceeded { .. } => EventType::PodSucceeded,
+            EventPayload::PodFailed { .. } => EventType::PodFailed,
+            EventPayload::PodTerminated { .. } => EventType::PodTerminated,
+            EventPayload::PodDeleted { .. } => EventType::PodDeleted,
             EventPayload::ResultStored { .. } => EventType::ResultStored,
             EventPayload::ResultFailed { .. } => EventType::ResultFailed,
             EventPayload::SagaStarted { .. } => EventType::SagaStarted,
@@ -437,6 +502,13 @@ impl EventPayload {
             | EventPayload::ExecutionFailed { execution_id, .. }
             | EventPayload::ExecutionTimeout { execution_id, .. }
             | EventPayload::ExecutionCancelled { execution_id, .. }
+            | EventPayload::PodCreated { execution_id, .. }
+            | EventPayload::PodScheduled { execution_id, .. }
+            | EventPayload::PodRunning { execution_id, .. }
+            | EventPayload::PodSucceeded { execution_id, .. }
+            | EventPayload::PodFailed { execution_id, .. }
+            | EventPayload::PodTerminated { execution_id, .. }
+            | EventPayload::PodDeleted { execution_id, .. }
             | EventPayload::ResultStored { execution_id, .. }
             | EventPayload::ResultFailed { execution_id, .. }
             | EventPayload::SagaStarted { execution_id, .. }

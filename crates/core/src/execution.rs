@@ -171,6 +171,11 @@ impl Default for RunLimits {
     }
 }
 
+/// The exit code of an execution that ended without its script exiting by itself: timed out,
+/// cancelled, or ended by a system error (the original stores `-1` for these too). Runs killed by
+/// a signal or a limit report `128 + signal` instead.
+pub const NO_EXIT_CODE: i64 = -1;
+
 /// A stored execution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Execution {
@@ -195,6 +200,15 @@ pub struct Execution {
     pub stdin: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Execution {
+    /// The exit code clients see: `None` while the execution is active, then always a number
+    /// ([`NO_EXIT_CODE`] when nothing exited, e.g. cancelled before its run).
+    pub fn reported_exit_code(&self) -> Option<i64> {
+        self.exit_code
+            .or_else(|| self.status.is_terminal().then_some(NO_EXIT_CODE))
+    }
 }
 
 /// What an execution ended with; written once by the result processor.

@@ -3,6 +3,7 @@
 //! Engine and API code depend on the traits in [`ports`], never on an adapter. Only the binary's
 //! composition root names concrete adapters.
 
+pub mod cancel;
 pub mod error;
 pub mod event;
 pub mod execution;

@@ -44,11 +44,26 @@ impl Outbox {
         self.emit_envelope(&env).await
     }
 
+    /// An envelope for `payload` on behalf of the user of `cause`, in the same correlation.
+    pub fn caused_by(&self, cause: &Envelope, payload: EventPayload) -> Envelope {
+        Envelope::new(payload, self.metadata(cause.metadata.user_id.clone()))
+            .with_correlation(cause.metadata.correlation_id.clone())
+    }
+
     /// Stores and publishes a ready envelope. A publish failure is logged, not returned: the
     /// event is durable in the store and will still be delivered.
     pub async fn emit_envelope(&self, env: &Envelope) -> Result<StoredEvent, StoreError> {
         let stored = self.store.append_event(env).await?;
         self.publish_stored(&stored).await;
+        Ok(stored)
+    }
+
+    /// Stores several ready envelopes in one store call, in order, then publishes them.
+    pub async fn emit_all(&self, envs: &[Envelope]) -> Result<Vec<StoredEvent>, StoreError> {
+        let stored = self.store.append_events(envs).await?;
+        for event in &stored {
+            self.publish_stored(event).await;
+        }
         Ok(stored)
     }
 

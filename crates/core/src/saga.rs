@@ -3,7 +3,23 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventPayload;
+
 pub const EXECUTION_SAGA: &str = "execution_saga";
+
+/// The execution saga's steps that have a compensation, with its name.
+pub const COMPENSATIONS: [(&str, &str); 2] = [
+    ("allocate_resources", "release_resources"),
+    ("create_pod", "delete_pod"),
+];
+
+/// The compensation of a step, if it has one.
+pub fn compensation_of(step: &str) -> Option<&'static str> {
+    COMPENSATIONS
+        .iter()
+        .find(|(s, _)| *s == step)
+        .map(|(_, c)| *c)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -90,6 +106,35 @@ impl Saga {
             created_at: now,
             updated_at: now,
             completed_at: None,
+        }
+    }
+
+    /// Ends the saga as cancelled and returns its `saga_cancelled` payload. Its completed steps
+    /// count as undone, latest first: the run is stopped and the allocation released with the
+    /// execution itself. The caller saves the saga (which a terminal saga refuses).
+    pub fn cancel(&mut self, reason: String, by: String) -> EventPayload {
+        for step in self.completed_steps.clone().iter().rev() {
+            if let Some(undo) = compensation_of(step) {
+                if !self.compensated_steps.iter().any(|s| s == undo) {
+                    self.compensated_steps.push(undo.to_owned());
+                }
+            }
+        }
+        let now = crate::now();
+        self.state = SagaState::Cancelled;
+        self.error_message = Some(reason.clone());
+        self.current_step = None;
+        self.completed_at = Some(now);
+        self.updated_at = now;
+        EventPayload::SagaCancelled {
+            saga_id: self.saga_id.clone(),
+            saga_name: self.saga_name.clone(),
+            execution_id: self.execution_id.clone(),
+            reason,
+            completed_steps: self.completed_steps.clone(),
+            compensated_steps: self.compensated_steps.clone(),
+            cancelled_at: Some(now),
+            cancelled_by: Some(by),
         }
     }
 }

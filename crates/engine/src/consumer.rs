@@ -275,10 +275,6 @@ pub(crate) async fn emit_caused_by(
     payload: EventPayload,
 ) -> Result<StoredEvent, StoreError> {
     outbox
-        .emit(
-            payload,
-            cause.metadata.user_id.clone(),
-            cause.metadata.correlation_id.clone(),
-        )
+        .emit_envelope(&outbox.caused_by(cause, payload))
         .await
 }

@@ -1,12 +1,13 @@
 //! The result processor: stores each execution's outcome once, frees its queue slot and
-//! allocation, and announces `result_stored` exactly once per execution (which also lets the
-//! coordinator fill the slot).
+//! allocation, and announces `result_stored` exactly once per execution that ran to an outcome
+//! (which also lets the coordinator fill the slot; a cancelled one gets none, its slot is filled
+//! on the coordinator's tick).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use integr8s_core::event::{Envelope, EventPayload, EventType, RunOutput, StoredEvent};
-use integr8s_core::execution::{ErrorType, ExecutionResultRecord, ExecutionStatus};
+use integr8s_core::execution::{ErrorType, ExecutionResultRecord, ExecutionStatus, NO_EXIT_CODE};
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, Store};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +26,7 @@ const TOPICS: &[EventType] = &[
 
 const STORAGE_TYPE: &str = "database";
 
-/// Writes run outcomes to the store and ends executions cancelled before they ran.
+/// Writes run outcomes (a cancel included) to the store.
 pub struct ResultProcessor {
     bus: Arc<dyn EventBus>,
     inner: Inner,
@@ -54,7 +55,7 @@ impl ResultProcessor {
         }
     }
 
-    /// Consumes run outcomes and cancel requests until `shutdown`.
+    /// Consumes run outcomes until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), EngineError> {
         consume_with_dlq(
             self.inner.store.as_ref(),
@@ -76,15 +77,9 @@ impl Handler for Inner {
         let Some(execution_id) = env.execution_id() else {
             return Ok(());
         };
-        let result = match &env.payload {
-            EventPayload::ExecutionCancelled {
-                force_terminated: false,
-                ..
-            } => self.cancel_before_run(env, execution_id).await,
-            payload => match result_record(payload) {
-                Some(record) => self.finish(env, execution_id, &record).await,
-                None => Ok(()),
-            },
+        let result = match result_record(&env.payload) {
+            Some(record) => self.finish(env, execution_id, &record).await,
+            None => Ok(()),
         };
         if let (Err(e), true) = (&result, attempt.last) {
             self.give_up(env, execution_id, e).await;
@@ -94,8 +89,10 @@ impl Handler for Inner {
 }
 
 impl Inner {
-    /// Stores the outcome unless the execution already ended; the same store transaction frees
-    /// its queue slot and allocation.
+    /// Stores the outcome unless the execution already ended (an execution cancelled before
+    /// its run already reads `cancelled`); the same store transaction frees its queue slot and
+    /// allocation. A cancel gets no `result_stored`, as in the original: its
+    /// `execution_cancelled` is the last event of the execution's pipeline.
     async fn finish(
         &self,
         cause: &Envelope,
@@ -104,38 +101,11 @@ impl Inner {
     ) -> Result<(), EngineError> {
         let wrote = self.store.finish_execution(execution_id, record).await?;
         tracing::info!(status = record.status.as_str(), wrote, "outcome processed");
-        let size = record.stdout.len() + record.stderr.len();
-        self.announce(cause, execution_id, wrote, size).await
-    }
-
-    /// Ends a `queued` or `scheduled` execution as `cancelled`. A running one is left to the
-    /// worker, which stops the run and reports it.
-    async fn cancel_before_run(
-        &self,
-        cause: &Envelope,
-        execution_id: &str,
-    ) -> Result<(), EngineError> {
-        let moved = self
-            .store
-            .transition_execution(
-                execution_id,
-                &[ExecutionStatus::Queued, ExecutionStatus::Scheduled],
-                ExecutionStatus::Cancelled,
-            )
-            .await?;
-        // Already `cancelled`: a redelivery after a crash; finishing the cleanup is harmless.
-        let ended = moved
-            || self
-                .store
-                .execution(execution_id)
-                .await?
-                .is_some_and(|e| e.status == ExecutionStatus::Cancelled);
-        if !ended {
+        if record.status == ExecutionStatus::Cancelled {
             return Ok(());
         }
-        tracing::info!(moved, "cancelled before its run");
-        self.release(execution_id).await?;
-        self.announce(cause, execution_id, moved, 0).await
+        let size = record.stdout.len() + record.stderr.len();
+        self.announce(cause, execution_id, wrote, size).await
     }
 
     async fn release(&self, execution_id: &str) -> Result<(), EngineError> {
@@ -234,6 +204,7 @@ fn result_record(payload: &EventPayload) -> Option<ExecutionResultRecord> {
             output,
             ..
         } => ExecutionResultRecord {
+            exit_code: Some(NO_EXIT_CODE),
             error_type: Some(ErrorType::Timeout),
             error_message: Some(format!("execution timed out after {timeout_seconds} s")),
             ..record(ExecutionStatus::Timeout, output)
@@ -243,6 +214,7 @@ fn result_record(payload: &EventPayload) -> Option<ExecutionResultRecord> {
             reason,
             ..
         } => ExecutionResultRecord {
+            exit_code: Some(NO_EXIT_CODE),
             error_message: Some(
                 reason
                     .clone()

@@ -1,6 +1,10 @@
 //! The local worker: turns `create_pod_command` into a sandboxed run on this host and reports
-//! how it ended. Each run is a task of its own; the coordinator's queue policy bounds how many
-//! are live, and the executor has its own slot limit.
+//! how it ended; `delete_pod_command` stops a live run (that is how a cancel of a running
+//! execution reaches it). Each run is a task of its own; the coordinator's queue policy bounds
+//! how many are live, and the executor has its own slot limit.
+//!
+//! While a run goes on, the executor's progress becomes the `pod_*` events of the contract
+//! (see [`pod`]), each step's events stored in one batch.
 //!
 //! A run happens at most once: it starts only after the `scheduled → running` compare-and-set
 //! succeeded, so a redelivered command is skipped. Once that CAS succeeded the run's task
@@ -8,6 +12,7 @@
 //! a worker starts was interrupted and is ended as a system error, never re-run.
 
 mod outcome;
+mod pod;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -18,7 +23,9 @@ use integr8s_core::event::{Envelope, EventPayload, EventType, RunRequest, Stored
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, Executor, RunControl, RunOutcome, RunSpec, Store};
+use integr8s_core::ports::{ExecError, RunProgress, RunReport};
 use integr8s_core::runtime::RuntimeRegistry;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -27,9 +34,10 @@ use crate::config::EngineConfig;
 use crate::consumer::{consume_with_dlq, Attempt, Handler};
 use crate::error::EngineError;
 use crate::groups;
-use outcome::{map_report, system_failure};
+use outcome::{exit_code_of, map_report, system_failure, CancelRequest};
+use pod::Placement;
 
-const TOPICS: &[EventType] = &[EventType::CreatePodCommand, EventType::ExecutionCancelled];
+const TOPICS: &[EventType] = &[EventType::CreatePodCommand, EventType::DeletePodCommand];
 
 /// How many ids of executions cancelled before their run started are remembered.
 const CANCELLED_BEFORE_START_CAPACITY: usize = 10_000;
@@ -42,7 +50,7 @@ pub(crate) const RESTART_MESSAGE: &str = "run interrupted by a service restart";
 pub(crate) const SHUTDOWN_MESSAGE: &str = "run interrupted by service shutdown";
 
 /// Runs scripts for `create_pod_command` through an [`Executor`] and stops them on
-/// `execution_cancelled`.
+/// `delete_pod_command`.
 pub struct LocalWorker {
     bus: Arc<dyn EventBus>,
     inner: Arc<Inner>,
@@ -64,7 +72,7 @@ struct Inner {
 struct LiveRun {
     cancel: CancellationToken,
     /// Who asked for the cancel; unset when the worker stopped the run on shutdown.
-    cancelled_by: Arc<OnceLock<String>>,
+    cancelled_by: Arc<OnceLock<CancelRequest>>,
 }
 
 /// A bounded set that forgets its oldest ids.
@@ -154,13 +162,20 @@ impl Handler for Arc<Inner> {
         let env = &event.envelope;
         match &env.payload {
             EventPayload::CreatePodCommand { run, .. } => self.start(env, run).await,
-            EventPayload::ExecutionCancelled {
+            EventPayload::DeletePodCommand {
                 execution_id,
-                cancelled_by,
-                force_terminated: false,
+                reason,
                 ..
             } => {
-                self.cancel(execution_id, cancelled_by);
+                let request = CancelRequest {
+                    by: env
+                        .metadata
+                        .user_id
+                        .clone()
+                        .unwrap_or_else(|| "system".to_owned()),
+                    reason: Some(reason.clone()),
+                };
+                self.cancel(execution_id, request);
                 Ok(())
             }
             _ => Ok(()),
@@ -184,11 +199,11 @@ impl Inner {
         Ok(())
     }
 
-    fn cancel(&self, execution_id: &str, cancelled_by: &str) {
+    fn cancel(&self, execution_id: &str, request: CancelRequest) {
         if let Some(run) = lock(&self.live).get(execution_id) {
             tracing::info!(execution_id, "cancelling the live run");
             // Only the first cancel names who asked.
-            let _ = run.cancelled_by.set(cancelled_by.to_owned());
+            let _ = run.cancelled_by.set(request);
             run.cancel.cancel();
             return;
         }
@@ -227,25 +242,9 @@ impl Inner {
     /// Runs one script and reports its outcome; never returns without having tried to.
     async fn run_to_end(self: Arc<Self>, cause: Envelope, run: RunRequest, live: LiveRun) {
         let id = run.execution_id.clone();
-        let pod_name = format!("local-{id}");
-        let started = EventPayload::ExecutionStarted {
-            execution_id: id.clone(),
-            pod_name: pod_name.clone(),
-            node_name: None,
-            container_id: None,
-        };
-        let running = EventPayload::ExecutionRunning {
-            execution_id: id.clone(),
-            pod_name,
-            progress_percentage: None,
-        };
-        for payload in [started, running] {
-            if let Err(e) = self.emit(&cause, payload).await {
-                tracing::warn!(error = %e, "progress event not stored");
-            }
-        }
-        let outcome = match self.registry.resolve(&run.language, &run.language_version) {
-            Err(e) => system_failure(&id, e.to_string()),
+        let mut placement = Placement::default();
+        let events = match self.registry.resolve(&run.language, &run.language_version) {
+            Err(e) => vec![system_failure(&id, e.to_string())],
             Ok(runtime) => {
                 let spec = RunSpec {
                     execution_id: id.clone(),
@@ -258,39 +257,97 @@ impl Inner {
                     limits: run.limits,
                     stdin: run.stdin.clone(),
                 };
-                let control = RunControl {
-                    cancel: live.cancel.clone(),
-                };
-                match self.executor.run(&spec, control).await {
-                    Ok(report) => match (report.outcome, live.cancelled_by.get()) {
-                        (RunOutcome::Cancelled, None) => {
-                            system_failure(&id, SHUTDOWN_MESSAGE.to_owned())
-                        }
-                        (_, by) => map_report(&id, &report, &run.limits, by.map(String::as_str)),
-                    },
-                    Err(e) => system_failure(&id, e.to_string()),
-                }
+                let result = self.follow_run(&cause, &spec, &live, &mut placement).await;
+                outcome_events(&id, &run, result, &live, &placement)
             }
         };
         lock(&self.live).remove(&id);
-        tracing::info!(outcome = %outcome.event_type(), "run ended");
-        self.emit_outcome(&cause, outcome).await;
+        if let Some(first) = events.first() {
+            tracing::info!(outcome = %first.event_type(), "run ended");
+        }
+        let envs: Vec<Envelope> = events
+            .into_iter()
+            .map(|p| self.outbox.caused_by(&cause, p))
+            .collect();
+        self.emit_outcome(&envs).await;
     }
 
-    async fn emit(
+    /// Runs the spec while turning the executor's progress into events, in order.
+    async fn follow_run(
         &self,
         cause: &Envelope,
-        payload: EventPayload,
-    ) -> Result<StoredEvent, integr8s_core::StoreError> {
-        crate::consumer::emit_caused_by(&self.outbox, cause, payload).await
+        spec: &RunSpec,
+        live: &LiveRun,
+        placement: &mut Placement,
+    ) -> Result<RunReport, ExecError> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let control = RunControl {
+            cancel: live.cancel.clone(),
+            progress: Some(tx),
+        };
+        let done = CancellationToken::new();
+        let run = async {
+            let result = self.executor.run(spec, control).await;
+            done.cancel();
+            result
+        };
+        let follow = async {
+            loop {
+                // Steps reported before the run returned are all handled, in order.
+                let step = tokio::select! {
+                    biased;
+                    step = rx.recv() => step,
+                    () = done.cancelled() => rx.try_recv().ok(),
+                };
+                let Some(step) = step else { break };
+                self.progress(cause, &spec.execution_id, step, placement)
+                    .await;
+            }
+        };
+        let (result, ()) = tokio::join!(run, follow);
+        result
     }
 
-    /// Stores the outcome, retrying with back-off: the command was acked, so this is the
-    /// only chance to end the execution before a restart.
-    async fn emit_outcome(&self, cause: &Envelope, payload: EventPayload) {
+    /// Stores the events of one progress step in one batch. A failure is logged: progress
+    /// events are informative, the outcome is what must be stored.
+    async fn progress(
+        &self,
+        cause: &Envelope,
+        execution_id: &str,
+        step: RunProgress,
+        placement: &mut Placement,
+    ) {
+        let payloads = match (step, &placement.place) {
+            (RunProgress::Placed { place }, None) => {
+                let events = pod::placed(execution_id, &place);
+                placement.place = Some(place);
+                events
+            }
+            (RunProgress::Started, Some(place)) if !placement.started => {
+                placement.started = true;
+                pod::started(execution_id, place)
+            }
+            (step, _) => {
+                tracing::debug!(?step, "progress step out of order; ignored");
+                return;
+            }
+        };
+        let envs: Vec<Envelope> = payloads
+            .into_iter()
+            .map(|p| self.outbox.caused_by(cause, p))
+            .collect();
+        if let Err(e) = self.outbox.emit_all(&envs).await {
+            tracing::warn!(error = %e, "progress events not stored");
+        }
+    }
+
+    /// Stores the outcome events in one batch, retrying with back-off: the command was acked,
+    /// so this is the only chance to end the execution before a restart. The envelopes keep
+    /// their ids across attempts, so a retry never stores an event twice.
+    async fn emit_outcome(&self, envs: &[Envelope]) {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=OUTCOME_EMIT_ATTEMPTS {
-            match self.emit(cause, payload.clone()).await {
+            match self.outbox.emit_all(envs).await {
                 Ok(_) => return,
                 Err(e) if attempt < OUTCOME_EMIT_ATTEMPTS => {
                     tracing::warn!(error = %e, attempt, "storing the run outcome failed; retrying");
@@ -303,4 +360,28 @@ impl Inner {
             }
         }
     }
+}
+
+/// The outcome event of a run, followed by its `pod_*` end events when it was placed.
+fn outcome_events(
+    id: &str,
+    run: &RunRequest,
+    result: Result<RunReport, ExecError>,
+    live: &LiveRun,
+    placement: &Placement,
+) -> Vec<EventPayload> {
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => return vec![system_failure(id, e.to_string())],
+    };
+    let outcome = match (report.outcome, live.cancelled_by.get()) {
+        (RunOutcome::Cancelled, None) => system_failure(id, SHUTDOWN_MESSAGE.to_owned()),
+        (_, cancel) => map_report(id, &report, &run.limits, cancel, placement.started),
+    };
+    let mut events = vec![outcome];
+    if let Some(place) = &placement.place {
+        let exit_code = exit_code_of(report.outcome);
+        events.extend(pod::ended(id, place, report.outcome, exit_code));
+    }
+    events
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use integr8s_core::ports::executor::{
-    ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunReport, RunSpec,
+    ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunProgress, RunReport, RunSpec,
 };
 use tokio::sync::Semaphore;
 
@@ -280,6 +280,9 @@ impl LocalExecutor {
             } => acquired.map_err(|e| internal("slot semaphore closed", e))?,
             () = control.cancel.cancelled() => return Ok(cancelled_before_start()),
         };
+        control.report(RunProgress::Placed {
+            place: slot_name(lease.slot),
+        });
         let report = self.run_slot(bwrap, layout, lease, spec, control).await;
         drop(permit);
         report
@@ -327,6 +330,7 @@ impl LocalExecutor {
         let job = self.job(spec, cgroup.is_some(), key.ids);
         let stdin = spec.stdin.as_deref().unwrap_or_default().as_bytes();
         let mut attempts = 0;
+        let mut reported_start = false;
         let (mut child, supervised, wall_time, baseline) = loop {
             attempts += 1;
             if attempts > 1 {
@@ -379,6 +383,9 @@ impl LocalExecutor {
                 }
                 Err(e) => return Err(internal("cannot start the sandbox", e)),
             };
+            if !std::mem::replace(&mut reported_start, true) {
+                control.report(RunProgress::Started);
+            }
             let supervised = supervise(
                 &mut child,
                 cgroup.as_deref(),
@@ -483,6 +490,11 @@ impl LocalExecutor {
             pids_limit_hit: stats.pids_max_hits > 0,
         })
     }
+}
+
+/// How a slot is named in progress reports (and so in the run's `pod_*` events).
+pub(crate) fn slot_name(slot: u32) -> String {
+    format!("sandbox-slot-{slot}")
 }
 
 /// Whether the sandbox ended without taking the run: the shim never said it took it (the

@@ -9,13 +9,16 @@ use crate::config::Config;
 
 pub const DEFAULT_ADMIN_PASSWORD: &str = "admin123";
 pub const DEFAULT_USER_PASSWORD: &str = "user123";
+/// The domain of the default accounts' addresses: a normal domain (reserved for examples), so
+/// clients that validate addresses accept them, unlike special-use names such as `.local`.
+pub const SEED_EMAIL_DOMAIN: &str = "example.com";
 
 fn seed_users(config: &Config) -> anyhow::Result<Vec<NewUser>> {
     let make = |name: &str, password: &str, role: Role| -> anyhow::Result<NewUser> {
         Ok(NewUser {
             user_id: integr8s_core::new_id(),
             username: name.to_owned(),
-            email: format!("{name}@integr8s.local"),
+            email: format!("{name}@{SEED_EMAIL_DOMAIN}"),
             password_hash: integr8s_api::hash_password(password)
                 .map_err(|e| anyhow::anyhow!("hashing the {name} password: {e}"))?,
             role,

@@ -38,6 +38,8 @@ pub enum Body {
     Untyped,
     /// A `text/event-stream`.
     EventStream,
+    /// A `text/event-stream` whose `data:` frames are JSON of a Rust type.
+    EventStreamOf(SchemaFn),
     /// `text/csv` or another download.
     Download(&'static str),
     /// No body: the route answers `204 No Content`.
@@ -49,6 +51,11 @@ pub enum Body {
 /// `application/json` of `T`.
 pub fn json<T: JsonSchema>() -> Body {
     Body::Json(SchemaGenerator::subschema_for::<T>)
+}
+
+/// A `text/event-stream` of `data:` frames holding JSON of `T`.
+pub fn event_stream_of<T: JsonSchema>() -> Body {
+    Body::EventStreamOf(SchemaGenerator::subschema_for::<T>)
 }
 
 /// A form body of `T`.
@@ -144,6 +151,9 @@ fn content(body: Body, generator: &mut SchemaGenerator) -> Value {
         Body::Untyped => json!({"application/json": {"schema": {}}}),
         Body::NoContent => json!({}),
         Body::EventStream => json!({"text/event-stream": {"schema": {"type": "string"}}}),
+        Body::EventStreamOf(schema) => {
+            json!({"text/event-stream": {"schema": schema(generator)}})
+        }
         Body::Download(mime) => json!({ mime: {"schema": {"type": "string"}} }),
         Body::Downloads(mimes) => mimes
             .iter()

@@ -4,7 +4,7 @@
 use integr8s_core::event::Envelope;
 use schemars::JsonSchema;
 
-use super::{form, json, params, Body, Operation};
+use super::{event_stream_of, form, json, params, Operation};
 use crate::routes::admin::rate_limits as rl;
 use crate::routes::auth::{LoginResponse, MessageResponse, UserCreate, UserResponse};
 use crate::routes::executions::{
@@ -13,6 +13,7 @@ use crate::routes::executions::{
 };
 use crate::routes::health::LivenessResponse;
 use crate::routes::runtime::{ExampleScripts, ResourceLimits};
+use crate::routes::sse_frame::SseExecutionEvent;
 use crate::routes::submit::ExecutionResponse;
 
 /// The login form (read field by field by the handler).
@@ -115,7 +116,7 @@ fn platform() -> Vec<Operation> {
         Operation::get("/api/v1/health/ready", "Health").summary("Readiness"),
         Operation::get("/api/v1/events/executions/{execution_id}", "sse")
             .summary("Execution Events")
-            .response(Body::EventStream),
+            .response(event_stream_of::<SseExecutionEvent>()),
         Operation::get("/openapi.json", "meta").summary("This document"),
     ]
 }

@@ -2,14 +2,19 @@
 
 use std::net::IpAddr;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use integr8s_core::ports::ratelimit::RateLimitDecision;
+use futures::StreamExt;
+use integr8s_core::ports::ratelimit::{EndpointGroup, RateLimitDecision};
 use serde_json::json;
 
-use super::{is_excluded, rules, RateLimits};
+use super::{is_excluded, rules, RateLimits, StreamSlot};
+
+/// When all of a bucket's stream places are taken, clients are told to retry after this long.
+const STREAM_RETRY_SECS: i64 = 1;
 use crate::auth::{cookie, jwt, ACCESS_COOKIE};
 use crate::client_ip::ClientIp;
 use crate::error::ApiError;
@@ -48,6 +53,17 @@ fn session_username(state: &AppState, headers: &HeaderMap) -> Option<String> {
         .map(|c| c.sub)
 }
 
+/// What the limits say about one request.
+enum Verdict {
+    /// No rule applies, or the user bypasses limits.
+    Free,
+    /// Counted against a per-window budget.
+    Counted(RateLimitDecision),
+    /// An event stream that holds its place until the response ends.
+    Stream(StreamSlot, RateLimitDecision),
+    Refused(RateLimitDecision),
+}
+
 /// Counts the request against its bucket: the signed-in user's, or the client address's.
 pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !state.config.rate_limit_enabled || is_excluded(req.uri().path()) {
@@ -57,13 +73,24 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     let ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
     let path = req.uri().path().to_owned();
     match decide(&state, username, ip, &path).await {
-        Ok(None) => next.run(req).await,
-        Ok(Some(decision)) if decision.allowed => {
+        Ok(Verdict::Free) => next.run(req).await,
+        Ok(Verdict::Counted(decision)) => {
             let mut response = next.run(req).await;
             put_headers(response.headers_mut(), &decision);
             response
         }
-        Ok(Some(decision)) => refused(&decision),
+        Ok(Verdict::Stream(slot, decision)) => {
+            let mut response = next.run(req).await;
+            put_headers(response.headers_mut(), &decision);
+            // The place is freed when the body is dropped: the stream ended or the client left.
+            response.map(|body| {
+                Body::from_stream(body.into_data_stream().map(move |chunk| {
+                    let _holds = &slot;
+                    chunk
+                }))
+            })
+        }
+        Ok(Verdict::Refused(decision)) => refused(&decision),
         Err(e) => {
             // Counting is best effort: an unavailable limiter must not take the API down.
             tracing::warn!(error = %e, "rate limit not applied");
@@ -72,13 +99,12 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     }
 }
 
-/// `None` when no rule applies or the user bypasses limits.
 async fn decide(
     state: &AppState,
     username: Option<String>,
     ip: Option<IpAddr>,
     path: &str,
-) -> Result<Option<RateLimitDecision>, ApiError> {
+) -> Result<Verdict, ApiError> {
     let service: &RateLimits = &state.rate_limits;
     let profile = match username {
         Some(username) => service.profile(state.store.as_ref(), &username).await?,
@@ -86,14 +112,14 @@ async fn decide(
     };
     let config = profile.as_ref().and_then(|p| p.config.as_ref());
     if config.is_some_and(|c| c.bypass_rate_limit) {
-        return Ok(None);
+        return Ok(Verdict::Free);
     }
     let user_rules = profile
         .as_ref()
         .map(|p| p.rules.as_slice())
         .unwrap_or_default();
     let Some(chosen) = rules::select(user_rules, service.default_rules(), path) else {
-        return Ok(None);
+        return Ok(Verdict::Free);
     };
     let prefix = match &profile {
         Some(p) => RateLimits::user_prefix(&p.user_id),
@@ -103,9 +129,28 @@ async fn decide(
     };
     let key = format!("{prefix}{}", chosen.rule.endpoint_pattern);
     let spec = rules::effective(&chosen.rule, config);
-    let decision = service
-        .limiter()
-        .check(&key, &spec, integr8s_core::now())
-        .await?;
-    Ok(Some(decision))
+    let now = integr8s_core::now();
+    if chosen.rule.group == EndpointGroup::Sse {
+        let max = spec.requests;
+        let decision = |open: u32| RateLimitDecision {
+            allowed: true,
+            limit: max,
+            remaining: max.saturating_sub(open),
+            reset_at: now + chrono::Duration::seconds(STREAM_RETRY_SECS),
+            retry_after_secs: STREAM_RETRY_SECS.unsigned_abs(),
+        };
+        return Ok(match service.open_stream(&key, max) {
+            Ok((slot, open)) => Verdict::Stream(slot, decision(open)),
+            Err(open) => Verdict::Refused(RateLimitDecision {
+                allowed: false,
+                ..decision(open)
+            }),
+        });
+    }
+    let decision = service.limiter().check(&key, &spec, now).await?;
+    Ok(if decision.allowed {
+        Verdict::Counted(decision)
+    } else {
+        Verdict::Refused(decision)
+    })
 }

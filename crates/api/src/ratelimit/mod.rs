@@ -1,12 +1,16 @@
 //! Rate limiting of API requests: rules per endpoint group, buckets per signed-in user (or per
 //! client address when anonymous), per-user overrides read from the store (briefly cached), and
 //! the `X-RateLimit-*` headers. Counting is delegated to a [`RateLimiter`] port.
+//!
+//! Event streams (rules of group `sse`) are limited by how many are open at once, not per
+//! window: a stream holds a [`StreamSlot`] until its response ends. Open streams are counted in
+//! this process (a stream lives on one process's connection).
 
 mod layer;
 pub mod rules;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use integr8s_core::ports::ratelimit::{RateLimitRule, RateLimiter, UserRateLimit};
@@ -50,6 +54,28 @@ struct Cached {
     profile: Option<Arc<Profile>>,
 }
 
+/// Open event streams per bucket key.
+type OpenStreams = Arc<Mutex<HashMap<String, u32>>>;
+
+/// One open event stream of a bucket; dropping it (when the response ends) frees the place.
+#[derive(Debug)]
+pub struct StreamSlot {
+    open: OpenStreams,
+    key: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// The rate-limit service shared by the middleware and the admin routes. Cheap to clone.
 #[derive(Clone)]
 pub struct RateLimits {
@@ -57,6 +83,7 @@ pub struct RateLimits {
     defaults: Arc<Vec<CompiledRule>>,
     /// Profiles by username (the session token carries the username).
     cache: Arc<Mutex<HashMap<String, Cached>>>,
+    streams: OpenStreams,
 }
 
 impl RateLimits {
@@ -65,6 +92,7 @@ impl RateLimits {
             limiter,
             defaults: Arc::new(rules::compile_all(&RateLimitRule::defaults())),
             cache: Arc::default(),
+            streams: Arc::default(),
         }
     }
 
@@ -135,6 +163,25 @@ impl RateLimits {
             );
         }
         Ok(profile)
+    }
+
+    /// Opens one of at most `max` streams of bucket `key`: the slot and how many are open with
+    /// it, or `Err` with how many are open when none is free.
+    pub fn open_stream(&self, key: &str, max: u32) -> Result<(StreamSlot, u32), u32> {
+        let mut open = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key.to_owned()).or_insert(0);
+        if *count >= max {
+            return Err(*count);
+        }
+        *count += 1;
+        let now_open = *count;
+        Ok((
+            StreamSlot {
+                open: self.streams.clone(),
+                key: key.to_owned(),
+            },
+            now_open,
+        ))
     }
 
     fn default_rules(&self) -> &[CompiledRule] {

@@ -5,16 +5,24 @@ use std::time::Duration;
 use integr8s_core::ports::ratelimit::{LimitSpec, RateLimitRule, UserRateLimit};
 use regex_lite::Regex;
 
-/// A rule with its pattern compiled (anchored at the start of the path).
+/// A rule with its pattern compiled (anchored at the start of the path and at a segment
+/// boundary).
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
     pub rule: RateLimitRule,
     regex: Regex,
 }
 
-/// Compiles `pattern` the way rules are matched: from the start of the path.
+/// Compiles `pattern` the way rules are matched: from the start of the path to a segment
+/// boundary, i.e. the match ends at the end of the path, before a `/`, or with a `/` of its own.
+/// So `^/api/v1/execute` matches `/api/v1/execute` (and `/api/v1/execute/…`) but not
+/// `/api/v1/executions/…`, while `^/api/v1/.*` and `^/api/v1/user/` match what they start.
 pub fn compile_pattern(pattern: &str) -> Result<Regex, regex_lite::Error> {
-    Regex::new(&format!("^(?:{pattern})"))
+    if pattern.ends_with('/') {
+        Regex::new(&format!("^(?:{pattern})"))
+    } else {
+        Regex::new(&format!("^(?:{pattern})(?:/.*)?$"))
+    }
 }
 
 impl CompiledRule {
@@ -98,6 +106,7 @@ mod tests {
             Some(EndpointGroup::Sse)
         );
         assert_eq!(group("/api/v1/user/executions"), Some(EndpointGroup::Api));
+        assert_eq!(group("/api/v1/health/live"), Some(EndpointGroup::Api));
         assert_eq!(group("/health"), None);
         assert_eq!(
             group("/x/api/v1/execute"),
@@ -106,10 +115,61 @@ mod tests {
         );
     }
 
+    fn general_rule() -> RateLimitRule {
+        RateLimitRule::defaults()
+            .into_iter()
+            .find(|r| r.endpoint_pattern == "^/api/v1/.*")
+            .unwrap()
+    }
+
+    #[test]
+    fn patterns_end_at_a_path_segment() {
+        let d = defaults();
+        let pattern = |p: &str| select(&[], &d, p).map(|c| c.rule.endpoint_pattern.clone());
+        let execute = Some("^/api/v1/execute".to_owned());
+        assert_eq!(pattern("/api/v1/execute"), execute);
+        assert_eq!(pattern("/api/v1/execute/"), execute);
+        for path in [
+            "/api/v1/executions/x/result",
+            "/api/v1/executions/x/cancel",
+            "/api/v1/executex",
+        ] {
+            assert_eq!(pattern(path), Some("^/api/v1/.*".to_owned()), "{path}");
+        }
+        assert_eq!(pattern("/api/v1/wsx"), Some("^/api/v1/.*".to_owned()));
+        assert_eq!(pattern("/api/v1/ws"), Some("^/api/v1/ws".to_owned()));
+        assert_eq!(
+            pattern("/api/v1/auth/me"),
+            Some("^/api/v1/auth/me".to_owned())
+        );
+        assert_eq!(
+            pattern("/api/v1/auth/meh"),
+            Some("^/api/v1/auth/.*".to_owned())
+        );
+        assert_eq!(
+            pattern("/api/v1/notifications/unread-count"),
+            pattern("/api/v1/notifications")
+        );
+        assert_eq!(
+            pattern("/api/v1/user/settings/"),
+            pattern("/api/v1/user/settings")
+        );
+        assert_ne!(
+            pattern("/api/v1/user/settingsx"),
+            pattern("/api/v1/user/settings")
+        );
+        let slash = compile_all(&[RateLimitRule {
+            endpoint_pattern: "/api/v1/user/".to_owned(),
+            ..general_rule()
+        }]);
+        assert!(slash[0].matches("/api/v1/user/executions"));
+        assert!(!slash[0].matches("/api/v1/users"));
+    }
+
     #[test]
     fn user_rules_compete_by_priority_and_multiplier_scales() {
         let d = defaults();
-        let mut mine = RateLimitRule::defaults()[5].clone();
+        let mut mine = general_rule();
         mine.endpoint_pattern = "/api/v1/user/.*".into();
         mine.requests = 7;
         mine.priority = 1;

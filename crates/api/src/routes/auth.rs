@@ -67,6 +67,10 @@ pub(crate) struct UserCreate {
     password: String,
 }
 
+/// Special-use domain names (RFC 6761 and friends) that no deliverable address has; common
+/// e-mail validators, the contract's among them, refuse them (`example.*` is not among them).
+const SPECIAL_USE_DOMAINS: [&str; 6] = ["arpa", "invalid", "local", "localhost", "onion", "test"];
+
 /// A light syntactic check: one `@`, a non-empty local part, a dotted domain, no spaces.
 pub(crate) fn is_valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
@@ -77,6 +81,31 @@ pub(crate) fn is_valid_email(email: &str) -> bool {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && domain.split('.').count() >= 2
         && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// Whether the address's domain is, or is under, a special-use name.
+fn has_special_use_domain(email: &str) -> bool {
+    let domain = email
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    SPECIAL_USE_DOMAINS
+        .iter()
+        .any(|name| domain == *name || domain.ends_with(&format!(".{name}")))
+}
+
+/// The validation issue of an e-mail address at `body.email`, worded as the contract's
+/// validator words it; `None` when the address is acceptable.
+pub(crate) fn email_issue(email: &str) -> Option<ValidationIssue> {
+    let msg = if !is_valid_email(email) {
+        "value is not a valid email address: An email address must have an @-sign and a valid domain."
+    } else if has_special_use_domain(email) {
+        "value is not a valid email address: The part after the @-sign is a special-use or reserved name that cannot be used with email."
+    } else {
+        return None;
+    };
+    Some(ValidationIssue::new(&["body", "email"], "value_error", msg))
 }
 
 /// Stores and publishes an audit event; a failure is logged, never fails the request it describes.
@@ -103,13 +132,7 @@ async fn register(
             "String should have at least 1 character",
         ));
     }
-    if !is_valid_email(&body.email) {
-        issues.push(ValidationIssue::new(
-            &["body", "email"],
-            "value_error",
-            "value is not a valid email address: An email address must have an @-sign and a valid domain.",
-        ));
-    }
+    issues.extend(email_issue(&body.email));
     let min = crate::routes::admin::settings::effective_settings(&state)
         .await?
         .password_min_length as usize;
@@ -325,7 +348,7 @@ async fn me(CurrentUser(user): CurrentUser) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::is_valid_email;
+    use super::{email_issue, is_valid_email};
 
     #[test]
     fn email_check_accepts_normal_addresses_only() {
@@ -335,5 +358,30 @@ mod tests {
         assert!(!is_valid_email("a b@example.com"));
         assert!(!is_valid_email("@example.com"));
         assert!(!is_valid_email("a@@example.com"));
+    }
+
+    #[test]
+    fn special_use_domains_are_refused_like_the_contract_validator_does() {
+        for bad in [
+            "admin@integr8s.local",
+            "a@b.test",
+            "a@x.localhost",
+            "a@example.invalid",
+            "a@foo.onion",
+            "a@1.0.0.127.in-addr.arpa",
+            "a@HOST.LOCAL",
+        ] {
+            let issue = email_issue(bad).unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(issue.msg.contains("special-use"), "{bad}: {}", issue.msg);
+        }
+        for good in [
+            "admin@example.com",
+            "a@mail.example.org",
+            "a@localhost.dev",
+            "a@test.io",
+        ] {
+            assert!(email_issue(good).is_none(), "{good} refused");
+        }
+        assert!(email_issue("nope").is_some_and(|i| i.msg.contains("@-sign")));
     }
 }

@@ -5,7 +5,8 @@ use axum::http::HeaderMap;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use integr8s_core::event::{Envelope, EventPayload, EventType};
+use integr8s_core::cancel::{request_cancel, CancelOutcome};
+use integr8s_core::event::{Envelope, EventType};
 use integr8s_core::execution::ExecutionFilter;
 use integr8s_core::{ErrorType, Execution, ExecutionStatus, Priority, ResourceUsage};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,9 @@ pub struct ExecutionResult {
     pub lang: String,
     pub lang_version: String,
     pub resource_usage: Option<ResourceUsage>,
+    /// Null while the execution is active; once it ended, always a number: the script's own
+    /// exit code, `128 + N` when killed by signal N or stopped at a memory, output or CPU
+    /// limit (137), and -1 when it did not exit by itself (timeout, cancel, system error).
     pub exit_code: Option<i64>,
     pub error_type: Option<ErrorType>,
     pub priority: Priority,
@@ -44,6 +48,7 @@ pub struct ExecutionResult {
 
 impl From<Execution> for ExecutionResult {
     fn from(e: Execution) -> Self {
+        let exit_code = e.reported_exit_code();
         Self {
             execution_id: e.execution_id,
             status: e.status,
@@ -52,7 +57,7 @@ impl From<Execution> for ExecutionResult {
             lang: e.lang,
             lang_version: e.lang_version,
             resource_usage: e.resource_usage,
-            exit_code: e.exit_code,
+            exit_code,
             error_type: e.error_type,
             priority: e.priority,
         }
@@ -178,7 +183,9 @@ pub struct CancelResponse {
     pub execution_id: String,
     pub status: CancelStatus,
     pub message: String,
-    /// The `execution_cancelled` event (none when it was already cancelled).
+    /// The event published for this cancel: the `execution_cancelled` of an execution that had
+    /// not started, else the `delete_pod_command` that stops its run (whose
+    /// `execution_cancelled` follows). None when it was already cancelled.
     pub event_id: Option<String>,
 }
 
@@ -205,45 +212,40 @@ async fn cancel(
     AppPath(execution_id): AppPath<String>,
     AppBytes(body): AppBytes,
 ) -> Result<Json<CancelResponse>, ApiError> {
-    let execution = load_owned(&state, &user, &execution_id).await?;
+    load_owned(&state, &user, &execution_id).await?;
     let request = crate::extract::optional_json_object::<CancelExecutionRequest>(&body)?;
-    if execution.status == ExecutionStatus::Cancelled {
-        return Ok(Json(CancelResponse {
-            execution_id,
-            status: CancelStatus::AlreadyCancelled,
-            message: "Execution is already cancelled".to_owned(),
-            event_id: None,
-        }));
-    }
-    if execution.status.is_terminal() {
-        return Err(ApiError::invalid_state(format!(
-            "Cannot cancel execution in {} state",
-            execution.status.as_str()
-        )));
-    }
-    let event = emit_cancel(&state, &execution_id, &user.user_id, request.reason).await?;
+    let outcome = request_cancel(
+        state.store.as_ref(),
+        &state.outbox,
+        &execution_id,
+        &user.user_id,
+        &request.reason,
+    )
+    .await?;
+    let event_id = match outcome {
+        CancelOutcome::Cancelled { event_id } | CancelOutcome::Stopping { event_id } => event_id,
+        CancelOutcome::AlreadyCancelled => {
+            return Ok(Json(CancelResponse {
+                execution_id,
+                status: CancelStatus::AlreadyCancelled,
+                message: "Execution is already cancelled".to_owned(),
+                event_id: None,
+            }))
+        }
+        CancelOutcome::Ended(status) => {
+            return Err(ApiError::invalid_state(format!(
+                "Cannot cancel execution in {} state",
+                status.as_str()
+            )))
+        }
+        CancelOutcome::NotFound => return Err(ApiError::execution_not_found(&execution_id)),
+    };
     Ok(Json(CancelResponse {
         execution_id,
         status: CancelStatus::CancellationRequested,
         message: "Cancellation request submitted".to_owned(),
-        event_id: Some(event.envelope.event_id),
+        event_id: Some(event_id),
     }))
-}
-
-async fn emit_cancel(
-    state: &AppState,
-    execution_id: &str,
-    user_id: &str,
-    reason: String,
-) -> Result<integr8s_core::StoredEvent, ApiError> {
-    let payload = EventPayload::ExecutionCancelled {
-        execution_id: execution_id.to_owned(),
-        cancelled_by: user_id.to_owned(),
-        force_terminated: false,
-        reason: Some(reason),
-    };
-    let env = Envelope::new(payload, state.outbox.metadata(Some(user_id.to_owned())));
-    Ok(state.outbox.emit_envelope(&env).await?)
 }
 
 async fn retry(
@@ -374,11 +376,12 @@ async fn remove(
         .await?
         .ok_or_else(|| ApiError::execution_not_found(&execution_id))?;
     if !execution.status.is_terminal() {
-        emit_cancel(
-            &state,
+        request_cancel(
+            state.store.as_ref(),
+            &state.outbox,
             &execution_id,
             &admin.user_id,
-            "Execution deleted by admin".to_owned(),
+            "Execution deleted by admin",
         )
         .await?;
     }

@@ -11,5 +11,6 @@ pub mod runtime;
 pub mod sagas;
 pub mod scripts;
 pub mod sse;
+pub mod sse_frame;
 pub mod submit;
 pub mod user_settings;

@@ -1,10 +1,10 @@
 //! Sagas: read one, list by execution or overall (users see only their executions' sagas,
 //! admins see all), and cancel.
 //!
-//! Cancelling a saga cancels its execution: the API emits the same
-//! `execution_cancelled{force_terminated: false}` as an execution cancel, and the engine does
-//! the rest (the worker kills a live run, the result processor ends a queued one, the saga
-//! orchestrator ends the saga as `cancelled` and releases its allocation).
+//! Cancelling a saga ends it as `cancelled` before the answer (so a read right after says so;
+//! the store refuses to change a saga that ended meanwhile), emits `saga_cancelled`, and cancels
+//! its execution as an execution cancel does (`integr8s_core::cancel`): the worker stops a live
+//! run, and the result processor frees the slot and allocation.
 
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
@@ -12,10 +12,12 @@ use axum::response::Redirect;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use integr8s_core::event::{Envelope, EventPayload};
+use integr8s_core::cancel::request_cancel;
+use integr8s_core::event::Envelope;
 use integr8s_core::ports::SagaFilter;
 use integr8s_core::saga::{Saga, SagaState};
 use integr8s_core::user::User;
+use integr8s_core::StoreError;
 use serde::Serialize;
 
 use crate::auth::CurrentUser;
@@ -219,27 +221,38 @@ async fn cancel(
         .await?
         .is_none_or(|e| e.status.is_terminal());
     if saga.state.is_terminal() || execution_ended {
-        return Err(ApiError::domain(
-            StatusCode::BAD_REQUEST,
-            "SagaInvalidStateError",
-            format!(
-                "Saga {saga_id} cannot be cancelled in state {}",
-                saga.state.as_str()
-            ),
-        ));
+        return Err(not_active(&saga_id, saga.state.as_str()));
     }
-    let payload = EventPayload::ExecutionCancelled {
-        execution_id: saga.execution_id.clone(),
-        cancelled_by: user.user_id.clone(),
-        force_terminated: false,
-        reason: Some("Saga cancelled by user".to_owned()),
-    };
+    let reason = "Saga cancelled by user";
+    let mut cancelled = saga.clone();
+    let payload = cancelled.cancel(reason.to_owned(), user.user_id.clone());
+    match state.store.save_saga(&cancelled).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(not_active(&saga_id, "ended")),
+        Err(e) => return Err(e.into()),
+    }
     let env = Envelope::new(payload, state.outbox.metadata(Some(user.user_id.clone())));
     state.outbox.emit_envelope(&env).await?;
+    request_cancel(
+        state.store.as_ref(),
+        &state.outbox,
+        &saga.execution_id,
+        &user.user_id,
+        reason,
+    )
+    .await?;
     tracing::info!(%saga_id, execution_id = %saga.execution_id, "saga cancellation requested");
     Ok(Json(SagaCancellationResponse {
         success: true,
         message: "Saga cancelled successfully".to_owned(),
         saga_id,
     }))
+}
+
+fn not_active(saga_id: &str, state: &str) -> ApiError {
+    ApiError::domain(
+        StatusCode::BAD_REQUEST,
+        "SagaInvalidStateError",
+        format!("Saga {saga_id} cannot be cancelled in state {state}"),
+    )
 }

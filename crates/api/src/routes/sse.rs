@@ -3,7 +3,7 @@
 //!
 //! The stream subscribes to the bus before reading the execution and backfills from the event
 //! store, so no event is lost in between. It ends after the event that ends the pipeline, or at
-//! once (after the status and the result) when the execution is already finished.
+//! once (after the status and the event that ended it) when the execution is already finished.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -18,10 +18,11 @@ use axum::Router;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use integr8s_core::event::EventType;
-use integr8s_core::{Execution, StoredEvent};
-use serde_json::{json, Value};
+use integr8s_core::{Execution, ExecutionStatus, StoredEvent};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::sse_frame::{SseExecutionEvent, SseExecutionResult};
 use super::submit::load_owned;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -61,30 +62,17 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-fn frame(data: &Value) -> Bytes {
-    Bytes::from(format!("data: {data}\r\n\r\n"))
+fn frame(data: &impl Serialize) -> Bytes {
+    let json = serde_json::to_string(data).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "sse: frame not serialisable");
+        "null".to_owned()
+    });
+    Bytes::from(format!("data: {json}\r\n\r\n"))
 }
 
 fn ping() -> Bytes {
     let now = integr8s_core::now().format("%Y-%m-%d %H:%M:%S%.6f+00:00");
     Bytes::from(format!(": ping - {now}\r\n\r\n"))
-}
-
-/// The result object carried by `result_stored` frames.
-fn result_json(e: &Execution) -> Value {
-    json!({
-        "execution_id": e.execution_id,
-        "status": e.status,
-        "exit_code": e.exit_code,
-        "stdout": e.stdout,
-        "stderr": e.stderr,
-        "lang": e.lang,
-        "lang_version": e.lang_version,
-        "resource_usage": e.resource_usage,
-        "created_at": e.created_at,
-        "metadata": null,
-        "error_type": e.error_type,
-    })
 }
 
 async fn execution_stream(
@@ -127,24 +115,20 @@ async fn forward(state: &AppState, tx: &mpsc::Sender<Bytes>, event: &StoredEvent
             .execution(env.execution_id().unwrap_or_default())
             .await
         {
-            Ok(Some(e)) => result_json(&e),
-            Ok(None) => Value::Null,
+            Ok(e) => e.as_ref().map(SseExecutionResult::of),
             Err(e) => {
                 tracing::warn!(error = %e, "sse: could not load the stored result");
-                Value::Null
+                None
             }
         }
     } else {
-        Value::Null
+        None
     };
-    let data = json!({
-        "event_type": event_type,
-        "execution_id": env.execution_id().or(env.aggregate_id.as_deref()),
-        "timestamp": env.timestamp,
-        "event_id": env.event_id,
-        "status": null,
-        "result": result,
-    });
+    let execution_id = env
+        .execution_id()
+        .or(env.aggregate_id.as_deref())
+        .unwrap_or_default();
+    let data = SseExecutionEvent::of(execution_id, event, result);
     let sent = send(tx, frame(&data)).await;
     tracing::trace!(%event_type, sent, "sse frame");
     sent && !event_type.ends_pipeline()
@@ -162,32 +146,30 @@ async fn relay(
     tx: mpsc::Sender<Bytes>,
 ) {
     let id = execution.execution_id.clone();
-    let status = json!({
-        "event_type": "status",
-        "execution_id": id,
-        "timestamp": execution.updated_at,
-        "event_id": null,
-        "status": execution.status,
-        "result": null,
-    });
-    if !send(&tx, frame(&status)).await {
+    if !send(&tx, frame(&SseExecutionEvent::status(&execution))).await {
         return;
     }
     if execution.status.is_terminal() {
+        // The event that ended the pipeline: `result_stored` with the result, or for a cancel
+        // (which has no stored result) its `execution_cancelled`.
+        let last = if execution.status == ExecutionStatus::Cancelled {
+            EventType::ExecutionCancelled
+        } else {
+            EventType::ResultStored
+        };
         let stored = state
             .store
-            .events_for_aggregate(&id, &[EventType::ResultStored], 1)
+            .events_for_aggregate(&id, &[last], 1)
             .await
             .ok()
             .and_then(|v| v.into_iter().next());
-        let data = json!({
-            "event_type": EventType::ResultStored,
-            "execution_id": id,
-            "timestamp": stored.as_ref().map(|s| s.envelope.timestamp).unwrap_or(execution.updated_at),
-            "event_id": stored.map(|s| s.envelope.event_id),
-            "status": null,
-            "result": result_json(&execution),
-        });
+        let data = match (last, stored) {
+            (EventType::ResultStored, stored) => {
+                SseExecutionEvent::stored_result(&execution, stored.as_ref())
+            }
+            (_, Some(stored)) => SseExecutionEvent::of(&id, &stored, None),
+            (_, None) => return,
+        };
         send(&tx, frame(&data)).await;
         return;
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 use thiserror::Error;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ErrorCode;
@@ -61,11 +62,32 @@ pub struct RunReport {
     pub pids_limit_hit: bool,
 }
 
+/// A step of a run, reported by the executor while the run goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunProgress {
+    /// The run has a place to run in (for the local sandbox: a slot, named by `place`) and its
+    /// sandbox is being prepared.
+    Placed { place: String },
+    /// The script was handed to its sandbox and started. Reported once per run.
+    Started,
+}
+
 /// Cancellation and progress signals for one run.
 #[derive(Debug, Clone, Default)]
 pub struct RunControl {
     /// Cancelling it kills the whole process tree; the run reports `Cancelled`.
     pub cancel: CancellationToken,
+    /// Receives the run's [`RunProgress`]; `None`: nobody listens.
+    pub progress: Option<mpsc::UnboundedSender<RunProgress>>,
+}
+
+impl RunControl {
+    /// Reports a step of the run; never blocks, and a listener that left is not an error.
+    pub fn report(&self, step: RunProgress) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(step);
+        }
+    }
 }
 
 #[derive(Debug, Error)]

@@ -17,7 +17,7 @@ pub use admin::{EventQueryStore, SystemSettingsStore, UserAdminStore};
 pub use bus::{Delivery, EventBus};
 pub use dlq::DlqStore;
 pub use executor::{
-    ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunReport, RunSpec,
+    ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunProgress, RunReport, RunSpec,
 };
 pub use kv::KeyValue;
 pub use notifications::{CreateNotification, DeliveryOutcome, NotificationStore};

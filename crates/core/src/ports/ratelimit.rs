@@ -33,7 +33,17 @@ impl RateLimitAlgorithm {
     }
 }
 
-/// The endpoint group a rule is meant for (informational; matching is by pattern).
+/// Requests per minute of `/auth/me` and of the read-only lookups each page of the web frontend
+/// makes: five a second for a whole minute, more than a person clicking can cause.
+pub const LOOKUP_REQUESTS_PER_MINUTE: u32 = 300;
+
+/// Event streams one user (or anonymous address) may have open at once by default; a browser
+/// opens at most six connections to one host.
+pub const OPEN_STREAMS: u32 = 10;
+
+/// The endpoint group a rule is meant for (matching is by pattern). Rules of group `sse` limit
+/// concurrency: their `requests` is how many streams may be open at once (the window and the
+/// algorithm do not apply); every other group counts requests per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
@@ -76,15 +86,35 @@ impl RateLimitRule {
         }
     }
 
-    /// The system defaults, highest priority first.
+    /// The system defaults, highest priority first. They are the original's, except that no
+    /// person using the web frontend hits them: `/auth/me` and the lookups every page makes get
+    /// [`LOOKUP_REQUESTS_PER_MINUTE`], and the long-lived event streams (group `sse`) are
+    /// limited in how many are open at once (`requests` counts open streams there, see
+    /// [`EndpointGroup::Sse`]) instead of sharing a per-minute budget with short requests.
     pub fn defaults() -> Vec<RateLimitRule> {
         use EndpointGroup as G;
+        let lookups = LOOKUP_REQUESTS_PER_MINUTE;
         vec![
             Self::new("^/api/v1/execute", G::Execution, 10, 1.5, 10),
+            Self::new("^/api/v1/auth/me", G::Auth, lookups, 1.5, 8),
             Self::new("^/api/v1/auth/.*", G::Auth, 20, 1.5, 7),
             Self::new("^/api/v1/admin/.*", G::Admin, 100, 2.0, 5),
-            Self::new("^/api/v1/events/.*", G::Sse, 5, 1.0, 3),
+            Self::new("^/api/v1/events/.*", G::Sse, OPEN_STREAMS, 1.0, 3),
             Self::new("^/api/v1/ws", G::Websocket, 5, 1.0, 3),
+            Self::new(
+                "^/api/v1/(k8s-limits|example-scripts)",
+                G::Public,
+                lookups,
+                1.5,
+                2,
+            ),
+            Self::new(
+                "^/api/v1/(user/settings|notifications)",
+                G::Api,
+                lookups,
+                1.5,
+                2,
+            ),
             Self::new("^/api/v1/.*", G::Api, 60, 1.5, 1),
         ]
     }

@@ -103,6 +103,15 @@ pub trait ExecutionStore: Send + Sync {
 pub trait EventStore: Send + Sync {
     /// Appends one event. Appending an `event_id` that exists is a no-op returning the stored one.
     async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StoreError>;
+    /// Appends several events in order, as [`EventStore::append_event`] does for each. Adapters
+    /// override it to store them in one round trip; this default appends one at a time.
+    async fn append_events(&self, events: &[Envelope]) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            stored.push(self.append_event(event).await?);
+        }
+        Ok(stored)
+    }
     /// Events of the given types with `seq > after`, in `seq` order, at most `limit`.
     async fn events_after(
         &self,

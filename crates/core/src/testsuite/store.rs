@@ -57,6 +57,7 @@ macro_rules! store_test_suite {
             execution_finish_only_once,
             execution_delete_removes_dependents,
             events_append_is_idempotent_and_ordered,
+            events_append_batch_keeps_order_and_is_idempotent,
             events_for_aggregate_filters_by_type,
             offsets_never_go_backwards,
             queue_enqueue_is_idempotent_and_release_frees,

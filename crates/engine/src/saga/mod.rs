@@ -118,31 +118,22 @@ impl Handler for Inner {
             EventPayload::ExecutionCancelled {
                 execution_id,
                 cancelled_by,
-                force_terminated,
                 reason,
+                ..
             } => {
+                // The one `execution_cancelled` of a cancel comes after the run was stopped (or
+                // instead of it), so the saga ends now. Topics are consumed independently: this
+                // cancel may arrive before the `execution_accepted` it follows, and a saga ended
+                // now makes that one a no-op instead of allocating for an execution that will
+                // never run.
                 let ending = Ending::Cancelled {
                     reason: reason.clone().unwrap_or_else(|| "cancelled".to_owned()),
                     by: cancelled_by.clone(),
                 };
-                if *force_terminated {
-                    return self.on_outcome(env, execution_id, ending).await;
-                }
-                let execution = self.store.execution(execution_id).await?;
-                if execution
-                    .as_ref()
-                    .is_some_and(|e| e.status == ExecutionStatus::Running)
-                {
-                    // The worker stops the run and reports the outcome.
-                    return Ok(());
-                }
-                // Topics are consumed independently, so this cancel may arrive before the
-                // `execution_accepted` it follows: a saga ended now makes that one a no-op,
-                // instead of allocating for an execution that will never run.
-                let user_id = execution
-                    .map(|e| e.user_id)
-                    .or_else(|| env.metadata.user_id.clone())
-                    .unwrap_or_default();
+                let user_id = match self.store.execution(execution_id).await? {
+                    Some(e) => e.user_id,
+                    None => env.metadata.user_id.clone().unwrap_or_default(),
+                };
                 let (saga, _) = self
                     .store
                     .get_or_create_saga(&Saga::new(execution_id, &user_id))
@@ -216,7 +207,7 @@ impl Inner {
             // Steps are idempotent, so the log is persisted once after them; only a step with
             // an effect outside the store first checks that the saga has not ended meanwhile.
             if steps::acts_outside_store(step) && !self.save(&mut saga).await? {
-                return Ok(());
+                return self.ended_meanwhile(execution_id).await;
             }
             tracing::debug!(step, "saga step");
             match steps::run(step, &mut saga, &env).await {
@@ -234,7 +225,7 @@ impl Inner {
             }
         }
         if !self.save(&mut saga).await? {
-            return Ok(());
+            return self.ended_meanwhile(execution_id).await;
         }
         // A cancel that the result processor applied before the run command was sent is not
         // seen again by this group: end the saga now so its allocation is released.
@@ -250,6 +241,13 @@ impl Inner {
             };
             return self.end(saga, cause, ending).await;
         }
+        Ok(())
+    }
+
+    /// The saga was ended by someone else while its steps ran (a saga cancel through the API):
+    /// what the steps took is freed, as ending the saga here would have.
+    async fn ended_meanwhile(&self, execution_id: &str) -> Result<(), EngineError> {
+        self.store.release_allocation(execution_id).await?;
         Ok(())
     }
 
@@ -376,29 +374,8 @@ impl Inner {
                 saga_failed(&saga, error),
             ),
             Ending::Cancelled { reason, by } => {
-                // The run itself is stopped by the worker on the same cancel event and the
-                // allocation was released above: record those undone steps, latest first.
-                for step in saga.completed_steps.clone().iter().rev() {
-                    if let Some(undo) = steps::compensation_of(step) {
-                        if !saga.compensated_steps.iter().any(|s| s == undo) {
-                            saga.compensated_steps.push(undo.to_owned());
-                        }
-                    }
-                }
-                (
-                    SagaState::Cancelled,
-                    Some(reason.clone()),
-                    EventPayload::SagaCancelled {
-                        saga_id: saga.saga_id.clone(),
-                        saga_name: saga.saga_name.clone(),
-                        execution_id: saga.execution_id.clone(),
-                        reason,
-                        completed_steps: saga.completed_steps.clone(),
-                        compensated_steps: saga.compensated_steps.clone(),
-                        cancelled_at: Some(integr8s_core::now()),
-                        cancelled_by: Some(by),
-                    },
-                )
+                let payload = saga.cancel(reason.clone(), by);
+                (SagaState::Cancelled, Some(reason), payload)
             }
         };
         emit_caused_by(&self.outbox, cause, payload).await?;

@@ -59,13 +59,7 @@ pub(super) fn acts_outside_store(step: &str) -> bool {
     step == CREATE_POD
 }
 
-pub(super) fn compensation_of(step: &str) -> Option<&'static str> {
-    match step {
-        ALLOCATE => Some("release_resources"),
-        CREATE_POD => Some("delete_pod"),
-        _ => None,
-    }
-}
+pub(super) use integr8s_core::saga::compensation_of;
 
 /// Undoes a completed step (idempotent: running it twice is harmless).
 pub(super) async fn compensate(
@@ -82,7 +76,7 @@ pub(super) async fn compensate(
                 saga_id: saga.saga_id.clone(),
                 execution_id: saga.execution_id.clone(),
                 reason: "Saga compensation due to failure".to_owned(),
-                pod_name: Some(format!("local-{}", saga.execution_id)),
+                pod_name: None,
                 namespace: None,
             };
             emit_caused_by(env.outbox, env.cause, payload).await?;

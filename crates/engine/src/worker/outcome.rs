@@ -1,7 +1,7 @@
 //! Maps a sandbox run report to the outcome event (see docs/pipeline.md, "Outcome mapping").
 
 use integr8s_core::event::{EventPayload, RunOutput};
-use integr8s_core::execution::{ErrorType, ResourceUsage, RunLimits};
+use integr8s_core::execution::{ErrorType, ResourceUsage, RunLimits, NO_EXIT_CODE};
 use integr8s_core::ports::{RunOutcome, RunReport};
 
 /// Clock ticks per second used to express CPU time, as the contract's `clk_tck_hertz`.
@@ -12,12 +12,34 @@ const KILLED_EXIT_CODE: i64 = 128 + 9;
 
 const MIB: u64 = 1024 * 1024;
 
-/// The outcome event of a finished run. `cancelled_by` names who asked for a cancel.
+/// Who asked for a run to be stopped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CancelRequest {
+    pub by: String,
+    pub reason: Option<String>,
+}
+
+/// The exit code a run's outcome reports: the script's own, `128 + signal` when killed by a
+/// signal or a limit, [`NO_EXIT_CODE`] when it was stopped by a timeout or a cancel.
+pub(crate) fn exit_code_of(outcome: RunOutcome) -> i64 {
+    match outcome {
+        RunOutcome::Exited { code } => i64::from(code),
+        RunOutcome::Signaled { signal } => 128 + i64::from(signal),
+        RunOutcome::OutputLimit | RunOutcome::OutOfMemory | RunOutcome::CpuLimit => {
+            KILLED_EXIT_CODE
+        }
+        RunOutcome::TimedOut | RunOutcome::Cancelled => NO_EXIT_CODE,
+    }
+}
+
+/// The outcome event of a finished run. `cancel` says who asked for a cancel; `started` whether
+/// the script had started (a cancelled run then was force-terminated).
 pub(crate) fn map_report(
     execution_id: &str,
     report: &RunReport,
     limits: &RunLimits,
-    cancelled_by: Option<&str>,
+    cancel: Option<&CancelRequest>,
+    started: bool,
 ) -> EventPayload {
     let execution_id = execution_id.to_owned();
     let output = RunOutput {
@@ -40,7 +62,7 @@ pub(crate) fn map_report(
             output: output.clone(),
         },
         RunOutcome::Signaled { signal } => failed(
-            128 + i64::from(signal),
+            exit_code_of(report.outcome),
             ErrorType::ScriptError,
             format!("killed by signal {signal}"),
         ),
@@ -75,9 +97,9 @@ pub(crate) fn map_report(
         },
         RunOutcome::Cancelled => EventPayload::ExecutionCancelled {
             execution_id: execution_id.clone(),
-            cancelled_by: cancelled_by.unwrap_or("system").to_owned(),
-            force_terminated: true,
-            reason: Some("the run was stopped on request".to_owned()),
+            cancelled_by: cancel.map_or_else(|| "system".to_owned(), |c| c.by.clone()),
+            force_terminated: started,
+            reason: cancel.and_then(|c| c.reason.clone()),
         },
     }
 }
@@ -86,7 +108,7 @@ pub(crate) fn map_report(
 pub(crate) fn system_failure(execution_id: &str, message: String) -> EventPayload {
     EventPayload::ExecutionFailed {
         execution_id: execution_id.to_owned(),
-        exit_code: -1,
+        exit_code: NO_EXIT_CODE,
         error_type: ErrorType::SystemError,
         error_message: Some(message),
         output: RunOutput::default(),
@@ -131,6 +153,7 @@ mod tests {
             &report(RunOutcome::Exited { code: 0 }),
             &RunLimits::default(),
             None,
+            true,
         );
         let EventPayload::ExecutionCompleted {
             exit_code, output, ..
@@ -155,15 +178,16 @@ mod tests {
             &report(RunOutcome::Signaled { signal: 9 }),
             &limits,
             None,
+            true,
         );
         assert!(
             matches!(p, EventPayload::ExecutionFailed { exit_code: 137, error_type: ErrorType::ScriptError, ref error_message, .. } if error_message.as_deref() == Some("killed by signal 9"))
         );
-        let p = map_report("e", &report(RunOutcome::OutputLimit), &limits, None);
+        let p = map_report("e", &report(RunOutcome::OutputLimit), &limits, None, true);
         assert!(
             matches!(p, EventPayload::ExecutionFailed { error_type: ErrorType::ResourceLimit, ref error_message, .. } if error_message.as_deref() == Some("output limit of 1048576 bytes reached"))
         );
-        let p = map_report("e", &report(RunOutcome::OutOfMemory), &limits, None);
+        let p = map_report("e", &report(RunOutcome::OutOfMemory), &limits, None, true);
         assert!(
             matches!(p, EventPayload::ExecutionFailed { error_type: ErrorType::ResourceLimit, ref error_message, .. } if error_message.as_deref() == Some("out of memory (peak 300 MiB)"))
         );
@@ -172,7 +196,7 @@ mod tests {
     #[test]
     fn timeouts_and_cancels_have_their_own_events() {
         let limits = RunLimits::default();
-        let p = map_report("e", &report(RunOutcome::TimedOut), &limits, None);
+        let p = map_report("e", &report(RunOutcome::TimedOut), &limits, None, true);
         assert!(matches!(
             p,
             EventPayload::ExecutionTimeout {
@@ -180,9 +204,47 @@ mod tests {
                 ..
             }
         ));
-        let p = map_report("e", &report(RunOutcome::Cancelled), &limits, Some("user"));
-        assert!(
-            matches!(p, EventPayload::ExecutionCancelled { force_terminated: true, ref cancelled_by, .. } if cancelled_by == "user")
+        let cancel = CancelRequest {
+            by: "user".to_owned(),
+            reason: Some("changed my mind".to_owned()),
+        };
+        let p = map_report(
+            "e",
+            &report(RunOutcome::Cancelled),
+            &limits,
+            Some(&cancel),
+            true,
         );
+        assert!(
+            matches!(p, EventPayload::ExecutionCancelled { force_terminated: true, ref cancelled_by, ref reason, .. } if cancelled_by == "user" && reason.as_deref() == Some("changed my mind"))
+        );
+        let p = map_report(
+            "e",
+            &report(RunOutcome::Cancelled),
+            &limits,
+            Some(&cancel),
+            false,
+        );
+        assert!(
+            matches!(
+                p,
+                EventPayload::ExecutionCancelled {
+                    force_terminated: false,
+                    ..
+                }
+            ),
+            "a run cancelled before its script started was not force-terminated"
+        );
+    }
+
+    #[test]
+    fn every_non_exit_outcome_has_a_number() {
+        assert_eq!(exit_code_of(RunOutcome::TimedOut), -1);
+        assert_eq!(exit_code_of(RunOutcome::Cancelled), -1);
+        assert_eq!(exit_code_of(RunOutcome::OutOfMemory), 137);
+        assert_eq!(exit_code_of(RunOutcome::OutputLimit), 137);
+        assert_eq!(exit_code_of(RunOutcome::CpuLimit), 137);
+        assert_eq!(exit_code_of(RunOutcome::Signaled { signal: 15 }), 143);
+        assert_eq!(exit_code_of(RunOutcome::Exited { code: 4 }), 4);
     }
 }

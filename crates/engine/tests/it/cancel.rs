@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use integr8s_core::event::EventType;
+use integr8s_core::cancel::CancelOutcome;
+use integr8s_core::event::{EventPayload, EventType};
 use integr8s_core::execution::{ExecutionStatus, Priority};
 
 use crate::harness::{all_runtimes, config, eventually, Pipeline};
@@ -35,7 +36,15 @@ async fn an_execution_cancelled_while_queued_never_runs() {
     assert_eq!(p.finished(&next).await.status, ExecutionStatus::Completed);
 
     assert_eq!(executor.runs(&waiting), 0);
-    assert_eq!(p.count_events(&waiting, EventType::ResultStored).await, 1);
+    // As in the original, a cancel stores no result event; its one `execution_cancelled` ends
+    // the pipeline.
+    assert_eq!(p.count_events(&waiting, EventType::ResultStored).await, 0);
+    assert_eq!(
+        p.count_events(&waiting, EventType::ExecutionCancelled)
+            .await,
+        1
+    );
+    assert_eq!(e.reported_exit_code(), Some(-1));
     assert_eq!(
         p.count_events(&waiting, EventType::CreatePodCommand).await,
         0
@@ -60,14 +69,34 @@ async fn cancelling_a_running_execution_stops_its_run() {
         executor.live().contains(&id).then_some(())
     })
     .await;
-    p.cancel(&id, "alice").await;
+    let requested = p.cancel(&id, "alice").await;
+    assert!(
+        matches!(requested, CancelOutcome::Stopping { .. }),
+        "{requested:?}"
+    );
 
     let e = p.finished(&id).await;
     assert_eq!(e.status, ExecutionStatus::Cancelled);
+    assert_eq!(e.exit_code, Some(-1));
     assert_eq!(executor.runs(&id), 1);
     assert!(executor.live().is_empty());
-    assert_eq!(p.count_events(&id, EventType::ResultStored).await, 1);
-    assert_eq!(p.count_events(&id, EventType::ExecutionCancelled).await, 2);
+    assert_eq!(p.count_events(&id, EventType::ResultStored).await, 0);
+    let cancels = p
+        .store
+        .events_for_aggregate(&id, &[EventType::ExecutionCancelled], 10)
+        .await
+        .unwrap();
+    assert_eq!(cancels.len(), 1, "one execution_cancelled per cancel");
+    assert!(
+        matches!(
+            &cancels[0].envelope.payload,
+            EventPayload::ExecutionCancelled { force_terminated: true, cancelled_by, .. } if cancelled_by == "alice"
+        ),
+        "{:?}",
+        cancels[0].envelope.payload
+    );
+    assert_eq!(p.count_events(&id, EventType::PodTerminated).await, 1);
+    assert_eq!(p.count_events(&id, EventType::PodDeleted).await, 1);
     assert_eq!(p.store.queue_counts().await.unwrap(), (0, 0));
     p.stop().await;
 }

@@ -38,13 +38,40 @@ async fn a_requested_execution_completes_with_its_output() {
         EventType::ExecutionAccepted,
         EventType::SagaStarted,
         EventType::CreatePodCommand,
+        EventType::PodCreated,
+        EventType::PodScheduled,
         EventType::ExecutionStarted,
+        EventType::PodRunning,
         EventType::ExecutionRunning,
         EventType::ExecutionCompleted,
+        EventType::PodSucceeded,
+        EventType::PodDeleted,
         EventType::ResultStored,
     ] {
         assert_eq!(p.count_events(&id, t).await, 1, "{t}");
     }
+    // The worker's events come in the original's order: the pod is placed and running before
+    // the outcome, its end and deletion follow the outcome.
+    let worker_events: Vec<EventType> = p
+        .store
+        .events_for_aggregate(&id, &[], 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.envelope.event_type())
+        .filter(|t| t.as_str().starts_with("pod_") || t.is_run_outcome())
+        .collect();
+    assert_eq!(
+        worker_events,
+        [
+            EventType::PodCreated,
+            EventType::PodScheduled,
+            EventType::PodRunning,
+            EventType::ExecutionCompleted,
+            EventType::PodSucceeded,
+            EventType::PodDeleted,
+        ]
+    );
     // The saga ends and the slot and allocation are freed.
     crate::harness::eventually("the saga to complete", || async {
         let saga = p.store.saga_for_execution(&id).await.unwrap().unwrap();

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use integr8s_core::cancel::{request_cancel, CancelOutcome};
 use integr8s_core::event::{Envelope, EventMetadata, EventPayload, EventType, RunRequest};
 use integr8s_core::execution::{Execution, ExecutionStatus, Priority, RunLimits};
 use integr8s_core::outbox::Outbox;
@@ -114,31 +115,33 @@ impl Pipeline {
     }
 
     /// Asks for a cancel the way the API does.
-    pub async fn cancel(&self, execution_id: &str, user: &str) {
-        let payload = EventPayload::ExecutionCancelled {
-            execution_id: execution_id.to_owned(),
-            cancelled_by: "user".to_owned(),
-            force_terminated: false,
-            reason: Some("user requested cancellation".to_owned()),
-        };
-        self.outbox
-            .emit(payload, Some(user.to_owned()), None)
-            .await
-            .unwrap();
+    pub async fn cancel(&self, execution_id: &str, user: &str) -> CancelOutcome {
+        request_cancel(
+            self.store.as_ref(),
+            &self.outbox,
+            execution_id,
+            user,
+            "user requested cancellation",
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn execution(&self, execution_id: &str) -> Execution {
         self.store.execution(execution_id).await.unwrap().unwrap()
     }
 
-    /// Waits until the execution ended and its result was announced.
+    /// Waits until the execution ended and its end was announced: by `result_stored`, or for a
+    /// cancel (which gets none) by its `execution_cancelled`.
     pub async fn finished(&self, execution_id: &str) -> Execution {
         eventually("the execution to end", || async {
             let e = self.execution(execution_id).await;
-            let announced = self
-                .count_events(execution_id, EventType::ResultStored)
-                .await
-                > 0;
+            let last = if e.status == ExecutionStatus::Cancelled {
+                EventType::ExecutionCancelled
+            } else {
+                EventType::ResultStored
+            };
+            let announced = self.count_events(execution_id, last).await > 0;
             (e.status.is_terminal() && announced).then_some(e)
         })
         .await

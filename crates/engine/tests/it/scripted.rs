@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use integr8s_core::ports::{
-    ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunReport, RunSpec,
+    ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunProgress, RunReport, RunSpec,
 };
 use tokio::sync::watch;
 
@@ -94,6 +94,11 @@ impl Executor for ScriptedExecutor {
             let snapshot = s.live.clone();
             s.snapshots.push(snapshot);
         }
+        // Placed at once and started right away, like a sandbox slot would report.
+        control.report(RunProgress::Placed {
+            place: "scripted-slot".to_owned(),
+        });
+        control.report(RunProgress::Started);
         let script = spec.script.as_str();
         let result = if let Some(text) = script.strip_prefix("print:") {
             Ok(report(RunOutcome::Exited { code: 0 }, text))

@@ -132,13 +132,14 @@ async fn cors_allows_only_configured_origins_with_credentials() {
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
 
-/// Five anonymous requests (the sse group's limit) from `forwarded`, then one more.
+/// Five anonymous requests (the websocket group's limit per minute) from `forwarded`, then one
+/// more.
 async fn sixth_is_refused(server: &Server, forwarded: &str) -> bool {
     let http = reqwest::Client::new();
     let mut last = 0;
     for _ in 0..6 {
         let r = http
-            .get(format!("{}/api/v1/events/executions/x", server.base))
+            .get(format!("{}/api/v1/ws", server.base))
             .header("x-forwarded-for", forwarded)
             .send()
             .await
@@ -154,14 +155,14 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
     let server = Server::start(&[("INTEGR8S_RATE_LIMIT__ENABLED", "true")]).await;
     assert!(sixth_is_refused(&server, "203.0.113.1").await);
     let r = reqwest::Client::new()
-        .get(format!("{}/api/v1/events/executions/x", server.base))
+        .get(format!("{}/api/v1/ws", server.base))
         .header("x-forwarded-for", "203.0.113.2")
         .send()
         .await
         .unwrap();
     assert_eq!(
         r.status(),
-        401,
+        404,
         "a second forwarded client has its own bucket"
     );
     drop(server);
@@ -174,7 +175,7 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
     .await;
     assert!(sixth_is_refused(&server, "203.0.113.1").await);
     let r = reqwest::Client::new()
-        .get(format!("{}/api/v1/events/executions/x", server.base))
+        .get(format!("{}/api/v1/ws", server.base))
         .header("x-forwarded-for", "203.0.113.2")
         .send()
         .await

@@ -10,7 +10,9 @@ mod admin_users;
 
 mod auth;
 mod bad_input;
+mod browser_limits;
 mod cli;
+mod contract;
 mod cross_cutting;
 mod dlq;
 mod executions;

@@ -49,14 +49,14 @@ fn assert_refused(r: &Resp) {
 async fn anonymous_clients_are_limited_by_address_with_headers() {
     let server = Server::start(&ON).await;
     let http = reqwest::Client::new();
-    // The sse group allows 5 per minute; the 401 answers still count.
+    // The websocket group allows 5 per minute; the 404 answers (no such route) still count.
     for i in 0..5 {
         let r = http
-            .get(format!("{}/api/v1/events/executions/x", server.base))
+            .get(format!("{}/api/v1/ws", server.base))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 401);
+        assert_eq!(r.status(), 404);
         assert_eq!(r.headers()["x-ratelimit-limit"], "5");
         assert_eq!(
             r.headers()["x-ratelimit-remaining"],
@@ -69,7 +69,7 @@ async fn anonymous_clients_are_limited_by_address_with_headers() {
             .is_ok());
     }
     let r = http
-        .get(format!("{}/api/v1/events/executions/x", server.base))
+        .get(format!("{}/api/v1/ws", server.base))
         .send()
         .await
         .unwrap();
@@ -198,7 +198,7 @@ async fn admin_routes_check_access_users_and_input() {
     let defaults = admin.get("/api/v1/admin/rate-limits/defaults").await;
     assert_eq!(defaults.status, 200);
     let rules = defaults.body.as_array().unwrap();
-    assert_eq!(rules.len(), 6);
+    assert_eq!(rules.len(), 9);
     assert_eq!(
         rules[0],
         json!({"endpoint_pattern": "^/api/v1/execute", "group": "execution", "requests": 10,

@@ -233,6 +233,11 @@ async fn cancelling_a_saga_stops_its_run_and_compensates() {
         r.body,
         json!({"success": true, "message": "Saga cancelled successfully", "saga_id": saga_id})
     );
+    // The state a client reads right after the answer already says so.
+    let read = u.get(&format!("/api/v1/sagas/{saga_id}")).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body["state"], "cancelled", "{}", read.body);
+    assert!(read.body["completed_at"].is_string(), "{}", read.body);
 
     let done = u.wait_terminal(&id).await;
     assert_eq!(done["status"], "cancelled", "{done}");

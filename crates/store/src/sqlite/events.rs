@@ -45,6 +45,49 @@ pub(crate) async fn append(
     fetch_one(query, conn, decode_event).await
 }
 
+/// Appends `events` in order with one multi-row statement; events whose `event_id` exists are
+/// left as stored and returned.
+async fn append_all(
+    conn: &mut SqliteConnection,
+    events: &[Envelope],
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = vec!["(?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO events (event_id, event_type, aggregate_id, timestamp, user_id, body)
+         VALUES {rows}
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING event_id, seq"
+    );
+    let mut query = sqlx::query(&sql);
+    for event in events {
+        query = query
+            .bind(&event.event_id)
+            .bind(event.event_type().as_str())
+            .bind(&event.aggregate_id)
+            .bind(ts(event.timestamp))
+            .bind(&event.metadata.user_id)
+            .bind(to_json(event)?);
+    }
+    let inserted = query.fetch_all(&mut *conn).await.map_err(classify)?;
+    let mut seqs = std::collections::HashMap::with_capacity(inserted.len());
+    for row in &inserted {
+        let id: String = row.try_get(0).map_err(classify)?;
+        let seq: i64 = row.try_get(1).map_err(classify)?;
+        seqs.insert(id, seq);
+    }
+    let mut stored = Vec::with_capacity(events.len());
+    for event in events {
+        match seqs.get(&event.event_id) {
+            Some(&seq) => stored.push(StoredEvent {
+                seq,
+                envelope: event.clone(),
+            }),
+            None => stored.push(append(conn, event).await?),
+        }
+    }
+    Ok(stored)
+}
+
 impl SqliteStore {
     /// `SELECT seq, body FROM events WHERE <condition> [AND event_type IN types] ORDER BY seq`,
     /// at most `limit` (0: all); `condition` has one `?`, bound to `value`. An empty `types`
@@ -80,6 +123,16 @@ impl EventStore for SqliteStore {
     async fn append_event(&self, event: &Envelope) -> Result<StoredEvent, StoreError> {
         let mut conn = self.writer.acquire().await.map_err(classify)?;
         append(&mut conn, event).await
+    }
+
+    /// One statement for the whole batch (a single event takes the single-row path).
+    async fn append_events(&self, events: &[Envelope]) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut conn = self.writer.acquire().await.map_err(classify)?;
+        match events {
+            [] => Ok(Vec::new()),
+            [event] => Ok(vec![append(&mut conn, event).await?]),
+            _ => append_all(&mut conn, events).await,
+        }
     }
 
     /// An empty `types` means every type.

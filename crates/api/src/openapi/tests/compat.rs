@@ -14,12 +14,12 @@ use std::path::Path;
 use serde_json::Value;
 
 pub const MISSING_REFERENCE: &str =
-    "the reference contract ../shared/reference/openapi.json (beside the repository) is missing";
+    "the reference contract src/openapi/tests/reference/openapi.json is missing or not JSON";
 
-/// The reference contract, from the shared folder beside the repository.
+/// The reference contract, kept in the repository as a test fixture (see its README).
 pub fn reference() -> Option<Value> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let path = repo.join("../shared/reference/openapi.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/openapi/tests/reference/openapi.json");
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
 }

@@ -79,6 +79,7 @@ pub struct QueueStatusResponse {
 
 impl From<Execution> for AdminExecutionResponse {
     fn from(e: Execution) -> Self {
+        let exit_code = e.reported_exit_code();
         Self {
             execution_id: e.execution_id,
             script: e.script,
@@ -87,7 +88,7 @@ impl From<Execution> for AdminExecutionResponse {
             lang_version: e.lang_version,
             stdout: e.stdout,
             stderr: e.stderr,
-            exit_code: e.exit_code,
+            exit_code,
             error_type: e.error_type,
             priority: e.priority,
             user_id: Some(e.user_id),

@@ -17,7 +17,7 @@ use super::settings::{add_slash, effective_settings};
 use crate::auth::{lockout, password, AdminUser};
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::{AppJson, AppPath, QueryPairs};
-use crate::routes::auth::{is_valid_email, UserResponse};
+use crate::routes::auth::{email_issue, UserResponse};
 use crate::state::AppState;
 
 /// The contract's floor for passwords set by an admin.
@@ -74,16 +74,6 @@ fn password_issue(field: &str, password: &str, min: usize) -> Option<ValidationI
             &["body", field],
             "string_too_short",
             format!("String should have at least {min} characters"),
-        )
-    })
-}
-
-fn email_issue(email: &str) -> Option<ValidationIssue> {
-    (!is_valid_email(email)).then(|| {
-        ValidationIssue::new(
-            &["body", "email"],
-            "value_error",
-            "value is not a valid email address: An email address must have an @-sign and a valid domain.",
         )
     })
 }

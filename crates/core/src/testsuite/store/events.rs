@@ -45,6 +45,38 @@ pub async fn events_append_is_idempotent_and_ordered(store: S) {
     assert!(none.is_empty());
 }
 
+pub async fn events_append_batch_keeps_order_and_is_idempotent(store: S) {
+    assert!(store.append_events(&[]).await.unwrap().is_empty());
+    let first = store
+        .append_event(&small_event(EventType::ExecutionQueued, "e1"))
+        .await
+        .unwrap();
+    let batch = [
+        small_event(EventType::PodCreated, "e1"),
+        first.envelope.clone(),
+        small_event(EventType::PodScheduled, "e1"),
+        small_event(EventType::ExecutionStarted, "e1"),
+    ];
+    let stored = store.append_events(&batch).await.unwrap();
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[1], first, "an existing event_id is left as stored");
+    assert!(first.seq < stored[0].seq);
+    assert!(stored[0].seq < stored[2].seq && stored[2].seq < stored[3].seq);
+    for (s, e) in stored.iter().zip(&batch) {
+        assert_eq!(&s.envelope, e);
+    }
+    let again = store.append_events(&batch).await.unwrap();
+    assert_eq!(again, stored, "a repeated batch stores nothing new");
+    let all = store.events_for_aggregate("e1", &[], 100).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let single = store
+        .append_events(&[small_event(EventType::PodRunning, "e1")])
+        .await
+        .unwrap();
+    assert_eq!(single.len(), 1);
+    assert_eq!(store.last_seq().await.unwrap(), single[0].seq);
+}
+
 pub async fn events_for_aggregate_filters_by_type(store: S) {
     let first = store
         .append_event(&small_event(EventType::ExecutionQueued, "e1"))
