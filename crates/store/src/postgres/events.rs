@@ -63,6 +63,20 @@ impl EventStore for PostgresStore {
         Ok(stored)
     }
 
+    /// The whole batch in one transaction: one round of the append lock and one commit.
+    async fn append_events(&self, events: &[Envelope]) -> Result<Vec<StoredEvent>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            stored.push(append(&mut tx, event).await?);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(stored)
+    }
+
     /// An empty `types` means every type.
     async fn events_after(
         &self,
