@@ -113,3 +113,15 @@ impl Producer {
             .map(|_| ())
     }
 }
+
+/// Runs `close` (a final commit, then dropping a consumer, which leaves its group) on a thread
+/// of its own: librdkafka's close waits for the brokers, without bound when they are gone, and
+/// must hold up neither the runtime nor its shutdown.
+pub(crate) fn close_in_background(what: &'static str, close: impl FnOnce() + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("kafka-close-{what}"))
+        .spawn(close);
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, what, "cannot start a thread to close a kafka consumer");
+    }
+}

@@ -308,16 +308,12 @@ async fn run(
         flow(&consumer, &member.group, &pause, true);
         flow(&consumer, &member.group, &resume, false);
     }
-    // Closing blocks (it commits, runs the revoke callback and leaves the group).
-    let closing = tokio::task::spawn_blocking(move || {
+    client::close_in_background("subscription", move || {
         let offsets = lock(&member.partitions).to_commit(None);
         commit(&consumer, &member.group, &offsets, CommitMode::Sync);
         drop(consumer);
         tracing::debug!(group = %member.group, "subscription closed");
     });
-    if let Err(e) = closing.await {
-        tracing::warn!(error = %e, "closing a kafka subscription failed");
-    }
 }
 
 fn flow(consumer: &StreamConsumer<MemberContext>, group: &str, tps: &[Tp], pause: bool) {

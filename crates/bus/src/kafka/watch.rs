@@ -17,7 +17,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{broadcast, watch, OnceCell};
 
-use super::client::{client_config, Logs};
+use super::client::{self, client_config, Logs};
 use super::codec;
 use super::subscription::unavailable;
 use super::KafkaConfig;
@@ -118,6 +118,5 @@ async fn run(
             },
         }
     }
-    // Closing the consumer blocks.
-    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    client::close_in_background("watch", move || drop(consumer));
 }
