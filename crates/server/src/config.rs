@@ -11,6 +11,10 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::{Table, Value};
 
+mod bus;
+
+pub use bus::BusSection;
+
 pub const DEFAULTS: &str = include_str!("../integr8s.default.toml");
 const ENV_PREFIX: &str = "INTEGR8S_";
 
@@ -44,6 +48,7 @@ pub struct Config {
     pub runtimes: RuntimesConfig,
     pub notifications: NotificationsSection,
     pub rate_limit: RateLimitSection,
+    pub bus: BusSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -420,6 +425,7 @@ impl Config {
             "server.trusted_proxies",
             "expected IP addresses or CIDR blocks such as 127.0.0.1 or 10.0.0.0/8",
         )?;
+        self.bus.validate(&check)?;
         Ok(())
     }
 
