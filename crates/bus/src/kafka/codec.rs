@@ -113,8 +113,12 @@ mod tests {
             force_terminated: false,
             reason: None,
         };
-        let env = Envelope::new(payload, EventMetadata::new("test", None)).with_correlation(correlation);
-        StoredEvent { seq: 7, envelope: env }
+        let env =
+            Envelope::new(payload, EventMetadata::new("test", None)).with_correlation(correlation);
+        StoredEvent {
+            seq: 7,
+            envelope: env,
+        }
     }
 
     #[test]
@@ -122,8 +126,14 @@ mod tests {
         let e = event(Some(replay_correlation("s1", "e0")));
         let m = encode(&e).unwrap();
         assert_eq!(m.key, "ex-1");
-        assert_eq!(header(Some(&m.headers), EVENT_TYPE), Some("execution_cancelled"));
-        assert_eq!(header(Some(&m.headers), EVENT_ID), Some(e.envelope.event_id.as_str()));
+        assert_eq!(
+            header(Some(&m.headers), EVENT_TYPE),
+            Some("execution_cancelled")
+        );
+        assert_eq!(
+            header(Some(&m.headers), EVENT_ID),
+            Some(e.envelope.event_id.as_str())
+        );
         assert_eq!(header(Some(&m.headers), REPLAYED), Some("true"));
         assert!(header(Some(&m.headers), CORRELATION_ID).is_some_and(|c| c.starts_with("replay:")));
         assert_eq!(decode(Some(&m.value), Some(&m.headers)).unwrap(), e);
@@ -139,9 +149,18 @@ mod tests {
     #[test]
     fn garbage_and_missing_seq_are_refused() {
         let m = encode(&event(None)).unwrap();
-        assert!(matches!(decode(Some(b"{"), Some(&m.headers)), Err(DecodeError::Json(_))));
-        assert!(matches!(decode(None, Some(&m.headers)), Err(DecodeError::Empty)));
+        assert!(matches!(
+            decode(Some(b"{"), Some(&m.headers)),
+            Err(DecodeError::Json(_))
+        ));
+        assert!(matches!(
+            decode(None, Some(&m.headers)),
+            Err(DecodeError::Empty)
+        ));
         let no_seq = OwnedHeaders::new();
-        assert!(matches!(decode(Some(&m.value), Some(&no_seq)), Err(DecodeError::Seq)));
+        assert!(matches!(
+            decode(Some(&m.value), Some(&no_seq)),
+            Err(DecodeError::Seq)
+        ));
     }
 }

@@ -121,9 +121,9 @@ impl KafkaBus {
     pub async fn ping(&self) -> Result<(), BusError> {
         let producer = self.inner.producer.clone();
         tokio::task::spawn_blocking(move || producer.ping())
-        .await
-        .map_err(|e| BusError::Unavailable(format!("kafka ping: {e}")))?
-        .map_err(subscription::unavailable)
+            .await
+            .map_err(|e| BusError::Unavailable(format!("kafka ping: {e}")))?
+            .map_err(subscription::unavailable)
     }
 
     fn done(&self, group: &str) -> Done {
@@ -197,23 +197,25 @@ impl EventBus for KafkaBus {
         let rx = self.inner.hub.subscribe().await?;
         let from = self.inner.store.last_seq().await?;
         let topics: Arc<HashSet<EventType>> = Arc::new(topics.iter().copied().collect());
-        Ok(stream::unfold((rx, topics), move |(mut rx, topics)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(event)
-                        if event.seq > from
-                            && topics.contains(&event.envelope.event_type()) =>
-                    {
-                        return Some((event, (rx, topics)));
+        Ok(
+            stream::unfold((rx, topics), move |(mut rx, topics)| async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(event)
+                            if event.seq > from
+                                && topics.contains(&event.envelope.event_type()) =>
+                        {
+                            return Some((event, (rx, topics)));
+                        }
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "watcher too slow; live events skipped");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
                     }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "watcher too slow; live events skipped");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-            }
-        })
-        .boxed())
+            })
+            .boxed(),
+        )
     }
 }

@@ -25,7 +25,7 @@ pub(crate) struct Raw {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
-    Event(StoredEvent),
+    Event(Box<StoredEvent>),
     Poison(Raw),
 }
 
@@ -182,7 +182,11 @@ impl Partitions {
     /// Moves due redeliveries back to ready and acks, without handing them out, messages
     /// whose event id `is_done` says this group has already acknowledged (duplicates).
     /// Returns the earliest pending redelivery time.
-    pub(crate) fn prepare(&mut self, now: Instant, is_done: impl Fn(&str) -> bool) -> Option<Instant> {
+    pub(crate) fn prepare(
+        &mut self,
+        now: Instant,
+        is_done: impl Fn(&str) -> bool,
+    ) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         for p in self.parts.values_mut() {
             for e in p.entries.values_mut() {
@@ -261,7 +265,7 @@ impl Partitions {
                 generation,
                 attempt: e.attempt,
             },
-            event: event.clone(),
+            event: StoredEvent::clone(event),
         })
     }
 
@@ -344,7 +348,7 @@ impl Partitions {
     /// Offsets to commit for `only` (all partitions when `None`): per partition the first
     /// message not yet acknowledged, or the end of what was read; only those that moved
     /// forward. Marks them committed.
-    pub(crate) fn to_commit(&mut self, only: Option<&[Tp]>) -> Vec<(Tp, i64)> {
+    pub(crate) fn take_commits(&mut self, only: Option<&[Tp]>) -> Vec<(Tp, i64)> {
         if only.is_none() {
             self.dirty = false;
         }

@@ -112,7 +112,9 @@ impl Relay {
             done.passed += 1;
         }
         if upto > position {
-            self.store.commit_offset(&group, POSITION_TOPIC, upto).await?;
+            self.store
+                .commit_offset(&group, POSITION_TOPIC, upto)
+                .await?;
             lock(&self.seen).retain(|seq| *seq > upto);
             first_seen.retain(|seq, _| *seq > upto);
         }

@@ -51,8 +51,7 @@ struct Member {
 impl Member {
     fn settle(&self, token: &Token, event_id: &str, ack: bool) {
         let retry_at = Instant::now() + self.config.backoff(token.attempt);
-        let settled =
-            lock(&self.partitions).settle(token, ack, self.config.max_attempts, retry_at);
+        let settled = lock(&self.partitions).settle(token, ack, self.config.max_attempts, retry_at);
         match settled {
             Settled::Acked => {
                 lock(&self.done).first_time(event_id.to_owned());
@@ -86,7 +85,7 @@ impl Member {
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
-        let offsets = parts.to_commit(Some(&tps));
+        let offsets = parts.take_commits(Some(&tps));
         parts.remove(&tps);
         drop(parts);
         commit(consumer, &self.group, &offsets, CommitMode::Sync);
@@ -106,7 +105,7 @@ impl Member {
     fn receive(&self, m: &BorrowedMessage<'_>) {
         let tp = (m.topic().to_owned(), m.partition());
         let body = match codec::decode(m.payload(), m.headers()) {
-            Ok(event) => Body::Event(event),
+            Ok(event) => Body::Event(Box::new(event)),
             Err(e) => {
                 tracing::warn!(group = %self.group, topic = %tp.0, partition = tp.1, offset = m.offset(), error = %e, "undecodable message; it goes to the DLQ topic");
                 Body::Poison(Raw {
@@ -301,7 +300,7 @@ async fn run(
         }
         if commit_at.is_some_and(|at| at <= Instant::now()) {
             commit_at = None;
-            let offsets = lock(&member.partitions).to_commit(None);
+            let offsets = lock(&member.partitions).take_commits(None);
             commit(&consumer, &member.group, &offsets, CommitMode::Async);
         }
         let (pause, resume) = lock(&member.partitions).flow(config.max_buffered_per_partition);
@@ -309,7 +308,7 @@ async fn run(
         flow(&consumer, &member.group, &resume, false);
     }
     client::close_in_background("subscription", move || {
-        let offsets = lock(&member.partitions).to_commit(None);
+        let offsets = lock(&member.partitions).take_commits(None);
         commit(&consumer, &member.group, &offsets, CommitMode::Sync);
         drop(consumer);
         tracing::debug!(group = %member.group, "subscription closed");

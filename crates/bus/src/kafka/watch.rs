@@ -35,7 +35,11 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    pub(crate) fn new(config: Arc<KafkaConfig>, seen: Option<Seen>, stop: watch::Receiver<()>) -> Self {
+    pub(crate) fn new(
+        config: Arc<KafkaConfig>,
+        seen: Option<Seen>,
+        stop: watch::Receiver<()>,
+    ) -> Self {
         Self {
             config,
             live: OnceCell::new(),
@@ -54,7 +58,10 @@ impl Hub {
     async fn start(&self) -> Result<broadcast::Sender<StoredEvent>, BusError> {
         let config = self.config.clone();
         let consumer: StreamConsumer<Logs> = client_config(&config)
-            .set("group.id", config.group_id(&format!("watch-{}", integr8s_core::new_id())))
+            .set(
+                "group.id",
+                config.group_id(&format!("watch-{}", integr8s_core::new_id())),
+            )
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "latest")
             .set("fetch.wait.max.ms", "100")
@@ -67,12 +74,20 @@ impl Hub {
             .map_err(|e| BusError::Unavailable(format!("watch start: {e}")))?
             .map_err(unavailable)?;
         let (live, _) = broadcast::channel(self.config.watch_capacity.max(1));
-        tokio::spawn(run(consumer, live.clone(), self.seen.clone(), self.stop.clone()));
+        tokio::spawn(run(
+            consumer,
+            live.clone(),
+            self.seen.clone(),
+            self.stop.clone(),
+        ));
         Ok(live)
     }
 }
 
-fn position_at_end(consumer: &StreamConsumer<Logs>, config: &KafkaConfig) -> Result<(), KafkaError> {
+fn position_at_end(
+    consumer: &StreamConsumer<Logs>,
+    config: &KafkaConfig,
+) -> Result<(), KafkaError> {
     let timeout = config.request_timeout;
     let metadata = consumer.fetch_metadata(None, timeout)?;
     let mut tpl = TopicPartitionList::new();

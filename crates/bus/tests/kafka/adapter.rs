@@ -45,7 +45,11 @@ async fn assert_quiet(sub: &mut futures::stream::BoxStream<'static, Delivery>) {
 
 /// Every message of `topic` (all partitions), read from the beginning until `until` holds or
 /// the deadline passes.
-fn read_topic(setup: &Setup, topic: &str, until: impl Fn(&[OwnedMessage]) -> bool) -> Vec<OwnedMessage> {
+fn read_topic(
+    setup: &Setup,
+    topic: &str,
+    until: impl Fn(&[OwnedMessage]) -> bool,
+) -> Vec<OwnedMessage> {
     let reader: BaseConsumer = client(&setup.config)
         .set("group.id", format!("reader-{}", integr8s_core::new_id()))
         .create()
@@ -71,7 +75,7 @@ async fn creating_topics_twice_finds_them_existing() {
     let setup = Setup::new(2).await;
     let again = create_topics(&setup.config).await.expect("create again");
     assert!(again.created.is_empty(), "{:?}", again.created);
-    let mut existing = again.existing.clone();
+    let mut existing = again.existing;
     existing.sort();
     let mut all = setup.config.all_topics();
     all.sort();
@@ -98,7 +102,10 @@ async fn undecodable_message_goes_to_the_dlq_topic_and_the_next_is_delivered() {
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].payload(), Some(&b"not an event"[..]));
     assert_eq!(dlq[0].key(), Some(&b"junk"[..]));
-    assert_eq!(header(&dlq[0], "dlq_reason").as_deref(), Some("undecodable message"));
+    assert_eq!(
+        header(&dlq[0], "dlq_reason").as_deref(),
+        Some("undecodable message")
+    );
     assert_eq!(header(&dlq[0], "dlq_group").as_deref(), Some("g"));
     assert_eq!(header(&dlq[0], "dlq_original_topic"), Some(topic));
     assert_quiet(&mut sub).await;
@@ -152,7 +159,10 @@ async fn a_rebalance_hands_partitions_over_without_redelivering_acked_events() {
     let setup = Setup::new(3).await;
     let bus = setup.bus();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let first = drain(bus.subscribe(&[QUEUED], "g").await.expect("a"), seen.clone());
+    let first = drain(
+        bus.subscribe(&[QUEUED], "g").await.expect("a"),
+        seen.clone(),
+    );
     let mut expected = HashSet::new();
     for i in 0..10 {
         expected.insert(emit(&setup, &bus, &format!("e{i}")).await.seq);
@@ -163,7 +173,10 @@ async fn a_rebalance_hands_partitions_over_without_redelivering_acked_events() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // A second member joins: the first gives partitions up, committing what it acked.
-    let second = drain(bus.subscribe(&[QUEUED], "g").await.expect("b"), seen.clone());
+    let second = drain(
+        bus.subscribe(&[QUEUED], "g").await.expect("b"),
+        seen.clone(),
+    );
     for i in 10..30 {
         expected.insert(emit(&setup, &bus, &format!("e{i}")).await.seq);
     }

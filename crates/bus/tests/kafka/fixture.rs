@@ -85,15 +85,16 @@ impl Setup {
             Arc::new(KafkaBus::new(store, make_config.clone()).expect("kafka bus"))
         };
         let offsets_store = store.clone();
-        let committed = move |group: &str, topic: EventType, upto: i64| -> BoxFuture<'static, bool> {
-            Box::pin(committed_through(
-                config.clone(),
-                offsets_store.clone(),
-                group.to_owned(),
-                topic,
-                upto,
-            ))
-        };
+        let committed =
+            move |group: &str, topic: EventType, upto: i64| -> BoxFuture<'static, bool> {
+                Box::pin(committed_through(
+                    config.clone(),
+                    offsets_store.clone(),
+                    group.to_owned(),
+                    topic,
+                    upto,
+                ))
+            };
         BusFixture::new(store, make, committed, (broker, dir))
     }
 }

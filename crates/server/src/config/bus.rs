@@ -153,7 +153,11 @@ mod tests {
             ("INTEGR8S_BUS__BROKERS", "kafka-1", "bus.brokers"),
             ("INTEGR8S_BUS__TOPIC_PREFIX", "a b", "bus.topic_prefix"),
             ("INTEGR8S_BUS__PARTITIONS", "0", "bus.partitions"),
-            ("INTEGR8S_BUS__SESSION_TIMEOUT_MS", "10", "bus.session_timeout_ms"),
+            (
+                "INTEGR8S_BUS__SESSION_TIMEOUT_MS",
+                "10",
+                "bus.session_timeout_ms",
+            ),
             ("INTEGR8S_BUS__MAX_ATTEMPTS", "1", "bus.max_attempts"),
         ] {
             let err = load(&[(var, value)]).unwrap_err();

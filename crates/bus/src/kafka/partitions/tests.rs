@@ -16,10 +16,10 @@ fn event(seq: i64, aggregate: &str) -> Body {
         force_terminated: false,
         reason: None,
     };
-    Body::Event(StoredEvent {
+    Body::Event(Box::new(StoredEvent {
         seq,
         envelope: Envelope::new(payload, EventMetadata::new("test", None)),
-    })
+    }))
 }
 
 fn never(_: &str) -> bool {
@@ -56,12 +56,12 @@ fn commits_stop_at_the_first_unacknowledged_message() {
     let h: Vec<Handout> = std::iter::from_fn(|| p.take()).collect();
     assert_eq!(h.len(), 3);
     ack(&mut p, &h[1]);
-    assert!(p.to_commit(None).iter().all(|(_, o)| *o == 10));
+    assert!(p.take_commits(None).iter().all(|(_, o)| *o == 10));
     ack(&mut p, &h[0]);
-    assert_eq!(p.to_commit(None), vec![(tp(0), 12)]);
-    assert!(p.to_commit(None).is_empty(), "nothing moved");
+    assert_eq!(p.take_commits(None), vec![(tp(0), 12)]);
+    assert!(p.take_commits(None).is_empty(), "nothing moved");
     ack(&mut p, &h[2]);
-    assert_eq!(p.to_commit(None), vec![(tp(0), 13)]);
+    assert_eq!(p.take_commits(None), vec![(tp(0), 13)]);
 }
 
 #[test]
@@ -72,7 +72,11 @@ fn nacks_come_back_with_a_higher_attempt_then_go_to_the_dlq() {
     let h = p.take().unwrap();
     let now = Instant::now();
     assert_eq!(p.settle(&h.token, false, 2, now), Settled::Redeliver);
-    assert_eq!(p.settle(&h.token, true, 2, now), Settled::Ignored, "settled twice");
+    assert_eq!(
+        p.settle(&h.token, true, 2, now),
+        Settled::Ignored,
+        "settled twice"
+    );
     assert_eq!(p.prepare(now - Duration::from_millis(1), never), Some(now));
     assert!(p.take().is_none(), "still backing off");
     p.prepare(now, never);
@@ -81,9 +85,9 @@ fn nacks_come_back_with_a_higher_attempt_then_go_to_the_dlq() {
     assert_eq!(p.settle(&again.token, false, 2, now), Settled::DeadLetter);
     let letters = p.take_dead_letters();
     assert_eq!(letters.len(), 1);
-    assert!(p.to_commit(None).iter().all(|(_, o)| *o == 0));
+    assert!(p.take_commits(None).iter().all(|(_, o)| *o == 0));
     p.dead_lettered(&letters[0], true);
-    assert_eq!(p.to_commit(None), vec![(tp(0), 1)]);
+    assert_eq!(p.take_commits(None), vec![(tp(0), 1)]);
 }
 
 #[test]
@@ -98,7 +102,7 @@ fn duplicates_of_acknowledged_events_are_skipped() {
     p.receive(tp(0), 0, body);
     p.prepare(Instant::now(), |done| done == id);
     assert!(p.take().is_none());
-    assert_eq!(p.to_commit(None), vec![(tp(0), 1)]);
+    assert_eq!(p.take_commits(None), vec![(tp(0), 1)]);
 }
 
 #[test]
@@ -108,21 +112,25 @@ fn revoked_partitions_stop_handing_out_and_ignore_late_settles() {
     p.receive(tp(0), 0, event(1, "a"));
     p.receive(tp(1), 0, event(2, "b"));
     let h = p.take().unwrap();
-    p.start_revoke(&[h.token.tp.clone()]);
-    assert!(p.any_out(&[h.token.tp.clone()]));
+    p.start_revoke(std::slice::from_ref(&h.token.tp));
+    assert!(p.any_out(std::slice::from_ref(&h.token.tp)));
     let other = p.take().unwrap();
     assert_ne!(other.token.tp, h.token.tp);
-    p.remove(&[h.token.tp.clone()]);
+    p.remove(std::slice::from_ref(&h.token.tp));
     p.assign([h.token.tp.clone()]);
     assert_eq!(ack(&mut p, &h), Settled::Ignored, "older assignment");
-    assert!(!p.receive(other.token.tp.clone(), 0, event(2, "b")), "already held");
+    assert!(!p.receive(other.token.tp, 0, event(2, "b")), "already held");
 }
 
 #[test]
 fn poison_goes_to_the_dlq_without_being_handed_out() {
     let mut p = Partitions::default();
     p.assign([tp(0)]);
-    let raw = Raw { key: None, value: Some(b"{".to_vec()), headers: Vec::new() };
+    let raw = Raw {
+        key: None,
+        value: Some(b"{".to_vec()),
+        headers: Vec::new(),
+    };
     p.receive(tp(0), 0, Body::Poison(raw));
     p.receive(tp(0), 1, event(1, "a"));
     assert_eq!(p.take().unwrap().event.seq, 1);
@@ -141,6 +149,6 @@ fn full_partitions_pause_and_resume_at_half() {
         let h = p.take().unwrap();
         ack(&mut p, &h);
     }
-    p.to_commit(None);
+    p.take_commits(None);
     assert_eq!(p.flow(4), (vec![], vec![tp(0)]));
 }
