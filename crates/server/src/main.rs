@@ -75,6 +75,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(false);
             wiring::open_store(&config).await?;
             println!("database {} is up to date", config.database_url());
+            if let Some(kafka) = config.bus.kafka() {
+                let topics = integr8s_bus::kafka::create_topics(&kafka).await?;
+                println!(
+                    "kafka topics under prefix '{}': {} created, {} already there",
+                    kafka.topic_prefix,
+                    topics.created.len(),
+                    topics.existing.len()
+                );
+            }
             Ok(())
         }
         Command::SeedUsers(args) => {

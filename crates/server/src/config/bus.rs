@@ -34,7 +34,7 @@ fn valid_broker(b: &str) -> bool {
 
 impl BusSection {
     /// Whether the Kafka bus is configured (otherwise the in-process bus).
-    pub fn is_kafka(&self) -> bool {
+    fn is_kafka(&self) -> bool {
         !self.brokers.is_empty()
     }
 
@@ -89,8 +89,8 @@ impl BusSection {
     }
 
     /// The Kafka bus's settings, `None` for the in-process bus. Build the bus with
-    /// `integr8s_bus::kafka::KafkaBus::new(event_store, config)` and create its topics with
-    /// `integr8s_bus::kafka::create_topics(&config)`.
+    /// `integr8s_bus::kafka::KafkaBus::new(event_store, config)`; `integr8s migrate` creates
+    /// its topics (`integr8s_bus::kafka::create_topics`).
     pub fn kafka(&self) -> Option<KafkaConfig> {
         if !self.is_kafka() {
             return None;
