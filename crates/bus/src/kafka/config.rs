@@ -42,6 +42,10 @@ pub struct KafkaConfig {
     pub relay_batch: u32,
     /// Live events buffered per watcher before it starts missing some.
     pub watch_capacity: usize,
+    /// How long the broker may hold a fetch that has no data yet. Brokers answer as soon as
+    /// data arrives, so this bounds idle polling; one that waits out the whole time (tansu)
+    /// adds up to this much latency per hop.
+    pub fetch_wait: Duration,
 }
 
 impl KafkaConfig {
@@ -64,6 +68,7 @@ impl KafkaConfig {
             relay_grace: Duration::from_secs(5),
             relay_batch: 256,
             watch_capacity: 1024,
+            fetch_wait: Duration::from_millis(100),
         }
     }
 

@@ -227,7 +227,7 @@ pub(crate) fn subscribe(
             KafkaConfig::millis(config.session_timeout),
         )
         .set("heartbeat.interval.ms", KafkaConfig::millis(heartbeat))
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", KafkaConfig::millis(config.fetch_wait))
         .create_with_context(MemberContext(member.clone()))
         .map_err(unavailable)?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();

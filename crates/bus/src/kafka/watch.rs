@@ -64,7 +64,7 @@ impl Hub {
             )
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "latest")
-            .set("fetch.wait.max.ms", "100")
+            .set("fetch.wait.max.ms", KafkaConfig::millis(config.fetch_wait))
             .create_with_context(Logs)
             .map_err(unavailable)?;
         let consumer = Arc::new(consumer);

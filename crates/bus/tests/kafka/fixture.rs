@@ -31,6 +31,7 @@ pub fn config(addr: &str, partitions: i32) -> KafkaConfig {
     c.rebalance_grace = Duration::from_secs(2);
     c.relay_interval = Duration::from_millis(100);
     c.relay_grace = Duration::from_millis(500);
+    c.fetch_wait = Duration::from_millis(10);
     c
 }
 

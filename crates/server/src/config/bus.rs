@@ -21,6 +21,7 @@ pub struct BusSection {
     pub request_timeout_ms: u64,
     pub relay: bool,
     pub relay_grace_ms: u64,
+    pub fetch_wait_ms: u64,
 }
 
 /// A broker address: `host:port`.
@@ -85,6 +86,11 @@ impl BusSection {
             (100..=3_600_000).contains(&self.relay_grace_ms),
             "bus.relay_grace_ms",
             "must be between 100 and 3600000",
+        )?;
+        check(
+            (1..=10_000).contains(&self.fetch_wait_ms),
+            "bus.fetch_wait_ms",
+            "must be between 1 and 10000",
         )
     }
 
@@ -103,6 +109,7 @@ impl BusSection {
         c.request_timeout = Duration::from_millis(self.request_timeout_ms);
         c.relay = self.relay;
         c.relay_grace = Duration::from_millis(self.relay_grace_ms);
+        c.fetch_wait = Duration::from_millis(self.fetch_wait_ms);
         Some(c)
     }
 }
