@@ -321,3 +321,29 @@ async fn many_events_reach_two_members_in_order_per_aggregate() {
 fn seen_count(seen: &Mutex<Vec<i64>>) -> usize {
     seen.lock().expect("seen").len()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stored_while_the_broker_is_unreachable_flow_when_it_returns() {
+    let setup = Setup::with(1, |c| c.request_timeout = Duration::from_secs(1)).await;
+    let bus = setup.bus();
+    let mut sub = bus.subscribe(&[QUEUED], "g").await.expect("subscribe");
+    let before = emit(&setup, &bus, "e1").await;
+    let d = next(&mut sub).await;
+    assert_eq!(d.event.seq, before.seq);
+    d.ack();
+
+    setup.broker.signal("-STOP");
+    let stored = setup
+        .store
+        .append_event(&small_event(QUEUED, "e2"))
+        .await
+        .expect("append");
+    let published = bus.publish(&stored).await;
+    setup.broker.signal("-CONT");
+    assert!(published.is_err(), "a frozen broker acknowledged a message");
+
+    let d = next(&mut sub).await;
+    assert_eq!(d.event, stored);
+    d.ack();
+    assert_quiet(&mut sub).await;
+}

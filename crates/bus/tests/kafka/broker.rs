@@ -71,6 +71,18 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the broker: unreachable but not forgetting
+    /// (its storage is in memory).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
