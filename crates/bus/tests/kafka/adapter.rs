@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use integr8s_bus::kafka::create_topics;
+use integr8s_bus::kafka::{create_topics, KafkaBus};
 use integr8s_core::ports::{Delivery, EventBus};
 use integr8s_core::testsuite::store::small_event;
 use integr8s_core::{EventType, StoredEvent};
@@ -71,7 +71,7 @@ fn read_topic(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn creating_topics_twice_finds_them_existing() {
+async fn creating_topics_twice_finds_them_existing_and_ping_tells_a_frozen_broker() {
     let setup = Setup::new(2).await;
     let again = create_topics(&setup.config).await.expect("create again");
     assert!(again.created.is_empty(), "{:?}", again.created);
@@ -80,6 +80,13 @@ async fn creating_topics_twice_finds_them_existing() {
     let mut all = setup.config.all_topics();
     all.sort();
     assert_eq!(existing, all);
+
+    let bus = KafkaBus::new(setup.store.clone(), setup.config.clone()).expect("bus");
+    bus.ping().await.expect("the broker answers");
+    setup.broker.signal("-STOP");
+    let frozen = bus.ping().await;
+    setup.broker.signal("-CONT");
+    assert!(frozen.is_err(), "a frozen broker answered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
