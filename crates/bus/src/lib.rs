@@ -1,4 +1,6 @@
-//! The in-process event bus: a tailer over the event store.
+//! Event buses: [`MemoryBus`], in process, and with the `kafka` feature [`kafka::KafkaBus`].
+//!
+//! The in-process bus is a tailer over the event store.
 //!
 //! `publish` only wakes the consumers of the event's topic and feeds live watchers; consumers
 //! always read the event log itself (`events_after` from their group's committed offset), so an

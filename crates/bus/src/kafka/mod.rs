@@ -4,15 +4,15 @@
 //! poison messages; consumer groups are named `<prefix><group>`. A message's key is the
 //! event's aggregate id, so one execution's events share a partition and keep their order; its
 //! value is the event's JSON, its headers the event type, event id, store sequence number,
-//! correlation id and replay marker ([`codec`]).
+//! correlation id and replay marker (`codec.rs`).
 //!
 //! Delivery is at least once. Each [`subscribe`](EventBus::subscribe) is one member of the
-//! group ([`subscription`]): it commits a partition's offset only past messages that were
+//! group (`subscription.rs`): it commits a partition's offset only past messages that were
 //! acknowledged together with every earlier message of that partition, redelivers nacked or
 //! dropped deliveries with a back-off, sends poison messages to the DLQ topic, and drops
 //! duplicates of events the group already acknowledged in this process (dedupe by event id).
 //! Publishing waits for the broker; an event that never got there is published by the outbox
-//! [`relay`]. Nothing depends on broker transactions or exact watermarks.
+//! relay (`relay.rs`). Nothing depends on broker transactions or exact watermarks.
 
 mod client;
 mod codec;
