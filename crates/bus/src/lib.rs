@@ -1,4 +1,6 @@
-//! The in-process event bus: a tailer over the event store.
+//! Event buses: [`MemoryBus`], in process, and with the `kafka` feature [`kafka::KafkaBus`].
+//!
+//! The in-process bus is a tailer over the event store.
 //!
 //! `publish` only wakes the consumers of the event's topic and feeds live watchers; consumers
 //! always read the event log itself (`events_after` from their group's committed offset), so an
@@ -10,9 +12,12 @@
 //! a topic, an event is not handed out while an earlier event of the same aggregate is unsettled,
 //! so one execution's events reach the group in order.
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
+mod recent;
 mod worker;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,6 +28,7 @@ use integr8s_core::ports::{Delivery, EventBus, EventStore};
 use integr8s_core::{EventType, StoredEvent};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use recent::Recent;
 use worker::{Control, GroupWorker};
 
 /// Tuning of the bus; the defaults suit the single-process deployment.
@@ -58,29 +64,8 @@ impl Default for BusConfig {
     }
 }
 
-/// Remembers recently published sequence numbers so a second publish is a no-op.
-#[derive(Default)]
-struct Recent {
-    seen: HashSet<i64>,
-    order: VecDeque<i64>,
-}
-
+/// Sequence numbers remembered for the publish dedupe.
 const RECENT_CAPACITY: usize = 4096;
-
-impl Recent {
-    fn first_time(&mut self, seq: i64) -> bool {
-        if !self.seen.insert(seq) {
-            return false;
-        }
-        self.order.push_back(seq);
-        if self.order.len() > RECENT_CAPACITY {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        true
-    }
-}
 
 struct Inner {
     store: Arc<dyn EventStore>,
@@ -90,7 +75,7 @@ struct Inner {
     wakers: Mutex<HashMap<EventType, watch::Sender<i64>>>,
     /// Per (group, topic): the worker's control channel. Dropping it stops the worker.
     workers: Mutex<HashMap<(String, EventType), mpsc::UnboundedSender<Control>>>,
-    recent: Mutex<Recent>,
+    recent: Mutex<Recent<i64>>,
 }
 
 /// The in-process [`EventBus`]. Clones share the same workers.
@@ -99,7 +84,7 @@ pub struct MemoryBus {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded maps stay consistent even if a holder panicked.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -118,7 +103,7 @@ impl MemoryBus {
                 live,
                 wakers: Mutex::default(),
                 workers: Mutex::default(),
-                recent: Mutex::default(),
+                recent: Mutex::new(Recent::new(RECENT_CAPACITY)),
             }),
         }
     }

@@ -11,6 +11,10 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::{Table, Value};
 
+mod bus;
+
+pub use bus::BusSection;
+
 pub const DEFAULTS: &str = include_str!("../integr8s.default.toml");
 const ENV_PREFIX: &str = "INTEGR8S_";
 
@@ -45,6 +49,7 @@ pub struct Config {
     pub notifications: NotificationsSection,
     pub rate_limit: RateLimitSection,
     pub limiter: LimiterSection,
+    pub bus: BusSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -481,6 +486,7 @@ impl Config {
             "server.trusted_proxies",
             "expected IP addresses or CIDR blocks such as 127.0.0.1 or 10.0.0.0/8",
         )?;
+        self.bus.validate(&check)?;
         Ok(())
     }
 

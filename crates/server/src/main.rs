@@ -77,6 +77,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             wiring::open_store(&config).await?;
             let url = integr8s_store::redact_url(&config.database_url());
             println!("database {url} is up to date");
+            if let Some(kafka) = config.bus.kafka() {
+                let topics = integr8s_bus::kafka::create_topics(&kafka).await?;
+                println!(
+                    "kafka topics under prefix '{}': {} created, {} already there",
+                    kafka.topic_prefix,
+                    topics.created.len(),
+                    topics.existing.len()
+                );
+            }
             Ok(())
         }
         Command::SeedUsers(args) => {
