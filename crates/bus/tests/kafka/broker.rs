@@ -80,6 +80,34 @@ impl Broker {
             .status()
             .expect("kill");
         assert!(status.success(), "kill {signal} failed");
+        if signal == "-STOP" {
+            self.wait_until_stopped();
+        }
+    }
+
+    /// Waits until every thread of the broker has stopped: `kill` returns once the signal is
+    /// sent, and a thread that is running on another core may still answer a request or two.
+    fn wait_until_stopped(&self) {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let stopped = || {
+            std::fs::read_dir(&tasks).is_ok_and(|entries| {
+                entries.filter_map(Result::ok).all(|task| {
+                    std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                        stat.rsplit_once(')')
+                            .and_then(|(_, rest)| rest.split_whitespace().next())
+                            .is_some_and(|state| state == "T" || state == "t")
+                    })
+                })
+            })
+        };
+        let start = Instant::now();
+        while !stopped() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the broker did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
