@@ -3,6 +3,7 @@
 pub mod csrf;
 pub mod jwt;
 pub mod password;
+pub mod session;
 
 use std::time::Duration;
 
@@ -56,35 +57,6 @@ pub fn set_cookie(
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn unix_now() -> i64 {
-    integr8s_core::now().timestamp()
-}
-
-/// Issues a session JWT for `username` with the configured session lifetime.
-pub fn issue_token(state: &AppState, username: &str) -> String {
-    issue_token_for(state, username, state.config.session_timeout)
-}
-
-/// Issues a session JWT for `username` valid for `lifetime` (the effective
-/// `session_timeout_minutes` system setting at login).
-pub fn issue_token_for(state: &AppState, username: &str, lifetime: Duration) -> String {
-    let now = unix_now();
-    let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2);
-    let claims = jwt::Claims {
-        sub: username.to_owned(),
-        exp: now.saturating_add(lifetime),
-        iat: now,
-    };
-    jwt::encode(&claims, &state.config.secret)
-}
-
-/// The username of a token that is genuine, even if expired (for logout).
-pub fn token_subject_allow_expired(state: &AppState, token: &str) -> Option<String> {
-    jwt::decode(token, &state.config.secret, unix_now(), true)
-        .ok()
-        .map(|c| c.sub)
-}
-
 /// The authenticated, active user of the request (401 otherwise).
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub User);
@@ -98,12 +70,7 @@ impl FromRequestParts<AppState> for CurrentUser {
     ) -> Result<Self, Self::Rejection> {
         let token =
             cookie(&parts.headers, ACCESS_COOKIE).ok_or_else(ApiError::not_authenticated)?;
-        let claims = jwt::decode(&token, &state.config.secret, unix_now(), false)
-            .map_err(|_| ApiError::invalid_credentials())?;
-        match state.store.user_by_username(&claims.sub).await? {
-            Some(user) if user.is_active => Ok(CurrentUser(user)),
-            _ => Err(ApiError::invalid_credentials()),
-        }
+        session::authenticate(state, &token).await.map(CurrentUser)
     }
 }
 

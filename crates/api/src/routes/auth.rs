@@ -254,7 +254,7 @@ async fn login(
     let settings = crate::routes::admin::settings::effective_settings(&state).await?;
     let lifetime =
         std::time::Duration::from_secs(settings.session_timeout_minutes.saturating_mul(60));
-    let token = auth::issue_token_for(&state, &user.username, lifetime);
+    let token = auth::session::issue(&state, &user, lifetime).await?;
     let csrf_token = auth::csrf::issue(&state.config.secret, &token)?;
     let cfg = &state.config;
     let body = LoginResponse {
@@ -308,9 +308,10 @@ pub struct MessageResponse {
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let subject = auth::cookie(&headers, ACCESS_COOKIE)
-        .and_then(|token| auth::token_subject_allow_expired(&state, &token));
-    if let Some(username) = subject {
-        if let Some(user) = state.store.user_by_username(&username).await? {
+        .and_then(|token| auth::session::subject_allow_expired(&state, &token));
+    if let Some(user_id) = subject {
+        if let Some(user) = state.store.user_by_id(&user_id).await? {
+            auth::session::end_all(&state, &user.user_id).await?;
             emit_user_event(
                 &state,
                 EventPayload::UserLoggedOut {
