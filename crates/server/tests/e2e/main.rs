@@ -26,6 +26,7 @@ mod redis_limiter;
 mod replay;
 mod sagas;
 mod sandbox_uids;
+mod sessions;
 mod scripts;
 mod sse;
 mod user_settings;
