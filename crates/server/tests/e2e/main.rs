@@ -9,6 +9,7 @@ mod admin_settings;
 mod admin_users;
 
 mod auth;
+mod auth_abuse;
 mod bad_input;
 mod browser_limits;
 mod cli;
