@@ -154,7 +154,10 @@ impl std::fmt::Debug for AuthConfig {
             .field("password_min_length", &self.password_min_length)
             .field("seed_users", &self.seed_users)
             .field("login_per_ip_per_minute", &self.login_per_ip_per_minute)
-            .field("login_per_account_per_minute", &self.login_per_account_per_minute)
+            .field(
+                "login_per_account_per_minute",
+                &self.login_per_account_per_minute,
+            )
             .field("register_per_ip_per_hour", &self.register_per_ip_per_hour)
             .field(
                 "max_concurrent_password_hashes",

@@ -139,7 +139,13 @@ pub async fn throttle_login(
     let ip_key = format!("auth:login:ip:{}", ip_label(ip));
     count(state, &ip_key, limits.login_per_ip_per_minute, minute).await?;
     let account_key = format!("auth:login:account:{}", account_label(username));
-    count(state, &account_key, limits.login_per_account_per_minute, minute).await
+    count(
+        state,
+        &account_key,
+        limits.login_per_account_per_minute,
+        minute,
+    )
+    .await
 }
 
 /// Throttles a registration per client address.
@@ -191,7 +197,10 @@ mod tests {
         assert!(too_long("username", &"a".repeat(USERNAME_MAX), USERNAME_MAX).is_none());
         let issue = too_long("username", &"é".repeat(USERNAME_MAX + 1), USERNAME_MAX);
         assert_eq!(issue.map(|i| i.kind), Some("string_too_long".to_owned()));
-        assert_eq!(audit_username(&"x".repeat(10_000)).len(), AUDIT_USERNAME_MAX);
+        assert_eq!(
+            audit_username(&"x".repeat(10_000)).len(),
+            AUDIT_USERNAME_MAX
+        );
         assert_eq!(delay_for(0), Duration::ZERO);
         assert_eq!(delay_for(3), Duration::from_millis(300));
         assert_eq!(delay_for(u64::MAX), MAX_DELAY);

@@ -73,7 +73,8 @@ pub fn decode(token: &str, secret: &[u8], allow_expired: bool) -> Result<Claims,
     validation.validate_exp = !allow_expired;
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "nbf", "sub"]);
-    let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)?;
+    let data =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)?;
     Ok(data.claims)
 }
 
@@ -106,13 +107,18 @@ mod tests {
         let good = claims(now() + 600, now() - 1);
         let token = encode(&good, KEY).unwrap();
         assert_eq!(decode(&token, KEY, false), Ok(good));
-        assert_eq!(decode(&token, b"another key", false), Err(JwtError::Signature));
-        let forged_payload = URL_SAFE_NO_PAD.encode(
-            br#"{"sub":"root","exp":99999999999,"nbf":1,"iat":1,"gen":0,"stm":"s"}"#,
+        assert_eq!(
+            decode(&token, b"another key", false),
+            Err(JwtError::Signature)
         );
+        let forged_payload = URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"root","exp":99999999999,"nbf":1,"iat":1,"gen":0,"stm":"s"}"#);
         let mut parts: Vec<&str> = token.split('.').collect();
         parts[1] = &forged_payload;
-        assert_eq!(decode(&parts.join("."), KEY, false), Err(JwtError::Signature));
+        assert_eq!(
+            decode(&parts.join("."), KEY, false),
+            Err(JwtError::Signature)
+        );
         assert_eq!(decode("a.b", KEY, false), Err(JwtError::Malformed));
     }
 
@@ -128,9 +134,8 @@ mod tests {
     #[test]
     fn refuses_other_algorithms() {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        let payload = URL_SAFE_NO_PAD.encode(
-            br#"{"sub":"u-1","exp":99999999999,"nbf":1,"iat":1,"gen":0,"stm":"s"}"#,
-        );
+        let payload = URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"u-1","exp":99999999999,"nbf":1,"iat":1,"gen":0,"stm":"s"}"#);
         let token = format!("{header}.{payload}.");
         assert!(matches!(
             decode(&token, KEY, false),

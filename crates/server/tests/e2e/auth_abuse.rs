@@ -64,9 +64,18 @@ async fn oversized_credentials_are_refused_with_422() {
     let server = Server::start(&env(&[])).await;
     let long = "x".repeat(100_000);
     let cases = [
-        (json!({"username": long, "email": "a@example.com", "password": "password123"}), "username"),
-        (json!({"username": "ok_name", "email": format!("{}@example.com", "e".repeat(300)), "password": "password123"}), "email"),
-        (json!({"username": "ok_name", "email": "a@example.com", "password": long}), "password"),
+        (
+            json!({"username": long, "email": "a@example.com", "password": "password123"}),
+            "username",
+        ),
+        (
+            json!({"username": "ok_name", "email": format!("{}@example.com", "e".repeat(300)), "password": "password123"}),
+            "email",
+        ),
+        (
+            json!({"username": "ok_name", "email": "a@example.com", "password": long}),
+            "password",
+        ),
     ];
     for (body, field) in cases {
         let (status, r) = register_from(&server, "198.51.100.1", body).await;
@@ -74,7 +83,10 @@ async fn oversized_credentials_are_refused_with_422() {
         assert_eq!(r["detail"][0]["loc"], json!(["body", field]), "{r}");
         assert_eq!(r["detail"][0]["type"], "string_too_long", "{r}");
     }
-    for (user, password, field) in [(long.as_str(), "pw", "username"), ("user", long.as_str(), "password")] {
+    for (user, password, field) in [
+        (long.as_str(), "pw", "username"),
+        ("user", long.as_str(), "password"),
+    ] {
         let (status, r) = login_from(&server, "198.51.100.1", user, password).await;
         assert_eq!(status, 422, "{field}: {r}");
         assert_eq!(r["detail"][0]["loc"], json!(["body", field]), "{r}");
@@ -92,7 +104,8 @@ async fn logins_and_registrations_are_throttled_per_address_and_per_account() {
 
     // Spraying many accounts from one address.
     for i in 0..4 {
-        let (status, _) = login_from(&server, "203.0.113.1", &format!("sprayed{i}"), "guess-1").await;
+        let (status, _) =
+            login_from(&server, "203.0.113.1", &format!("sprayed{i}"), "guess-1").await;
         assert_eq!(status, 401);
     }
     let (status, body) = login_from(&server, "203.0.113.1", "sprayed9", "guess-1").await;
@@ -125,16 +138,28 @@ async fn logins_and_registrations_are_throttled_per_address_and_per_account() {
 async fn parallel_guesses_cannot_pass_the_lockout_and_a_stranger_cannot_lock_the_owner_out() {
     let server = Server::start(&env(&[("INTEGR8S_AUTH__MAX_LOGIN_ATTEMPTS", "3")])).await;
     let guesses = (0..12).map(|_| login_from(&server, "203.0.113.50", "user", "wrong-guess"));
-    let statuses: Vec<u16> = join_all(guesses).await.into_iter().map(|(s, _)| s).collect();
+    let statuses: Vec<u16> = join_all(guesses)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     let refused = statuses.iter().filter(|s| **s == 401).count();
     assert_eq!(
         refused, 2,
         "exactly max_login_attempts - 1 guesses answered before the lock: {statuses:?}"
     );
-    assert!(statuses.iter().all(|s| matches!(s, 401 | 423)), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 401 | 423)),
+        "{statuses:?}"
+    );
 
     // The stranger's address stays locked out, even with the right password...
-    assert_eq!(login_from(&server, "203.0.113.50", "user", "user123").await.0, 423);
+    assert_eq!(
+        login_from(&server, "203.0.113.50", "user", "user123")
+            .await
+            .0,
+        423
+    );
     // ...but the owner, from their own address, signs in.
     let (status, body) = login_from(&server, "198.51.100.7", "user", "user123").await;
     assert_eq!(status, 200, "{body}");
@@ -168,9 +193,15 @@ async fn password_hashes_are_bounded_and_audit_records_too() {
     // The audit record of a failure keeps the address the trusted proxy forwarded (not a raw
     // header) and a username no longer than the bound (longer ones are refused with 422).
     let longest = "n".repeat(64);
-    assert_eq!(login_from(&server, "192.0.2.77", &longest, "guess").await.0, 401);
+    assert_eq!(
+        login_from(&server, "192.0.2.77", &longest, "guess").await.0,
+        401
+    );
     let longer = "n".repeat(65);
-    assert_eq!(login_from(&server, "192.0.2.77", &longer, "guess").await.0, 422);
+    assert_eq!(
+        login_from(&server, "192.0.2.77", &longer, "guess").await.0,
+        422
+    );
     let admin = server.admin().await;
     let r = admin
         .post(

@@ -27,7 +27,7 @@ mod redis_limiter;
 mod replay;
 mod sagas;
 mod sandbox_uids;
-mod sessions;
 mod scripts;
+mod sessions;
 mod sse;
 mod user_settings;

@@ -10,8 +10,16 @@ use crate::harness::{Client, Server};
 
 async fn assert_ended(c: &Client, what: &str) {
     let r = c.get("/api/v1/auth/me").await;
-    assert_eq!(r.status, 401, "{what}: the old session still works: {}", r.body);
-    assert_eq!(r.body["type"], "InvalidCredentialsError", "{what}: {}", r.body);
+    assert_eq!(
+        r.status, 401,
+        "{what}: the old session still works: {}",
+        r.body
+    );
+    assert_eq!(
+        r.body["type"], "InvalidCredentialsError",
+        "{what}: {}",
+        r.body
+    );
 }
 
 async fn register(server: &Server, name: &str, email: &str) {
@@ -42,7 +50,11 @@ async fn logout_ends_every_session_of_the_account() {
         "other accounts keep their sessions"
     );
     let again = server.login("twice", "password123").await;
-    assert_eq!(again.get("/api/v1/auth/me").await.status, 200, "a new login works");
+    assert_eq!(
+        again.get("/api/v1/auth/me").await.status,
+        200,
+        "a new login works"
+    );
 }
 
 #[tokio::test]
@@ -120,7 +132,11 @@ async fn an_old_token_never_speaks_for_the_next_holder_of_its_name() {
     register(&server, "name_b", "name_b2@example.com").await;
     assert_ended(&deleted, "token of a deleted user, name registered again").await;
     let fresh = server.login("name_b", "password123").await;
-    assert_ne!(user_id(&fresh).await, id, "the new holder is another account");
+    assert_ne!(
+        user_id(&fresh).await,
+        id,
+        "the new holder is another account"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +151,12 @@ async fn the_last_active_admin_stays_and_admin_passwords_follow_the_minimum() {
     ] {
         let r = put(&admin, &format!("/api/v1/admin/users/{me}"), body).await;
         assert_eq!(r.status, 422, "{field}: {}", r.body);
-        assert_eq!(r.body["detail"][0]["loc"], json!(["body", field]), "{}", r.body);
+        assert_eq!(
+            r.body["detail"][0]["loc"],
+            json!(["body", field]),
+            "{}",
+            r.body
+        );
     }
     let r = admin.delete(&format!("/api/v1/admin/users/{me}")).await;
     assert_eq!(r.status, 400, "{}", r.body);
@@ -147,7 +168,12 @@ async fn the_last_active_admin_stays_and_admin_passwords_follow_the_minimum() {
     assert_eq!(r.status, 200, "{}", r.body);
     let second = server.login("admin_two", "password123").await;
     let second_id = user_id(&second).await;
-    let r = put(&admin, &format!("/api/v1/admin/users/{me}"), json!({"role": "user"})).await;
+    let r = put(
+        &admin,
+        &format!("/api/v1/admin/users/{me}"),
+        json!({"role": "user"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_ended(&admin, "the demoted admin").await;
     let r = put(

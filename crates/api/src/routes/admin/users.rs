@@ -285,7 +285,9 @@ async fn update(
     .collect();
     let demotes = body.role.is_some_and(|r| r != Role::Admin);
     let deactivates = body.is_active == Some(false);
-    if (demotes || deactivates) && is_last_active_admin(&state, &load_user(&state, &user_id).await?).await? {
+    if (demotes || deactivates)
+        && is_last_active_admin(&state, &load_user(&state, &user_id).await?).await?
+    {
         let field = if demotes { "role" } else { "is_active" };
         issues.push(ValidationIssue::new(
             &["body", field],
@@ -364,7 +366,9 @@ async fn remove(
         ));
     }
     if is_last_active_admin(&state, &load_user(&state, &user_id).await?).await? {
-        return Err(ApiError::invalid_state("Cannot delete the last active admin"));
+        return Err(ApiError::invalid_state(
+            "Cannot delete the last active admin",
+        ));
     }
     let counts = state
         .store
