@@ -15,6 +15,7 @@ mod browser_limits;
 mod cli;
 mod contract;
 mod cross_cutting;
+mod delivery_proxy;
 mod dlq;
 mod executions;
 mod lifecycle;
