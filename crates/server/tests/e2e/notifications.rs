@@ -399,7 +399,11 @@ fn requests_to(r: &Arc<Mutex<Received>>, path: &str) -> Vec<(HeaderMap, String)>
         .collect()
 }
 
-pub(crate) async fn wait_requests(r: &Arc<Mutex<Received>>, path: &str, n: usize) -> Vec<(HeaderMap, String)> {
+pub(crate) async fn wait_requests(
+    r: &Arc<Mutex<Received>>,
+    path: &str,
+    n: usize,
+) -> Vec<(HeaderMap, String)> {
     let start = Instant::now();
     loop {
         let got = requests_to(r, path);
