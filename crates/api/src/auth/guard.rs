@@ -182,6 +182,22 @@ pub async fn hash_permit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiEr
     }
 }
 
+/// Hashes a password within the bound of hashes at once.
+pub async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    let _permit = hash_permit(state).await?;
+    super::password::hash_blocking(password).await
+}
+
+/// Verifies a password (against the dummy hash when there is no user) within the bound.
+pub async fn verify_password(
+    state: &AppState,
+    password: String,
+    phc: Option<String>,
+) -> Result<bool, ApiError> {
+    let _permit = hash_permit(state).await?;
+    super::password::verify_blocking(password, phc).await
+}
+
 /// The per-account delay for `recent_failures` failed attempts.
 pub fn delay_for(recent_failures: u64) -> Duration {
     let steps = u32::try_from(recent_failures).unwrap_or(u32::MAX);

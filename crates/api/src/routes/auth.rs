@@ -12,7 +12,7 @@ use integr8s_core::user::{Role, User};
 use integr8s_core::StoreError;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{self, guard, lockout, password, CurrentUser, ACCESS_COOKIE, CSRF_COOKIE};
+use crate::auth::{self, guard, lockout, CurrentUser, ACCESS_COOKIE, CSRF_COOKIE};
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::{AppForm, AppJson};
@@ -159,9 +159,7 @@ async fn register(
     if state.store.user_by_username(&username).await?.is_some() {
         return Err(ApiError::conflict("Username already registered"));
     }
-    let permit = guard::hash_permit(&state).await?;
-    let password_hash = password::hash_blocking(body.password).await?;
-    drop(permit);
+    let password_hash = guard::hash_password(&state, body.password).await?;
     let new_user = NewUser {
         user_id: integr8s_core::new_id(),
         username,
@@ -239,13 +237,12 @@ async fn login(
     }
     tokio::time::sleep(guard::delay_for(attempt.account_failures)).await;
     let user = state.store.user_by_username(&username).await?;
-    let permit = guard::hash_permit(&state).await?;
-    let matches = password::verify_blocking(
+    let matches = guard::verify_password(
+        &state,
         password.to_owned(),
         user.as_ref().map(|u| u.password_hash.clone()),
     )
     .await?;
-    drop(permit);
     let user = match user {
         Some(user) if matches => user,
         _ => {

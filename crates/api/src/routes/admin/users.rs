@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rate_limits::MessageResponse;
 use super::settings::{add_slash, effective_settings};
-use crate::auth::{lockout, password, session, AdminUser};
+use crate::auth::{guard, lockout, session, AdminUser};
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::{AppJson, AppPath, QueryPairs};
 use crate::routes::auth::{email_issue, UserResponse};
@@ -218,7 +218,7 @@ async fn create(
         user_id: integr8s_core::new_id(),
         username: body.username.trim().to_owned(),
         email: body.email.trim().to_owned(),
-        password_hash: password::hash_blocking(body.password).await?,
+        password_hash: guard::hash_password(&state, body.password).await?,
         role: body.role,
         is_superuser: false,
     };
@@ -299,7 +299,7 @@ async fn update(
         return Err(ApiError::Validation(issues));
     }
     let password_hash = match body.password {
-        Some(p) => Some(password::hash_blocking(p).await?),
+        Some(p) => Some(guard::hash_password(&state, p).await?),
         None => None,
     };
     let changes = UserUpdate {
@@ -414,7 +414,7 @@ async fn reset_password(
     }
     load_user(&state, &user_id).await?;
     let changes = UserUpdate {
-        password_hash: Some(password::hash_blocking(body.new_password).await?),
+        password_hash: Some(guard::hash_password(&state, body.new_password).await?),
         ..UserUpdate::default()
     };
     state
