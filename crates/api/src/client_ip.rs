@@ -96,6 +96,23 @@ fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub Option<IpAddr>);
 
+/// The address [`client_ip_layer`] resolved (none outside the layer): handlers take it as an
+/// extractor, so every use of the client address goes through the trusted-proxy rule.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientIp>()
+            .copied()
+            .unwrap_or(ClientIp(None)))
+    }
+}
+
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
     proxies.iter().any(|net| net.contains(ip))
 }

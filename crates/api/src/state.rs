@@ -8,6 +8,7 @@ use integr8s_core::ports::{EventBus, ExecutorHealth, KeyValue, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_core::RunLimits;
 
+use crate::auth::guard::AuthLimits;
 use crate::client_ip::IpNet;
 use crate::ratelimit::RateLimits;
 
@@ -49,6 +50,8 @@ pub struct ApiConfig {
     pub max_cpu_time_seconds: u64,
     /// Cap of a request's `stdin`, in bytes (`execution.max_stdin_bytes`).
     pub max_stdin_bytes: usize,
+    /// Throttles of login and register and the cap of password hashes at once (`auth.*`).
+    pub auth_limits: AuthLimits,
 }
 
 impl Default for ApiConfig {
@@ -74,6 +77,7 @@ impl Default for ApiConfig {
             trusted_proxies: IpNet::loopback(),
             max_cpu_time_seconds: 300,
             max_stdin_bytes: 1024 * 1024,
+            auth_limits: AuthLimits::default(),
         }
     }
 }

@@ -252,13 +252,9 @@ async fn repeated_runs_leave_no_zombies_and_keep_the_process_limit() {
 /// Set in the helper process of [`a_dying_service_takes_its_sandboxes_with_it`].
 const HOLDER_ENV: &str = "INTEGR8S_TEST_HOLD_RUN";
 
-/// Not a test of its own: the helper process of the next test. It starts an executor, runs a
-/// script that sleeps under the marker from the environment, and never returns.
-#[tokio::test]
-async fn helper_holds_a_sleeping_run() {
-    let Ok(marker) = std::env::var(HOLDER_ENV) else {
-        return;
-    };
+/// In the helper process of [`a_dying_service_takes_its_sandboxes_with_it`]: starts an
+/// executor, runs a script that sleeps under `marker`, and never returns.
+async fn hold_a_sleeping_run(marker: &str) {
     let executor = ready_executor(320_000, 1).await;
     let spec = bash_spec(
         "held",
@@ -276,12 +272,18 @@ async fn helper_holds_a_sleeping_run() {
 /// it), and bubblewrap's death takes the sandbox's pid namespace down.
 #[tokio::test]
 async fn a_dying_service_takes_its_sandboxes_with_it() {
-    if std::env::var(HOLDER_ENV).is_ok() {
-        return;
+    // The test runs itself again as the service to kill: that copy holds a run and is killed.
+    if let Ok(marker) = std::env::var(HOLDER_ENV) {
+        hold_a_sleeping_run(&marker).await;
+        panic!("the held run ended before the service was killed");
     }
     let marker = format!("itmark-held-{}", std::process::id());
     let mut holder = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_holds_a_sleeping_run", "--nocapture"])
+        .args([
+            "--exact",
+            "a_dying_service_takes_its_sandboxes_with_it",
+            "--nocapture",
+        ])
         .env(HOLDER_ENV, &marker)
         .stdout(std::process::Stdio::null())
         .spawn()

@@ -138,6 +138,15 @@ pub struct AuthConfig {
     pub seed_users: bool,
     pub admin_password: String,
     pub user_password: String,
+    /// Logins per client address per minute (0: no limit).
+    pub login_per_ip_per_minute: u32,
+    /// Logins per account per minute, from all addresses (0: no limit).
+    pub login_per_account_per_minute: u32,
+    /// Registrations per client address per hour (0: no limit).
+    pub register_per_ip_per_hour: u32,
+    /// Password hashes computed at once; more wait up to `password_hash_wait_ms`, then get 503.
+    pub max_concurrent_password_hashes: usize,
+    pub password_hash_wait_ms: u64,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -149,6 +158,17 @@ impl std::fmt::Debug for AuthConfig {
             .field("lockout_minutes", &self.lockout_minutes)
             .field("password_min_length", &self.password_min_length)
             .field("seed_users", &self.seed_users)
+            .field("login_per_ip_per_minute", &self.login_per_ip_per_minute)
+            .field(
+                "login_per_account_per_minute",
+                &self.login_per_account_per_minute,
+            )
+            .field("register_per_ip_per_hour", &self.register_per_ip_per_hour)
+            .field(
+                "max_concurrent_password_hashes",
+                &self.max_concurrent_password_hashes,
+            )
+            .field("password_hash_wait_ms", &self.password_hash_wait_ms)
             .finish_non_exhaustive()
     }
 }
@@ -383,6 +403,11 @@ impl Config {
             self.auth.secret.is_empty() || self.auth.secret.len() >= 32,
             "auth.secret",
             "must be at least 32 characters (or empty to generate one)",
+        )?;
+        check(
+            self.auth.max_concurrent_password_hashes > 0,
+            "auth.max_concurrent_password_hashes",
+            "must be at least 1",
         )?;
         check(
             self.auth.session_timeout_minutes > 0,

@@ -223,6 +223,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             max_cpu_time_seconds: config.execution.max_cpu_time_seconds,
             max_stdin_bytes: usize::try_from(config.execution.max_stdin_bytes)
                 .unwrap_or(usize::MAX),
+            auth_limits: integr8s_api::auth::guard::AuthLimits::new(
+                config.auth.login_per_ip_per_minute,
+                config.auth.login_per_account_per_minute,
+                config.auth.register_per_ip_per_hour,
+                config.auth.max_concurrent_password_hashes,
+                Duration::from_millis(config.auth.password_hash_wait_ms),
+            ),
         }),
         started_at: Instant::now(),
         rate_limits: integr8s_api::ratelimit::RateLimits::new(limiters.rate),

@@ -1,8 +1,10 @@
 //! Authentication: session tokens in cookies, the current-user extractors, CSRF and lockout.
 
 pub mod csrf;
+pub mod guard;
 pub mod jwt;
 pub mod password;
+pub mod session;
 
 use std::time::Duration;
 
@@ -56,35 +58,6 @@ pub fn set_cookie(
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn unix_now() -> i64 {
-    integr8s_core::now().timestamp()
-}
-
-/// Issues a session JWT for `username` with the configured session lifetime.
-pub fn issue_token(state: &AppState, username: &str) -> String {
-    issue_token_for(state, username, state.config.session_timeout)
-}
-
-/// Issues a session JWT for `username` valid for `lifetime` (the effective
-/// `session_timeout_minutes` system setting at login).
-pub fn issue_token_for(state: &AppState, username: &str, lifetime: Duration) -> String {
-    let now = unix_now();
-    let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2);
-    let claims = jwt::Claims {
-        sub: username.to_owned(),
-        exp: now.saturating_add(lifetime),
-        iat: now,
-    };
-    jwt::encode(&claims, &state.config.secret)
-}
-
-/// The username of a token that is genuine, even if expired (for logout).
-pub fn token_subject_allow_expired(state: &AppState, token: &str) -> Option<String> {
-    jwt::decode(token, &state.config.secret, unix_now(), true)
-        .ok()
-        .map(|c| c.sub)
-}
-
 /// The authenticated, active user of the request (401 otherwise).
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub User);
@@ -98,12 +71,7 @@ impl FromRequestParts<AppState> for CurrentUser {
     ) -> Result<Self, Self::Rejection> {
         let token =
             cookie(&parts.headers, ACCESS_COOKIE).ok_or_else(ApiError::not_authenticated)?;
-        let claims = jwt::decode(&token, &state.config.secret, unix_now(), false)
-            .map_err(|_| ApiError::invalid_credentials())?;
-        match state.store.user_by_username(&claims.sub).await? {
-            Some(user) if user.is_active => Ok(CurrentUser(user)),
-            _ => Err(ApiError::invalid_credentials()),
-        }
+        session::authenticate(state, &token).await.map(CurrentUser)
     }
 }
 
@@ -127,16 +95,35 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
-/// Login lockout kept in the key/value port.
+/// Login lockout kept in the key/value port, per account **and** client address: a stranger
+/// who guesses wrong locks out only their own address, never the owner's. Each attempt takes
+/// its place with one atomic increment before the password is checked, so parallel guesses
+/// cannot slip past the limit. An admin's unlock starts a new lockout epoch of the account,
+/// which releases every address at once.
 pub mod lockout {
+    use std::net::IpAddr;
+
     use super::*;
 
-    fn attempts_key(username: &str) -> String {
-        format!("login_lockout:attempts:{username}")
+    /// Epoch counters outlive any lockout window.
+    const EPOCH_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
+
+    fn epoch_key(account: &str) -> String {
+        format!("login_lockout:epoch:{account}")
     }
 
-    fn locked_key(username: &str) -> String {
-        format!("login_lockout:locked:{username}")
+    fn failures_key(account: &str) -> String {
+        format!("login_lockout:failures:{account}")
+    }
+
+    async fn attempts_key(
+        state: &AppState,
+        account: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<String, ApiError> {
+        let epoch = state.kv.get(&epoch_key(account)).await?.unwrap_or_default();
+        let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        Ok(format!("login_lockout:attempts:{account}:{epoch}:{ip}"))
     }
 
     pub fn locked_error() -> ApiError {
@@ -147,26 +134,80 @@ pub mod lockout {
         )
     }
 
-    pub async fn is_locked(state: &AppState, username: &str) -> Result<bool, ApiError> {
-        Ok(state.kv.get(&locked_key(username)).await?.is_some())
+    /// A login attempt that has taken its place.
+    pub struct Attempt {
+        /// The attempt's number within the window (1 for the first).
+        pub number: u64,
+        pub max: u64,
+        /// Recent failures of the account from every address (for the delay).
+        pub account_failures: u64,
     }
 
-    /// Counts a failed attempt; returns whether the account is now locked. The attempt limit
-    /// and the lockout duration are the effective system settings.
-    pub async fn record_failure(state: &AppState, username: &str) -> Result<bool, ApiError> {
+    impl Attempt {
+        /// Whether the address was already locked out before this attempt.
+        pub fn locked(&self) -> bool {
+            self.number > self.max
+        }
+
+        /// Whether failing this attempt locks the address out.
+        pub fn last(&self) -> bool {
+            self.number >= self.max
+        }
+    }
+
+    /// Counts the attempt before the password is checked (one atomic increment). The limit and
+    /// the window are the effective system settings.
+    pub async fn begin(
+        state: &AppState,
+        username: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Attempt, ApiError> {
         let settings = crate::routes::admin::settings::effective_settings(state).await?;
         let window = Duration::from_secs(settings.lockout_duration_minutes.saturating_mul(60));
-        let count = state.kv.incr(&attempts_key(username), window).await?;
-        if count >= u64::from(settings.max_login_attempts) {
-            state.kv.set(&locked_key(username), "1", window).await?;
-            return Ok(true);
-        }
-        Ok(false)
+        let account = super::guard::account_label(username);
+        let key = attempts_key(state, &account, ip).await?;
+        let number = state.kv.incr(&key, window).await?;
+        let account_failures = state
+            .kv
+            .get(&failures_key(&account))
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(Attempt {
+            number,
+            max: u64::from(settings.max_login_attempts),
+            account_failures,
+        })
     }
 
+    /// Records a failed attempt of the account (it lengthens the per-account delay).
+    pub async fn record_failure(state: &AppState, username: &str) -> Result<(), ApiError> {
+        let settings = crate::routes::admin::settings::effective_settings(state).await?;
+        let window = Duration::from_secs(settings.lockout_duration_minutes.saturating_mul(60));
+        let account = super::guard::account_label(username);
+        state.kv.incr(&failures_key(&account), window).await?;
+        Ok(())
+    }
+
+    /// Forgets the attempts of one address after it signed in.
+    pub async fn succeeded(
+        state: &AppState,
+        username: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        let account = super::guard::account_label(username);
+        state
+            .kv
+            .delete(&attempts_key(state, &account, ip).await?)
+            .await?;
+        Ok(())
+    }
+
+    /// Releases every address of the account (admin unlock).
     pub async fn clear(state: &AppState, username: &str) -> Result<(), ApiError> {
-        state.kv.delete(&attempts_key(username)).await?;
-        state.kv.delete(&locked_key(username)).await?;
+        let account = super::guard::account_label(username);
+        state.kv.incr(&epoch_key(&account), EPOCH_TTL).await?;
+        state.kv.delete(&failures_key(&account)).await?;
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use super::{is_excluded, rules, RateLimits, StreamSlot};
 
 /// When all of a bucket's stream places are taken, clients are told to retry after this long.
 const STREAM_RETRY_SECS: i64 = 1;
-use crate::auth::{cookie, jwt, ACCESS_COOKIE};
+use crate::auth::{cookie, session, ACCESS_COOKIE};
 use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -44,13 +44,10 @@ fn refused(d: &RateLimitDecision) -> Response {
     response
 }
 
-/// The username of a genuine, unexpired session cookie (signature checked, no store access).
-fn session_username(state: &AppState, headers: &HeaderMap) -> Option<String> {
+/// The user id of a genuine, unexpired session cookie (signature checked, no store access).
+fn session_user_id(state: &AppState, headers: &HeaderMap) -> Option<String> {
     let token = cookie(headers, ACCESS_COOKIE)?;
-    let now = integr8s_core::now().timestamp();
-    jwt::decode(&token, &state.config.secret, now, false)
-        .ok()
-        .map(|c| c.sub)
+    session::subject(state, &token)
 }
 
 /// What the limits say about one request.
@@ -69,10 +66,10 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     if !state.config.rate_limit_enabled || is_excluded(req.uri().path()) {
         return next.run(req).await;
     }
-    let username = session_username(&state, req.headers());
+    let user_id = session_user_id(&state, req.headers());
     let ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
     let path = req.uri().path().to_owned();
-    match decide(&state, username, ip, &path).await {
+    match decide(&state, user_id, ip, &path).await {
         Ok(Verdict::Free) => next.run(req).await,
         Ok(Verdict::Counted(decision)) => {
             let mut response = next.run(req).await;
@@ -101,13 +98,13 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
 
 async fn decide(
     state: &AppState,
-    username: Option<String>,
+    user_id: Option<String>,
     ip: Option<IpAddr>,
     path: &str,
 ) -> Result<Verdict, ApiError> {
     let service: &RateLimits = &state.rate_limits;
-    let profile = match username {
-        Some(username) => service.profile(state.store.as_ref(), &username).await?,
+    let profile = match user_id {
+        Some(user_id) => service.profile(state.store.as_ref(), &user_id).await?,
         None => None,
     };
     let config = profile.as_ref().and_then(|p| p.config.as_ref());

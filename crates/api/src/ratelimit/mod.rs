@@ -81,7 +81,7 @@ impl Drop for StreamSlot {
 pub struct RateLimits {
     limiter: Arc<dyn RateLimiter>,
     defaults: Arc<Vec<CompiledRule>>,
-    /// Profiles by username (the session token carries the username).
+    /// Profiles by user id (the session token carries the user id).
     cache: Arc<Mutex<HashMap<String, Cached>>>,
     streams: OpenStreams,
 }
@@ -121,21 +121,21 @@ impl RateLimits {
         }
     }
 
-    /// The profile of `username` (None for an unknown or inactive user).
+    /// The profile of `user_id` (None for an unknown or inactive user).
     pub async fn profile(
         &self,
         store: &dyn Store,
-        username: &str,
+        user_id: &str,
     ) -> Result<Option<Arc<Profile>>, StoreError> {
         if let Ok(cache) = self.cache.lock() {
             if let Some(hit) = cache
-                .get(username)
+                .get(user_id)
                 .filter(|c| c.loaded.elapsed() < CACHE_TTL)
             {
                 return Ok(hit.profile.clone());
             }
         }
-        let profile = match store.user_by_username(username).await? {
+        let profile = match store.user_by_id(user_id).await? {
             Some(user) if user.is_active => {
                 let config = store.get_user_rate_limit(&user.user_id).await?;
                 let rules = config
@@ -155,7 +155,7 @@ impl RateLimits {
                 cache.clear();
             }
             cache.insert(
-                username.to_owned(),
+                user_id.to_owned(),
                 Cached {
                     loaded: Instant::now(),
                     profile: profile.clone(),

@@ -12,7 +12,8 @@ use integr8s_core::user::{Role, User};
 use integr8s_core::StoreError;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{self, lockout, password, CurrentUser, ACCESS_COOKIE, CSRF_COOKIE};
+use crate::auth::{self, guard, lockout, CurrentUser, ACCESS_COOKIE, CSRF_COOKIE};
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::{AppForm, AppJson};
 use crate::state::AppState;
@@ -121,9 +122,18 @@ async fn emit_user_event(state: &AppState, payload: EventPayload, user_id: Optio
 
 async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AppJson(body): AppJson<UserCreate>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    let mut issues = Vec::new();
+    guard::throttle_register(&state, ip).await?;
+    let mut issues: Vec<ValidationIssue> = [
+        guard::too_long("username", &body.username, guard::USERNAME_MAX),
+        guard::too_long("email", &body.email, guard::EMAIL_MAX),
+        guard::too_long("password", &body.password, guard::PASSWORD_MAX),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let username = body.username.trim().to_owned();
     if username.is_empty() {
         issues.push(ValidationIssue::new(
@@ -149,11 +159,12 @@ async fn register(
     if state.store.user_by_username(&username).await?.is_some() {
         return Err(ApiError::conflict("Username already registered"));
     }
+    let password_hash = guard::hash_password(&state, body.password).await?;
     let new_user = NewUser {
         user_id: integr8s_core::new_id(),
         username,
         email: body.email.trim().to_owned(),
-        password_hash: password::hash_blocking(body.password).await?,
+        password_hash,
         role: Role::User,
         is_superuser: false,
     };
@@ -180,13 +191,6 @@ async fn register(
     Ok(Json(user.into()))
 }
 
-fn client_ip(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-real-ip")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
 fn no_store(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -195,6 +199,7 @@ fn no_store(response: &mut Response) {
 
 async fn login(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     form: AppForm,
 ) -> Result<Response, ApiError> {
@@ -211,23 +216,29 @@ async fn login(
             "String should match pattern '^password$'",
         ));
     }
+    issues.extend(username.and_then(|u| guard::too_long("username", u, guard::USERNAME_MAX)));
+    issues.extend(password.and_then(|p| guard::too_long("password", p, guard::PASSWORD_MAX)));
     let (Some(username), Some(password), true) = (username, password, issues.is_empty()) else {
         return Err(ApiError::Validation(issues));
     };
     let username = username.to_owned();
-    let ip = client_ip(&headers);
+    guard::throttle_login(&state, client, &username).await?;
+    let ip = client.map(|ip| ip.to_string());
     let auth_failed = |reason: &str| EventPayload::AuthFailed {
-        username: Some(username.clone()),
+        username: Some(guard::audit_username(&username)),
         reason: reason.to_owned(),
         ip_address: ip.clone(),
     };
 
-    if lockout::is_locked(&state, &username).await? {
+    let attempt = lockout::begin(&state, &username, client).await?;
+    if attempt.locked() {
         emit_user_event(&state, auth_failed("account_locked"), None).await;
         return Err(lockout::locked_error());
     }
+    tokio::time::sleep(guard::delay_for(attempt.account_failures)).await;
     let user = state.store.user_by_username(&username).await?;
-    let matches = password::verify_blocking(
+    let matches = guard::verify_password(
+        &state,
         password.to_owned(),
         user.as_ref().map(|u| u.password_hash.clone()),
     )
@@ -236,7 +247,8 @@ async fn login(
         Some(user) if matches => user,
         _ => {
             emit_user_event(&state, auth_failed("invalid_credentials"), None).await;
-            if lockout::record_failure(&state, &username).await? {
+            lockout::record_failure(&state, &username).await?;
+            if attempt.last() {
                 return Err(lockout::locked_error());
             }
             return Err(ApiError::invalid_credentials());
@@ -249,12 +261,12 @@ async fn login(
             format!("Account '{}' is deactivated", user.username),
         ));
     }
-    lockout::clear(&state, &username).await?;
+    lockout::succeeded(&state, &username, client).await?;
 
     let settings = crate::routes::admin::settings::effective_settings(&state).await?;
     let lifetime =
         std::time::Duration::from_secs(settings.session_timeout_minutes.saturating_mul(60));
-    let token = auth::issue_token_for(&state, &user.username, lifetime);
+    let token = auth::session::issue(&state, &user, lifetime).await?;
     let csrf_token = auth::csrf::issue(&state.config.secret, &token)?;
     let cfg = &state.config;
     let body = LoginResponse {
@@ -308,9 +320,10 @@ pub struct MessageResponse {
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let subject = auth::cookie(&headers, ACCESS_COOKIE)
-        .and_then(|token| auth::token_subject_allow_expired(&state, &token));
-    if let Some(username) = subject {
-        if let Some(user) = state.store.user_by_username(&username).await? {
+        .and_then(|token| auth::session::subject_allow_expired(&state, &token));
+    if let Some(user_id) = subject {
+        if let Some(user) = state.store.user_by_id(&user_id).await? {
+            auth::session::end_all(&state, &user.user_id).await?;
             emit_user_event(
                 &state,
                 EventPayload::UserLoggedOut {

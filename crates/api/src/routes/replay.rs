@@ -144,6 +144,18 @@ impl ReplayRequest {
                 "Value error, unsupported target: callback",
             ));
         }
+        if let Some(topics) = &self.target_topics {
+            if let Some(unknown) = topics
+                .keys()
+                .find(|k| integr8s_core::event::EventType::parse(k).is_none())
+            {
+                return Err(ApiError::invalid(
+                    &["body", "target_topics", unknown.as_str()],
+                    "value_error",
+                    format!("Value error, {unknown:?} is not an event type"),
+                ));
+            }
+        }
         if let Some(path) = &self.target_file_path {
             if !safe_relative_path(path) {
                 return Err(ApiError::invalid(

@@ -255,32 +255,37 @@ async fn tokens_are_checked() {
         "AuthenticationRequiredError",
     );
 
+    let me = app.get("/api/v1/auth/me", Some(&session)).await.json();
+    let ivan = me["user_id"].as_str().expect("user_id").to_owned();
     let now = chrono::Utc::now().timestamp();
+    let claims = |sub: &str, exp: i64, nbf: i64| jwt::Claims {
+        sub: sub.to_owned(),
+        exp,
+        nbf,
+        iat: nbf,
+        gen: 0,
+        stm: String::new(),
+    };
     let forged = jwt::encode(
-        &jwt::Claims {
-            sub: "ivan".into(),
-            exp: now + 3600,
-            iat: now,
-        },
+        &claims(&ivan, now + 3600, now),
         b"another-secret-another-secret-0000",
-    );
-    let expired = jwt::encode(
-        &jwt::Claims {
-            sub: "ivan".into(),
-            exp: now - 10,
-            iat: now - 100,
-        },
-        SECRET,
-    );
-    let unknown_user = jwt::encode(
-        &jwt::Claims {
-            sub: "ghost".into(),
-            exp: now + 3600,
-            iat: now,
-        },
-        SECRET,
-    );
-    for token in [forged, expired, unknown_user, "garbage".to_owned()] {
+    )
+    .unwrap();
+    let expired = jwt::encode(&claims(&ivan, now - 10, now - 100), SECRET).unwrap();
+    let not_yet = jwt::encode(&claims(&ivan, now + 3600, now + 600), SECRET).unwrap();
+    let unknown_user = jwt::encode(&claims("ghost", now + 3600, now), SECRET).unwrap();
+    // Signed with the right key for the right user, but without the user's session stamp.
+    let no_stamp = jwt::encode(&claims(&ivan, now + 3600, now), SECRET).unwrap();
+    let by_name = jwt::encode(&claims("ivan", now + 3600, now), SECRET).unwrap();
+    for token in [
+        forged,
+        expired,
+        not_yet,
+        unknown_user,
+        no_stamp,
+        by_name,
+        "garbage".to_owned(),
+    ] {
         let bad = Session {
             cookie: format!("access_token={token}"),
             ..session.clone()

@@ -34,7 +34,10 @@ impl DeliveryWorker {
         bus: Arc<dyn EventBus>,
         config: NotificationConfig,
     ) -> Result<Self, NotificationError> {
+        // No proxy from the environment: a proxy would resolve the target itself, past the
+        // public-address check of the resolver below.
         let mut builder = reqwest::Client::builder()
+            .no_proxy()
             .timeout(config.http_timeout)
             .redirect(reqwest::redirect::Policy::none());
         if !config.allow_private_targets {

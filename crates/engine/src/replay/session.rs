@@ -73,6 +73,15 @@ pub(super) async fn run_session(ctx: Arc<Ctx>, session: ReplaySession, stop: Can
     }
 }
 
+/// Whether the session's `target_topics` (when set) name the event's type: only those types
+/// are replayed, the others are counted as skipped.
+fn selected(config: &integr8s_core::ports::replay::ReplayConfig, event: &StoredEvent) -> bool {
+    config
+        .target_topics
+        .as_ref()
+        .is_none_or(|topics| topics.contains_key(event.envelope.event_type().as_str()))
+}
+
 impl Run {
     fn store(&self) -> &dyn Store {
         self.ctx.store.as_ref()
@@ -110,7 +119,7 @@ impl Run {
                     return Ok(Err(halt));
                 }
                 previous = Some(event.envelope.timestamp);
-                let failed = if is_replayed(&event.envelope) {
+                let failed = if is_replayed(&event.envelope) || !selected(&config, &event) {
                     self.progress.skipped_events += 1;
                     false
                 } else {

@@ -13,12 +13,12 @@ use serde_json::{json, Value};
 use crate::harness::{Client, Resp, Server, DEADLINE};
 
 /// Throttling off and loopback webhooks allowed, as a local test deployment would run.
-const ENV: &[(&str, &str)] = &[
+pub(crate) const ENV: &[(&str, &str)] = &[
     ("INTEGR8S_NOTIFICATIONS__THROTTLE_MAX_PER_WINDOW", "0"),
     ("INTEGR8S_NOTIFICATIONS__ALLOW_INSECURE_WEBHOOKS", "true"),
 ];
 
-async fn put(c: &Client, path: &str, body: Value) -> Resp {
+pub(crate) async fn put(c: &Client, path: &str, body: Value) -> Resp {
     c.send(
         c.http
             .put(format!("{}{path}", c.base))
@@ -50,7 +50,7 @@ async fn notification_for(c: &Client, execution_id: &str) -> Value {
     }
 }
 
-async fn run(c: &Client, script: &str) -> String {
+pub(crate) async fn run(c: &Client, script: &str) -> String {
     let id = c.submit(script).await;
     c.wait_terminal(&id).await;
     id
@@ -358,13 +358,13 @@ async fn the_stream_pushes_new_notifications() {
 
 /// Requests received by the test's HTTP receiver.
 #[derive(Default)]
-struct Received {
+pub(crate) struct Received {
     requests: Vec<(String, HeaderMap, String)>,
 }
 
 /// A receiver on 127.0.0.1: `/hook` fails with 500 `hook_failures` times then answers 200,
 /// `/fail` always fails, `/slack` answers 200.
-async fn receiver(hook_failures: usize) -> (String, Arc<Mutex<Received>>) {
+pub(crate) async fn receiver(hook_failures: usize) -> (String, Arc<Mutex<Received>>) {
     let received = Arc::new(Mutex::new(Received::default()));
     let state = received.clone();
     let app = axum::Router::new().fallback(
@@ -399,7 +399,11 @@ fn requests_to(r: &Arc<Mutex<Received>>, path: &str) -> Vec<(HeaderMap, String)>
         .collect()
 }
 
-async fn wait_requests(r: &Arc<Mutex<Received>>, path: &str, n: usize) -> Vec<(HeaderMap, String)> {
+pub(crate) async fn wait_requests(
+    r: &Arc<Mutex<Received>>,
+    path: &str,
+    n: usize,
+) -> Vec<(HeaderMap, String)> {
     let start = Instant::now();
     loop {
         let got = requests_to(r, path);

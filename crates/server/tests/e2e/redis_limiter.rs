@@ -1,14 +1,16 @@
-//! Two servers sharing one Redis (`limiter.redis_url`): rate limits and login lockouts hold
-//! across them; with Redis stopped requests are still served (fail open), and limits apply
+//! Two servers sharing one Redis (`limiter.redis_url`): rate limits, login lockouts, login
+//! throttles and session ends hold across them; with Redis stopped requests are still served (fail open), and limits apply
 //! again from the first request after it is back.
 
 use integr8s_limiter::testing::RedisServer;
 
 use crate::harness::Server;
 
-/// Anonymous requests to the websocket group: 5 per minute per address (the 404 of a path
-/// without a route counts too).
+/// Anonymous requests to the websocket group: 5 per minute per address (its 404 counts too;
+/// the event-stream group counts open streams, not requests).
 const LIMITED: &str = "/api/v1/ws";
+/// What an allowed request to [`LIMITED`] is answered: no such route.
+const SERVED: u16 = 404;
 
 async fn status(http: &reqwest::Client, server: &Server, path: &str) -> u16 {
     http.get(format!("{}{path}", server.base))
@@ -43,7 +45,7 @@ async fn servers_sharing_redis_share_limits_and_fail_open_while_it_is_down() {
     let http = reqwest::Client::new();
 
     for (i, server) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
-        assert_eq!(status(&http, server, LIMITED).await, 404, "request {i}");
+        assert_eq!(status(&http, server, LIMITED).await, SERVED, "request {i}");
     }
     assert_eq!(
         status(&http, &b, LIMITED).await,
@@ -62,7 +64,7 @@ async fn servers_sharing_redis_share_limits_and_fail_open_while_it_is_down() {
     for i in 0..8 {
         assert_eq!(
             status(&http, &a, LIMITED).await,
-            404,
+            SERVED,
             "served without Redis ({i})"
         );
     }
@@ -73,10 +75,29 @@ async fn servers_sharing_redis_share_limits_and_fail_open_while_it_is_down() {
     for (i, server) in [&b, &a, &b, &a, &b].into_iter().enumerate() {
         assert_eq!(
             status(&http, server, LIMITED).await,
-            404,
+            SERVED,
             "request {i} after the restart"
         );
     }
     assert_eq!(status(&http, &a, LIMITED).await, 429);
     assert_eq!(status(&http, &b, LIMITED).await, 429);
+}
+
+#[tokio::test]
+async fn servers_sharing_redis_share_login_throttles() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    let env = [
+        ("INTEGR8S_LIMITER__REDIS_URL", url.as_str()),
+        ("INTEGR8S_LIMITER__KEY_PREFIX", "e2e-auth:"),
+        ("INTEGR8S_AUTH__LOGIN_PER_IP_PER_MINUTE", "3"),
+    ];
+    let (a, b) = (Server::start(&env).await, Server::start(&env).await);
+
+    // Logins from one address are counted across both servers.
+    let http = reqwest::Client::new();
+    a.user().await;
+    assert_eq!(login(&http, &b, "wrong-password").await, 401);
+    assert_eq!(login(&http, &a, "wrong-password").await, 401);
+    assert_eq!(login(&http, &b, "user123").await, 429);
 }

@@ -310,6 +310,20 @@ async fn admin_replay_by_filter_previews_and_schedules() {
         empty.body
     );
 
+    let unknown_target = admin
+        .post(
+            "/api/v1/admin/events/replay",
+            json!({"aggregate_id": id, "dry_run": false, "target_service": "nowhere"}),
+        )
+        .await;
+    assert_eq!(unknown_target.status, 422, "{}", unknown_target.body);
+    assert_eq!(
+        unknown_target.body["detail"][0]["loc"],
+        json!(["body", "target_service"])
+    );
+
+    // Without a target_service the events go to the bus, marked as replays, and the answer is
+    // the session's real status.
     let real = admin
         .post(
             "/api/v1/admin/events/replay",
@@ -317,7 +331,8 @@ async fn admin_replay_by_filter_previews_and_schedules() {
         )
         .await;
     assert_eq!(real.status, 200, "{}", real.body);
-    assert_eq!(real.body["status"], "scheduled");
+    let status = real.body["status"].as_str().unwrap_or_default();
+    assert!(matches!(status, "running" | "completed"), "{}", real.body);
     let session_id = real.body["session_id"]
         .as_str()
         .expect("session")
@@ -334,7 +349,20 @@ async fn admin_replay_by_filter_previews_and_schedules() {
         .get(&format!("/api/v1/replay/sessions/{session_id}"))
         .await;
     assert_eq!(session.body["config"]["replay_type"], "query");
-    assert_eq!(session.body["config"]["target"], "test");
+    assert_eq!(session.body["config"]["target"], "kafka");
+    let browse = admin
+        .post(
+            "/api/v1/admin/events/browse",
+            json!({"filters": {"aggregate_id": id}}),
+        )
+        .await;
+    let published = browse.body["total"].as_u64().unwrap_or_default();
+    let selected = real.body["total_events"].as_u64().unwrap_or(u64::MAX / 4);
+    assert!(
+        published >= 2 * selected,
+        "every event of the selection was published again: {}",
+        browse.body
+    );
 
     let missing = admin.get("/api/v1/admin/events/replay/nope/status").await;
     assert_eq!(missing.status, 404);
@@ -447,4 +475,47 @@ async fn replay_routes_are_admin_only_and_validate_their_input() {
         done["replayed_events"].as_u64().expect("count")
     );
     assert!(text.contains("\"curious\""), "{text}");
+}
+
+#[tokio::test]
+async fn target_topics_select_the_event_types_replayed() {
+    let s = Server::start(&[]).await;
+    let admin = s.admin().await;
+    let user = s.new_user("topical").await;
+    let done = user.run("print('t')").await;
+    let execution_id = done["execution_id"].as_str().expect("id").to_owned();
+
+    let bad = admin
+        .post(
+            "/api/v1/replay/sessions",
+            json!({"replay_type": "execution", "target": "kafka",
+                   "filter": {"execution_id": execution_id},
+                   "target_topics": {"no_such_event": "t"}}),
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+
+    let id = create(
+        &admin,
+        json!({"replay_type": "execution", "target": "kafka", "speed_multiplier": 100,
+               "filter": {"execution_id": execution_id},
+               "target_topics": {"execution_requested": "execution_events"}}),
+    )
+    .await;
+    let started = admin
+        .post(&format!("/api/v1/replay/sessions/{id}/start"), json!({}))
+        .await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let finished = wait_status(&admin, &id, "completed").await;
+    let total = finished["total_events"].as_u64().expect("total");
+    assert!(total >= 5, "{finished}");
+    assert_eq!(
+        finished["replayed_events"], 1,
+        "only the named type: {finished}"
+    );
+    assert_eq!(
+        finished["skipped_events"].as_u64(),
+        Some(total - 1),
+        "{finished}"
+    );
 }

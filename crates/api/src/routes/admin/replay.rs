@@ -89,6 +89,26 @@ fn unprocessable(detail: impl Into<String>) -> ApiError {
     ApiError::domain(StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", detail)
 }
 
+/// Where a real replay sends its events, by `target_service`: by default (and as `bus` or
+/// `kafka`) the event bus, each copy marked as a replay; `file` writes a JSON-lines file in the
+/// replay directory; `test` reads the events without sending them anywhere. Anything else is
+/// refused with 422.
+fn replay_target(target_service: Option<&str>) -> Result<ReplayTarget, ApiError> {
+    match target_service
+        .map(|s| s.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "bus" | "kafka") => Ok(ReplayTarget::Kafka),
+        Some("file") => Ok(ReplayTarget::File),
+        Some("test") => Ok(ReplayTarget::Test),
+        Some(_) => Err(ApiError::invalid(
+            &["body", "target_service"],
+            "value_error",
+            "Value error, target_service must be one of: bus, kafka, file, test",
+        )),
+    }
+}
+
 fn replay_id() -> String {
     format!("replay-{}", integr8s_core::new_id().replace('-', ""))
 }
@@ -145,11 +165,7 @@ async fn replay(
             "Too many events to replay ({total}). Maximum is {MAX_REPLAY_EVENTS}."
         )));
     }
-    let target = if body.target_service.is_some() {
-        ReplayTarget::Kafka
-    } else {
-        ReplayTarget::Test
-    };
+    let target = replay_target(body.target_service.as_deref())?;
     let config = ReplayConfig {
         replay_type: ReplayType::Query,
         target,
@@ -168,14 +184,14 @@ async fn replay(
     let mut session = ReplaySession::new(config, Some(admin.user_id));
     session.replay_id = replay_id.clone();
     state.store.create_replay_session(&session).await?;
-    start_session(&state, &session).await?;
-    tracing::info!(session_id = %session.session_id, total, "admin replay scheduled");
+    let status = start_session(&state, &session).await?;
+    tracing::info!(session_id = %session.session_id, total, ?target, ?status, "admin replay started");
     Ok(Json(EventReplayResponse {
         dry_run: false,
         total_events: total,
         replay_id,
         session_id: Some(session.session_id),
-        status: ReplayStatus::Scheduled,
+        status,
         events_preview: None,
     }))
 }

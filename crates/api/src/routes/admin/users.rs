@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rate_limits::MessageResponse;
 use super::settings::{add_slash, effective_settings};
-use crate::auth::{lockout, password, AdminUser};
+use crate::auth::{guard, lockout, session, AdminUser};
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::{AppJson, AppPath, QueryPairs};
 use crate::routes::auth::{email_issue, UserResponse};
@@ -22,6 +22,38 @@ use crate::state::AppState;
 
 /// The contract's floor for passwords set by an admin.
 const ADMIN_PASSWORD_MIN: usize = 8;
+
+/// The shortest password an admin may set: the configured minimum, never under the floor.
+async fn admin_password_min(state: &AppState) -> Result<usize, ApiError> {
+    Ok(ADMIN_PASSWORD_MIN.max(effective_settings(state).await?.password_min_length as usize))
+}
+
+/// Whether `user` is an active admin and no other active admin exists.
+async fn is_last_active_admin(state: &AppState, user: &User) -> Result<bool, ApiError> {
+    if !(user.is_admin() && user.is_active) {
+        return Ok(false);
+    }
+    let mut offset = 0u32;
+    loop {
+        let filter = UserListFilter {
+            search: None,
+            role: Some(Role::Admin),
+            limit: 500,
+            offset,
+        };
+        let (page, _) = state.store.list_users(&filter).await?;
+        if page
+            .iter()
+            .any(|u| u.is_active && u.is_admin() && u.user_id != user.user_id)
+        {
+            return Ok(false);
+        }
+        if page.len() < 500 {
+            return Ok(true);
+        }
+        offset = offset.saturating_add(500);
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -170,8 +202,7 @@ async fn create(
     AdminUser(admin): AdminUser,
     AppJson(body): AppJson<AdminUserCreate>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    let min =
-        ADMIN_PASSWORD_MIN.max(effective_settings(&state).await?.password_min_length as usize);
+    let min = admin_password_min(&state).await?;
     let issues: Vec<_> = [
         username_issue(&body.username),
         email_issue(&body.email),
@@ -187,7 +218,7 @@ async fn create(
         user_id: integr8s_core::new_id(),
         username: body.username.trim().to_owned(),
         email: body.email.trim().to_owned(),
-        password_hash: password::hash_blocking(body.password).await?,
+        password_hash: guard::hash_password(&state, body.password).await?,
         role: body.role,
         is_superuser: false,
     };
@@ -241,21 +272,34 @@ async fn update(
     AppPath(user_id): AppPath<String>,
     AppJson(body): AppJson<UserUpdateRequest>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    let issues: Vec<_> = [
+    let min = admin_password_min(&state).await?;
+    let mut issues: Vec<_> = [
         body.username.as_deref().and_then(username_issue),
         body.email.as_deref().and_then(email_issue),
         body.password
             .as_deref()
-            .and_then(|p| password_issue("password", p, ADMIN_PASSWORD_MIN)),
+            .and_then(|p| password_issue("password", p, min)),
     ]
     .into_iter()
     .flatten()
     .collect();
+    let demotes = body.role.is_some_and(|r| r != Role::Admin);
+    let deactivates = body.is_active == Some(false);
+    if (demotes || deactivates)
+        && is_last_active_admin(&state, &load_user(&state, &user_id).await?).await?
+    {
+        let field = if demotes { "role" } else { "is_active" };
+        issues.push(ValidationIssue::new(
+            &["body", field],
+            "value_error",
+            "The last active admin cannot be demoted or deactivated",
+        ));
+    }
     if !issues.is_empty() {
         return Err(ApiError::Validation(issues));
     }
     let password_hash = match body.password {
-        Some(p) => Some(password::hash_blocking(p).await?),
+        Some(p) => Some(guard::hash_password(&state, p).await?),
         None => None,
     };
     let changes = UserUpdate {
@@ -271,6 +315,14 @@ async fn update(
         Err(StoreError::Conflict(field)) => return Err(conflict(&field)),
         Err(e) => return Err(e.into()),
     };
+    // A rename, a new password, a role change or a deactivation ends the user's sessions.
+    let ends_sessions = changes.username.is_some()
+        || changes.password_hash.is_some()
+        || changes.role.is_some()
+        || changes.is_active == Some(false);
+    if ends_sessions {
+        session::end_all(&state, &user.user_id).await?;
+    }
     tracing::info!(admin = %admin.username, user = %user.username, "user updated");
     Ok(Json(user_response(&state, user).await?))
 }
@@ -313,11 +365,17 @@ async fn remove(
             "Cannot delete your own account",
         ));
     }
+    if is_last_active_admin(&state, &load_user(&state, &user_id).await?).await? {
+        return Err(ApiError::invalid_state(
+            "Cannot delete the last active admin",
+        ));
+    }
     let counts = state
         .store
         .delete_user(&user_id, cascade)
         .await?
         .ok_or_else(|| user_not_found(&user_id))?;
+    session::end_all(&state, &user_id).await?;
     tracing::info!(admin = %admin.username, %user_id, cascade, ?counts, "user deleted");
     Ok(Json(DeleteUserResponse {
         user_deleted: true,
@@ -350,12 +408,13 @@ async fn reset_password(
     AppPath(user_id): AppPath<String>,
     AppJson(body): AppJson<PasswordResetRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
-    if let Some(issue) = password_issue("new_password", &body.new_password, ADMIN_PASSWORD_MIN) {
+    let min = admin_password_min(&state).await?;
+    if let Some(issue) = password_issue("new_password", &body.new_password, min) {
         return Err(ApiError::Validation(vec![issue]));
     }
     load_user(&state, &user_id).await?;
     let changes = UserUpdate {
-        password_hash: Some(password::hash_blocking(body.new_password).await?),
+        password_hash: Some(guard::hash_password(&state, body.new_password).await?),
         ..UserUpdate::default()
     };
     state
@@ -363,6 +422,7 @@ async fn reset_password(
         .update_user(&user_id, &changes)
         .await?
         .ok_or_else(|| user_not_found(&user_id))?;
+    session::end_all(&state, &user_id).await?;
     tracing::info!(admin = %admin.username, %user_id, "password reset");
     Ok(Json(MessageResponse {
         message: format!("Password reset successfully for user {user_id}"),
