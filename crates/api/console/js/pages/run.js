@@ -26,6 +26,22 @@ async function loadRuntimes() {
   return runtimes;
 }
 
+const SETTLED = new Set(['completed', 'failed', 'timeout', 'cancelled', 'error']);
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+/**
+ * The stored result of an ended execution. Its end event can arrive a moment before the result
+ * is stored, so an unsettled answer is asked again a few times.
+ */
+async function settledResult(id) {
+  let result = await api(`/executions/${id}/result`);
+  for (let attempt = 0; attempt < 20 && !SETTLED.has(result.status); attempt += 1) {
+    await sleep(250);
+    result = await api(`/executions/${id}/result`);
+  }
+  return result;
+}
+
 /** Whether the result says the output was cut at the output cap. */
 function truncated(result) {
   if (result.metadata && result.metadata.output_truncated !== undefined) return Boolean(result.metadata.output_truncated);
@@ -108,7 +124,7 @@ export function show(main, { session, params }) {
     if (running !== id) return;
     setRunning(null);
     await guarded(async () => {
-      const result = await api(`/executions/${id}/result`);
+      const result = await settledResult(id);
       status.textContent = `Finished: ${result.status}`;
       render(facts, resultFacts(result, result.status || state));
       stdout.textContent = result.stdout || '';

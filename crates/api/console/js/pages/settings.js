@@ -13,7 +13,9 @@ export function show(main, { session, applyTheme }) {
   const wordWrap = h('input', { name: 'word_wrap', type: 'checkbox' });
   const lineNumbers = h('input', { name: 'show_line_numbers', type: 'checkbox' });
   const history = h('div', { class: 'scroll' });
-  const form = h('form', { class: 'card' },
+  // Disabled until the stored settings are in, so nothing typed before is overwritten.
+  const controls = h('fieldset', { disabled: true },
+    h('legend', { class: 'muted' }, 'Your settings'),
     h('h2', {}, 'Appearance'),
     field('Theme', theme),
     h('h2', {}, 'Editor'),
@@ -23,6 +25,7 @@ export function show(main, { session, applyTheme }) {
       h('label', {}, wordWrap, ' Wrap long lines'),
       h('label', {}, lineNumbers, ' Line numbers')),
     h('button', { type: 'submit' }, 'Save settings'));
+  const form = h('form', { class: 'card' }, controls);
 
   function fill(s) {
     session.settings = s;
@@ -33,6 +36,7 @@ export function show(main, { session, applyTheme }) {
     wordWrap.checked = s.editor.word_wrap;
     lineNumbers.checked = s.editor.show_line_numbers;
     applyTheme(s.theme);
+    controls.disabled = false;
   }
 
   async function loadHistory() {
