@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/install-redis.sh
+scripts/install-browser.sh
 scripts/postgres.sh install
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings

@@ -44,9 +44,8 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The page with its asset version filled in.
-static PAGE: LazyLock<String> = LazyLock::new(|| {
-    String::from_utf8_lossy(INDEX.body).replace(VERSION_PLACEHOLDER, &VERSION)
-});
+static PAGE: LazyLock<String> =
+    LazyLock::new(|| String::from_utf8_lossy(INDEX.body).replace(VERSION_PLACEHOLDER, &VERSION));
 
 /// The version under which the assets of this binary are served.
 pub fn version() -> &'static str {

@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod browser_limits;
 mod cli;
+mod console;
 mod contract;
 mod cross_cutting;
 mod dlq;
