@@ -43,9 +43,26 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
     hex::encode(digest.finalize())[..12].to_owned()
 });
 
-/// The page with its asset version filled in.
-static PAGE: LazyLock<String> =
-    LazyLock::new(|| String::from_utf8_lossy(INDEX.body).replace(VERSION_PLACEHOLDER, &VERSION));
+/// Where the page's `{{modulepreload}}` placeholder is.
+const PRELOAD_PLACEHOLDER: &str = "{{modulepreload}}";
+
+/// The page with its asset version filled in and every module announced up front, so the
+/// browser fetches them in parallel instead of import by import.
+static PAGE: LazyLock<String> = LazyLock::new(|| {
+    let preload: String = ASSETS
+        .iter()
+        .filter(|a| a.path.ends_with(".js"))
+        .map(|a| {
+            format!(
+                "<link rel=\"modulepreload\" href=\"/console/{VERSION_PLACEHOLDER}/{}\">\n",
+                a.path
+            )
+        })
+        .collect();
+    String::from_utf8_lossy(INDEX.body)
+        .replace(PRELOAD_PLACEHOLDER, &preload)
+        .replace(VERSION_PLACEHOLDER, &VERSION)
+});
 
 /// The version under which the assets of this binary are served.
 pub fn version() -> &'static str {
@@ -81,5 +98,75 @@ async fn asset(Path((version, path)): Path<(String, String)>) -> Response {
     match found {
         Some(a) => respond(a.body.to_vec(), a.content_type, IMMUTABLE),
         None => ApiError::not_found_route().into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The relative module paths a script imports (`from './x.js'`), resolved against its own.
+    fn imports(asset: &Asset) -> Vec<String> {
+        let text = String::from_utf8_lossy(asset.body);
+        let mut dir: Vec<&str> = asset.path.split('/').collect();
+        dir.pop();
+        text.split("from '")
+            .skip(1)
+            .filter_map(|rest| rest.split('\'').next())
+            .filter(|spec| spec.starts_with('.'))
+            .map(|spec| {
+                let mut parts = dir.clone();
+                for segment in spec.split('/') {
+                    match segment {
+                        "." => {}
+                        ".." => {
+                            parts.pop();
+                        }
+                        s => parts.push(s),
+                    }
+                }
+                parts.join("/")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_imported_module_is_embedded() {
+        let mut checked = 0;
+        for asset in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
+            for import in imports(asset) {
+                assert!(
+                    ASSETS.iter().any(|a| a.path == import),
+                    "{} imports {import}, which is not embedded",
+                    asset.path
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "only {checked} imports found");
+    }
+
+    #[test]
+    fn the_page_names_only_embedded_assets_of_this_version() {
+        assert!(!PAGE.contains("{{"), "a placeholder is left");
+        let named: Vec<&str> = PAGE
+            .split('"')
+            .filter_map(|part| part.strip_prefix("/console/"))
+            .collect();
+        assert_eq!(named.len(), ASSETS.len() + 1, "{}", *PAGE);
+        for path in named {
+            let (v, file) = path.split_once('/').unwrap_or_default();
+            assert_eq!(v, version());
+            assert!(
+                ASSETS.iter().any(|a| a.path == file),
+                "{file} is not embedded"
+            );
+        }
+    }
+
+    #[test]
+    fn the_version_is_a_digest_of_the_files() {
+        assert_eq!(version().len(), 12);
+        assert!(version().chars().all(|c| c.is_ascii_hexdigit()));
     }
 }

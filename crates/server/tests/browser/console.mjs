@@ -234,6 +234,17 @@ try {
   await page.getByRole('link', { name: 'Admin' }).click();
   await page.getByRole('cell', { name, exact: true }).waitFor();
   await shot(page, '07-admin-users');
+  step = 'an admin opens a user\'s rate limits and gives them a multiplier';
+  await page.getByRole('row', { name: new RegExp(name) }).getByRole('button', { name: 'Manage' }).click();
+  await page.getByRole('link', { name: `Rate limits of ${name}` }).click();
+  await page.getByLabel('Multiplier').fill('2.5');
+  await page.getByRole('button', { name: 'Save override' }).click();
+  await page.locator('#flash .info').filter({ hasText: 'Override saved' }).waitFor();
+  await page.reload();
+  await page.getByRole('heading', { name: /^Limits of / }).waitFor();
+  expect(Number(await page.getByLabel('Multiplier').inputValue()) === 2.5, 'the multiplier was not stored');
+  step = 'the admin pages list real data';
+  await page.getByRole('link', { name: 'Users' }).click();
   await page.getByRole('link', { name: 'Executions' }).click();
   await page.getByRole('cell', { name: /ruby 3/ }).first().waitFor();
   await page.getByText('Waiting').waitFor();

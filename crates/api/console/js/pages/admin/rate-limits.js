@@ -3,7 +3,7 @@
 import { api } from '../../api.js';
 import { h, render, field, guarded, flash } from '../../dom.js';
 
-export function show(root) {
+export function show(root, { params }) {
   const defaults = h('div', { class: 'scroll' });
   const userId = h('input', { name: 'user_id', placeholder: 'user id (see Users)' });
   const user = h('section', { class: 'detail', tabindex: -1 });
@@ -34,6 +34,11 @@ export function show(root) {
   }
   lookup.addEventListener('submit', (e) => { e.preventDefault(); guarded(() => showUser(userId.value.trim())); });
   render(root, h('h2', {}, 'Default rules'), defaults, lookup, user);
+  const wanted = params.get('user');
+  if (wanted) {
+    userId.value = wanted;
+    guarded(() => showUser(wanted));
+  }
   guarded(async () => {
     const rules = await api('/admin/rate-limits/defaults');
     render(defaults, h('table', {},

@@ -49,6 +49,7 @@ export function show(root) {
           render(editor);
           done(`Deleted ${u.username}.`);
         }) }, 'Delete')),
+      h('p', {}, h('a', { href: `#/admin/rate-limits?user=${encodeURIComponent(u.user_id)}` }, `Rate limits of ${u.username}`)),
       field('New password', password),
       h('button', { type: 'button', class: 'secondary', onclick: () => guarded(async () => {
         await api(`/admin/users/${u.user_id}/reset-password`, { method: 'POST', body: { new_password: password.value } });
