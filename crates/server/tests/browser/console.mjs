@@ -224,6 +224,20 @@ try {
   expect(await unread(page) >= 1, 'unread count not raised');
   await shot(page, '06-notifications');
 
+  step = 'past the submission limit, a 429 says when to retry';
+  await page.goto(`${base}/#/run`);
+  await page.getByLabel('Script', { exact: true }).fill('print(1)\n');
+  let limited = '';
+  for (let attempt = 0; attempt < 40 && !limited; attempt += 1) {
+    await page.getByRole('button', { name: 'Run' }).click();
+    await page.getByTestId('run-status').filter({ hasText: /^(Finished|Not started)/ }).waitFor();
+    if ((await page.getByTestId('run-status').textContent()).startsWith('Not started')) {
+      limited = await page.locator('#flash').textContent();
+    }
+  }
+  expect(/retry in \d+ s/.test(limited), `no retry time after 40 runs: ${limited}`);
+  await shot(page, '06b-rate-limited');
+
   step = 'a 401 leads back to sign-in';
   await context.clearCookies();
   await page.getByRole('link', { name: 'History' }).click();
