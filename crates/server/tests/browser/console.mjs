@@ -45,18 +45,25 @@ async function signOut(page) {
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
 }
 
+let editorVisits = 0;
+/** Opens a fresh editor page (a new hash, so no input of an earlier run is kept). */
+async function openEditor(page) {
+  editorVisits += 1;
+  await page.goto(`${base}/#/run?visit=${editorVisits}`);
+  await page.getByLabel('Language').locator('option').first().waitFor({ state: 'attached' });
+}
+
 /** Picks a language, replaces the script, runs it with Ctrl+Enter and waits for the end. */
-async function run(page, lang, script, { timeout } = {}) {
-  await page.goto(`${base}/#/run`);
+async function run(page, lang, script, { timeout, outputCap } = {}) {
+  await openEditor(page);
   const select = page.getByLabel('Language');
   const value = await select.locator('option').filter({ hasText: new RegExp(`^${lang} `) }).first().getAttribute('value');
   await select.selectOption(value);
   const editor = page.getByLabel('Script', { exact: true });
   await editor.fill(script);
-  if (timeout) {
-    await page.getByText('Standard input and limits').click();
-    await page.getByLabel('Timeout (s)').fill(String(timeout));
-  }
+  if (timeout || outputCap) await page.getByText('Standard input and limits').click();
+  if (timeout) await page.getByLabel('Timeout (s)').fill(String(timeout));
+  if (outputCap) await page.getByLabel('Output cap (bytes)').fill(String(outputCap));
   await editor.press('Control+Enter');
   await page.getByTestId('run-status').filter({ hasText: /^Finished/ }).waitFor({ timeout: WAIT });
   return {
@@ -65,6 +72,7 @@ async function run(page, lang, script, { timeout } = {}) {
     stderr: await page.getByTestId('stderr').textContent(),
     exit: await page.locator('[data-fact="Exit code"]').textContent(),
     error: await page.locator('[data-fact="Error"]').textContent({ timeout: 1000 }).catch(() => ''),
+    cut: await page.locator('[data-fact="Output cut"]').textContent(),
   };
 }
 
@@ -126,6 +134,7 @@ try {
   expect(r.exit === '0', `python exit: ${r.exit}`);
   expect(/completed/.test(r.status), `python status: ${r.status}`);
   expect(await page.locator('[data-fact="Peak memory"]').textContent() !== '–', 'no peak memory');
+  expect(r.cut === 'no', `python output cut: ${r.cut}`);
   await shot(page, '02-run');
 
   step = 'node runs and shows its output';
@@ -147,8 +156,14 @@ try {
   expect(/timeout/.test(r.status), `timeout status: ${r.status}`);
   expect(r.error === 'timeout', `timeout error type: ${r.error}`);
 
+  step = 'output past the per-run cap is cut and marked';
+  r = await run(page, 'python', 'print("x" * 5000)\n', { outputCap: 100 });
+  expect(r.cut === 'yes', `output cut: ${r.cut}`);
+  expect(r.error === 'resource_limit', `output cap error type: ${r.error}`);
+  expect(r.stdout.length < 5000, 'the output was not cut');
+
   step = 'a running script is cancelled';
-  await page.goto(`${base}/#/run`);
+  await openEditor(page);
   await page.getByLabel('Script', { exact: true }).fill('import time\nprint("started", flush=True)\ntime.sleep(60)\n');
   await page.getByRole('button', { name: 'Run' }).click();
   const cancel = page.getByRole('button', { name: 'Cancel' });
@@ -159,7 +174,7 @@ try {
   expect(/cancelled/.test(cancelled), `cancel status: ${cancelled}`);
 
   step = 'a script is saved, listed, renamed, opened, updated and deleted';
-  await page.goto(`${base}/#/run`);
+  await openEditor(page);
   await page.getByLabel('Script', { exact: true }).fill('print("saved")\n');
   await page.getByLabel('Script name').fill('greeting');
   await page.getByRole('button', { name: 'Save script' }).click();
@@ -225,7 +240,7 @@ try {
   await shot(page, '06-notifications');
 
   step = 'past the submission limit, a 429 says when to retry';
-  await page.goto(`${base}/#/run`);
+  await openEditor(page);
   await page.getByLabel('Script', { exact: true }).fill('print(1)\n');
   let limited = '';
   for (let attempt = 0; attempt < 40 && !limited; attempt += 1) {
@@ -291,7 +306,7 @@ try {
 
   step = 'on a phone the editor page fits the screen';
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.goto(`${base}/#/run`);
+  await openEditor(page);
   await page.getByRole('heading', { name: 'Run code' }).waitFor();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow <= 0, `the page is ${overflow}px wider than the phone`);

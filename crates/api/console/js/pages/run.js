@@ -45,7 +45,8 @@ async function settledResult(id) {
 /** Whether the result says the output was cut at the output cap. */
 function truncated(result) {
   if (result.metadata && result.metadata.output_truncated !== undefined) return Boolean(result.metadata.output_truncated);
-  return result.error_type === 'resource_limit' && /output limit/.test(`${result.stderr || ''} ${result.error_message || ''}`);
+  // The server ends cut output with a marker line.
+  return result.error_type === 'resource_limit' && /\[output truncated: /.test(`${result.stdout || ''}${result.stderr || ''}`);
 }
 
 function resultFacts(result, state) {
