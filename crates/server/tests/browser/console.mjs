@@ -54,14 +54,15 @@ async function openEditor(page) {
 }
 
 /** Picks a language, replaces the script, runs it with Ctrl+Enter and waits for the end. */
-async function run(page, lang, script, { timeout, outputCap } = {}) {
+async function run(page, lang, script, { timeout, outputCap, stdin } = {}) {
   await openEditor(page);
   const select = page.getByLabel('Language');
   const value = await select.locator('option').filter({ hasText: new RegExp(`^${lang} `) }).first().getAttribute('value');
   await select.selectOption(value);
   const editor = page.getByLabel('Script', { exact: true });
   await editor.fill(script);
-  if (timeout || outputCap) await page.getByText('Standard input and limits').click();
+  if (timeout || outputCap || stdin) await page.getByText('Standard input and limits').click();
+  if (stdin) await page.getByLabel('Standard input').fill(stdin);
   if (timeout) await page.getByLabel('Timeout (s)').fill(String(timeout));
   if (outputCap) await page.getByLabel('Output cap (bytes)').fill(String(outputCap));
   await editor.press('Control+Enter');
@@ -128,9 +129,9 @@ try {
   expect(example.trim().length > 0, 'the editor is empty');
   expect(await page.locator('.editor-view .tok-keyword').count() > 0, 'no highlighted keyword');
 
-  step = 'python runs and shows its output';
-  let r = await run(page, 'python', 'print(sum(range(10)))\n');
-  expect(r.stdout.trim() === '45', `python stdout: ${r.stdout}`);
+  step = 'python runs with standard input and shows its output';
+  let r = await run(page, 'python', 'import sys\nprint(sum(range(10)), sys.stdin.read().upper())\n', { stdin: 'hello' });
+  expect(r.stdout.trim() === '45 HELLO', `python stdout: ${r.stdout}`);
   expect(r.exit === '0', `python exit: ${r.exit}`);
   expect(/completed/.test(r.status), `python status: ${r.status}`);
   expect(await page.locator('[data-fact="Peak memory"]').textContent() !== '–', 'no peak memory');
