@@ -88,13 +88,35 @@ export function tokenize(text, lang) {
   return tokens;
 }
 
+function node(kind, s) {
+  if (!kind) return document.createTextNode(s);
+  const span = document.createElement('span');
+  span.className = `tok-${kind}`;
+  span.textContent = s;
+  return span;
+}
+
 /** The highlighted nodes of `text`. */
 export function highlight(text, lang) {
-  return tokenize(text, lang).map(([kind, s]) => {
-    if (!kind) return document.createTextNode(s);
+  return tokenize(text, lang).map(([kind, s]) => node(kind, s));
+}
+
+/**
+ * The highlighted text as one block per line (`span.line`), so that a line number can stand
+ * beside the first row of each line, wrapped or not.
+ */
+export function highlightLines(text, lang) {
+  const newLine = () => {
     const span = document.createElement('span');
-    span.className = `tok-${kind}`;
-    span.textContent = s;
+    span.className = 'line';
     return span;
-  });
+  };
+  const lines = [newLine()];
+  for (const [kind, s] of tokenize(text, lang)) {
+    s.split('\n').forEach((piece, i) => {
+      if (i > 0) lines.push(newLine());
+      if (piece) lines[lines.length - 1].append(node(kind, piece));
+    });
+  }
+  return lines;
 }

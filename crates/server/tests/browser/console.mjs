@@ -128,6 +128,7 @@ try {
   const example = await page.getByLabel('Script', { exact: true }).inputValue();
   expect(example.trim().length > 0, 'the editor is empty');
   expect(await page.locator('.editor-view .tok-keyword').count() > 0, 'no highlighted keyword');
+  expect(await page.locator('.editor.numbered .editor-view .line').count() > 1, 'no numbered lines');
 
   step = 'python runs with standard input and shows its output';
   let r = await run(page, 'python', 'import sys\nprint(sum(range(10)), sys.stdin.read().upper())\n', { stdin: 'hello' });
@@ -209,6 +210,7 @@ try {
   await page.getByRole('link', { name: 'Settings' }).click();
   await page.getByLabel('Theme').selectOption('dark');
   await page.getByLabel('Font size (px)').fill('16');
+  await page.getByLabel('Line numbers').uncheck();
   await page.getByRole('button', { name: 'Save settings' }).click();
   await page.getByRole('cell', { name: '/theme' }).first().waitFor();
   await page.reload();
@@ -217,7 +219,10 @@ try {
   // The form is enabled once the stored settings are in it.
   await page.locator('fieldset:not([disabled])').waitFor();
   expect((await page.getByLabel('Font size (px)').inputValue()) === '16', 'font size not kept');
+  expect(!(await page.getByLabel('Line numbers').isChecked()), 'line numbers setting not kept');
   await shot(page, '04-settings');
+  await openEditor(page);
+  expect(await page.locator('.editor').count() === 1 && await page.locator('.editor.numbered').count() === 0, 'the editor ignores the line numbers setting');
 
   step = 'the history lists the runs';
   await page.getByRole('link', { name: 'History' }).click();

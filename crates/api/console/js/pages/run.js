@@ -67,7 +67,7 @@ function resultFacts(result, state) {
 
 export function show(main, { session, params }) {
   const prefs = (session.settings && session.settings.editor) || {};
-  const editor = createEditor({ label: 'Script', tabSize: prefs.tab_size || 4, useTabs: prefs.use_tabs, fontSize: prefs.font_size || 14, wrap: prefs.word_wrap !== false });
+  const editor = createEditor({ label: 'Script', tabSize: prefs.tab_size || 4, useTabs: prefs.use_tabs, fontSize: prefs.font_size || 14, wrap: prefs.word_wrap !== false, lineNumbers: prefs.show_line_numbers !== false });
   const language = h('select', { name: 'language' });
   const stdin = h('textarea', { name: 'stdin', rows: 3, spellcheck: 'false' });
   const limitInputs = LIMITS.map(([key]) => h('input', { name: key, type: 'number', min: 1, inputmode: 'numeric' }));
