@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/install-redis.sh
+scripts/install-browser.sh
 scripts/postgres.sh install
 scripts/install-kafka-broker.sh
 cargo fmt --all --check

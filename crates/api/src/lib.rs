@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod console;
 pub mod cors;
 pub mod error;
 pub mod extract;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::dlq::router())
         .merge(routes::admin::router())
         .merge(openapi::router())
+        .merge(console::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -166,6 +166,8 @@ fn content(body: Body, generator: &mut SchemaGenerator) -> Value {
 fn path_parameters(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        // A catch-all `{*rest}` of the router is the parameter `rest`.
+        .map(|name| name.trim_start_matches('*'))
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect()
 }
@@ -241,7 +243,7 @@ pub fn document() -> Value {
         let mut entry = json!({
             "tags": [op.tag],
             "summary": op.summary,
-            "operationId": format!("{}_{}", op.method, op.path.trim_matches('/').replace(['/', '{', '}', '-'], "_")),
+            "operationId": format!("{}_{}", op.method, op.path.trim_matches('/').replace(['/', '{', '}', '-', '*', '.'], "_")),
             "responses": {
                 status: success,
                 "422": {"description": "Validation Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}},
@@ -255,7 +257,9 @@ pub fn document() -> Value {
             entry["requestBody"] =
                 json!({"required": true, "content": content(body, &mut requests)});
         }
-        let item = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
+        let item = paths
+            .entry(op.path.replace("{*", "{"))
+            .or_insert_with(|| json!({}));
         item[op.method] = entry;
     }
     let mut schemas = components::merge(

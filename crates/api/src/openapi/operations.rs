@@ -4,7 +4,7 @@
 use integr8s_core::event::Envelope;
 use schemars::JsonSchema;
 
-use super::{event_stream_of, form, json, params, Operation};
+use super::{event_stream_of, form, json, params, Body, Operation};
 use crate::routes::admin::rate_limits as rl;
 use crate::routes::auth::{LoginResponse, MessageResponse, UserCreate, UserResponse};
 use crate::routes::executions::{
@@ -118,6 +118,12 @@ fn platform() -> Vec<Operation> {
             .summary("Execution Events")
             .response(event_stream_of::<SseExecutionEvent>()),
         Operation::get("/openapi.json", "meta").summary("This document"),
+        Operation::get("/", "console")
+            .summary("The web console's page")
+            .response(Body::Download("text/html")),
+        Operation::get("/console/{version}/{*path}", "console")
+            .summary("A file of the web console (version-addressed, immutable)")
+            .response(Body::Downloads(&["text/javascript", "text/css"])),
     ]
 }
 

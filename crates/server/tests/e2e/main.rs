@@ -13,6 +13,7 @@ mod auth_abuse;
 mod bad_input;
 mod browser_limits;
 mod cli;
+mod console;
 mod contract;
 mod cross_cutting;
 mod delivery_proxy;

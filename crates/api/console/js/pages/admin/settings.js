@@ -1,0 +1,52 @@
+// Admin: system settings (every value the API reports, edited in place), reset and audit log.
+
+import { api } from '../../api.js';
+import { h, render, field, guarded, flash, when } from '../../dom.js';
+
+export function show(root) {
+  const form = h('form', { class: 'card' });
+  const audit = h('div', { class: 'scroll' });
+  let current = {};
+
+  function fill(settings) {
+    current = settings;
+    const inputs = Object.entries(settings).map(([key, value]) => {
+      const input = typeof value === 'boolean'
+        ? h('input', { name: key, type: 'checkbox', checked: value })
+        : h('input', { name: key, type: typeof value === 'number' ? 'number' : 'text', step: 'any', value });
+      return typeof value === 'boolean' ? h('label', {}, input, ` ${key}`) : field(key, input);
+    });
+    render(form, h('div', { class: 'grid' }, inputs),
+      h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save'),
+        h('button', { type: 'button', class: 'danger', onclick: reset }, 'Reset to the configuration')));
+  }
+  const reset = () => guarded(async () => {
+    fill(await api('/admin/settings/reset', { method: 'POST' }));
+    flash('Settings reset.', 'info');
+    loadAudit();
+  });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    guarded(async () => {
+      const body = {};
+      for (const [key, value] of Object.entries(current)) {
+        const input = form.elements.namedItem(key);
+        if (!input) continue;
+        body[key] = typeof value === 'boolean' ? input.checked : typeof value === 'number' ? Number(input.value) : input.value;
+      }
+      fill(await api('/admin/settings/', { method: 'PUT', body }));
+      flash('Settings saved.', 'info');
+      loadAudit();
+    });
+  });
+  const loadAudit = () => guarded(async () => {
+    const log = await api('/admin/settings/audit');
+    const entries = Array.isArray(log) ? log : log.entries || log.audit || [];
+    render(audit, entries.length
+      ? h('ul', {}, entries.map((e) => h('li', {}, `${when(e.timestamp || e.created_at)} · ${e.changed_by || e.user_id || ''} · ${JSON.stringify(e.changes || e.new_value || e)}`)))
+      : h('p', { class: 'muted' }, 'No changes recorded.'));
+  });
+  render(root, form, h('h2', {}, 'Audit log'), audit);
+  guarded(async () => { fill(await api('/admin/settings/')); });
+  loadAudit();
+}
