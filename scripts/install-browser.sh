@@ -10,24 +10,7 @@ missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 
-if [ ${#missing[@]} -gt 0 ]; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "the console tests need: ${missing[*]}; install them with your package manager." >&2
-    exit 1
-  fi
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-      sudo="sudo"
-    else
-      echo "missing: ${missing[*]}. Run as root: apt-get update && apt-get install -y ${missing[*]}" >&2
-      exit 1
-    fi
-  fi
-  echo "installing: ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/apt-install.sh "${missing[@]}"
 
 browser_tests=crates/server/tests/browser
 if [ ! -d "$browser_tests/node_modules/playwright-core" ] \

@@ -18,22 +18,5 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "integr8s needs these packages: ${missing[*]} (bubblewrap provides 'bwrap')." >&2
-  echo "Install them with your package manager, then run this again." >&2
-  exit 1
-fi
-
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    sudo="sudo"
-  else
-    echo "Missing packages: ${missing[*]}. Run as root: apt-get update && apt-get install -y ${missing[*]}" >&2
-    exit 1
-  fi
-fi
-
-echo "installing: ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# bubblewrap provides the sandbox's `bwrap`.
+"$(dirname "$0")/apt-install.sh" "${missing[@]}"

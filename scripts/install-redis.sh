@@ -7,22 +7,5 @@ if command -v redis-server >/dev/null 2>&1; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "the tests need redis-server: install it with your package manager, then run this again." >&2
-  exit 1
-fi
-
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    sudo="sudo"
-  else
-    echo "redis-server is missing. Run as root: apt-get update && apt-get install -y redis-server" >&2
-    exit 1
-  fi
-fi
-
-echo "installing: redis-server" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+"$(dirname "$0")/apt-install.sh" redis-server
 # The package may start a system-wide server; the tests never use it, they start their own.

@@ -38,15 +38,7 @@ install() {
   if [ -n "$(find_bin)" ]; then
     return
   fi
-  command -v apt-get >/dev/null 2>&1 || die "PostgreSQL is missing: install its server (initdb, pg_ctl)"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "PostgreSQL is missing: run as root: apt-get install -y postgresql"
-    sudo="sudo"
-  fi
-  echo "installing: postgresql" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" postgresql
   [ -n "$(find_bin)" ] || die "postgresql installed but initdb/pg_ctl not found"
 }
 
