@@ -29,12 +29,15 @@ use crate::uid_claim::{self, UidClaim};
 /// as many processes as it asked for on top of them.
 const SANDBOX_PROCESSES: u64 = 3;
 
-/// How far above its idle footprint ([`crate::launch::Launch::idle_memory`]) a slot's cgroup
-/// may be after a run, kernel memory included, file cache excluded, before the sandbox is
-/// retired rather than handed to the next run: the run init being prepared when the
-/// footprint was taken, and kernel caches of lookups that the run made, fit in it; memory a
-/// run managed to leave behind beyond it is never anyone else's problem.
-const LEFTOVER_MEMORY_SLACK: u64 = 2 * 1024 * 1024;
+/// The most memory a slot's cgroup may hold between runs, kernel memory included, file cache
+/// excluded: what a waiting sandbox needs (bubblewrap, the shim and the next run's prepared
+/// init with its namespaces and mounts: about 1.5 MiB measured on cgroup v1), with room to
+/// spare. A slot holding more after a run (once kernel caches the run filled are reclaimed)
+/// keeps something of the run: its sandbox and cgroup are retired rather than handed to the
+/// next run. An absolute bound rather than a footprint measured per sandbox: a measurement
+/// taken while a new sandbox is still starting would be too low, and one taken after a run
+/// could include what the run left.
+const IDLE_MEMORY_MAX: u64 = 4 * 1024 * 1024;
 
 /// How runs are isolated, decided by the self-test.
 #[derive(Debug, Clone)]
@@ -340,7 +343,7 @@ impl LocalExecutor {
                     cgroup.set_idle_limits();
                 }
             }
-            let mut launch = match warm.take() {
+            let launch = match warm.take() {
                 Some(warm) => warm,
                 None => {
                     let mut cold = setup.clone();
@@ -353,9 +356,6 @@ impl LocalExecutor {
             };
             let baseline = match &cgroup {
                 Some(cgroup) => {
-                    if launch.idle_memory.is_none() {
-                        launch.idle_memory = Some(cgroup.unreclaimable_memory());
-                    }
                     let applied = cgroup.apply_limits(CgroupLimits {
                         memory_bytes: limits.memory_bytes,
                         max_processes: limits.max_processes.saturating_add(SANDBOX_PROCESSES),
@@ -443,7 +443,7 @@ impl LocalExecutor {
                 None => true,
                 Some(c) => {
                     holds_only_the_sandbox(c, child.pid())
-                        && no_memory_left(c, child.idle_memory()).await
+                        && no_memory_left(c, IDLE_MEMORY_MAX).await
                 }
             };
         guard.armed = false;
@@ -462,7 +462,7 @@ impl LocalExecutor {
                 cgroup.kill_all().await;
                 // A cgroup still holding processes, or memory a run left (charged here, it
                 // would count against the next run's limit), is not used again.
-                if !cgroup.is_empty() || !no_memory_left(cgroup, Some(0)).await {
+                if !cgroup.is_empty() || !no_memory_left(cgroup, IDLE_MEMORY_MAX).await {
                     self.pool.retire(slot, cgroup.clone());
                 }
             }
@@ -528,17 +528,12 @@ fn holds_only_the_sandbox(cgroup: &RunCgroup, bwrap: i32) -> bool {
         && charged <= members.len() as u64
 }
 
-/// Whether the cgroup's memory, kernel memory included and file cache excluded, is back
-/// within [`LEFTOVER_MEMORY_SLACK`] of `idle` (unknown: not checked). Memory charged just
-/// after a run may still be on its way out (a mount namespace is torn down after its last
-/// process is reaped), and kernel caches a run filled (dentries, inodes) count until they are
-/// reclaimed; so an excess is looked at again after a short pause, then after asking the
-/// kernel to reclaim it, before it counts.
-async fn no_memory_left(cgroup: &RunCgroup, idle: Option<u64>) -> bool {
-    let Some(idle) = idle else {
-        return true;
-    };
-    let limit = idle.saturating_add(LEFTOVER_MEMORY_SLACK);
+/// Whether the cgroup's memory, kernel memory included and file cache excluded, is at most
+/// `limit`. Memory charged just after a run may still be on its way out (a mount namespace is
+/// torn down after its last process is reaped), and kernel caches a run filled (dentries,
+/// inodes) count until they are reclaimed; so an excess is looked at again after a short
+/// pause, then after asking the kernel to reclaim it, before it counts.
+async fn no_memory_left(cgroup: &RunCgroup, limit: u64) -> bool {
     if cgroup.unreclaimable_memory() <= limit {
         return true;
     }
@@ -546,14 +541,14 @@ async fn no_memory_left(cgroup: &RunCgroup, idle: Option<u64>) -> bool {
     if cgroup.unreclaimable_memory() <= limit {
         return true;
     }
-    cgroup.reclaim_down_to(idle);
+    cgroup.reclaim_down_to(limit);
     let held = cgroup.unreclaimable_memory();
     if held <= limit {
         return true;
     }
     tracing::info!(
         held,
-        idle,
+        limit,
         "a run left memory in its slot; the sandbox is retired"
     );
     false

@@ -51,10 +51,6 @@ pub(crate) struct Launch {
     /// [`Running`] of each run.
     status: Option<OwnedFd>,
     stdio: BwrapStdio,
-    /// Memory the slot's cgroup was charged for (less file cache) when this sandbox took its
-    /// first run: what it holds while it waits. Runs must leave it at that (see
-    /// `executor.rs`); `None` until the first run.
-    pub idle_memory: Option<u64>,
 }
 
 /// The serialised seccomp program, built once.
@@ -128,7 +124,6 @@ pub(crate) fn spawn(key: LaunchKey, setup: ChildSetup, args: &BwrapArgs) -> io::
             _stdout: spawned.stdout,
             stderr: spawned.stderr,
         },
-        idle_memory: None,
     })
 }
 
@@ -307,11 +302,6 @@ impl Running {
     /// bubblewrap's pid.
     pub(crate) fn pid(&self) -> i32 {
         self.launch.pid
-    }
-
-    /// See [`Launch::idle_memory`].
-    pub(crate) fn idle_memory(&self) -> Option<u64> {
-        self.launch.idle_memory
     }
 
     /// What bubblewrap itself wrote to its stderr (why a sandbox failed to start), without
