@@ -10,7 +10,14 @@ use crate::harness::{config, Pipeline};
 
 #[tokio::test]
 async fn python_scripts_run_in_the_sandbox_through_the_pipeline() {
-    let executor = Arc::new(LocalExecutor::start(SandboxConfig::default()).await);
+    let executor = Arc::new(
+        LocalExecutor::start(SandboxConfig {
+            // Apart from the default range of a server that may run on this host.
+            uid_base: 390_000,
+            ..SandboxConfig::default()
+        })
+        .await,
+    );
     let health = executor.health();
     assert!(health.ready, "sandbox not ready: {health:?}");
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,9 @@ use integr8s_core::ports::executor::{Executor, RunControl, RunReport, RunSpec};
 use integr8s_sandbox::{LocalExecutor, SandboxConfig};
 use tokio::sync::OnceCell;
 
-pub const UID_BASE: u32 = 100_000;
+/// Apart from the default range (100000) of a server that may run on the same host: slot uids
+/// are claimed per host, and a test executor must not depend on what else runs there.
+pub const UID_BASE: u32 = 380_000;
 /// Generous bound so a broken test fails instead of hanging.
 pub const DEADLINE: Duration = Duration::from_secs(120);
 
