@@ -9,6 +9,7 @@ pub mod console;
 pub mod cors;
 pub mod error;
 pub mod extract;
+mod metrics;
 mod middleware;
 pub mod openapi;
 pub mod ratelimit;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::router())
         .merge(openapi::router())
         .merge(console::router())
+        .merge(metrics::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -68,5 +70,6 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(metrics::measure))
         .with_state(state)
 }

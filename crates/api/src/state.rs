@@ -52,6 +52,8 @@ pub struct ApiConfig {
     pub max_stdin_bytes: usize,
     /// Throttles of login and register and the cap of password hashes at once (`auth.*`).
     pub auth_limits: AuthLimits,
+    /// When set, `GET /metrics` wants `Authorization: Bearer <token>` (`metrics.token`).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -78,6 +80,7 @@ impl Default for ApiConfig {
             max_cpu_time_seconds: 300,
             max_stdin_bytes: 1024 * 1024,
             auth_limits: AuthLimits::default(),
+            metrics_token: None,
         }
     }
 }

@@ -11,6 +11,8 @@ use integr8s_core::event::{EventPayload, EventType, RunRequest, StoredEvent};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, QueueEntry, QueuePolicy, Store};
+use integr8s_telemetry::catalogue;
+use integr8s_telemetry::metrics::{gauge, histogram};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +106,19 @@ impl Inner {
             if let Err(e) = self.dispatch().await {
                 tracing::warn!(error = %e, "dispatch on tick failed");
             }
+            self.report_queue().await;
+        }
+    }
+
+    /// Sets the queue gauges from the store (the store is the one owner of the queue, so every
+    /// coordinator reports the same figures).
+    async fn report_queue(&self) {
+        match self.store.queue_counts().await {
+            Ok((pending, active)) => {
+                gauge!(catalogue::EXECUTION_QUEUE_DEPTH).set(pending as f64);
+                gauge!(catalogue::EXECUTION_QUEUE_ACTIVE).set(active as f64);
+            }
+            Err(e) => tracing::debug!(error = %e, "queue counts not read"),
         }
     }
 
@@ -183,7 +198,14 @@ impl Inner {
                 .transition_execution(id, &[ExecutionStatus::Queued], ExecutionStatus::Scheduled)
                 .await;
             match scheduled {
-                Ok(true) => self.accept(&entry).await?,
+                Ok(true) => {
+                    let waited = (integr8s_core::now() - entry.enqueued_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    histogram!(catalogue::EXECUTION_QUEUE_WAIT_TIME_SECONDS, "priority" => entry.priority.as_str())
+                        .record(waited.as_secs_f64());
+                    self.accept(&entry).await?;
+                }
                 Ok(false) => {
                     tracing::info!(
                         execution_id = id,

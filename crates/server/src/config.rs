@@ -50,6 +50,29 @@ pub struct Config {
     pub rate_limit: RateLimitSection,
     pub limiter: LimiterSection,
     pub bus: BusSection,
+    pub metrics: MetricsSection,
+}
+
+/// `GET /metrics`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Empty: anyone who reaches the port may scrape. Otherwise scrapers send
+    /// `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+impl std::fmt::Debug for MetricsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("MetricsSection")
+            .field("token", &token)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

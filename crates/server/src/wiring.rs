@@ -107,6 +107,9 @@ fn notification_config(config: &Config) -> NotificationConfig {
 
 /// Runs the all-in-one server until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    if integr8s_telemetry::install().is_none() {
+        tracing::warn!("another metrics recorder is installed: /metrics will not answer");
+    }
     crate::seed::check_exposure(&config)?;
     let store = open_store(&config).await?;
     crate::seed::seed_if_empty(&config, store.as_ref()).await?;
@@ -230,6 +233,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 config.auth.max_concurrent_password_hashes,
                 Duration::from_millis(config.auth.password_hash_wait_ms),
             ),
+            metrics_token: (!config.metrics.token.is_empty()).then(|| config.metrics.token.clone()),
         }),
         started_at: Instant::now(),
         rate_limits: integr8s_api::ratelimit::RateLimits::new(limiters.rate),

@@ -218,10 +218,16 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
                 status: stored.status,
             })
         }
-        CreateExecution::Existing(existing) => Ok(ExecutionResponse {
-            execution_id: existing.execution_id,
-            status: existing.status,
-        }),
+        CreateExecution::Existing(existing) => {
+            integr8s_telemetry::metrics::counter!(
+                integr8s_telemetry::catalogue::IDEMPOTENCY_DUPLICATES_BLOCKED_TOTAL
+            )
+            .increment(1);
+            Ok(ExecutionResponse {
+                execution_id: existing.execution_id,
+                status: existing.status,
+            })
+        }
     }
 }
 
