@@ -156,6 +156,13 @@ impl LocalWorker {
         &self.inner.worker.id
     }
 
+    /// Takes the lease now, with this worker's report (installed runtimes, executor health),
+    /// so that what the worker can run is known before [`LocalWorker::run`] gets going (which
+    /// takes it again).
+    pub async fn register(&self) -> Result<(), EngineError> {
+        Ok(self.inner.renew_lease().await?)
+    }
+
     /// Takes the lease, settles the runs a previous start under the same id left behind, then
     /// runs commands until `shutdown`. On shutdown the live runs are stopped, reported as
     /// interrupted and waited for, and the lease is given up.

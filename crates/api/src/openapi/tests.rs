@@ -38,11 +38,7 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
         outbox: Outbox::new(events, bus, "openapi-test"),
         kv: Arc::new(integr8s_limiter::MemoryKeyValue::new()),
         registry: Arc::new(RuntimeRegistry::embedded()),
-        executor_health: Arc::new(|| ExecutorHealth {
-            ready: false,
-            mode: "test".into(),
-            detail: None,
-        }),
+        workers: crate::WorkerView::default(),
         config: Arc::new(ApiConfig {
             secret: b"openapi-test-secret-at-least-32-bytes".to_vec(),
             rate_limit_enabled: false,
