@@ -233,8 +233,8 @@ impl Inner {
 
     /// The time before which an unfinished step counts as abandoned.
     fn stale_before(&self) -> chrono::DateTime<chrono::Utc> {
-        let timeout = chrono::Duration::from_std(self.config.claim_timeout)
-            .unwrap_or(chrono::Duration::MAX);
+        let timeout =
+            chrono::Duration::from_std(self.config.claim_timeout).unwrap_or(chrono::Duration::MAX);
         integr8s_core::now() - timeout
     }
 

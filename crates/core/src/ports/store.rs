@@ -277,6 +277,6 @@ impl<T> Store for T where
         + ReplayStore
         + DlqStore
         + RateLimitStore
-    + WorkerStore
+        + WorkerStore
 {
 }

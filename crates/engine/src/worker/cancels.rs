@@ -72,7 +72,9 @@ impl Inner {
                         },
                     }
                 },
-                Err(e) => tracing::warn!(error = %e, "cannot watch cancels; the store poll covers them"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch cancels; the store poll covers them")
+                }
             }
             // Watched again after a pause; the poll covers what goes by meanwhile.
             tokio::select! {

@@ -198,10 +198,13 @@ impl Inner {
                 HISTORY_LIMIT,
             )
             .await?;
-        let cancel = history.iter().rev().find_map(|e| match &e.envelope.payload {
-            EventPayload::DeletePodCommand { reason, .. } => Some((e, reason)),
-            _ => None,
-        });
+        let cancel = history
+            .iter()
+            .rev()
+            .find_map(|e| match &e.envelope.payload {
+                EventPayload::DeletePodCommand { reason, .. } => Some((e, reason)),
+                _ => None,
+            });
         if let Some((event, reason)) = cancel {
             let request = CancelRequest {
                 by: event

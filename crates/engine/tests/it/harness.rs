@@ -92,7 +92,11 @@ impl Pipeline {
     }
 
     /// A coordinator, a saga orchestrator and a result processor over a SQLite file; no worker.
-    pub async fn without_workers(db: &Path, config: EngineConfig, registry: RuntimeRegistry) -> Self {
+    pub async fn without_workers(
+        db: &Path,
+        config: EngineConfig,
+        registry: RuntimeRegistry,
+    ) -> Self {
         let (store, bus, outbox) = parts(db).await;
         Self::over(store, bus, outbox, config, registry)
     }
@@ -117,10 +121,12 @@ impl Pipeline {
         p.add_coordinator();
         let s = p.shutdown.clone();
         let saga = SagaOrchestrator::new(p.store.clone(), p.bus.clone(), p.outbox.clone(), config);
-        p.tasks.push(("saga".into(), tokio::spawn(saga.run(s.clone()))));
+        p.tasks
+            .push(("saga".into(), tokio::spawn(saga.run(s.clone()))));
         let results =
             ResultProcessor::new(p.store.clone(), p.bus.clone(), p.outbox.clone(), config);
-        p.tasks.push(("results".into(), tokio::spawn(results.run(s))));
+        p.tasks
+            .push(("results".into(), tokio::spawn(results.run(s))));
         p
     }
 

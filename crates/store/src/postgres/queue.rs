@@ -101,7 +101,12 @@ impl QueueStore for PostgresStore {
                  AND execution_id IN (SELECT execution_id FROM executions WHERE status = 'queued')
              ORDER BY active_since, execution_id"
         );
-        fetch_all(sqlx::query(&sql).bind(ts(claimed_before)), &self.pool, decode).await
+        fetch_all(
+            sqlx::query(&sql).bind(ts(claimed_before)),
+            &self.pool,
+            decode,
+        )
+        .await
     }
 
     async fn requeue_claim(

@@ -104,7 +104,12 @@ impl QueueStore for SqliteStore {
                  AND execution_id IN (SELECT execution_id FROM executions WHERE status = 'queued')
              ORDER BY active_since, execution_id"
         );
-        fetch_all(sqlx::query(&sql).bind(ts(claimed_before)), &self.reader, decode).await
+        fetch_all(
+            sqlx::query(&sql).bind(ts(claimed_before)),
+            &self.reader,
+            decode,
+        )
+        .await
     }
 
     async fn requeue_claim(
