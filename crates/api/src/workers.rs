@@ -18,10 +18,13 @@ use crate::state::AppState;
 /// How long a read of the leases serves submissions before it is read again.
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
+/// A registry as read from the leases, and when.
+type Cached = Option<(Instant, Arc<RuntimeRegistry>)>;
+
 /// A short-lived cache of the runtimes the live workers report. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct WorkerView {
-    cached: Arc<Mutex<Option<(Instant, Arc<RuntimeRegistry>)>>>,
+    cached: Arc<Mutex<Cached>>,
 }
 
 impl WorkerView {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::body::Body as HttpBody;
 use axum::http::{Method, Request};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, EventStore, ExecutorHealth, Store};
+use integr8s_core::ports::{EventBus, EventStore, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use tower::ServiceExt;
 

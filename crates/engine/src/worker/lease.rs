@@ -110,7 +110,7 @@ impl Inner {
                 tracing::warn!(error = %e, "could not settle the runs of lost workers");
             }
             beats = beats.wrapping_add(1);
-            if beats % PRUNE_EVERY == 0 {
+            if beats.is_multiple_of(PRUNE_EVERY) {
                 let before = integr8s_core::now() - chrono_duration(FORGET_LEASES_AFTER);
                 if let Err(e) = self.store.prune_leases(before).await {
                     tracing::debug!(error = %e, "could not forget old leases");
