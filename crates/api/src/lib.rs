@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod workers;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -24,6 +25,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::password::hash_password;
 pub use error::{ApiError, ValidationIssue};
 pub use state::{ApiConfig, AppState};
+pub use workers::WorkerView;
 
 /// The application: every route with its layers (outermost first: tracing, CORS, client
 /// address, panic guard, Cache-Control, security headers, body limit, CSRF, rate limit).

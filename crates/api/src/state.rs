@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, ExecutorHealth, KeyValue, Store};
+use integr8s_core::ports::{EventBus, KeyValue, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_core::RunLimits;
 
@@ -92,9 +92,11 @@ pub struct AppState {
     pub bus: Arc<dyn EventBus>,
     pub outbox: Outbox,
     pub kv: Arc<dyn KeyValue>,
+    /// The runtime definitions; which versions can run comes from the workers' leases
+    /// ([`crate::workers`]), and this registry's own availability only while no worker is live.
     pub registry: Arc<RuntimeRegistry>,
-    /// The executor's self-test, reported by the readiness check.
-    pub executor_health: Arc<dyn Fn() -> ExecutorHealth + Send + Sync>,
+    /// The runtimes the live workers report, cached briefly for submissions.
+    pub workers: crate::workers::WorkerView,
     pub config: Arc<ApiConfig>,
     pub started_at: Instant,
     /// Rate limiting: rules, override cache and the counters.

@@ -17,7 +17,7 @@ mod results;
 mod saga;
 mod worker;
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, WorkerConfig};
 pub use coordinator::Coordinator;
 pub use error::EngineError;
 pub use results::ResultProcessor;

@@ -51,6 +51,7 @@ pub struct Config {
     pub limiter: LimiterSection,
     pub bus: BusSection,
     pub metrics: MetricsSection,
+    pub worker: WorkerSection,
 }
 
 /// `GET /metrics`.
@@ -72,6 +73,34 @@ impl std::fmt::Debug for MetricsSection {
         f.debug_struct("MetricsSection")
             .field("token", &token)
             .finish()
+    }
+}
+
+/// Identity and lease of the local worker (`[worker]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSection {
+    /// Empty: `<hostname>-<pid>-<random>`, new at every start. A fixed id makes a restarted
+    /// worker settle the runs it owned at once instead of after its lease expires.
+    pub id: String,
+    pub heartbeat_ms: u64,
+    pub lease_ms: u64,
+}
+
+impl WorkerSection {
+    /// The engine's worker settings.
+    pub fn engine(&self) -> integr8s_engine::WorkerConfig {
+        let defaults = integr8s_engine::WorkerConfig::default();
+        integr8s_engine::WorkerConfig {
+            id: if self.id.is_empty() {
+                defaults.id
+            } else {
+                self.id.clone()
+            },
+            heartbeat: std::time::Duration::from_millis(self.heartbeat_ms),
+            lease: std::time::Duration::from_millis(self.lease_ms),
+            cancel_poll: defaults.cancel_poll,
+        }
     }
 }
 
@@ -374,6 +403,21 @@ impl Config {
                 Err(invalid(key, &source_of(key), msg))
             }
         };
+        check(
+            self.worker.heartbeat_ms >= 100,
+            "worker.heartbeat_ms",
+            "must be at least 100",
+        )?;
+        check(
+            self.worker.lease_ms >= 2 * self.worker.heartbeat_ms,
+            "worker.lease_ms",
+            "must be at least twice worker.heartbeat_ms (a lease outlives a late heartbeat)",
+        )?;
+        check(
+            self.worker.id.len() <= 200 && !self.worker.id.chars().any(char::is_whitespace),
+            "worker.id",
+            "must be at most 200 characters, without spaces",
+        )?;
         check(
             self.sandbox.uid_base >= 1000,
             "sandbox.uid_base",

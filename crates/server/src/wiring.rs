@@ -88,6 +88,7 @@ fn engine_config(config: &Config) -> EngineConfig {
         },
         tick: Duration::from_secs(1),
         max_handler_attempts: 5,
+        ..EngineConfig::default()
     }
 }
 
@@ -162,7 +163,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             exec,
             registry.clone(),
             engine,
+            config.worker.engine(),
         );
+        // The API answers from the workers' leases: this one is known before it serves.
+        w.register()
+            .await
+            .context("registering the local worker (database.url)")?;
         roles.spawn(named("local-worker", w.run(shutdown.clone())));
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "result-processor");
         let r = ResultProcessor::new(dyn_store.clone(), bus.clone(), outbox, engine);
@@ -196,14 +202,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let limiters = crate::limiter::build(&config).await?;
-    let health_source = executor.clone();
     let state = AppState {
         store: dyn_store.clone(),
         bus: bus.clone(),
         outbox: Outbox::new(event_store.clone(), bus.clone(), "api"),
         kv: limiters.kv,
         registry: registry.clone(),
-        executor_health: Arc::new(move || health_source.health()),
+        workers: integr8s_api::WorkerView::default(),
         config: Arc::new(ApiConfig {
             secret,
             cookie_secure: config.server.cookie_secure,

@@ -127,10 +127,22 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
             format!("String should have at most {MAX_SCRIPT_CHARS} characters"),
         ));
     }
-    let runtime = state
-        .registry
+    // What the live workers can run; a miss is checked once more against a fresh read, so a
+    // worker that just started is not refused by a cached answer.
+    let runtime = match state
+        .workers
+        .runtimes(state, false)
+        .await?
         .resolve(&sub.lang, &sub.lang_version)
-        .map_err(runtime_error)?;
+    {
+        Ok(runtime) => runtime,
+        Err(_) => state
+            .workers
+            .runtimes(state, true)
+            .await?
+            .resolve(&sub.lang, &sub.lang_version)
+            .map_err(runtime_error)?,
+    };
 
     // Count queued executions rather than queue entries: the coordinator enqueues after the
     // request event, so entries lag behind submissions.

@@ -12,6 +12,7 @@ pub mod replay;
 pub mod scripts;
 pub mod settings;
 pub mod store;
+pub mod workers;
 
 pub use admin::{EventQueryStore, SystemSettingsStore, UserAdminStore};
 pub use bus::{Delivery, EventBus};
@@ -29,3 +30,4 @@ pub use store::{
     AllocationStore, CreateExecution, EventStore, ExecutionStore, NewUser, QueueEntry, QueuePolicy,
     QueueStore, SagaFilter, SagaStore, Store, UserStore,
 };
+pub use workers::{OwnedRun, RuntimeReport, WorkerLease, WorkerReport, WorkerStore};

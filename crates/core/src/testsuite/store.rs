@@ -92,6 +92,10 @@ macro_rules! store_test_suite {
             settings_snapshots_never_go_backwards,
             settings_fold_snapshots_and_restores,
             rate_limit_override_upsert_get_delete,
+            workers_leases_renew_expire_and_prune,
+            workers_claim_run_records_owner_and_fences_start,
+            workers_lost_runs_are_settled_once,
+            queue_stale_claims_are_handed_back_once,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -241,6 +245,7 @@ mod sagas;
 mod scripts;
 mod user_settings;
 mod users;
+mod workers;
 
 pub use admin::*;
 pub use cascade::*;
@@ -255,3 +260,4 @@ pub use sagas::*;
 pub use scripts::*;
 pub use user_settings::*;
 pub use users::*;
+pub use workers::*;

@@ -24,6 +24,7 @@ mod scripts;
 mod system_settings;
 mod user_settings;
 mod users;
+mod workers;
 
 use std::str::FromStr;
 use std::time::Duration;

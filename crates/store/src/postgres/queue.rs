@@ -91,6 +91,38 @@ impl QueueStore for PostgresStore {
         Ok(execute(query, &self.pool).await? == 1)
     }
 
+    async fn stale_claims(
+        &self,
+        claimed_before: DateTime<Utc>,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM queue_entries
+             WHERE active_since IS NOT NULL AND active_since < $1
+                 AND execution_id IN (SELECT execution_id FROM executions WHERE status = 'queued')
+             ORDER BY active_since, execution_id"
+        );
+        fetch_all(
+            sqlx::query(&sql).bind(ts(claimed_before)),
+            &self.pool,
+            decode,
+        )
+        .await
+    }
+
+    async fn requeue_claim(
+        &self,
+        execution_id: &str,
+        active_since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let query = sqlx::query(
+            "UPDATE queue_entries SET active_since = NULL
+             WHERE execution_id = $1 AND active_since = $2",
+        )
+        .bind(execution_id)
+        .bind(ts(active_since));
+        Ok(execute(query, &self.pool).await? == 1)
+    }
+
     async fn queue_counts(&self) -> Result<(u64, u64), StoreError> {
         let (pending, active): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*) FILTER (WHERE active_since IS NULL),

@@ -94,6 +94,41 @@ impl QueueStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn stale_claims(
+        &self,
+        claimed_before: DateTime<Utc>,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM queue_entries
+             WHERE active_since IS NOT NULL AND active_since < ?
+                 AND execution_id IN (SELECT execution_id FROM executions WHERE status = 'queued')
+             ORDER BY active_since, execution_id"
+        );
+        fetch_all(
+            sqlx::query(&sql).bind(ts(claimed_before)),
+            &self.reader,
+            decode,
+        )
+        .await
+    }
+
+    async fn requeue_claim(
+        &self,
+        execution_id: &str,
+        active_since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE queue_entries SET active_since = NULL
+             WHERE execution_id = ? AND active_since = ?",
+        )
+        .bind(execution_id)
+        .bind(ts(active_since))
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn queue_counts(&self) -> Result<(u64, u64), StoreError> {
         let (pending, active): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE(SUM(active_since IS NULL), 0), COALESCE(SUM(active_since IS NOT NULL), 0)
