@@ -50,6 +50,17 @@ pub struct Config {
     pub rate_limit: RateLimitSection,
     pub limiter: LimiterSection,
     pub bus: BusSection,
+    pub health: HealthSection,
+}
+
+/// The health port of a process that runs only some of the roles (`/health/live`,
+/// `/health/ready`); the all-in-one server answers health on the API's port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    pub host: String,
+    /// 0: a free port, printed on stdout at start.
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -510,6 +521,11 @@ impl Config {
                 .all(|p| p.parse::<integr8s_api::client_ip::IpNet>().is_ok()),
             "server.trusted_proxies",
             "expected IP addresses or CIDR blocks such as 127.0.0.1 or 10.0.0.0/8",
+        )?;
+        check(
+            self.health.host.parse::<IpAddr>().is_ok(),
+            "health.host",
+            "expected an IP address such as 0.0.0.0 or 127.0.0.1",
         )?;
         self.bus.validate(&check)?;
         Ok(())
