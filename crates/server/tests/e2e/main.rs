@@ -33,3 +33,6 @@ mod scripts;
 mod sessions;
 mod sse;
 mod user_settings;
+
+mod deployment;
+mod scale_out;
