@@ -41,7 +41,6 @@ pub struct Deployment {
     pub postgres: PostgresServer,
     pub redis: RedisServer,
     pub broker: Broker,
-    pub database_url: String,
     root: tempfile::TempDir,
     env: Vec<(String, String)>,
     processes: BTreeMap<String, RoleProcess>,
@@ -87,18 +86,12 @@ impl Deployment {
             postgres,
             redis,
             broker,
-            database_url,
             root: tempfile::tempdir().expect("temp dir"),
             env,
             processes: BTreeMap::new(),
         };
         d.migrate().await;
         d
-    }
-
-    /// The settings every role process gets (`INTEGR8S_*` and `RUST_LOG`).
-    pub fn env(&self) -> &[(String, String)] {
-        &self.env
     }
 
     /// A command of the binary with the deployment's settings.
@@ -228,13 +221,21 @@ impl Deployment {
 
     /// Waits until a process answers ready.
     pub async fn wait_ready(&self, name: &str) -> serde_json::Value {
+        self.wait_health(name, 200).await
+    }
+
+    /// Waits until a process's readiness answers `status`; returns the body.
+    pub async fn wait_health(&self, name: &str, status: u16) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            let (status, body) = self.health(name, "ready").await;
-            if status == 200 {
+            let (got, body) = self.health(name, "ready").await;
+            if got == status {
                 return body;
             }
-            assert!(start.elapsed() < DEADLINE, "{name} not ready: {body}");
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{name} never answered {status}: {body}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }

@@ -50,6 +50,43 @@ async fn every_role_in_its_own_process_runs_executions_end_to_end() {
         assert_eq!(r["exit_code"], 0, "{r}");
     }
 
+    // Each role is a process of its own.
+    let mut pids: Vec<u32> = d.names().iter().filter_map(|n| d.pid(n)).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), PIPELINE.len());
+
+    // A killed role comes back and the pipeline goes on.
+    for name in ["coordinator-1", "result-processor-1"] {
+        d.kill(name).await;
+        d.restart(name).await;
+        d.wait_ready(name).await;
+    }
+    let id = user.submit("print('after the restarts')").await;
+    let r = user.wait_terminal(&id).await;
+    assert_eq!(r["stdout"], "after the restarts\n", "{r}");
+
+    // Readiness follows each dependency, in the processes that use it.
+    d.redis.stop();
+    let body = d.wait_health("api-1", 503).await;
+    assert_eq!(body["checks"]["redis"]["ready"], false, "{body}");
+    assert_eq!(d.health("coordinator-1", "ready").await.0, 200);
+    d.redis.restart().await;
+    d.wait_ready("api-1").await;
+
+    d.broker.signal("-STOP");
+    let body = d.wait_health("saga-orchestrator-1", 503).await;
+    assert_eq!(body["checks"]["bus"]["ready"], false, "{body}");
+    d.broker.signal("-CONT");
+    d.wait_ready("saga-orchestrator-1").await;
+
+    // A short blocking call: the roles are other processes.
+    d.postgres.stop().expect("stop PostgreSQL");
+    let body = d.wait_health("dlq-processor-1", 503).await;
+    assert_eq!(body["checks"]["store"]["ready"], false, "{body}");
+    d.postgres.restart().expect("restart PostgreSQL");
+    d.wait_ready("dlq-processor-1").await;
+
     // Graceful stop: every process ends by itself, successfully, on SIGTERM.
     for name in names.iter().rev() {
         let status = d.stop(name).await;
