@@ -34,5 +34,6 @@ mod sessions;
 mod sse;
 mod user_settings;
 
+mod compose;
 mod deployment;
 mod scale_out;
