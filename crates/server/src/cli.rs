@@ -177,7 +177,10 @@ mod tests {
             };
             let (parsed, args) = command.role();
             assert_eq!(parsed, role);
-            assert_eq!(args.data_dir.as_deref(), Some(std::path::Path::new("/tmp/x")));
+            assert_eq!(
+                args.data_dir.as_deref(),
+                Some(std::path::Path::new("/tmp/x"))
+            );
         }
     }
 

@@ -14,8 +14,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, ServeArgs};
-use crate::roles::RoleSet;
 use crate::config::{CliOverrides, Config};
+use crate::roles::RoleSet;
 
 fn load_config(cli_config: Option<&std::path::Path>, args: &ServeArgs) -> anyhow::Result<Config> {
     let env: HashMap<String, String> = std::env::vars().collect();

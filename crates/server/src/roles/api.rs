@@ -13,8 +13,8 @@ use integr8s_sandbox::LocalExecutor;
 use tokio_util::sync::CancellationToken;
 
 use super::adapters::Adapters;
-use super::engine::{named, RoleTasks};
 use super::engine::run_limits;
+use super::engine::{named, RoleTasks};
 use crate::config::Config;
 
 fn api_config(config: &Config, secret: Vec<u8>) -> ApiConfig {
@@ -56,13 +56,15 @@ fn executor_health(
 ) -> Arc<dyn Fn() -> ExecutorHealth + Send + Sync> {
     match executor {
         Some(executor) => Arc::new(move || executor.health()),
-        None => Arc::new(|| ExecutorHealth {
+        None => Arc::new(|| {
+            ExecutorHealth {
             ready: true,
             mode: "in local-worker processes".to_owned(),
             detail: Some(
                 "this process runs no sandbox; each local worker reports its own on its health port"
                     .to_owned(),
             ),
+        }
         }),
     }
 }

@@ -173,7 +173,9 @@ mod tests {
         assert_eq!(set.to_string(), "coordinator,api");
         let every = Role::ALL.map(Role::name).join(",");
         assert!(RoleSet::parse(&every).unwrap().is_all());
-        assert!(RoleSet::parse("api,worker").unwrap_err().contains("unknown role 'worker'"));
+        assert!(RoleSet::parse("api,worker")
+            .unwrap_err()
+            .contains("unknown role 'worker'"));
         assert!(RoleSet::parse("api,api").unwrap_err().contains("twice"));
         assert!(RoleSet::parse("").is_err());
     }

@@ -67,7 +67,15 @@ pub async fn run(config: Config, roles: RoleSet) -> anyhow::Result<()> {
         .await?;
     }
     if !roles.is_all() {
-        health::start(&config, &roles, adapters.clone(), executor, &mut tasks, &shutdown).await?;
+        health::start(
+            &config,
+            &roles,
+            adapters.clone(),
+            executor,
+            &mut tasks,
+            &shutdown,
+        )
+        .await?;
     }
     tracing::info!(roles = %roles, "running");
 

@@ -92,10 +92,7 @@ mod tests {
         ("INTEGR8S_DATABASE__URL", "postgres://u@db:5432/integr8s"),
         ("INTEGR8S_BUS__BROKERS", "kafka:9092"),
         ("INTEGR8S_LIMITER__REDIS_URL", "redis://redis:6379/0"),
-        (
-            "INTEGR8S_AUTH__SECRET",
-            "0123456789abcdef0123456789abcdef",
-        ),
+        ("INTEGR8S_AUTH__SECRET", "0123456789abcdef0123456789abcdef"),
     ];
 
     fn config(without: Option<&str>) -> Config {
@@ -113,7 +110,10 @@ mod tests {
 
     #[test]
     fn the_all_in_one_server_runs_on_the_embedded_adapters() {
-        assert_eq!(check(&config(Some("INTEGR8S_DATABASE__URL")), &RoleSet::all()), Ok(()));
+        assert_eq!(
+            check(&config(Some("INTEGR8S_DATABASE__URL")), &RoleSet::all()),
+            Ok(())
+        );
         let empty = Config::load(None, &HashMap::new(), &CliOverrides::default()).unwrap();
         assert_eq!(check(&empty, &RoleSet::all()), Ok(()));
     }
@@ -138,7 +138,10 @@ mod tests {
     fn a_sqlite_url_is_as_embedded_as_none() {
         let mut c = config(None);
         c.database.url = "sqlite:///var/lib/integr8s/db".into();
-        assert_eq!(check(&c, &roles("coordinator")).unwrap_err().key, "database.url");
+        assert_eq!(
+            check(&c, &roles("coordinator")).unwrap_err().key,
+            "database.url"
+        );
     }
 
     #[test]

@@ -39,7 +39,10 @@ fn interpolate(text: &str) -> String {
         } else {
             let name = inner.split(":?").next().unwrap_or(inner);
             assert!(inner.contains(":?"), "{name}: give a default or require it");
-            out.push_str(&format!("compose-test-{}-0123456789abcdef0123456789", name.to_lowercase()));
+            out.push_str(&format!(
+                "compose-test-{}-0123456789abcdef0123456789",
+                name.to_lowercase()
+            ));
         }
         rest = &rest[end + 1..];
     }
@@ -125,7 +128,11 @@ fn every_compose_service_runs_a_real_subcommand_with_a_valid_configuration() {
     for s in &services {
         let sub = s.command.first().map(String::as_str).unwrap_or_default();
         let (ok, help) = run(&[sub, "--help"], &s.env);
-        assert!(ok, "{}: `integr8s {sub}` is not a subcommand: {help}", s.name);
+        assert!(
+            ok,
+            "{}: `integr8s {sub}` is not a subcommand: {help}",
+            s.name
+        );
         let (ok, out) = if sub == "migrate" {
             run(&["check-config"], &s.env)
         } else {
@@ -138,7 +145,15 @@ fn every_compose_service_runs_a_real_subcommand_with_a_valid_configuration() {
             run(&["check-config", "--roles", sub], &s.env)
         };
         assert!(ok, "{}: {out}", s.name);
-        *count.entry(ROLES.iter().find(|r| **r == sub).copied().unwrap_or("migrate")).or_default() += 1;
+        *count
+            .entry(
+                ROLES
+                    .iter()
+                    .find(|r| **r == sub)
+                    .copied()
+                    .unwrap_or("migrate"),
+            )
+            .or_default() += 1;
         if sub == "local-worker" {
             let base = s.env.get("INTEGR8S_SANDBOX__UID_BASE").cloned();
             assert!(
@@ -164,7 +179,8 @@ fn a_compose_setting_that_is_wrong_is_caught_by_the_same_check() {
     api.env.remove("INTEGR8S_BUS__BROKERS");
     let (ok, out) = run(&["check-config", "--roles", "api"], &api.env);
     assert!(!ok && out.contains("bus.brokers"), "{out}");
-    api.env.insert("INTEGR8S_BUS__BROKER".into(), "kafka:9092".into());
+    api.env
+        .insert("INTEGR8S_BUS__BROKER".into(), "kafka:9092".into());
     let (ok, out) = run(&["check-config", "--roles", "api"], &api.env);
     assert!(!ok && out.contains("INTEGR8S_BUS__BROKER"), "{out}");
 }

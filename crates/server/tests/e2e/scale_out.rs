@@ -21,7 +21,11 @@ async fn every_role_in_its_own_process_runs_executions_end_to_end() {
         let role = name.rsplit_once('-').map(|(r, _)| r).unwrap_or_default();
         assert_eq!(ready["roles"], serde_json::json!([role]), "{name}: {ready}");
         // Redis where the limiter is used, the sandbox where scripts run, nowhere else.
-        assert_eq!(ready["checks"]["redis"].is_object(), role == "api", "{name}: {ready}");
+        assert_eq!(
+            ready["checks"]["redis"].is_object(),
+            role == "api",
+            "{name}: {ready}"
+        );
         assert_eq!(
             ready["checks"]["sandbox"]["ready"] == true,
             role == "local-worker",
@@ -87,8 +91,17 @@ async fn every_role_in_its_own_process_runs_executions_end_to_end() {
     d.postgres.restart().expect("restart PostgreSQL");
     d.wait_ready("dlq-processor-1").await;
 
-    // Graceful stop: every process ends by itself, successfully, on SIGTERM.
-    for name in names.iter().rev() {
+    // A worker stopped with SIGTERM during a run does not leave it running: the run is
+    // stopped and reported, and the process ends by itself.
+    let id = user.submit("import time; time.sleep(60)").await;
+    user.wait_for(&id, |s| s == "running").await;
+    let status = d.stop("local-worker-1").await;
+    assert!(status.success(), "local-worker-1 ended with {status}");
+    let r = user.wait_terminal(&id).await;
+    assert_eq!(r["status"], "error", "{r}");
+
+    // Graceful stop: every other process ends by itself, successfully, on SIGTERM.
+    for name in names.iter().rev().filter(|n| *n != "local-worker-1") {
         let status = d.stop(name).await;
         assert!(status.success(), "{name} ended with {status}");
     }
@@ -120,7 +133,10 @@ async fn a_lone_role_on_embedded_adapters_refuses_to_start_and_names_the_key() {
     );
     // With a shared database, the in-process bus is named next; the guard runs before any
     // connection is made, so the database need not exist.
-    let db = ("INTEGR8S_DATABASE__URL", "postgres://integr8s@127.0.0.1:1/none");
+    let db = (
+        "INTEGR8S_DATABASE__URL",
+        "postgres://integr8s@127.0.0.1:1/none",
+    );
     let (ok, stderr) = run_lone("local-worker", &[db]);
     assert!(!ok && stderr.contains("bus.brokers"), "{stderr}");
     let bus = ("INTEGR8S_BUS__BROKERS", "127.0.0.1:1");
