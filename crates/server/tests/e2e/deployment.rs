@@ -121,13 +121,15 @@ impl Deployment {
         assert!(stdout.contains("kafka topics"), "{stdout}");
     }
 
-    /// Starts one more process of `role`; returns its name (`<role>-<n>`).
+    /// Starts one more process of `role`; returns its name (`<role>-<n>`). `role` may also
+    /// be several roles joined by `+` (`saga-orchestrator+result-processor`), run by one
+    /// `integr8s serve --roles …` process.
     pub async fn start(&mut self, role: &str) -> String {
         let n = (1..)
             .find(|n| !self.processes.contains_key(&format!("{role}-{n}")))
             .expect("a free number");
         let name = format!("{role}-{n}");
-        let own_env = if role == "local-worker" {
+        let own_env = if role.split('+').any(|r| r == "local-worker") {
             vec![(UID_BASE_VAR.to_owned(), next_uid_base().to_string())]
         } else {
             Vec::new()
@@ -148,7 +150,12 @@ impl Deployment {
 
     async fn spawn(&self, name: &str, role: &str, own_env: Vec<(String, String)>) -> RoleProcess {
         let data_dir: PathBuf = self.root.path().join(name);
-        let mut cmd = self.command(&[role, "--data-dir"]);
+        let roles = role.replace('+', ",");
+        let mut cmd = if role.contains('+') {
+            self.command(&["serve", "--roles", &roles, "--data-dir"])
+        } else {
+            self.command(&[role, "--data-dir"])
+        };
         cmd.arg(&data_dir)
             .envs(own_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())

@@ -107,6 +107,38 @@ async fn every_role_in_its_own_process_runs_executions_end_to_end() {
     }
 }
 
+#[tokio::test]
+async fn several_roles_share_a_process_with_serve_roles() {
+    let mut d = Deployment::new().await;
+    let api = d.start("api").await;
+    let engine = d
+        .start("coordinator+saga-orchestrator+local-worker+result-processor")
+        .await;
+    let ready = d.wait_ready(&engine).await;
+    assert_eq!(
+        ready["roles"],
+        serde_json::json!([
+            "coordinator",
+            "saga-orchestrator",
+            "local-worker",
+            "result-processor"
+        ]),
+        "{ready}"
+    );
+    assert_eq!(ready["checks"]["sandbox"]["ready"], true, "{ready}");
+    d.wait_ready(&api).await;
+
+    let user = d.login(&api, "user", "user123").await;
+    let id = user.submit("print('two processes')").await;
+    let frames = user.sse(&format!("/api/v1/events/executions/{id}")).await;
+    let last = frames.last().expect("frames");
+    assert_eq!(last["result"]["stdout"], "two processes\n", "{frames:?}");
+    for name in [engine, api] {
+        let status = d.stop(&name).await;
+        assert!(status.success(), "{name} ended with {status}");
+    }
+}
+
 fn run_lone(role: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(BIN)
