@@ -81,7 +81,11 @@ pub async fn run(config: Config, roles: RoleSet) -> anyhow::Result<()> {
 
     let outcome: anyhow::Result<()> = tokio::select! {
         () = crate::shutdown_signal() => { tracing::info!("shutting down"); Ok(()) }
-        Some(res) = tasks.join_next() => Err(anyhow::anyhow!("a role stopped unexpectedly: {res:?}")),
+        Some(res) = tasks.join_next() => Err(match res {
+            Ok(Ok(())) => anyhow::anyhow!("a role stopped unexpectedly"),
+            Ok(Err(e)) => anyhow::anyhow!("a role stopped unexpectedly: {e}"),
+            Err(e) => anyhow::anyhow!("a role's task failed: {e}"),
+        }),
     };
     shutdown.cancel();
     let drain = async {
