@@ -52,6 +52,7 @@ pub struct Config {
     pub bus: BusSection,
     pub metrics: MetricsSection,
     pub worker: WorkerSection,
+    pub health: HealthSection,
 }
 
 /// `GET /metrics`.
@@ -102,6 +103,16 @@ impl WorkerSection {
             cancel_poll: defaults.cancel_poll,
         }
     }
+}
+
+/// The health port of a process that runs only some of the roles (`/health/live`,
+/// `/health/ready`); the all-in-one server answers health on the API's port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    pub host: String,
+    /// 0: a free port, printed on stdout at start.
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -577,6 +588,11 @@ impl Config {
                 .all(|p| p.parse::<integr8s_api::client_ip::IpNet>().is_ok()),
             "server.trusted_proxies",
             "expected IP addresses or CIDR blocks such as 127.0.0.1 or 10.0.0.0/8",
+        )?;
+        check(
+            self.health.host.parse::<IpAddr>().is_ok(),
+            "health.host",
+            "expected an IP address such as 0.0.0.0 or 127.0.0.1",
         )?;
         self.bus.validate(&check)?;
         Ok(())

@@ -34,3 +34,7 @@ mod scripts;
 mod sessions;
 mod sse;
 mod user_settings;
+
+mod compose;
+mod deployment;
+mod scale_out;
