@@ -18,6 +18,7 @@ pub use super::dlq::DlqStore;
 pub use super::notifications::NotificationStore;
 pub use super::ratelimit::RateLimitStore;
 pub use super::replay::ReplayStore;
+pub use super::retention::RetentionStore;
 pub use super::scripts::ScriptStore;
 pub use super::settings::UserSettingsStore;
 
@@ -242,6 +243,7 @@ pub trait Store:
     + ReplayStore
     + DlqStore
     + RateLimitStore
+    + RetentionStore
 {
 }
 
@@ -261,5 +263,6 @@ impl<T> Store for T where
         + ReplayStore
         + DlqStore
         + RateLimitStore
+        + RetentionStore
 {
 }
