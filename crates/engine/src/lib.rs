@@ -13,6 +13,7 @@ pub mod dlq;
 mod error;
 pub mod notifications;
 pub mod replay;
+pub mod retention;
 mod results;
 mod saga;
 mod worker;
