@@ -11,9 +11,11 @@ pub mod error;
 pub mod extract;
 mod middleware;
 pub mod openapi;
+pub mod quotas;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod streams;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;

@@ -10,7 +10,9 @@ use integr8s_core::RunLimits;
 
 use crate::auth::guard::AuthLimits;
 use crate::client_ip::IpNet;
+use crate::quotas::Quotas;
 use crate::ratelimit::RateLimits;
+use crate::streams::{StreamHub, StreamLimits};
 
 /// Settings of the API, filled by the server from its configuration.
 #[derive(Debug, Clone)]
@@ -52,6 +54,10 @@ pub struct ApiConfig {
     pub max_stdin_bytes: usize,
     /// Throttles of login and register and the cap of password hashes at once (`auth.*`).
     pub auth_limits: AuthLimits,
+    /// Per-user quotas (`quotas.*`).
+    pub quotas: Quotas,
+    /// Limits of the event streams (`streams.*`).
+    pub streams: StreamLimits,
 }
 
 impl Default for ApiConfig {
@@ -78,6 +84,8 @@ impl Default for ApiConfig {
             max_cpu_time_seconds: 300,
             max_stdin_bytes: 1024 * 1024,
             auth_limits: AuthLimits::default(),
+            quotas: Quotas::default(),
+            streams: StreamLimits::default(),
         }
     }
 }
@@ -96,4 +104,6 @@ pub struct AppState {
     pub started_at: Instant,
     /// Rate limiting: rules, override cache and the counters.
     pub rate_limits: RateLimits,
+    /// Routes bus and store events to the open event streams and counts them.
+    pub streams: StreamHub,
 }

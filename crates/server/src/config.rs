@@ -12,8 +12,10 @@ use thiserror::Error;
 use toml::{Table, Value};
 
 mod bus;
+mod limits;
 
 pub use bus::BusSection;
+pub use limits::{QuotasSection, RetentionSection, StreamsSection};
 
 pub const DEFAULTS: &str = include_str!("../integr8s.default.toml");
 const ENV_PREFIX: &str = "INTEGR8S_";
@@ -50,6 +52,9 @@ pub struct Config {
     pub rate_limit: RateLimitSection,
     pub limiter: LimiterSection,
     pub bus: BusSection,
+    pub quotas: QuotasSection,
+    pub retention: RetentionSection,
+    pub streams: StreamsSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -512,6 +517,7 @@ impl Config {
             "expected IP addresses or CIDR blocks such as 127.0.0.1 or 10.0.0.0/8",
         )?;
         self.bus.validate(&check)?;
+        limits::validate(&self.quotas, &self.retention, &self.streams, &check)?;
         Ok(())
     }
 

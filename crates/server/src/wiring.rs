@@ -165,12 +165,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let r = ResultProcessor::new(dyn_store.clone(), bus.clone(), outbox, engine);
         roles.spawn(named("result-processor", r.run(shutdown.clone())));
         let outbox = Outbox::new(event_store.clone(), bus.clone(), "dlq-processor");
-        let p = integr8s_engine::dlq::DlqProcessor::new(
-            dyn_store.clone(),
-            outbox,
-            integr8s_engine::dlq::DlqConfig::default(),
-        );
+        let mut dlq = integr8s_engine::dlq::DlqConfig::default();
+        if let Some(age) = config.retention.dlq_age() {
+            dlq.retention = age;
+        } else {
+            // Kept for ever: a century.
+            dlq.retention = Duration::from_secs(100 * 365 * 86_400);
+        }
+        let p = integr8s_engine::dlq::DlqProcessor::new(dyn_store.clone(), outbox, dlq);
         roles.spawn(named("dlq-processor", p.run(shutdown.clone())));
+        let sweeper = integr8s_engine::retention::RetentionSweeper::new(
+            dyn_store.clone(),
+            config.retention.sweeper(),
+        );
+        roles.spawn(named("retention-sweeper", sweeper.run(shutdown.clone())));
         // `file` replay targets write under <data_dir>/replays only.
         let replays = integr8s_engine::replay::ReplayRunnerConfig::new(
             config.server.data_dir.join("replays"),
@@ -230,9 +238,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 config.auth.max_concurrent_password_hashes,
                 Duration::from_millis(config.auth.password_hash_wait_ms),
             ),
+            quotas: config.quotas.quotas(),
+            streams: config.streams.limits(),
         }),
         started_at: Instant::now(),
         rate_limits: integr8s_api::ratelimit::RateLimits::new(limiters.rate),
+        streams: integr8s_api::streams::StreamHub::new(config.streams.limits()),
     };
     let app = integr8s_api::router(state);
 

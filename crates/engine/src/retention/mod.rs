@@ -140,7 +140,9 @@ impl RetentionSweeper {
             let Some(age) = self.config.age_of(kind) else {
                 continue;
             };
-            let cutoff = now - to_chrono(age);
+            let Some(cutoff) = now.checked_sub_signed(to_chrono(age)) else {
+                continue;
+            };
             let mut deleted = 0;
             for _ in 0..self.config.max_batches.max(1) {
                 if !self.hold().await? {
