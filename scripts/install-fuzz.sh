@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION="3.39.16"
+# The hypothesis release this schemathesis was made with (later ones removed an API it uses).
+HYPOTHESIS="6.131.0"
 VENV=".tools/fuzz-venv"
 
-if [ -x "$VENV/bin/st" ] && "$VENV/bin/python" -c "import schemathesis,sys; sys.exit(schemathesis.__version__ != '$VERSION')" 2>/dev/null; then
+if [ -x "$VENV/bin/st" ] && "$VENV/bin/python" -c "import schemathesis, hypothesis, sys; sys.exit(schemathesis.__version__ != '$VERSION' or hypothesis.__version__ != '$HYPOTHESIS')" 2>/dev/null; then
   exit 0
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -15,4 +17,4 @@ if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
 fi
 mkdir -p .tools
 python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$VERSION"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$VERSION" "hypothesis==$HYPOTHESIS"

@@ -13,8 +13,8 @@ pub mod dlq;
 mod error;
 pub mod notifications;
 pub mod replay;
-pub mod retention;
 mod results;
+pub mod retention;
 mod saga;
 mod worker;
 

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::submit::MAX_SCRIPT_CHARS;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ValidationIssue};
-use crate::quotas;
 use crate::extract::{AppJson, AppPath, QueryPairs};
+use crate::quotas;
 use crate::state::AppState;
 
 /// Longest accepted script name, in characters.
@@ -202,7 +202,10 @@ async fn create(
     let caps = &state.config.quotas;
     validate(&script, caps.max_saved_script_bytes)?;
     if state.store.count_scripts(&script.user_id).await? >= caps.max_saved_scripts {
-        return Err(quotas::count_exceeded(caps.max_saved_scripts, "saved scripts"));
+        return Err(quotas::count_exceeded(
+            caps.max_saved_scripts,
+            "saved scripts",
+        ));
     }
     state.store.create_script(&script).await?;
     emit_saved(&state, &script).await;

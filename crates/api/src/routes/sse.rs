@@ -269,7 +269,11 @@ impl Relay {
     }
 
     async fn run(mut self, execution: Execution, mut events: Subscription) {
-        if self.send(frame(&SseExecutionEvent::status(&execution))).await == Flow::Stop {
+        if self
+            .send(frame(&SseExecutionEvent::status(&execution)))
+            .await
+            == Flow::Stop
+        {
             return;
         }
         if execution.status.is_terminal() {

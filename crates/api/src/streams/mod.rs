@@ -187,7 +187,12 @@ impl StreamHub {
     }
 
     /// The events of one execution, from now on.
-    pub fn execution(&self, store: &Arc<dyn Store>, bus: &Arc<dyn EventBus>, id: &str) -> Subscription {
+    pub fn execution(
+        &self,
+        store: &Arc<dyn Store>,
+        bus: &Arc<dyn EventBus>,
+        id: &str,
+    ) -> Subscription {
         self.subscribe(store, bus, Key::Execution(id.to_owned()))
     }
 
@@ -222,7 +227,11 @@ impl StreamHub {
         }
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(watch_bus(weak.clone(), bus.clone()));
-        tokio::spawn(tail_store(weak, store.clone(), self.inner.limits.catch_up_interval));
+        tokio::spawn(tail_store(
+            weak,
+            store.clone(),
+            self.inner.limits.catch_up_interval,
+        ));
     }
 }
 

@@ -43,10 +43,18 @@ fn key_of(event: &StoredEvent) -> Option<Key> {
 }
 
 impl Routes {
-    pub(super) fn add(&mut self, key: Key, tx: mpsc::Sender<StoredEvent>, lagged: Arc<AtomicBool>) -> u64 {
+    pub(super) fn add(
+        &mut self,
+        key: Key,
+        tx: mpsc::Sender<StoredEvent>,
+        lagged: Arc<AtomicBool>,
+    ) -> u64 {
         self.next_id += 1;
         let id = self.next_id;
-        self.by_key.entry(key).or_default().push(Route { id, tx, lagged });
+        self.by_key
+            .entry(key)
+            .or_default()
+            .push(Route { id, tx, lagged });
         id
     }
 
@@ -66,7 +74,9 @@ impl Routes {
     /// Hands `event` to every stream that follows its key; a full stream is marked lagged.
     pub(super) fn dispatch(&self, event: &StoredEvent) {
         let Some(key) = key_of(event) else { return };
-        let Some(routes) = self.by_key.get(&key) else { return };
+        let Some(routes) = self.by_key.get(&key) else {
+            return;
+        };
         for route in routes {
             match route.tx.try_send(event.clone()) {
                 Ok(()) | Err(TrySendError::Closed(_)) => {}

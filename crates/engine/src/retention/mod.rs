@@ -106,7 +106,12 @@ impl RetentionSweeper {
 
     /// The lease lasts this long past each renewal: long enough for a batch.
     fn lease_time(&self) -> chrono::Duration {
-        to_chrono(self.config.interval.min(Duration::from_secs(300)).max(Duration::from_secs(30)))
+        to_chrono(
+            self.config
+                .interval
+                .min(Duration::from_secs(300))
+                .max(Duration::from_secs(30)),
+        )
     }
 
     async fn hold(&self) -> Result<bool, EngineError> {

@@ -29,7 +29,10 @@ async fn sweep_deletes_old_rows_in_batches_and_one_sweeper_at_a_time() {
     sqlite.migrate().await.unwrap();
     let store: Arc<dyn Store> = Arc::new(sqlite);
     for i in 0..7 {
-        store.append_event(&queued(&format!("old-{i}"))).await.unwrap();
+        store
+            .append_event(&queued(&format!("old-{i}")))
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
     let now = integr8s_core::now();
@@ -47,7 +50,12 @@ async fn sweep_deletes_old_rows_in_batches_and_one_sweeper_at_a_time() {
     // The other sweeper holds the lease: this one does nothing.
     let later = integr8s_core::now();
     assert!(store
-        .try_lease(LEASE, &other.holder, later, later + chrono::Duration::seconds(60))
+        .try_lease(
+            LEASE,
+            &other.holder,
+            later,
+            later + chrono::Duration::seconds(60)
+        )
         .await
         .unwrap());
     assert_eq!(sweeper.sweep(now).await.unwrap(), None);
@@ -59,7 +67,11 @@ async fn sweep_deletes_old_rows_in_batches_and_one_sweeper_at_a_time() {
     let left = store.events_after(&[], 0, 0).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].envelope.execution_id(), Some("new"));
-    assert_eq!(pass.get("executions"), None, "kinds without a retention are kept");
+    assert_eq!(
+        pass.get("executions"),
+        None,
+        "kinds without a retention are kept"
+    );
     // The lease was given back: the other sweeper may go next.
     assert!(other.sweep(now).await.unwrap().is_some());
 }

@@ -56,9 +56,9 @@ pub fn parse_age(text: &str) -> Result<Option<Duration>, String> {
         "d" => 86_400,
         _ => return Err(format!("expected a number and a unit (s, m, h or d), such as 30d, or 0 to keep for ever; got {text:?}")),
     };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("expected a whole number before the unit, such as 30d; got {text:?}"))?;
+    let n: u64 = number.parse().map_err(|_| {
+        format!("expected a whole number before the unit, such as 30d; got {text:?}")
+    })?;
     Ok((n > 0).then(|| Duration::from_secs(n.saturating_mul(seconds))))
 }
 
@@ -66,10 +66,22 @@ impl RetentionSection {
     fn ages(&self) -> [(&'static str, RetentionKind, &str); 6] {
         [
             ("retention.events", RetentionKind::Events, &self.events),
-            ("retention.executions", RetentionKind::Executions, &self.executions),
-            ("retention.notifications", RetentionKind::Notifications, &self.notifications),
+            (
+                "retention.executions",
+                RetentionKind::Executions,
+                &self.executions,
+            ),
+            (
+                "retention.notifications",
+                RetentionKind::Notifications,
+                &self.notifications,
+            ),
             ("retention.audit", RetentionKind::Audit, &self.audit),
-            ("retention.replay_sessions", RetentionKind::ReplaySessions, &self.replay_sessions),
+            (
+                "retention.replay_sessions",
+                RetentionKind::ReplaySessions,
+                &self.replay_sessions,
+            ),
             ("retention.dlq", RetentionKind::Dlq, &self.dlq),
         ]
     }
@@ -131,13 +143,22 @@ pub(super) fn validate(
 ) -> Result<(), ConfigError> {
     for (key, value) in [
         ("quotas.max_saved_scripts", quotas.max_saved_scripts),
-        ("quotas.max_saved_script_bytes", quotas.max_saved_script_bytes),
+        (
+            "quotas.max_saved_script_bytes",
+            quotas.max_saved_script_bytes,
+        ),
         ("quotas.max_custom_settings", quotas.max_custom_settings),
-        ("quotas.max_custom_setting_bytes", quotas.max_custom_setting_bytes),
+        (
+            "quotas.max_custom_setting_bytes",
+            quotas.max_custom_setting_bytes,
+        ),
         ("quotas.max_pending_per_user", quotas.max_pending_per_user),
         ("streams.max_open", streams.max_open),
         ("streams.max_open_per_user", streams.max_open_per_user),
-        ("streams.notification_lifetime_seconds", streams.notification_lifetime_seconds),
+        (
+            "streams.notification_lifetime_seconds",
+            streams.notification_lifetime_seconds,
+        ),
         ("streams.buffer_frames", streams.buffer_frames),
     ] {
         check(value >= 1, key, "must be at least 1")?;
@@ -154,7 +175,11 @@ pub(super) fn validate(
     }
     match parse_age(&retention.sweep_interval) {
         Ok(Some(_)) => Ok(()),
-        Ok(None) => check(false, "retention.sweep_interval", "must be more than 0, such as 1h"),
+        Ok(None) => check(
+            false,
+            "retention.sweep_interval",
+            "must be more than 0, such as 1h",
+        ),
         Err(message) => check(false, "retention.sweep_interval", &message),
     }
 }

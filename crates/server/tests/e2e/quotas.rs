@@ -52,19 +52,33 @@ async fn saved_scripts_are_capped_in_count_and_size_and_listed_in_pages() {
 
     let mut ids = Vec::new();
     for i in 0..3 {
-        let r = u.post("/api/v1/scripts", script(&format!("s{i}"), "print(1)")).await;
+        let r = u
+            .post("/api/v1/scripts", script(&format!("s{i}"), "print(1)"))
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         ids.push(r.body["script_id"].as_str().unwrap().to_owned());
     }
     let r = u.post("/api/v1/scripts", script("s3", "print(1)")).await;
     assert_domain_error(&r, 403, "QuotaExceededError");
     // An update past the size cap is refused too; the quota is per user.
-    let r = put(&u, &format!("/api/v1/scripts/{}", ids[0]), json!({"script": big})).await;
+    let r = put(
+        &u,
+        &format!("/api/v1/scripts/{}", ids[0]),
+        json!({"script": big}),
+    )
+    .await;
     assert_validation_error(&r, &["body", "script"]);
-    let r = other.post("/api/v1/scripts", script("mine", "print(2)")).await;
+    let r = other
+        .post("/api/v1/scripts", script("mine", "print(2)"))
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     // Deleting one makes room.
-    assert_eq!(u.delete(&format!("/api/v1/scripts/{}", ids[2])).await.status, 204);
+    assert_eq!(
+        u.delete(&format!("/api/v1/scripts/{}", ids[2]))
+            .await
+            .status,
+        204
+    );
     let r = u.post("/api/v1/scripts", script("s4", "print(1)")).await;
     assert_eq!(r.status, 200, "{}", r.body);
 
@@ -116,7 +130,12 @@ async fn custom_settings_and_subscription_filters_are_capped() {
     // Changing a key that exists is not a new one.
     let r = put(&u, &format!("{BASE}custom/a"), json!({"v": 4})).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = put(&u, &format!("{BASE}custom/b"), json!({"v": "y".repeat(100)})).await;
+    let r = put(
+        &u,
+        &format!("{BASE}custom/b"),
+        json!({"v": "y".repeat(100)}),
+    )
+    .await;
     assert_validation_error(&r, &["body"]);
     let r = put(
         &u,
@@ -128,16 +147,39 @@ async fn custom_settings_and_subscription_filters_are_capped() {
     let r = put(&u, BASE, json!({"custom_settings": {"a": "z".repeat(100)}})).await;
     assert_validation_error(&r, &["body", "custom_settings", "a"]);
     let r = u.get(BASE).await;
-    assert_eq!(r.body["custom_settings"], json!({"a": {"v": 4}, "b": {"v": 2}}));
+    assert_eq!(
+        r.body["custom_settings"],
+        json!({"a": {"v": 4}, "b": {"v": 2}})
+    );
 
     let path = "/api/v1/notifications/subscriptions/in_app";
-    let r = put(&u, path, json!({"enabled": true, "include_tags": ["a", "b", "c", "d"]})).await;
+    let r = put(
+        &u,
+        path,
+        json!({"enabled": true, "include_tags": ["a", "b", "c", "d"]}),
+    )
+    .await;
     assert_validation_error(&r, &["body", "include_tags"]);
-    let r = put(&u, path, json!({"enabled": true, "exclude_tags": ["t".repeat(101)]})).await;
+    let r = put(
+        &u,
+        path,
+        json!({"enabled": true, "exclude_tags": ["t".repeat(101)]}),
+    )
+    .await;
     assert_validation_error(&r, &["body", "exclude_tags"]);
-    let r = put(&u, path, json!({"enabled": true, "timezone": "T".repeat(101)})).await;
+    let r = put(
+        &u,
+        path,
+        json!({"enabled": true, "timezone": "T".repeat(101)}),
+    )
+    .await;
     assert_validation_error(&r, &["body", "timezone"]);
-    let r = put(&u, path, json!({"enabled": true, "include_tags": ["a", "b", "c"]})).await;
+    let r = put(
+        &u,
+        path,
+        json!({"enabled": true, "include_tags": ["a", "b", "c"]}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 

@@ -129,16 +129,20 @@ async fn the_sweep_deletes_what_is_past_retention_and_keeps_the_rest() {
         .expect("user id")
         .to_owned();
 
-    let store = integr8s_store::SqliteStore::open(&s.data_dir.join("integr8s.db").to_string_lossy())
-        .await
-        .expect("open the server's database");
+    let store =
+        integr8s_store::SqliteStore::open(&s.data_dir.join("integr8s.db").to_string_lossy())
+            .await
+            .expect("open the server's database");
     let old = Duration::days(40);
     let recent = Duration::days(20);
     let mut kept = Vec::new();
     let mut gone = Vec::new();
     for (age, list) in [(old, &mut gone), (recent, &mut kept)] {
         let (e, requested) = execution(&me, age);
-        store.create_execution(&e, &requested).await.expect("execution");
+        store
+            .create_execution(&e, &requested)
+            .await
+            .expect("execution");
         let (n, created) = notification(&me, age);
         store
             .create_notification(&n, &[], &created, None)
@@ -151,8 +155,14 @@ async fn the_sweep_deletes_what_is_past_retention_and_keeps_the_rest() {
     // Audit records live 90 days: 100 days is past it, 40 days is not.
     let old_audit = audit(Duration::days(100));
     let kept_audit = audit(old);
-    store.reset_system_settings(&old_audit).await.expect("audit");
-    store.reset_system_settings(&kept_audit).await.expect("audit");
+    store
+        .reset_system_settings(&old_audit)
+        .await
+        .expect("audit");
+    store
+        .reset_system_settings(&kept_audit)
+        .await
+        .expect("audit");
     let old_login = auth_failed(Duration::days(100));
     let kept_login = auth_failed(old);
     store.append_event(&old_login).await.expect("event");
@@ -203,6 +213,9 @@ async fn the_sweep_deletes_what_is_past_retention_and_keeps_the_rest() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     for (kind, id) in kept {
-        assert!(present(kind, id.clone()).await, "{kind} {id} within retention was deleted");
+        assert!(
+            present(kind, id.clone()).await,
+            "{kind} {id} within retention was deleted"
+        );
     }
 }

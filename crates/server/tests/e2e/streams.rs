@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use integr8s_core::event::{EventMetadata, EventPayload};
-use integr8s_core::ports::{EventStore, ExecutionStore};
 use integr8s_core::execution::ExecutionResultRecord;
+use integr8s_core::ports::{EventStore, ExecutionStore};
 use integr8s_core::{Envelope, ExecutionStatus};
 use serde_json::Value;
 
@@ -29,7 +29,11 @@ struct Stream {
 }
 
 impl Stream {
-    async fn open(c: &Client, path: &str, last_event_id: Option<i64>) -> Result<Stream, (u16, reqwest::header::HeaderMap, Value)> {
+    async fn open(
+        c: &Client,
+        path: &str,
+        last_event_id: Option<i64>,
+    ) -> Result<Stream, (u16, reqwest::header::HeaderMap, Value)> {
         let mut req = c
             .http
             .get(format!("{}{path}", c.base))
@@ -114,13 +118,16 @@ async fn streams_are_capped_per_user_and_overall() {
     assert!(headers.get("retry-after").is_some());
     // The execution stream counts too.
     let id = a.submit("print(1)").await;
-    let Err((status, _, _)) = Stream::open(&a, &format!("/api/v1/events/executions/{id}"), None).await
+    let Err((status, _, _)) =
+        Stream::open(&a, &format!("/api/v1/events/executions/{id}"), None).await
     else {
         panic!("an execution stream past the cap was accepted");
     };
     assert_eq!(status, 429);
 
-    let _b1 = Stream::open(&b, NOTIFICATIONS, None).await.expect("another user");
+    let _b1 = Stream::open(&b, NOTIFICATIONS, None)
+        .await
+        .expect("another user");
     let Err((status, _, body)) = Stream::open(&b, NOTIFICATIONS, None).await else {
         panic!("a stream past the overall cap was accepted");
     };
@@ -175,7 +182,10 @@ async fn the_notification_stream_ends_after_its_lifetime_and_resumes_from_last_e
     assert_eq!(sent[0].event.as_deref(), Some("notification"));
     let first_id = sent[0].id.expect("frames carry an id");
     assert!(
-        frames.last().and_then(|f| f.comment.as_deref()).is_some_and(|c| c.contains("reconnect")),
+        frames
+            .last()
+            .and_then(|f| f.comment.as_deref())
+            .is_some_and(|c| c.contains("reconnect")),
         "{frames:?}"
     );
 
@@ -218,7 +228,11 @@ async fn a_stream_with_a_full_buffer_catches_up_and_resumes_without_repeats() {
     u.wait_terminal(&id).await;
     let frames = stream.rest().await;
     let got = event_types(&frames);
-    assert_eq!(got.last().map(String::as_str), Some("result_stored"), "{got:?}");
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("result_stored"),
+        "{got:?}"
+    );
     let stored: Vec<String> = u
         .get(&format!("/api/v1/executions/{id}/events?limit=1000"))
         .await
@@ -227,17 +241,28 @@ async fn a_stream_with_a_full_buffer_catches_up_and_resumes_without_repeats() {
         .expect("events")
         .iter()
         .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
-        .filter(|t| integr8s_api::routes::sse::BRIDGED_TYPES.iter().any(|b| b.as_str() == t))
+        .filter(|t| {
+            integr8s_api::routes::sse::BRIDGED_TYPES
+                .iter()
+                .any(|b| b.as_str() == t)
+        })
         .collect();
     let relayed: Vec<String> = got[1..].to_vec();
     assert_eq!(relayed, stored, "every stored event once, in order");
     let last = frames.last().unwrap();
-    assert_eq!(last.data.as_ref().unwrap()["result"]["stdout"], "all of it\n");
+    assert_eq!(
+        last.data.as_ref().unwrap()["result"]["stdout"],
+        "all of it\n"
+    );
 
     // Resuming from the id of a middle frame sends only what came after it.
     let with_ids: Vec<&Frame> = frames.iter().filter(|f| f.id.is_some()).collect();
     let middle = with_ids[with_ids.len() / 2];
-    let again = Stream::open(&u, &path, middle.id).await.expect("stream").rest().await;
+    let again = Stream::open(&u, &path, middle.id)
+        .await
+        .expect("stream")
+        .rest()
+        .await;
     for f in &again {
         if let Some(seq) = f.id {
             assert!(seq > middle.id.unwrap(), "{again:?}");
@@ -257,9 +282,10 @@ async fn events_written_only_to_the_database_still_end_the_stream() {
     let first = stream.next().await.expect("status frame");
     assert_eq!(first.data.as_ref().unwrap()["event_type"], "status");
 
-    let store = integr8s_store::SqliteStore::open(&s.data_dir.join("integr8s.db").to_string_lossy())
-        .await
-        .expect("open the server's database");
+    let store =
+        integr8s_store::SqliteStore::open(&s.data_dir.join("integr8s.db").to_string_lossy())
+            .await
+            .expect("open the server's database");
     let result = ExecutionResultRecord {
         status: ExecutionStatus::Completed,
         stdout: "from another process\n".to_owned(),
@@ -292,6 +318,9 @@ async fn events_written_only_to_the_database_still_end_the_stream() {
     assert_eq!(last["event_type"], "result_stored", "{rest:?}");
     assert_eq!(last["event_id"], stored.event_id.as_str());
     assert_eq!(last["result"]["stdout"], "from another process\n");
-    u.post(&format!("/api/v1/executions/{id}/cancel"), serde_json::json!({}))
-        .await;
+    u.post(
+        &format!("/api/v1/executions/{id}/cancel"),
+        serde_json::json!({}),
+    )
+    .await;
 }

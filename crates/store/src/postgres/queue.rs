@@ -23,7 +23,6 @@ async fn pending(conn: &mut PgConnection) -> Result<Vec<QueueEntry>, StoreError>
     fetch_all(sqlx::query(&sql), conn, decode).await
 }
 
-
 /// Active entries per user and every user's last claim, as the claim order needs them.
 async fn users(conn: &mut PgConnection) -> Result<Users, StoreError> {
     let active: Vec<(String, i64)> = sqlx::query_as(
@@ -40,7 +39,13 @@ async fn users(conn: &mut PgConnection) -> Result<Users, StoreError> {
             .map_err(classify)?;
     let mut turns = std::collections::HashMap::with_capacity(rows.len());
     for (user_id, seq, at) in rows {
-        turns.insert(user_id, Turn { seq, at: parse_ts(&at)? });
+        turns.insert(
+            user_id,
+            Turn {
+                seq,
+                at: parse_ts(&at)?,
+            },
+        );
     }
     Ok(Users {
         active: active.into_iter().collect(),

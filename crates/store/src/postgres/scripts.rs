@@ -67,12 +67,11 @@ impl ScriptStore for PostgresStore {
     }
 
     async fn count_scripts(&self, user_id: &str) -> Result<u64, StoreError> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM saved_scripts WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(classify)?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM saved_scripts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
         to_u64(n, "script count")
     }
 

@@ -21,7 +21,6 @@ async fn pending(conn: &mut SqliteConnection) -> Result<Vec<QueueEntry>, StoreEr
     fetch_all(sqlx::query(&sql), conn, decode).await
 }
 
-
 /// Active entries per user and every user's last claim, as the claim order needs them.
 async fn users(conn: &mut SqliteConnection) -> Result<Users, StoreError> {
     let active: Vec<(String, i64)> = sqlx::query_as(
@@ -38,7 +37,13 @@ async fn users(conn: &mut SqliteConnection) -> Result<Users, StoreError> {
             .map_err(classify)?;
     let mut turns = std::collections::HashMap::with_capacity(rows.len());
     for (user_id, seq, at) in rows {
-        turns.insert(user_id, Turn { seq, at: parse_ts(&at)? });
+        turns.insert(
+            user_id,
+            Turn {
+                seq,
+                at: parse_ts(&at)?,
+            },
+        );
     }
     Ok(Users {
         active: active.into_iter().collect(),

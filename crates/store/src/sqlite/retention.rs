@@ -33,10 +33,7 @@ impl RetentionStore for SqliteStore {
             } else {
                 sqlx::query(&sql).bind(ts(cutoff))
             };
-            let done = query
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
+            let done = query.execute(&mut *tx).await.map_err(classify)?;
             if counted {
                 deleted += done.rows_affected();
             }

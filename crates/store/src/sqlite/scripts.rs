@@ -68,12 +68,11 @@ impl ScriptStore for SqliteStore {
     }
 
     async fn count_scripts(&self, user_id: &str) -> Result<u64, StoreError> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM saved_scripts WHERE user_id = ?")
-                .bind(user_id)
-                .fetch_one(&self.reader)
-                .await
-                .map_err(classify)?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM saved_scripts WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)?;
         to_u64(n, "script count")
     }
 

@@ -151,8 +151,14 @@ fn apply(
     }
     for (field, text) in [
         ("timezone", update.timezone.as_ref()),
-        ("quiet_hours_start", update.quiet_hours_start.as_ref().and_then(Option::as_ref)),
-        ("quiet_hours_end", update.quiet_hours_end.as_ref().and_then(Option::as_ref)),
+        (
+            "quiet_hours_start",
+            update.quiet_hours_start.as_ref().and_then(Option::as_ref),
+        ),
+        (
+            "quiet_hours_end",
+            update.quiet_hours_end.as_ref().and_then(Option::as_ref),
+        ),
     ] {
         if text.is_some_and(|t| t.chars().count() > MAX_TAG_CHARS) {
             issues.push(ValidationIssue::new(

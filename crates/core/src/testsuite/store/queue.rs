@@ -254,7 +254,10 @@ pub async fn queue_equal_priorities_take_turns_between_users(store: S) {
     let late = entry("late", Priority::Normal, now);
     store.enqueue(&late).await.unwrap();
     assert_eq!(
-        store.queue_position(&late.execution_id, &p, now).await.unwrap(),
+        store
+            .queue_position(&late.execution_id, &p, now)
+            .await
+            .unwrap(),
         Some(0),
         "the user never served is next"
     );
@@ -265,7 +268,11 @@ pub async fn queue_equal_priorities_take_turns_between_users(store: S) {
             .unwrap(),
         Some(1)
     );
-    assert_eq!(claim_id(&store, &p, now).await, None, "the one slot is taken");
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        None,
+        "the one slot is taken"
+    );
     store.release(&backlog[0].execution_id).await.unwrap();
     assert_eq!(
         claim_id(&store, &p, now).await,
@@ -333,8 +340,14 @@ pub async fn queue_fewer_active_entries_go_first(store: S) {
     }
     let p = policy(3, 3, 0);
     let now = crate::now();
-    assert_eq!(claim_id(&store, &p, now).await, Some(a[0].execution_id.clone()));
-    assert_eq!(claim_id(&store, &p, now).await, Some(a[1].execution_id.clone()));
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        Some(a[0].execution_id.clone())
+    );
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        Some(a[1].execution_id.clone())
+    );
     let b = entry("b", Priority::Normal, now);
     store.enqueue(&b).await.unwrap();
     assert_eq!(

@@ -45,7 +45,11 @@ pub async fn scripts_are_private_to_their_owner(store: S) {
     paged.extend(store.list_scripts_page("u1", 1, 1).await.unwrap());
     paged.extend(store.list_scripts_page("u1", 100, 2).await.unwrap());
     assert_eq!(paged, listed, "pages follow the listing order");
-    assert!(store.list_scripts_page("u1", 10, 100).await.unwrap().is_empty());
+    assert!(store
+        .list_scripts_page("u1", 10, 100)
+        .await
+        .unwrap()
+        .is_empty());
 
     match store.create_script(&mine).await {
         Err(StoreError::Conflict(_)) => {}
