@@ -189,8 +189,8 @@ def sample(pid, db):
         "rss_kb": status_kb("VmRSS:"),
         "open_files": len(os.listdir(f"/proc/{pid}/fd")),
         "db_bytes": size,
-        "events": events,
-        "executions": executions,
+        "db_events": events,
+        "db_executions": executions,
         **dict(counts),
     }
 
@@ -243,7 +243,7 @@ def main():
     stop.set()
     first, last = rows[0], rows[-1]
     print("\nsoak summary over %.1f minutes" % last["minute"])
-    for key in ("rss_kb", "open_files", "db_bytes", "events", "executions"):
+    for key in ("rss_kb", "open_files", "db_bytes", "db_events", "db_executions"):
         print(f"  {key:12} start {first[key]:>12}  end {last[key]:>12}  max {max(r[key] for r in rows):>12}")
     for key in ("logins", "executions", "results", "streams", "reconnects", "errors", "5xx"):
         print(f"  {key:12} {last[key]}")
