@@ -23,13 +23,35 @@ pub struct QuotasSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSection {
+    #[serde(deserialize_with = "age_text")]
     pub events: String,
+    #[serde(deserialize_with = "age_text")]
     pub executions: String,
+    #[serde(deserialize_with = "age_text")]
     pub notifications: String,
+    #[serde(deserialize_with = "age_text")]
     pub audit: String,
+    #[serde(deserialize_with = "age_text")]
     pub replay_sessions: String,
+    #[serde(deserialize_with = "age_text")]
     pub dlq: String,
+    #[serde(deserialize_with = "age_text")]
     pub sweep_interval: String,
+}
+
+/// An age as written: a string such as "30d", or a bare number (`0`, or `30` that
+/// [`parse_age`] then refuses for its missing unit).
+fn age_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Age {
+        Text(String),
+        Number(i64),
+    }
+    Ok(match Age::deserialize(d)? {
+        Age::Text(t) => t,
+        Age::Number(n) => n.to_string(),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
