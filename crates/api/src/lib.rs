@@ -12,9 +12,11 @@ pub mod extract;
 mod metrics;
 mod middleware;
 pub mod openapi;
+pub mod quotas;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod streams;
 pub mod workers;
 
 use axum::extract::DefaultBodyLimit;

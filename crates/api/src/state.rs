@@ -10,7 +10,9 @@ use integr8s_core::RunLimits;
 
 use crate::auth::guard::AuthLimits;
 use crate::client_ip::IpNet;
+use crate::quotas::Quotas;
 use crate::ratelimit::RateLimits;
+use crate::streams::{StreamHub, StreamLimits};
 
 /// Settings of the API, filled by the server from its configuration.
 #[derive(Debug, Clone)]
@@ -54,6 +56,10 @@ pub struct ApiConfig {
     pub auth_limits: AuthLimits,
     /// When set, `GET /metrics` wants `Authorization: Bearer <token>` (`metrics.token`).
     pub metrics_token: Option<String>,
+    /// Per-user quotas (`quotas.*`).
+    pub quotas: Quotas,
+    /// Limits of the event streams (`streams.*`).
+    pub streams: StreamLimits,
 }
 
 impl Default for ApiConfig {
@@ -81,6 +87,8 @@ impl Default for ApiConfig {
             max_stdin_bytes: 1024 * 1024,
             auth_limits: AuthLimits::default(),
             metrics_token: None,
+            quotas: Quotas::default(),
+            streams: StreamLimits::default(),
         }
     }
 }
@@ -101,4 +109,6 @@ pub struct AppState {
     pub started_at: Instant,
     /// Rate limiting: rules, override cache and the counters.
     pub rate_limits: RateLimits,
+    /// Routes bus and store events to the open event streams and counts them.
+    pub streams: StreamHub,
 }

@@ -14,6 +14,7 @@ mod error;
 pub mod notifications;
 pub mod replay;
 mod results;
+pub mod retention;
 mod saga;
 mod worker;
 

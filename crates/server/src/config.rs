@@ -12,8 +12,10 @@ use thiserror::Error;
 use toml::{Table, Value};
 
 mod bus;
+mod limits;
 
 pub use bus::BusSection;
+pub use limits::{QuotasSection, RetentionSection, StreamsSection};
 
 pub const DEFAULTS: &str = include_str!("../integr8s.default.toml");
 const ENV_PREFIX: &str = "INTEGR8S_";
@@ -53,6 +55,9 @@ pub struct Config {
     pub metrics: MetricsSection,
     pub worker: WorkerSection,
     pub health: HealthSection,
+    pub quotas: QuotasSection,
+    pub retention: RetentionSection,
+    pub streams: StreamsSection,
 }
 
 /// `GET /metrics`.
@@ -595,6 +600,7 @@ impl Config {
             "expected an IP address such as 0.0.0.0 or 127.0.0.1",
         )?;
         self.bus.validate(&check)?;
+        limits::validate(&self.quotas, &self.retention, &self.streams, &check)?;
         Ok(())
     }
 

@@ -46,6 +46,7 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
         }),
         started_at: Instant::now(),
         rate_limits: RateLimits::new(Arc::new(integr8s_limiter::MemoryRateLimiter::new())),
+        streams: crate::streams::StreamHub::new(Default::default()),
     };
     (crate::router(state), dir)
 }

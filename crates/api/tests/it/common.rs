@@ -143,6 +143,7 @@ impl TestApp {
             rate_limits: integr8s_api::ratelimit::RateLimits::new(Arc::new(
                 integr8s_limiter::MemoryRateLimiter::new(),
             )),
+            streams: integr8s_api::streams::StreamHub::new(Default::default()),
         };
         Self {
             app: integr8s_api::router(state.clone()),

@@ -9,6 +9,7 @@ pub mod kv;
 pub mod notifications;
 pub mod ratelimit;
 pub mod replay;
+pub mod retention;
 pub mod scripts;
 pub mod settings;
 pub mod store;
@@ -24,6 +25,7 @@ pub use kv::KeyValue;
 pub use notifications::{CreateNotification, DeliveryOutcome, NotificationStore};
 pub use ratelimit::{RateLimitStore, RateLimiter};
 pub use replay::ReplayStore;
+pub use retention::{RetentionKind, RetentionStore};
 pub use scripts::{SavedScript, ScriptStore};
 pub use settings::UserSettingsStore;
 pub use store::{

@@ -18,6 +18,7 @@ pub use super::dlq::DlqStore;
 pub use super::notifications::NotificationStore;
 pub use super::ratelimit::RateLimitStore;
 pub use super::replay::ReplayStore;
+pub use super::retention::RetentionStore;
 pub use super::scripts::ScriptStore;
 pub use super::settings::UserSettingsStore;
 pub use super::workers::WorkerStore;
@@ -258,6 +259,7 @@ pub trait Store:
     + DlqStore
     + RateLimitStore
     + WorkerStore
+    + RetentionStore
 {
 }
 
@@ -278,5 +280,6 @@ impl<T> Store for T where
         + DlqStore
         + RateLimitStore
         + WorkerStore
+        + RetentionStore
 {
 }

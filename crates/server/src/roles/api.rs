@@ -46,6 +46,8 @@ fn api_config(config: &Config, secret: Vec<u8>) -> ApiConfig {
             Duration::from_millis(config.auth.password_hash_wait_ms),
         ),
         metrics_token: (!config.metrics.token.is_empty()).then(|| config.metrics.token.clone()),
+        quotas: config.quotas.quotas(),
+        streams: config.streams.limits(),
     }
 }
 
@@ -73,6 +75,7 @@ pub async fn start(
         config: Arc::new(api_config(config, secret)),
         started_at: Instant::now(),
         rate_limits: integr8s_api::ratelimit::RateLimits::new(limiters.rate.clone()),
+        streams: integr8s_api::streams::StreamHub::new(config.streams.limits()),
     };
     let app = integr8s_api::router(state);
 

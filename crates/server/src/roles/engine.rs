@@ -147,12 +147,26 @@ impl EngineParts<'_> {
                 tasks.spawn(named(role.name(), r.run(stop)));
             }
             Role::DlqProcessor => {
+                let mut dlq = integr8s_engine::dlq::DlqConfig::default();
+                // `retention.dlq = "0"` keeps dead letters for ever (a century).
+                dlq.retention = self
+                    .config
+                    .retention
+                    .dlq_age()
+                    .unwrap_or(Duration::from_secs(100 * 365 * 86_400));
                 let p = integr8s_engine::dlq::DlqProcessor::new(
-                    store,
+                    store.clone(),
                     self.outbox(role.name()),
-                    integr8s_engine::dlq::DlqConfig::default(),
+                    dlq,
                 );
-                tasks.spawn(named(role.name(), p.run(stop)));
+                tasks.spawn(named(role.name(), p.run(stop.clone())));
+                // The retention sweep goes with the housekeeping role; sweeps of several
+                // processes take turns through the store.
+                let sweeper = integr8s_engine::retention::RetentionSweeper::new(
+                    store,
+                    self.config.retention.sweeper(),
+                );
+                tasks.spawn(named("retention-sweeper", sweeper.run(stop)));
             }
             Role::EventReplay => {
                 // `file` replay targets write under <data_dir>/replays only.

@@ -19,6 +19,7 @@ mod query;
 mod queue;
 mod ratelimit;
 mod replay;
+mod retention;
 mod sagas;
 mod scripts;
 mod system_settings;
