@@ -57,7 +57,11 @@ impl Accounts {
 
     /// Registers `username` (with this run's password) and logs in; `None` when the server
     /// refused (the failures are in the report).
-    pub async fn sign_up(&self, target: &Target, username: &str) -> Result<Option<Session>, Stopped> {
+    pub async fn sign_up(
+        &self,
+        target: &Target,
+        username: &str,
+    ) -> Result<Option<Session>, Stopped> {
         let call = Call::post(
             "/api/v1/auth/register",
             json!({

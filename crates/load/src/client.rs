@@ -141,9 +141,7 @@ impl Answer {
     }
 
     pub fn content_type(&self) -> Option<&str> {
-        self.headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+        self.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
     }
 
     /// Seconds the server asks to wait before trying again.
@@ -301,7 +299,13 @@ impl Target {
         let latency = started.elapsed();
         let (status, headers, body, bytes, exception) = match outcome {
             Ok(Ok((status, headers, body, bytes))) => (status, headers, body, bytes, None),
-            Ok(Err(e)) => (NO_ANSWER, HeaderMap::new(), Vec::new(), 0, Some(kind_of(&e))),
+            Ok(Err(e)) => (
+                NO_ANSWER,
+                HeaderMap::new(),
+                Vec::new(),
+                0,
+                Some(kind_of(&e)),
+            ),
             Err(_) => (
                 NO_ANSWER,
                 HeaderMap::new(),
@@ -355,7 +359,12 @@ impl Target {
                 None,
             ),
             Ok(Err(e)) => (NO_ANSWER, HeaderMap::new(), None, Some(kind_of(&e))),
-            Err(_) => (NO_ANSWER, HeaderMap::new(), None, Some("timeout".to_owned())),
+            Err(_) => (
+                NO_ANSWER,
+                HeaderMap::new(),
+                None,
+                Some("timeout".to_owned()),
+            ),
         };
         if let Some(kind) = &exception {
             self.stats.exception(kind);

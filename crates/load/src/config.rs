@@ -115,7 +115,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("'{text}': expected a number before a unit"));
         }
@@ -186,7 +188,13 @@ mod tests {
     fn the_base_url_is_an_origin() {
         assert!(config("http://127.0.0.1:8000").validate().is_ok());
         assert!(config("https://[::1]:443/").validate().is_ok());
-        for bad in ["127.0.0.1:8000", "ftp://x", "http://", "http://h/api", "http://h?x"] {
+        for bad in [
+            "127.0.0.1:8000",
+            "ftp://x",
+            "http://",
+            "http://h/api",
+            "http://h?x",
+        ] {
             assert!(config(bad).validate().is_err(), "{bad}");
         }
     }

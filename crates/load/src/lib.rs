@@ -69,7 +69,12 @@ pub async fn run(config: LoadConfig, interrupt: CancellationToken) -> Result<Out
         timeout: Duration::from_secs(30),
     }));
 
-    let progress = progress::start(stats.clone(), config.progress, config.duration, stop.clone());
+    let progress = progress::start(
+        stats.clone(),
+        config.progress,
+        config.duration,
+        stop.clone(),
+    );
     let accounts = Arc::new(Accounts::new());
     let shared = match &config.credentials {
         Some(c) => match accounts.login(&target, &c.username, &c.password).await {

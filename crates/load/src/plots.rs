@@ -39,9 +39,7 @@ fn plot_error(path: &Path, detail: String) -> LoadError {
 fn timeline(path: &Path, title: &str, seconds: &[Second]) -> Result<(), String> {
     let root = SVGBackend::new(path, (1100, 760)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let root = root
-        .titled(title, (FONT, 22))
-        .map_err(|e| e.to_string())?;
+    let root = root.titled(title, (FONT, 22)).map_err(|e| e.to_string())?;
     let (upper, lower) = root.split_vertically(360);
     let end = seconds.len().max(1) as f64;
 

@@ -192,7 +192,13 @@ mod tests {
 
     #[test]
     fn unknown_paths_count_together() {
-        for p in ["/nope", "/api/v1/does-not-exist", "", "/api/v1/scripts/a/b/c", "//"] {
+        for p in [
+            "/nope",
+            "/api/v1/does-not-exist",
+            "",
+            "/api/v1/scripts/a/b/c",
+            "//",
+        ] {
             assert_eq!(template(p), UNMATCHED, "{p}");
         }
         assert_eq!(template("/"), "/");

@@ -126,7 +126,12 @@ pub struct LoadArgs {
     #[arg(long, requires = "password")]
     pub username: Option<String>,
     /// Password of --username.
-    #[arg(long, env = "INTEGR8S_LOAD_PASSWORD", hide_env_values = true, requires = "username")]
+    #[arg(
+        long,
+        env = "INTEGR8S_LOAD_PASSWORD",
+        hide_env_values = true,
+        requires = "username"
+    )]
     pub password: Option<String>,
     /// No live progress line (it is drawn only on a terminal anyway).
     #[arg(long)]
@@ -145,10 +150,9 @@ impl LoadArgs {
             LoadMode::Both => integr8s_load::Mode::Both,
         };
         let credentials = match (self.username, self.password) {
-            (Some(username), Some(password)) => Some(integr8s_load::Credentials {
-                username,
-                password,
-            }),
+            (Some(username), Some(password)) => {
+                Some(integr8s_load::Credentials { username, password })
+            }
             _ => None,
         };
         integr8s_load::LoadConfig {

@@ -141,9 +141,15 @@ pub fn request(rng: &mut impl Rng, ids: &[String]) -> Call {
     let csrf = match rng.gen_range(0..4) {
         0 | 1 => Csrf::Session,
         2 => Csrf::Omit,
-        _ => Csrf::Value(format!("{:016x}.{:016x}", rng.gen::<u64>(), rng.gen::<u64>())),
+        _ => Csrf::Value(format!(
+            "{:016x}.{:016x}",
+            rng.gen::<u64>(),
+            rng.gen::<u64>()
+        )),
     };
-    let mut call = Call::new(method, path).body(body).expect(Expect::NoServerError);
+    let mut call = Call::new(method, path)
+        .body(body)
+        .expect(Expect::NoServerError);
     call.csrf = csrf;
     call.cookie = rng.gen_bool(0.9);
     call
@@ -249,7 +255,8 @@ fn value(rng: &mut impl Rng, depth: u32) -> Value {
         1 => Value::Bool(rng.gen()),
         2 => Value::from(rng.gen::<i64>()),
         3 => Value::from(rng.gen_range(-5i64..100)),
-        4 => serde_json::Number::from_f64(rng.gen_range(-1e6..1e6)).map_or(Value::Null, Value::Number),
+        4 => serde_json::Number::from_f64(rng.gen_range(-1e6..1e6))
+            .map_or(Value::Null, Value::Number),
         5 => Value::String(match rng.gen_range(0..5) {
             0 => String::new(),
             1 => "print('hi')".to_owned(),
@@ -257,12 +264,18 @@ fn value(rng: &mut impl Rng, depth: u32) -> Value {
             3 => "x".repeat(rng.gen_range(100..5000)),
             _ => word(rng),
         }),
-        6 => Value::String(["python", "3.11", "dark", "light", "auto", "high", "in_app"]
-            .choose(rng)
-            .copied()
-            .unwrap_or("python")
-            .to_owned()),
-        7 => Value::Array((0..rng.gen_range(0..4)).map(|_| value(rng, depth + 1)).collect()),
+        6 => Value::String(
+            ["python", "3.11", "dark", "light", "auto", "high", "in_app"]
+                .choose(rng)
+                .copied()
+                .unwrap_or("python")
+                .to_owned(),
+        ),
+        7 => Value::Array(
+            (0..rng.gen_range(0..4))
+                .map(|_| value(rng, depth + 1))
+                .collect(),
+        ),
         _ => Value::Object(object(rng, depth)),
     }
 }

@@ -48,8 +48,14 @@ async fn drive(target: &Target, mut session: Session, relogin: &Relogin) -> Resu
             ),
         };
         if let Some(reason) = reason {
-            target.invalid(&answer, reason.clone());
-            target.stats.finding(finding(&call, &session, &answer, reason));
+            if answer.status < 500 {
+                // A server error or no answer already counts as an error; a malformed
+                // answer with an acceptable status is one too.
+                target.invalid(&answer, reason.clone());
+            }
+            target
+                .stats
+                .finding(finding(&call, &session, &answer, reason));
         }
         remember_ids(&answer, &mut ids);
         if answer.status == 200 && answer.endpoint == "/api/v1/auth/logout" && call.cookie {
@@ -111,7 +117,10 @@ fn finding(call: &Call, session: &Session, answer: &Answer, reason: String) -> F
     let mut headers = BTreeMap::new();
     let (content_type, body) = match &call.body {
         Body::None => (None, None),
-        Body::Json(v) => (Some("application/json".to_owned()), Some(cut(&v.to_string()))),
+        Body::Json(v) => (
+            Some("application/json".to_owned()),
+            Some(cut(&v.to_string())),
+        ),
         Body::Form(fields) => (
             Some("application/x-www-form-urlencoded".to_owned()),
             Some(cut(&format!("{fields:?}"))),
@@ -119,7 +128,10 @@ fn finding(call: &Call, session: &Session, answer: &Answer, reason: String) -> F
         Body::Raw {
             content_type,
             bytes,
-        } => (content_type.clone(), Some(cut(&String::from_utf8_lossy(bytes)))),
+        } => (
+            content_type.clone(),
+            Some(cut(&String::from_utf8_lossy(bytes))),
+        ),
     };
     if let Some(ct) = content_type {
         headers.insert("content-type".to_owned(), ct);

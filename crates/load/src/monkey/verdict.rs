@@ -13,7 +13,13 @@ pub fn judge(method: &str, status: u16, content_type: Option<&str>, body: &[u8])
         return None;
     }
     let ct = content_type
-        .map(|c| c.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     match status {
         204 | 304 if !body.is_empty() => Some(format!("{status} with a body")),
@@ -87,11 +93,20 @@ mod tests {
     fn contract_errors_pass() {
         assert_eq!(judge("GET", 404, JSON, br#"{"detail":"Not Found"}"#), None);
         assert_eq!(
-            judge("POST", 403, JSON, br#"{"detail":"Access denied","type":"ForbiddenError"}"#),
+            judge(
+                "POST",
+                403,
+                JSON,
+                br#"{"detail":"Access denied","type":"ForbiddenError"}"#
+            ),
             None
         );
-        let list = br#"{"detail":[{"loc":["body","script",0],"msg":"Field required","type":"missing"}]}"#;
-        assert_eq!(judge("POST", 422, Some("application/json; charset=utf-8"), list), None);
+        let list =
+            br#"{"detail":[{"loc":["body","script",0],"msg":"Field required","type":"missing"}]}"#;
+        assert_eq!(
+            judge("POST", 422, Some("application/json; charset=utf-8"), list),
+            None
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::latency::{LatencySummary, Latencies};
+use super::latency::{Latencies, LatencySummary};
 
 #[derive(Debug)]
 pub struct Executions {

@@ -90,7 +90,11 @@ mod tests {
     fn all_are_counted_and_a_bounded_number_kept() {
         let mut f = Findings::default();
         for i in 0..(KEPT + 50) {
-            f.add(finding(if i % 2 == 0 { "server error" } else { "malformed" }));
+            f.add(finding(if i % 2 == 0 {
+                "server error"
+            } else {
+                "malformed"
+            }));
         }
         let r = f.report();
         assert_eq!(r.total, (KEPT + 50) as u64);

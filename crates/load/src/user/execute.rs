@@ -44,7 +44,8 @@ pub struct Runtime {
 pub enum Script {
     /// Completes with exit code 0, printing the marker.
     Prints(String),
-    /// Fails with a nonzero exit code, the marker in its stderr.
+    /// Raises: as the contract has it, the execution completes (the run itself went fine) with
+    /// a nonzero exit code and the marker in its stderr.
     Raises(String),
 }
 
@@ -75,11 +76,15 @@ impl Script {
             Script::Prints(m) => (status != Some("completed")
                 || exit != Some(0)
                 || stdout != format!("{m}\n"))
-            .then(|| format!("printing script ended {status:?} exit {exit:?}, stdout {stdout:.80?}")),
-            Script::Raises(m) => (status != Some("failed")
+            .then(|| {
+                format!("printing script ended {status:?} exit {exit:?}, stdout {stdout:.80?}")
+            }),
+            Script::Raises(m) => (status != Some("completed")
                 || exit.is_none_or(|c| c == 0)
                 || !stderr.contains(m.as_str()))
-            .then(|| format!("raising script ended {status:?} exit {exit:?}, stderr {stderr:.80?}")),
+            .then(|| {
+                format!("raising script ended {status:?} exit {exit:?}, stderr {stderr:.80?}")
+            }),
         }
     }
 }
@@ -177,8 +182,9 @@ async fn follow_stream(
             let frame: String = buf.drain(..end + 2).collect();
             for data in frame.lines().filter_map(|l| l.strip_prefix("data:")) {
                 match serde_json::from_str::<Value>(data.trim_start()) {
-                    Ok(v) if v.get("execution_id").and_then(Value::as_str) == Some(id)
-                        && v.get("event_type").is_some_and(Value::is_string) =>
+                    Ok(v)
+                        if v.get("execution_id").and_then(Value::as_str) == Some(id)
+                            && v.get("event_type").is_some_and(Value::is_string) =>
                     {
                         if let Some(r) = v.get("result").filter(|r| r.is_object()) {
                             result = Some(r.clone());
@@ -244,7 +250,10 @@ pub async fn events(target: &Target, session: &Session, id: &str) -> Result<(), 
             .find(|e| e.get("event_type").and_then(Value::as_str) == Some(kind))
             .and_then(|e| e.get("timestamp")?.as_str()?.parse::<DateTime<Utc>>().ok())
     };
-    if list.iter().any(|e| !e.get("event_type").is_some_and(Value::is_string)) {
+    if list
+        .iter()
+        .any(|e| !e.get("event_type").is_some_and(Value::is_string))
+    {
         target.invalid(&answer, "event without event_type");
     }
     let queued = at("execution_queued").or_else(|| at("execution_requested"));
@@ -268,12 +277,14 @@ mod tests {
         let other = json!({"status": "completed", "exit_code": 0, "stdout": "x\n"});
         assert!(prints.wrong(&other).is_some());
         let raises = Script::Raises("m2".to_owned());
-        let failed = json!({"status": "failed", "exit_code": 1, "stdout": "",
+        let raised = json!({"status": "completed", "exit_code": 1, "stdout": "",
             "stderr": "Traceback...\nValueError: m2\n"});
-        assert_eq!(raises.wrong(&failed), None);
+        assert_eq!(raises.wrong(&raised), None);
         assert!(raises.wrong(&ok).is_some());
-        let zero = json!({"status": "failed", "exit_code": 0, "stderr": "m2"});
+        let zero = json!({"status": "completed", "exit_code": 0, "stderr": "m2"});
         assert!(raises.wrong(&zero).is_some());
+        let failed = json!({"status": "failed", "exit_code": 1, "stderr": "m2"});
+        assert!(raises.wrong(&failed).is_some());
     }
 
     #[test]

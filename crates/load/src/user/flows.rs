@@ -32,7 +32,11 @@ pub async fn me(target: &Target, session: &Session) -> Result<(), Stopped> {
 }
 
 /// The user's executions, then the events and result of one of them.
-pub async fn history(target: &Target, session: &Session, rng: &mut impl Rng) -> Result<(), Stopped> {
+pub async fn history(
+    target: &Target,
+    session: &Session,
+    rng: &mut impl Rng,
+) -> Result<(), Stopped> {
     let answer = target
         .send(session, &Call::get("/api/v1/user/executions?limit=10"))
         .await?;
@@ -59,7 +63,10 @@ pub async fn history(target: &Target, session: &Session, rng: &mut impl Rng) -> 
     };
     execute::events(target, session, id).await?;
     let result = target
-        .send(session, &Call::get(format!("/api/v1/executions/{id}/result")))
+        .send(
+            session,
+            &Call::get(format!("/api/v1/executions/{id}/result")),
+        )
         .await?;
     if result.status == 200 {
         let v = result.json().unwrap_or_default();
@@ -89,7 +96,10 @@ pub async fn saved_scripts(
         return Ok(());
     }
     let body = answer.json().unwrap_or_default();
-    let Some(id) = field(&body, "script_id").and_then(Value::as_str).map(str::to_owned) else {
+    let Some(id) = field(&body, "script_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         target.invalid(&answer, "created script without script_id");
         return Ok(());
     };
@@ -100,7 +110,11 @@ pub async fn saved_scripts(
     if list.status == 200 {
         let listed = list.json().and_then(|v| {
             let scripts = v.get("scripts")?.as_array()?.clone();
-            Some(scripts.iter().any(|s| s.get("script_id").and_then(Value::as_str) == Some(&id)))
+            Some(
+                scripts
+                    .iter()
+                    .any(|s| s.get("script_id").and_then(Value::as_str) == Some(&id)),
+            )
         });
         if listed != Some(true) {
             target.invalid(&list, "new script not listed");
@@ -109,7 +123,10 @@ pub async fn saved_scripts(
     let path = format!("/api/v1/scripts/{id}");
     let second = Script::random(rng);
     let update = target
-        .send(session, &Call::put(path.clone(), json!({"script": second.source()})))
+        .send(
+            session,
+            &Call::put(path.clone(), json!({"script": second.source()})),
+        )
         .await?;
     if update.status == 200 {
         let v = update.json().unwrap_or_default();
@@ -120,7 +137,9 @@ pub async fn saved_scripts(
     let read = target.send(session, &Call::get(path.clone())).await?;
     let source = if read.status == 200 {
         let v = read.json().unwrap_or_default();
-        let source = field(&v, "script").and_then(Value::as_str).map(str::to_owned);
+        let source = field(&v, "script")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if source.as_deref() != Some(second.source().as_str()) {
             target.invalid(&read, "read script differs from the update");
         }
@@ -162,7 +181,9 @@ pub async fn settings_and_notifications(
         )
         .await?;
     if changed.status == 200
-        && changed.json().and_then(|v| v.get("theme")?.as_str().map(str::to_owned))
+        && changed
+            .json()
+            .and_then(|v| v.get("theme")?.as_str().map(str::to_owned))
             != Some(theme.to_owned())
     {
         target.invalid(&changed, "theme not changed");

@@ -21,6 +21,7 @@ mod dlq;
 mod executions;
 mod lifecycle;
 mod limits;
+mod load;
 mod notifications;
 mod openapi;
 mod postgres;
