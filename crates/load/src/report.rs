@@ -109,6 +109,12 @@ impl Report {
                 e.queue_wait_ms.p50,
             ));
         }
+        if t.rate_limited > 0 {
+            out.push_str(
+                "note: 429 answers: the run measured the server's rate limits too \
+                 (see \"Measuring the server, not its limits\" in the README)\n",
+            );
+        }
         if self.users.monkey > 0 {
             out.push_str(&format!(
                 "monkey findings: {} {:?}\n",
