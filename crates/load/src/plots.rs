@@ -11,6 +11,9 @@ use crate::stats::{Bucket, Second};
 
 const FONT: &str = "sans-serif";
 
+/// A line of a timeline chart: its label, colour and value per second.
+type Series = (&'static str, RGBColor, fn(&Second) -> f64);
+
 /// Draws both charts next to the report; returns their paths.
 pub fn draw(report: &Report, stem: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let timeline_path = with_suffix(stem, "-timeline.svg");
@@ -63,7 +66,7 @@ fn timeline(path: &Path, title: &str, seconds: &[Second]) -> Result<(), String> 
         .y_desc("per second")
         .draw()
         .map_err(|e| e.to_string())?;
-    let series: [(&str, RGBColor, fn(&Second) -> f64); 2] = [
+    let series: [Series; 2] = [
         ("requests/s", BLUE, |s| s.requests as f64),
         ("errors/s", RED, |s| s.errors as f64),
     ];
@@ -103,7 +106,7 @@ fn timeline(path: &Path, title: &str, seconds: &[Second]) -> Result<(), String> 
         .y_desc("ms")
         .draw()
         .map_err(|e| e.to_string())?;
-    let series: [(&str, RGBColor, fn(&Second) -> f64); 3] = [
+    let series: [Series; 3] = [
         ("p50", GREEN, |s| s.p50_ms),
         ("p90", RGBColor(230, 140, 0), |s| s.p90_ms),
         ("p99", RED, |s| s.p99_ms),

@@ -23,8 +23,8 @@ pub const STATUSES: [&str; 8] = [
     "cancelled",
     "error",
 ];
-/// Interval between two polls of a result.
-const POLL: Duration = Duration::from_millis(200);
+/// Interval between two polls of a result (as the original tool polls).
+const POLL: Duration = Duration::from_millis(500);
 /// Longest buffered stream data without a complete frame.
 const FRAME_MAX: usize = 4 << 20;
 /// Waiting for a result past the run timeout allows this much for queueing and delivery.
