@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -36,6 +37,10 @@ pub enum Command {
     Openapi,
     /// Measure end-to-end latency of a Python hello world through the API against bare python3.
     Bench(BenchArgs),
+    /// Put load on a running deployment through its HTTP API: virtual users that follow real
+    /// flows (user), random requests judged against the contract (monkey), or both; writes a
+    /// JSON report (and SVG charts with --plots).
+    Load(LoadArgs),
 }
 
 /// One subcommand per role (see [`Role`]): each runs that role alone in this process.
@@ -159,6 +164,99 @@ pub struct BenchArgs {
 pub enum BenchPart {
     Api,
     Sandbox,
+}
+
+/// Which virtual users `integr8s load` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadMode {
+    User,
+    Monkey,
+    Both,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LoadArgs {
+    /// Where the deployment answers: scheme, host and port, no path. Every request goes there.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub base_url: String,
+    /// user: real flows, every answer checked; monkey: random requests, every answer judged
+    /// against the contract; both: the users split between the two.
+    #[arg(long, value_enum, default_value = "user")]
+    pub mode: LoadMode,
+    /// Virtual users (each with an account of its own, unless --username is given).
+    #[arg(long, default_value_t = 10)]
+    pub users: usize,
+    /// Requests in flight at once, all users together [default: --users].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// How long to run: 90, 90s, 3m, 1h30m. Ctrl-C ends earlier, with the report so far.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Users start spread over this long [default: a tenth of --duration, at most 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub ramp_up: Option<Duration>,
+    /// Longest wait for one answer; a request without an answer by then counts as 599.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Directory for the report (load-<mode>-<time>.json) and the charts.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub output: PathBuf,
+    /// Also draw SVG charts: timeline (throughput, latency percentiles) and latency histogram.
+    #[arg(long)]
+    pub plots: bool,
+    /// Accept any TLS certificate (self-signed deployments).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Sign every user in as this account instead of registering one per user.
+    #[arg(long, requires = "password")]
+    pub username: Option<String>,
+    /// Password of --username.
+    #[arg(
+        long,
+        env = "INTEGR8S_LOAD_PASSWORD",
+        hide_env_values = true,
+        requires = "username"
+    )]
+    pub password: Option<String>,
+    /// No live progress line (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    integr8s_load::parse_duration(text)
+}
+
+impl LoadArgs {
+    pub fn into_config(self) -> integr8s_load::LoadConfig {
+        let mode = match self.mode {
+            LoadMode::User => integr8s_load::Mode::User,
+            LoadMode::Monkey => integr8s_load::Mode::Monkey,
+            LoadMode::Both => integr8s_load::Mode::Both,
+        };
+        let credentials = match (self.username, self.password) {
+            (Some(username), Some(password)) => {
+                Some(integr8s_load::Credentials { username, password })
+            }
+            _ => None,
+        };
+        integr8s_load::LoadConfig {
+            base_url: self.base_url,
+            mode,
+            users: self.users,
+            concurrency: self.concurrency.unwrap_or(self.users),
+            duration: self.duration,
+            ramp_up: self
+                .ramp_up
+                .unwrap_or_else(|| (self.duration / 10).min(Duration::from_secs(10))),
+            request_timeout: self.request_timeout,
+            output: self.output,
+            plots: self.plots,
+            insecure: self.insecure,
+            credentials,
+            progress: !self.quiet,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -122,5 +122,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(false);
             bench::run(args).await
         }
+        Command::Load(args) => {
+            init_tracing(false);
+            let interrupt = tokio_util::sync::CancellationToken::new();
+            let on_signal = interrupt.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                on_signal.cancel();
+            });
+            let outcome = integr8s_load::run(args.into_config(), interrupt).await?;
+            print!("{}", outcome.report.summary());
+            println!("report: {}", outcome.report_path.display());
+            for plot in &outcome.plot_paths {
+                println!("chart: {}", plot.display());
+            }
+            Ok(())
+        }
     }
 }

@@ -22,6 +22,7 @@ mod executions;
 mod fair_share;
 mod lifecycle;
 mod limits;
+mod load;
 mod metrics;
 mod notifications;
 mod openapi;
