@@ -11,7 +11,7 @@
 //! always reports an outcome (it retries the emission), and an execution still `running` when
 //! a worker starts was interrupted and is ended as a system error, never re-run.
 
-mod outcome;
+pub(crate) mod outcome;
 mod pod;
 
 use std::collections::{HashMap, HashSet, VecDeque};
