@@ -69,8 +69,10 @@ pub(crate) struct Cluster {
     runs: Mutex<HashMap<Key, CancellationToken>>,
     /// Bumped to end every open watch.
     watch_epoch: watch::Sender<u64>,
-    /// Create calls wait while set (`hold_creates`).
-    held: Mutex<bool>,
+    /// Create calls of this resource wait while set (`hold_creates`).
+    held: Mutex<Option<&'static str>>,
+    /// Whether held creates complete once released (else they fail with 503).
+    complete_held: Mutex<bool>,
     release: Notify,
 }
 
@@ -96,12 +98,22 @@ impl Cluster {
     pub(crate) async fn call(&self, verb: &str, resource: &str) -> Result<(), ApiError> {
         self.count(&format!("{verb} {resource}"));
         if verb == "create" {
+            let mut waited = false;
             loop {
                 let released = self.release.notified();
-                if !*lock(&self.held) {
+                if *lock(&self.held) != Some(resource) {
                     break;
                 }
+                waited = true;
                 released.await;
+            }
+            if waited && !*lock(&self.complete_held) {
+                return Err(ApiError {
+                    code: 503,
+                    reason: "ServiceUnavailable",
+                    message: format!("the API server stopped before storing the {resource}"),
+                    details: None,
+                });
             }
         }
         let mut faults = lock(&self.call_faults);
@@ -177,7 +189,8 @@ impl FakeCluster {
             kubelet: kubelet_tx,
             runs: Mutex::default(),
             watch_epoch: watch::channel(0).0,
-            held: Mutex::new(false),
+            held: Mutex::new(None),
+            complete_held: Mutex::new(true),
             release: Notify::new(),
         });
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -233,13 +246,17 @@ impl FakeCluster {
         *lock(&self.cluster.quota_refusals) += times;
     }
 
-    /// Create calls wait (after being counted) until [`FakeCluster::release_creates`].
-    pub fn hold_creates(&self) {
-        *lock(&self.cluster.held) = true;
+    /// Create calls of `resource` (`pods`, `configmaps`) wait, after being counted, until
+    /// [`FakeCluster::release_creates`]. A held call completes even if its client went away.
+    pub fn hold_creates(&self, resource: &'static str) {
+        *lock(&self.cluster.held) = Some(resource);
     }
 
-    pub fn release_creates(&self) {
-        *lock(&self.cluster.held) = false;
+    /// Lets held creates go on: they complete (`complete`), or fail with 503 as if the server
+    /// stopped before storing the object.
+    pub fn release_creates(&self, complete: bool) {
+        *lock(&self.cluster.complete_held) = complete;
+        *lock(&self.cluster.held) = None;
         self.cluster.release.notify_waiters();
     }
 

@@ -64,6 +64,13 @@ async fn create_pod(
     Path(ns): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Like a real API server, a create goes on when its client goes away.
+    tokio::spawn(create_pod_call(cluster, ns, body))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::bad_request(format!("create failed: {e}"))))
+}
+
+async fn create_pod_call(cluster: Arc<Cluster>, ns: String, body: Bytes) -> Result<Response, ApiError> {
     cluster.call("create", "pods").await?;
     let mut pod: Pod = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("decoding the pod: {e}")))?;

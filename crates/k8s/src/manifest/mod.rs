@@ -132,6 +132,6 @@ mod tests {
         assert!(!valid_execution_id("Upper"));
         assert!(!valid_execution_id("../etc"));
         assert!(!valid_execution_id(""));
-        assert_eq!(label_value("c++ (gcc)"), "c___gcc");
+        assert_eq!(label_value("c++ (gcc)"), "c____gcc");
     }
 }
