@@ -136,7 +136,7 @@ impl K8sConfig {
 
     /// A client for the configured cluster.
     pub async fn client(&self) -> Result<kube::Client, K8sError> {
-        let config = match &self.connection {
+        let mut config = match &self.connection {
             Connection::InCluster => kube::Config::incluster()
                 .map_err(|e| K8sError::Config(format!("in-cluster configuration: {e}")))?,
             Connection::Infer => kube::Config::infer()
@@ -166,6 +166,10 @@ impl K8sConfig {
                 config
             }
         };
+        // No retries inside the client: a failing call is retried by redelivering its command
+        // (bounded by the consumer's attempts, and not holding up the commands behind it), and
+        // the pod watch has its own back-off.
+        config.default_retry = false;
         kube::Client::try_from(config).map_err(|e| K8sError::Config(format!("kubernetes client: {e}")))
     }
 }

@@ -228,6 +228,7 @@ impl FakeCluster {
         let uri = self.url.parse().unwrap_or_default();
         let mut config = kube::Config::new(uri);
         config.default_namespace = namespace.to_owned();
+        config.default_retry = false;
         kube::Client::try_from(config).unwrap_or_else(|e| panic!("client for the fake API server: {e}"))
     }
 

@@ -29,6 +29,7 @@ pub const NAMESPACE: &str = "integr8s-executor";
 /// Sandbox uids of this test binary: 400000.. (16 per executor), apart from every other test
 /// binary's range and from the default range of a server on this host.
 pub async fn sandbox() -> Arc<dyn Executor> {
+    init_logs();
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let executor = LocalExecutor::start(SandboxConfig {
@@ -40,6 +41,16 @@ pub async fn sandbox() -> Arc<dyn Executor> {
     let health = executor.health();
     assert!(health.ready, "sandbox not ready: {health:?}");
     Arc::new(executor)
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
 }
 
 pub fn engine_config() -> EngineConfig {

@@ -120,3 +120,34 @@ async fn a_worker_killed_mid_create_after_the_pod_was_stored_creates_nothing_new
 async fn a_worker_killed_mid_create_before_the_pod_was_stored_creates_it_once() {
     worker_killed_mid_create(false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_command_for_an_existing_pod_does_nothing_new() {
+    let stack = Stack::k8s().await;
+    let id = stack
+        .submit_with("import time\nprint('once', flush=True)\ntime.sleep(3)\n", None, 30)
+        .await;
+    stack.wait_event(&id, EventType::ExecutionRunning).await;
+    let command = stack
+        .events(&id)
+        .await
+        .into_iter()
+        .find(|e| e.event_type() == EventType::CreatePodCommand)
+        .unwrap();
+    // The same command again (as a redelivery or a second saga pass would bring it).
+    let again = integr8s_core::event::Envelope::new(command.payload.clone(), command.metadata.clone());
+    stack.outbox.emit_envelope(&again).await.unwrap();
+    let cluster = stack.cluster();
+    eventually("the repeated command to meet the existing pod", || async {
+        (cluster.calls().get("create pods") == Some(&2)).then_some(())
+    })
+    .await;
+    let e = stack.finished(&id).await;
+    assert_eq!(stack.execution(&id).await.status, ExecutionStatus::Completed);
+    assert_eq!(e.stdout.as_deref(), Some("once\n"));
+    each_event_once(&stack, &id).await;
+    assert_eq!(stack.count(&id, EventType::CreatePodCommand).await, 2);
+    assert_eq!(cluster.pods().len() + cluster.config_maps().len() <= 2, true);
+    stack.cluster_is_clean().await;
+    stack.stop().await;
+}
