@@ -122,10 +122,7 @@ impl K8sConfig {
             None => Ok(ImageRegistry::embedded()),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    K8sError::Config(format!(
-                        "k8s.image_registry_file {}: {e}",
-                        path.display()
-                    ))
+                    K8sError::Config(format!("k8s.image_registry_file {}: {e}", path.display()))
                 })?;
                 ImageRegistry::from_toml(&text).map_err(|e| {
                     K8sError::Config(format!("k8s.image_registry_file {}: {e}", path.display()))
@@ -148,8 +145,9 @@ impl K8sConfig {
                     ..Default::default()
                 };
                 let loaded = match path {
-                    Some(path) => kube::config::Kubeconfig::read_from(path)
-                        .map_err(|e| K8sError::Config(format!("kubeconfig {}: {e}", path.display())))?,
+                    Some(path) => kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                        K8sError::Config(format!("kubeconfig {}: {e}", path.display()))
+                    })?,
                     None => kube::config::Kubeconfig::read()
                         .map_err(|e| K8sError::Config(format!("kubeconfig: {e}")))?,
                 };
@@ -170,7 +168,8 @@ impl K8sConfig {
         // (bounded by the consumer's attempts, and not holding up the commands behind it), and
         // the pod watch has its own back-off.
         config.default_retry = false;
-        kube::Client::try_from(config).map_err(|e| K8sError::Config(format!("kubernetes client: {e}")))
+        kube::Client::try_from(config)
+            .map_err(|e| K8sError::Config(format!("kubernetes client: {e}")))
     }
 }
 
@@ -196,11 +195,19 @@ mod tests {
             run_as_user: 0,
             ..K8sConfig::default()
         };
-        assert!(root.validate().unwrap_err().to_string().contains("run_as_user"));
+        assert!(root
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("run_as_user"));
         let cpu = K8sConfig {
             cpu_limit: "lots".to_owned(),
             ..K8sConfig::default()
         };
-        assert!(cpu.validate().unwrap_err().to_string().contains("k8s.cpu_limit"));
+        assert!(cpu
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("k8s.cpu_limit"));
     }
 }

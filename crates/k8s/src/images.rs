@@ -125,7 +125,10 @@ impl ImageRegistry {
             command: runtime
                 .command
                 .iter()
-                .map(|a| a.replace("{file}", &file_path).replace("{version}", version))
+                .map(|a| {
+                    a.replace("{file}", &file_path)
+                        .replace("{version}", version)
+                })
                 .collect(),
             env: runtime
                 .env
@@ -164,6 +167,9 @@ mod tests {
         assert!(err.contains("cobol") && err.contains("python"), "{err}");
         let err = registry.resolve("python", "2.7").unwrap_err().to_string();
         assert!(err.contains("3.11"), "{err}");
-        assert!(ImageRegistry::from_toml("[[runtime]]\nlang='x'\nfile_ext='x'\ncommand=['x']\nimages={a='b'}").is_err());
+        assert!(ImageRegistry::from_toml(
+            "[[runtime]]\nlang='x'\nfile_ext='x'\ncommand=['x']\nimages={a='b'}"
+        )
+        .is_err());
     }
 }

@@ -4,7 +4,7 @@ const MI: u64 = 1024 * 1024;
 
 /// Bytes as a quantity: `256Mi` when a whole number of MiB, else plain bytes.
 pub fn format_bytes(bytes: u64) -> String {
-    if bytes > 0 && bytes % MI == 0 {
+    if bytes > 0 && bytes.is_multiple_of(MI) {
         format!("{}Mi", bytes / MI)
     } else {
         bytes.to_string()

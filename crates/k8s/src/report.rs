@@ -65,7 +65,11 @@ pub fn parse_framed_log(log: &[u8], cap: u64) -> Option<CapturedOutput> {
 fn header<'a>(data: &'a [u8], tag: &str) -> Option<(u64, &'a [u8])> {
     let data = data.strip_prefix(tag.as_bytes())?;
     let end = data.iter().position(|b| *b == b'\n')?;
-    let n = std::str::from_utf8(&data[..end]).ok()?.trim().parse().ok()?;
+    let n = std::str::from_utf8(&data[..end])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some((n, &data[end + 1..]))
 }
 
@@ -148,7 +152,10 @@ mod tests {
         assert_eq!(out.stderr, format!("bbbbb{}", truncation_marker(15)));
         let log = frame_output(&[b'a'; 20], b"", 15);
         let out = parse_framed_log(&log, 15).unwrap();
-        assert_eq!(out.stdout, format!("{}{}", "a".repeat(15), truncation_marker(15)));
+        assert_eq!(
+            out.stdout,
+            format!("{}{}", "a".repeat(15), truncation_marker(15))
+        );
         assert_eq!(out.stderr, "");
     }
 
@@ -199,7 +206,10 @@ mod tests {
         assert_eq!(output.status.code(), Some(3));
         let parsed = parse_framed_log(&output.stdout, 20).unwrap();
         assert!(parsed.truncated);
-        assert_eq!(parsed.stdout, format!("got input\nxxxxxxxxxx{}", truncation_marker(20)));
+        assert_eq!(
+            parsed.stdout,
+            format!("got input\nxxxxxxxxxx{}", truncation_marker(20))
+        );
         let t = parse_termination(&std::fs::read_to_string(&term).unwrap());
         assert_eq!(t.exit_code, Some(3));
         assert!(t.wall_time.is_some());

@@ -23,7 +23,9 @@ use tokio_util::task::TaskTracker;
 
 use super::objects::Key;
 use super::{Cluster, KubeletCommand, PodFault};
-use crate::manifest::{CONTAINER, ENV_MAX_OUTPUT, ENV_SCRIPT_FILE, LABEL_LANGUAGE, STDIN_KEY, TMP_MOUNT};
+use crate::manifest::{
+    CONTAINER, ENV_MAX_OUTPUT, ENV_SCRIPT_FILE, LABEL_LANGUAGE, STDIN_KEY, TMP_MOUNT,
+};
 use crate::quantity::parse_bytes;
 use crate::report::{frame_output, termination_message, Termination};
 
@@ -84,7 +86,12 @@ fn condition(type_: &str, status: bool) -> PodCondition {
     }
 }
 
-fn container_status(image: &str, state: ContainerState, ready: bool, id: Option<String>) -> ContainerStatus {
+fn container_status(
+    image: &str,
+    state: ContainerState,
+    ready: bool,
+    id: Option<String>,
+) -> ContainerStatus {
     ContainerStatus {
         name: CONTAINER.to_owned(),
         image: image.to_owned(),
@@ -143,7 +150,10 @@ impl PodRun {
                     ..ContainerState::default()
                 };
                 let status = container_status(&image, waiting, false, None);
-                if self.update(|pod| set_container(pod, status, "Pending")).is_none() {
+                if self
+                    .update(|pod| set_container(pod, status, "Pending"))
+                    .is_none()
+                {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -174,7 +184,10 @@ impl PodRun {
             ..ContainerState::default()
         };
         let status = container_status(&image, running, true, Some(container_id.clone()));
-        if self.update(|pod| set_container(pod, status, "Running")).is_none() {
+        if self
+            .update(|pod| set_container(pod, status, "Running"))
+            .is_none()
+        {
             return;
         }
         let cap = env_of(&pod, ENV_MAX_OUTPUT)
@@ -194,7 +207,9 @@ impl PodRun {
                     return;
                 }
                 match result {
-                    Ok(report) => Ended::from_report(report, fault == Some(PodFault::OomKilled), cap),
+                    Ok(report) => {
+                        Ended::from_report(report, fault == Some(PodFault::OomKilled), cap)
+                    }
                     Err(e) => {
                         let waiting = ContainerState {
                             waiting: Some(ContainerStateWaiting {
@@ -272,7 +287,12 @@ impl PodRun {
             *program = host_program(program)
                 .ok_or_else(|| format!("executable file not found in $PATH: {program}"))?;
         }
-        let limits = container.resources.clone().unwrap_or_default().limits.unwrap_or_default();
+        let limits = container
+            .resources
+            .clone()
+            .unwrap_or_default()
+            .limits
+            .unwrap_or_default();
         let tmp_bytes = spec
             .volumes
             .iter()
@@ -316,20 +336,31 @@ impl PodRun {
         });
         Ok(RunSpec {
             execution_id: pod.name_any(),
-            lang: pod.labels().get(LABEL_LANGUAGE).cloned().unwrap_or_default(),
+            lang: pod
+                .labels()
+                .get(LABEL_LANGUAGE)
+                .cloned()
+                .unwrap_or_default(),
             lang_version: String::new(),
             file_name,
             script,
             command,
             env,
             limits: run_limits,
-            stdin: if mounts_stdin { data.get(STDIN_KEY).cloned() } else { None },
+            stdin: if mounts_stdin {
+                data.get(STDIN_KEY).cloned()
+            } else {
+                None
+            },
         })
     }
 }
 
 fn set_container(pod: &mut Pod, container: ContainerStatus, phase: &str) {
-    let running = container.state.as_ref().is_some_and(|s| s.running.is_some());
+    let running = container
+        .state
+        .as_ref()
+        .is_some_and(|s| s.running.is_some());
     let status = pod.status.get_or_insert_with(Default::default);
     status.phase = Some(phase.to_owned());
     status.container_statuses = Some(vec![container]);
@@ -402,7 +433,9 @@ impl Ended {
             message: String::new(),
             phase: "Failed",
             pod_reason: Some("Evicted"),
-            pod_message: Some("The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi."),
+            pod_message: Some(
+                "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi.",
+            ),
             log: None,
         }
     }
@@ -440,11 +473,19 @@ impl Ended {
             exit_code,
             reason,
             message: termination_message(&termination),
-            phase: if exit_code == 0 && !timed_out { "Succeeded" } else { "Failed" },
+            phase: if exit_code == 0 && !timed_out {
+                "Succeeded"
+            } else {
+                "Failed"
+            },
             pod_reason: timed_out.then_some("DeadlineExceeded"),
             pod_message: timed_out
                 .then_some("Pod was active on the node longer than the specified deadline"),
-            log: Some(frame_output(report.stdout.as_bytes(), report.stderr.as_bytes(), cap)),
+            log: Some(frame_output(
+                report.stdout.as_bytes(),
+                report.stderr.as_bytes(),
+                cap,
+            )),
         }
     }
 }

@@ -229,7 +229,8 @@ impl FakeCluster {
         let mut config = kube::Config::new(uri);
         config.default_namespace = namespace.to_owned();
         config.default_retry = false;
-        kube::Client::try_from(config).unwrap_or_else(|e| panic!("client for the fake API server: {e}"))
+        kube::Client::try_from(config)
+            .unwrap_or_else(|e| panic!("client for the fake API server: {e}"))
     }
 
     /// The next pod started meets `fault`.

@@ -75,7 +75,14 @@ impl Objects {
         let rv = self.next_rv();
         pod.metadata.resource_version = Some(rv.to_string());
         let key = (pod.namespace().unwrap_or_default(), pod.name_any());
-        self.record(rv, Kind::Pod, event_type, &key.0, pod.labels().clone(), &pod);
+        self.record(
+            rv,
+            Kind::Pod,
+            event_type,
+            &key.0,
+            pod.labels().clone(),
+            &pod,
+        );
         if event_type == "DELETED" {
             self.pods.remove(&key);
             self.logs.remove(&key);
@@ -89,7 +96,14 @@ impl Objects {
         let rv = self.next_rv();
         cm.metadata.resource_version = Some(rv.to_string());
         let key = (cm.namespace().unwrap_or_default(), cm.name_any());
-        self.record(rv, Kind::ConfigMap, event_type, &key.0, cm.labels().clone(), &cm);
+        self.record(
+            rv,
+            Kind::ConfigMap,
+            event_type,
+            &key.0,
+            cm.labels().clone(),
+            &cm,
+        );
         if event_type == "DELETED" {
             self.config_maps.remove(&key);
         } else {
@@ -155,7 +169,11 @@ pub struct Selector {
 impl Selector {
     pub fn parse(text: Option<&str>) -> Result<Self, String> {
         let mut terms = Vec::new();
-        for term in text.unwrap_or("").split(',').filter(|t| !t.trim().is_empty()) {
+        for term in text
+            .unwrap_or("")
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+        {
             let (key, value, equal) = if let Some((k, v)) = term.split_once("!=") {
                 (k, v, false)
             } else if let Some((k, v)) = term.split_once("==") {

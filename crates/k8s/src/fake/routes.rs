@@ -70,7 +70,11 @@ async fn create_pod(
         .unwrap_or_else(|e| Err(ApiError::bad_request(format!("create failed: {e}"))))
 }
 
-async fn create_pod_call(cluster: Arc<Cluster>, ns: String, body: Bytes) -> Result<Response, ApiError> {
+async fn create_pod_call(
+    cluster: Arc<Cluster>,
+    ns: String,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     cluster.call("create", "pods").await?;
     let mut pod: Pod = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("decoding the pod: {e}")))?;
@@ -113,7 +117,10 @@ async fn create_config_map(
     let name = cm.name_any();
     validate_config_map(&cm)?;
     let mut objects = cluster.lock();
-    if objects.config_maps.contains_key(&(ns.clone(), name.clone())) {
+    if objects
+        .config_maps
+        .contains_key(&(ns.clone(), name.clone()))
+    {
         return Err(ApiError::already_exists("configmaps", &name));
     }
     cm.metadata.namespace = Some(ns);
@@ -203,7 +210,10 @@ async fn pod_log(
         .status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.iter().find(|c| container.is_empty() || c.name == container))
+        .and_then(|c| {
+            c.iter()
+                .find(|c| container.is_empty() || c.name == container)
+        })
         .and_then(|c| c.state.as_ref())
         .is_some_and(|s| s.running.is_some() || s.terminated.is_some());
     if !started {
@@ -212,7 +222,10 @@ async fn pod_log(
         )));
     }
     let mut log = objects.logs.get(&key).cloned().unwrap_or_default();
-    if let Some(limit) = params.get("limitBytes").and_then(|l| l.parse::<usize>().ok()) {
+    if let Some(limit) = params
+        .get("limitBytes")
+        .and_then(|l| l.parse::<usize>().ok())
+    {
         log.truncate(limit);
     }
     Ok(([(header::CONTENT_TYPE, "text/plain")], log).into_response())

@@ -30,7 +30,11 @@ pub fn validate_pod(pod: &Pod) -> Result<(), ApiError> {
     if spec.containers.is_empty() {
         return invalid("spec.containers: Required value");
     }
-    if spec.containers.iter().any(|c| c.image.as_deref().unwrap_or("").is_empty()) {
+    if spec
+        .containers
+        .iter()
+        .any(|c| c.image.as_deref().unwrap_or("").is_empty())
+    {
         return invalid("spec.containers[0].image: Required value");
     }
     if spec.dns_policy.as_deref() == Some("None") {
@@ -44,9 +48,15 @@ pub fn validate_pod(pod: &Pod) -> Result<(), ApiError> {
         }
     }
     if spec.active_deadline_seconds.is_some_and(|d| d < 1) {
-        return invalid("spec.activeDeadlineSeconds: Invalid value: must be greater than or equal to 1");
+        return invalid(
+            "spec.activeDeadlineSeconds: Invalid value: must be greater than or equal to 1",
+        );
     }
-    if spec.restart_policy.as_deref().is_some_and(|r| !["Always", "OnFailure", "Never"].contains(&r)) {
+    if spec
+        .restart_policy
+        .as_deref()
+        .is_some_and(|r| !["Always", "OnFailure", "Never"].contains(&r))
+    {
         return invalid("spec.restartPolicy: Unsupported value");
     }
     Ok(())
@@ -71,7 +81,9 @@ pub fn validate_config_map(cm: &ConfigMap) -> Result<(), ApiError> {
         size += key.len() + value.len();
     }
     if size > MAX_CONFIG_MAP_BYTES {
-        return invalid(&format!("[]: Too long: must have at most {MAX_CONFIG_MAP_BYTES} bytes"));
+        return invalid(&format!(
+            "[]: Too long: must have at most {MAX_CONFIG_MAP_BYTES} bytes"
+        ));
     }
     Ok(())
 }

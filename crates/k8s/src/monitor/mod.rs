@@ -185,7 +185,12 @@ impl Inner {
         let reached_node = view.node.is_some() || view.started || view.ending.is_some();
         if reached_node && !known.scheduled {
             let node = view.node.clone().unwrap_or_default();
-            payloads.extend(events::scheduled(id, &view.pod_name, &node, view.container_id.clone()));
+            payloads.extend(events::scheduled(
+                id,
+                &view.pod_name,
+                &node,
+                view.container_id.clone(),
+            ));
             known.scheduled = true;
         }
         if view.started && !known.running {
@@ -216,7 +221,10 @@ impl Inner {
         let Some(view) = PodView::of(pod) else {
             return;
         };
-        if let Err(e) = self.gone(&view.execution_id, &name, &view.origin, view.started).await {
+        if let Err(e) = self
+            .gone(&view.execution_id, &name, &view.origin, view.started)
+            .await
+        {
             tracing::warn!(pod = name, error = %e, "pod deletion not stored; the reconcile retries if the execution is still running");
         }
     }
@@ -236,7 +244,11 @@ impl Inner {
         let mut payloads = Vec::new();
         if !Known::outcome_stored(self.store.as_ref(), execution_id).await? {
             let cancel = Known::cancel_request(self.store.as_ref(), execution_id).await?;
-            let reason = if cancel.is_some() { "cancelled" } else { "deleted outside integr8s" };
+            let reason = if cancel.is_some() {
+                "cancelled"
+            } else {
+                "deleted outside integr8s"
+            };
             payloads.extend(outcome::deleted_early(
                 execution_id,
                 pod,
@@ -245,7 +257,11 @@ impl Inner {
             ));
             payloads.push(events::deleted(execution_id, pod, reason));
         } else {
-            payloads.push(events::deleted(execution_id, pod, "deleted after the run ended"));
+            payloads.push(events::deleted(
+                execution_id,
+                pod,
+                "deleted after the run ended",
+            ));
         }
         self.emit(origin, payloads).await?;
         self.lock().known.remove(execution_id);
@@ -294,13 +310,18 @@ impl Inner {
         for execution in running {
             let id = execution.execution_id.as_str();
             let name = pod_name(id);
-            if self.lock().present.contains(&name) || integr8s_core::now() - execution.updated_at < grace {
+            if self.lock().present.contains(&name)
+                || integr8s_core::now() - execution.updated_at < grace
+            {
                 continue;
             }
             match self.pods.get(&name).await {
                 Ok(pod) => self.observe(&pod).await,
                 Err(e) if is_not_found(&e) => {
-                    tracing::warn!(execution_id = id, "running execution without a pod; ending it");
+                    tracing::warn!(
+                        execution_id = id,
+                        "running execution without a pod; ending it"
+                    );
                     let origin = Origin {
                         user_id: Some(execution.user_id.clone()),
                         correlation_id: None,

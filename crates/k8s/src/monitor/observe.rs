@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 
 use crate::manifest::{
-    Origin, ANNOTATION_CORRELATION, ANNOTATION_LIMITS, ANNOTATION_SAGA, ANNOTATION_USER,
-    CONTAINER, LABEL_EXECUTION,
+    Origin, ANNOTATION_CORRELATION, ANNOTATION_LIMITS, ANNOTATION_SAGA, ANNOTATION_USER, CONTAINER,
+    LABEL_EXECUTION,
 };
 
 /// Waiting reasons that mean the image will not come.
@@ -77,7 +77,10 @@ impl PodView {
         let origin = Origin {
             user_id: annotations.get(ANNOTATION_USER).cloned(),
             correlation_id: annotations.get(ANNOTATION_CORRELATION).cloned(),
-            saga_id: annotations.get(ANNOTATION_SAGA).cloned().unwrap_or_default(),
+            saga_id: annotations
+                .get(ANNOTATION_SAGA)
+                .cloned()
+                .unwrap_or_default(),
         };
         let status = pod.status.clone().unwrap_or_default();
         let scheduled = status
@@ -100,10 +103,7 @@ impl PodView {
         let running = state.as_ref().and_then(|s| s.running.as_ref()).is_some();
         let terminated = state.as_ref().and_then(|s| s.terminated.clone());
         let waiting = state.as_ref().and_then(|s| s.waiting.clone());
-        let started = running
-            || terminated
-                .as_ref()
-                .is_some_and(|t| t.started_at.is_some());
+        let started = running || terminated.as_ref().is_some_and(|t| t.started_at.is_some());
         let reason = status.reason.clone().unwrap_or_default();
         let pod_message = status.message.clone().unwrap_or_default();
         let termination_message = terminated
@@ -126,9 +126,9 @@ impl PodView {
                 message: termination_message,
             })
         } else if let Some(w) = waiting.filter(|w| {
-            w.reason
-                .as_deref()
-                .is_some_and(|r| IMAGE_PULL_FAILURES.contains(&r) || CONTAINER_CONFIG_FAILURES.contains(&r))
+            w.reason.as_deref().is_some_and(|r| {
+                IMAGE_PULL_FAILURES.contains(&r) || CONTAINER_CONFIG_FAILURES.contains(&r)
+            })
         }) {
             let reason = w.reason.unwrap_or_default();
             let message = w.message.unwrap_or_default();
@@ -139,7 +139,11 @@ impl PodView {
             }
         } else if phase == "Failed" {
             Some(Ending::PodFailed {
-                reason: if reason.is_empty() { "Failed".to_owned() } else { reason },
+                reason: if reason.is_empty() {
+                    "Failed".to_owned()
+                } else {
+                    reason
+                },
                 message: pod_message,
             })
         } else {

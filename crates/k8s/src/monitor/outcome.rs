@@ -40,7 +40,14 @@ pub(super) async fn ended(
                 error_message: Some(format!("the pod was evicted by its node: {message}")),
                 output: RunOutput::default(),
             };
-            let end = events::ended(id, pod, None, NO_EXIT_CODE, Some("Evicted"), Some(message.clone()));
+            let end = events::ended(
+                id,
+                pod,
+                None,
+                NO_EXIT_CODE,
+                Some("Evicted"),
+                Some(message.clone()),
+            );
             return Ok(vec![payload, end]);
         }
         Ending::ImagePull { reason, message } => {
@@ -132,7 +139,14 @@ pub(super) fn deleted_early(
 fn failure(id: &str, pod: &str, reason: &str, message: &str, text: String) -> Vec<EventPayload> {
     vec![
         system_failure(id, text),
-        events::ended(id, pod, None, NO_EXIT_CODE, Some(reason), Some(message.to_owned())),
+        events::ended(
+            id,
+            pod,
+            None,
+            NO_EXIT_CODE,
+            Some(reason),
+            Some(message.to_owned()),
+        ),
     ]
 }
 

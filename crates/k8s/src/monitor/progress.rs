@@ -33,7 +33,9 @@ impl Known {
             EventType::ExecutionTimeout,
             EventType::ExecutionCancelled,
         ];
-        let events = store.events_for_aggregate(execution_id, &types, 100).await?;
+        let events = store
+            .events_for_aggregate(execution_id, &types, 100)
+            .await?;
         let mut known = Known::default();
         for event in events {
             match event.envelope.event_type() {

@@ -8,10 +8,10 @@ use kube::api::{DeleteParams, PostParams};
 
 use super::{Inner, OUTCOMES};
 use crate::error::{is_already_exists, is_not_found, CreateFailure};
+use crate::manifest::pod::PodRequest;
 use crate::manifest::{
     build_config_map, build_pod, config_map_name, pod_name, valid_execution_id, Origin,
 };
-use crate::manifest::pod::PodRequest;
 use crate::quantity::{parse_bytes, parse_cpu_millis};
 
 impl Inner {
@@ -32,22 +32,31 @@ impl Inner {
             return Ok(());
         };
         if execution.status.is_terminal() {
-            tracing::info!(execution_id = id, status = execution.status.as_str(), "execution ended; no pod created");
+            tracing::info!(
+                execution_id = id,
+                status = execution.status.as_str(),
+                "execution ended; no pod created"
+            );
             return Ok(());
         }
         // A pod deleted by a cancel (or by compensation) is never created again by a
         // redelivered command.
-        if self
-            .has_event(id, &[EventType::DeletePodCommand])
-            .await?
+        if self.has_event(id, &[EventType::DeletePodCommand]).await?
             || self.has_event(id, OUTCOMES).await?
         {
-            tracing::info!(execution_id = id, "cancelled or ended before its pod was created; skipped");
+            tracing::info!(
+                execution_id = id,
+                "cancelled or ended before its pod was created; skipped"
+            );
             return Ok(());
         }
         let runtime = match self.images.resolve(&run.language, &run.language_version) {
             Ok(runtime) => runtime,
-            Err(e) => return self.fail(cause, id, ErrorType::SystemError, e.to_string()).await,
+            Err(e) => {
+                return self
+                    .fail(cause, id, ErrorType::SystemError, e.to_string())
+                    .await
+            }
         };
         let namespace = self.config.namespace.as_str();
         let origin = Origin {
@@ -98,7 +107,10 @@ impl Inner {
                 Some(e) if e.status == ExecutionStatus::Running => {}
                 _ => {
                     // Cancelled (or deleted) while the pod was being created: undo.
-                    tracing::info!(execution_id = id, "execution ended during pod creation; pod deleted");
+                    tracing::info!(
+                        execution_id = id,
+                        "execution ended during pod creation; pod deleted"
+                    );
                     self.remove_created(id).await;
                     return Ok(());
                 }
@@ -122,7 +134,11 @@ impl Inner {
         attempt: Attempt,
     ) -> Result<(), EngineError> {
         let failure = CreateFailure::classify(error);
-        tracing::warn!(execution_id = id, ?failure, "creating the executor pod failed");
+        tracing::warn!(
+            execution_id = id,
+            ?failure,
+            "creating the executor pod failed"
+        );
         let (error_type, message) = match failure {
             CreateFailure::QuotaExceeded(message) => (
                 ErrorType::ResourceLimit,

@@ -55,7 +55,11 @@ pub(super) async fn sweep(inner: &Inner) -> Result<usize, K8sError> {
         ..DeleteParams::default()
     };
     for pod in &pods.items {
-        if pod.labels().get(LABEL_EXECUTION).is_some_and(|id| orphaned.contains(id)) {
+        if pod
+            .labels()
+            .get(LABEL_EXECUTION)
+            .is_some_and(|id| orphaned.contains(id))
+        {
             match inner.pods.delete(&pod.name_any(), &now).await {
                 Ok(_) => deleted += 1,
                 Err(e) if is_not_found(&e) => {}

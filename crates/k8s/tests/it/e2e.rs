@@ -42,7 +42,9 @@ async fn a_script_runs_in_a_pod_and_is_reported_like_a_local_run() {
     assert_eq!(e.exit_code, Some(0));
     assert_eq!(e.stdout.as_deref(), Some("hello from a pod\n"));
     assert_eq!(e.stderr.as_deref(), Some("to stderr\n"));
-    let usage = e.resource_usage.expect("usage from the termination message");
+    let usage = e
+        .resource_usage
+        .expect("usage from the termination message");
     assert!(usage.execution_time_wall_seconds > 0.0, "{usage:?}");
     assert!(usage.peak_memory_kb > 0, "{usage:?}");
     assert_eq!(usage.clk_tck_hertz, 100);
@@ -54,11 +56,18 @@ async fn a_script_runs_in_a_pod_and_is_reported_like_a_local_run() {
         .await
         .into_iter()
         .find_map(|e| match e.payload {
-            EventPayload::PodCreated { pod_name, namespace, .. } => Some((pod_name, namespace)),
+            EventPayload::PodCreated {
+                pod_name,
+                namespace,
+                ..
+            } => Some((pod_name, namespace)),
             _ => None,
         })
         .unwrap();
-    assert_eq!(pod_created, (format!("executor-{id}"), "integr8s-executor".to_owned()));
+    assert_eq!(
+        pod_created,
+        (format!("executor-{id}"), "integr8s-executor".to_owned())
+    );
 
     let local = Stack::local(executor).await;
     let lid = local.submit(HELLO).await;
@@ -70,8 +79,15 @@ async fn a_script_runs_in_a_pod_and_is_reported_like_a_local_run() {
     let mut local_types = local.event_types(&lid).await;
     k8s_types.sort();
     local_types.sort();
-    assert_eq!(k8s_types, local_types, "the same events as the local worker");
-    assert_eq!(shapes(&k8s, &id).await, shapes(&local, &lid).await, "the same shapes");
+    assert_eq!(
+        k8s_types, local_types,
+        "the same events as the local worker"
+    );
+    assert_eq!(
+        shapes(&k8s, &id).await,
+        shapes(&local, &lid).await,
+        "the same shapes"
+    );
     local.stop().await;
     k8s.stop().await;
 }
@@ -81,10 +97,18 @@ async fn exit_codes_input_timeouts_and_output_caps_map_like_locally() {
     let stack = Stack::k8s().await;
     let failing = stack.submit("raise SystemExit(4)\n").await;
     let echo = stack
-        .submit_with("import sys\nprint(sys.stdin.read().upper())\n", Some("shout\n"), 5)
+        .submit_with(
+            "import sys\nprint(sys.stdin.read().upper())\n",
+            Some("shout\n"),
+            5,
+        )
         .await;
     let slow = stack
-        .submit_with("import time\nprint('started', flush=True)\ntime.sleep(60)\n", None, 1)
+        .submit_with(
+            "import time\nprint('started', flush=True)\ntime.sleep(60)\n",
+            None,
+            1,
+        )
         .await;
     let chatty = stack
         .submit("import sys\nsys.stdout.write('x' * (2 * 1024 * 1024))\n")
@@ -102,7 +126,11 @@ async fn exit_codes_input_timeouts_and_output_caps_map_like_locally() {
     assert_eq!(e.status, ExecutionStatus::Timeout, "{e:?}");
     assert_eq!(e.error_type, Some(ErrorType::Timeout));
     assert_eq!(e.exit_code, Some(NO_EXIT_CODE));
-    assert_eq!(e.stdout.as_deref(), Some("started\n"), "output up to the deadline is kept");
+    assert_eq!(
+        e.stdout.as_deref(),
+        Some("started\n"),
+        "output up to the deadline is kept"
+    );
     assert_eq!(stack.count(&slow, EventType::PodTerminated).await, 1);
 
     let e = stack.finished(&chatty).await;
@@ -110,7 +138,10 @@ async fn exit_codes_input_timeouts_and_output_caps_map_like_locally() {
     assert_eq!(e.error_type, Some(ErrorType::ResourceLimit));
     let stdout = e.stdout.unwrap();
     assert!(stdout.ends_with("[output truncated: limit of 1048576 bytes reached]\n"));
-    assert_eq!(stdout.len(), 1024 * 1024 + "\n[output truncated: limit of 1048576 bytes reached]\n".len());
+    assert_eq!(
+        stdout.len(),
+        1024 * 1024 + "\n[output truncated: limit of 1048576 bytes reached]\n".len()
+    );
 
     stack.cluster_is_clean().await;
     stack.stop().await;
@@ -120,11 +151,18 @@ async fn exit_codes_input_timeouts_and_output_caps_map_like_locally() {
 async fn a_cancel_deletes_the_pod_at_once() {
     let stack = Stack::k8s().await;
     let id = stack
-        .submit_with("import time\nprint('up', flush=True)\ntime.sleep(600)\n", None, 120)
+        .submit_with(
+            "import time\nprint('up', flush=True)\ntime.sleep(600)\n",
+            None,
+            120,
+        )
         .await;
     stack.wait_event(&id, EventType::ExecutionRunning).await;
     let started = Instant::now();
-    assert!(matches!(stack.cancel(&id).await, CancelOutcome::Stopping { .. }));
+    assert!(matches!(
+        stack.cancel(&id).await,
+        CancelOutcome::Stopping { .. }
+    ));
     let e = stack.finished(&id).await;
     assert_eq!(e.status, ExecutionStatus::Cancelled, "{e:?}");
     let cancelled = stack

@@ -28,7 +28,10 @@ async fn node_failures_map_to_their_outcomes() {
     let e = stack.finished(&id).await;
     assert_eq!(e.status, ExecutionStatus::Error, "{e:?}");
     assert_eq!(e.error_type, Some(ErrorType::SystemError));
-    assert!(message(&e).contains("image could not be pulled (ErrImagePull)"), "{e:?}");
+    assert!(
+        message(&e).contains("image could not be pulled (ErrImagePull)"),
+        "{e:?}"
+    );
     stack.cluster_is_clean().await;
 
     cluster.inject_pod_fault(PodFault::OomKilled);
@@ -89,7 +92,10 @@ async fn create_failures_end_the_execution_and_leave_nothing_behind() {
     let e = stack.finished(&id).await;
     assert_eq!(e.status, ExecutionStatus::Error, "{e:?}");
     assert_eq!(e.error_type, Some(ErrorType::SystemError));
-    assert!(message(&e).contains("kubernetes refused the executor pod: 422"), "{e:?}");
+    assert!(
+        message(&e).contains("kubernetes refused the executor pod: 422"),
+        "{e:?}"
+    );
     stack.cluster_is_clean().await;
 
     // A passing outage (500 twice) is retried and the run completes.
@@ -118,7 +124,10 @@ async fn create_failures_end_the_execution_and_leave_nothing_behind() {
     let id = stack.submit(QUICK).await;
     let e = stack.finished(&id).await;
     assert_eq!(e.status, ExecutionStatus::Error, "{e:?}");
-    assert!(message(&e).contains("the kubernetes API is unavailable"), "{e:?}");
+    assert!(
+        message(&e).contains("the kubernetes API is unavailable"),
+        "{e:?}"
+    );
     stack.cluster_is_clean().await;
     stack.stop().await;
 }
@@ -127,7 +136,9 @@ async fn create_failures_end_the_execution_and_leave_nothing_behind() {
 async fn an_expired_watch_relists_without_duplicating_events() {
     let stack = Stack::k8s().await;
     let cluster = stack.cluster();
-    let slow = stack.submit_with(SLOW.replace("30", "1").as_str(), None, 10).await;
+    let slow = stack
+        .submit_with(SLOW.replace("30", "1").as_str(), None, 10)
+        .await;
     stack.wait_event(&slow, EventType::ExecutionRunning).await;
     let lists = cluster.calls()["list pods"];
     cluster.expire_watches();
@@ -135,7 +146,10 @@ async fn an_expired_watch_relists_without_duplicating_events() {
     assert_eq!(e.status, ExecutionStatus::Completed, "{e:?}");
     assert_eq!(e.stdout.as_deref(), Some("up\n"));
     stack.wait_event(&slow, EventType::PodDeleted).await;
-    assert!(cluster.calls()["list pods"] > lists, "the monitor listed again");
+    assert!(
+        cluster.calls()["list pods"] > lists,
+        "the monitor listed again"
+    );
     for t in [
         EventType::PodScheduled,
         EventType::PodRunning,

@@ -242,7 +242,10 @@ impl Stack {
 
     /// Stops everything cleanly (each component must stop without error).
     pub async fn stop(mut self) {
-        for c in [self.worker.take(), self.monitor.take()].into_iter().flatten() {
+        for c in [self.worker.take(), self.monitor.take()]
+            .into_iter()
+            .flatten()
+        {
             c.token.cancel();
             tokio::time::timeout(DEADLINE, c.task)
                 .await

@@ -33,8 +33,8 @@ fn documents() -> Vec<(String, Value)> {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let values: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let values: Vec<Value> =
+            serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         for value in values.into_iter().filter(|v| !v.is_null()) {
             docs.push((name.clone(), value));
         }
@@ -112,23 +112,44 @@ fn every_manifest_is_a_known_kubernetes_type_with_no_unknown_field() {
             "NetworkPolicy" => {
                 let policy = typed::<NetworkPolicy>(&file, &doc);
                 let spec = policy.spec.unwrap();
-                assert_eq!(spec.pod_selector.unwrap().match_labels, Some(executor_labels()));
-                assert_eq!(spec.policy_types, Some(vec!["Ingress".to_owned(), "Egress".to_owned()]));
+                assert_eq!(
+                    spec.pod_selector.unwrap().match_labels,
+                    Some(executor_labels())
+                );
+                assert_eq!(
+                    spec.policy_types,
+                    Some(vec!["Ingress".to_owned(), "Egress".to_owned()])
+                );
                 assert_eq!(spec.ingress, Some(vec![]), "no ingress rule");
                 assert_eq!(spec.egress, Some(vec![]), "no egress rule");
             }
             "CiliumNetworkPolicy" => {
                 let policy: CiliumNetworkPolicy = typed(&file, &doc);
                 assert_eq!(policy.api_version, "cilium.io/v2");
-                assert_eq!(policy.spec.endpoint_selector.match_labels, Some(executor_labels()));
+                assert_eq!(
+                    policy.spec.endpoint_selector.match_labels,
+                    Some(executor_labels())
+                );
                 assert!(policy.spec.ingress.is_empty() && policy.spec.egress.is_empty());
-                assert!(policy.spec.enable_default_deny.ingress && policy.spec.enable_default_deny.egress);
+                assert!(
+                    policy.spec.enable_default_deny.ingress
+                        && policy.spec.enable_default_deny.egress
+                );
             }
             other => panic!("{file}: no test knows kind {other}"),
         }
     }
-    for kind in ["NetworkPolicy", "CiliumNetworkPolicy", "Role", "Deployment", "Namespace"] {
-        assert!(kinds.contains_key(kind), "no {kind} in deploy/k8s: {kinds:?}");
+    for kind in [
+        "NetworkPolicy",
+        "CiliumNetworkPolicy",
+        "Role",
+        "Deployment",
+        "Namespace",
+    ] {
+        assert!(
+            kinds.contains_key(kind),
+            "no {kind} in deploy/k8s: {kinds:?}"
+        );
     }
 
     // A Deployment for every role of the binary.
@@ -164,9 +185,18 @@ fn every_manifest_is_a_known_kubernetes_type_with_no_unknown_field() {
             .flat_map(|r| r.verbs.clone())
             .collect()
     };
-    assert_eq!(verbs("integr8s-k8s-worker", "pods"), ["create", "delete", "get", "list"]);
-    assert_eq!(verbs("integr8s-k8s-worker", "configmaps"), ["create", "delete", "get", "list"]);
-    assert_eq!(verbs("integr8s-pod-monitor", "pods"), ["get", "list", "watch"]);
+    assert_eq!(
+        verbs("integr8s-k8s-worker", "pods"),
+        ["create", "delete", "get", "list"]
+    );
+    assert_eq!(
+        verbs("integr8s-k8s-worker", "configmaps"),
+        ["create", "delete", "get", "list"]
+    );
+    assert_eq!(
+        verbs("integr8s-pod-monitor", "pods"),
+        ["get", "list", "watch"]
+    );
     assert_eq!(verbs("integr8s-pod-monitor", "pods/log"), ["get"]);
     assert!(verbs("integr8s-pod-monitor", "configmaps").is_empty());
 }

@@ -94,7 +94,10 @@ fn the_pod_is_hardened() {
     );
     // Container-level hardening.
     let c = "/spec/containers/0";
-    assert_eq!(at(&format!("{c}/securityContext/runAsNonRoot")), json!(true));
+    assert_eq!(
+        at(&format!("{c}/securityContext/runAsNonRoot")),
+        json!(true)
+    );
     assert_eq!(at(&format!("{c}/securityContext/runAsUser")), json!(1000));
     assert_eq!(
         at(&format!("{c}/securityContext/readOnlyRootFilesystem")),
@@ -115,7 +118,10 @@ fn the_pod_is_hardened() {
     );
     assert_eq!(at(&format!("{c}/resources/limits/memory")), json!("256Mi"));
     assert_eq!(at(&format!("{c}/resources/limits/cpu")), json!("1000m"));
-    assert_eq!(at(&format!("{c}/resources/requests/memory")), json!("128Mi"));
+    assert_eq!(
+        at(&format!("{c}/resources/requests/memory")),
+        json!("128Mi")
+    );
     assert_eq!(at(&format!("{c}/resources/requests/cpu")), json!("200m"));
     assert_eq!(at(&format!("{c}/image")), json!("python:3.11-slim"));
     assert_eq!(
@@ -133,17 +139,34 @@ fn the_pod_is_hardened() {
             .cloned()
             .unwrap()
     };
-    assert_eq!(volume("work")["emptyDir"], json!({"medium": "Memory", "sizeLimit": "64Mi"}));
-    assert_eq!(volume("tmp")["emptyDir"], json!({"medium": "Memory", "sizeLimit": "32Mi"}));
-    assert_eq!(volume("script")["configMap"]["name"], json!(format!("script-{ID}")));
+    assert_eq!(
+        volume("work")["emptyDir"],
+        json!({"medium": "Memory", "sizeLimit": "64Mi"})
+    );
+    assert_eq!(
+        volume("tmp")["emptyDir"],
+        json!({"medium": "Memory", "sizeLimit": "32Mi"})
+    );
+    assert_eq!(
+        volume("script")["configMap"]["name"],
+        json!(format!("script-{ID}"))
+    );
     let mounts = at(&format!("{c}/volumeMounts"));
     assert!(mounts
         .as_array()
         .unwrap()
         .iter()
         .any(|m| m["mountPath"] == "/scripts" && m["readOnly"] == true));
-    assert!(mounts.as_array().unwrap().iter().any(|m| m["mountPath"] == "/work"));
-    assert!(mounts.as_array().unwrap().iter().any(|m| m["mountPath"] == "/tmp"));
+    assert!(mounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["mountPath"] == "/work"));
+    assert!(mounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["mountPath"] == "/tmp"));
 }
 
 #[test]
@@ -159,7 +182,14 @@ fn user_namespaces_and_the_runtime_class_follow_the_configuration() {
 
 #[test]
 fn the_config_map_holds_script_entrypoint_and_input() {
-    let cm = build_config_map("integr8s-executor", ID, "python", "main.py", "print(1)\n", Some("in\n"));
+    let cm = build_config_map(
+        "integr8s-executor",
+        ID,
+        "python",
+        "main.py",
+        "print(1)\n",
+        Some("in\n"),
+    );
     let cm = serde_json::to_value(cm).unwrap();
     let mut snap = cm.clone();
     // The entrypoint has its own file; the snapshot keeps the ConfigMap readable.
@@ -168,7 +198,10 @@ fn the_config_map_holds_script_entrypoint_and_input() {
     assert_eq!(cm["metadata"]["name"], json!(format!("script-{ID}")));
     assert_eq!(cm["metadata"]["labels"]["app"], json!("integr8s"));
     assert_eq!(cm["metadata"]["labels"]["component"], json!("executor"));
-    assert_eq!(cm["metadata"]["labels"]["integr8s.io/execution-id"], json!(ID));
+    assert_eq!(
+        cm["metadata"]["labels"]["integr8s.io/execution-id"],
+        json!(ID)
+    );
     assert_eq!(cm["immutable"], json!(true));
     assert_eq!(cm["data"]["main.py"], json!("print(1)\n"));
     assert_eq!(cm["data"]["stdin"], json!("in\n"));
