@@ -20,6 +20,7 @@ pub mod manifest;
 mod monitor;
 pub mod quantity;
 pub mod report;
+mod settings;
 mod worker;
 
 #[cfg(feature = "fake-apiserver")]
@@ -29,4 +30,5 @@ pub use config::{Connection, K8sConfig};
 pub use error::{CreateFailure, K8sError};
 pub use images::{ContainerRuntime, ImageRegistry};
 pub use monitor::{Ending, PodMonitor, PodView};
+pub use settings::{K8sSettings, DEFAULT_SECTION};
 pub use worker::{K8sWorker, GROUP as K8S_WORKER_GROUP};

@@ -112,12 +112,18 @@ impl PodMonitor {
                     inner.observe(&pod).await;
                 }
                 Some(Ok(Event::InitDone)) => {
-                    {
+                    let vanished: Vec<String> = {
                         let mut state = inner.lock();
-                        state.present = std::mem::take(&mut listing);
+                        let before =
+                            std::mem::replace(&mut state.present, std::mem::take(&mut listing));
                         state.synced = true;
+                        before.difference(&state.present).cloned().collect()
+                    };
+                    tracing::info!(vanished = vanished.len(), "executor pods listed; watching");
+                    // Deleted while the watch was down (before a relist): no DELETED event came.
+                    for name in vanished {
+                        inner.vanished(&name).await;
                     }
-                    tracing::info!("executor pods listed; watching");
                     inner.reconcile().await;
                 }
                 Some(Ok(Event::Apply(pod))) => inner.observe(&pod).await,
@@ -226,6 +232,29 @@ impl Inner {
             .await
         {
             tracing::warn!(pod = name, error = %e, "pod deletion not stored; the reconcile retries if the execution is still running");
+        }
+    }
+
+    /// A pod seen before a relist is not in the new list.
+    async fn vanished(&self, name: &str) {
+        let Some(execution_id) = name.strip_prefix("executor-") else {
+            return;
+        };
+        let user_id = match self.store.execution(execution_id).await {
+            Ok(Some(e)) => Some(e.user_id),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(pod = name, error = %e, "could not read the execution of a vanished pod");
+                return;
+            }
+        };
+        let origin = Origin {
+            user_id,
+            correlation_id: None,
+            saga_id: String::new(),
+        };
+        if let Err(e) = self.gone(execution_id, name, &origin, false).await {
+            tracing::warn!(pod = name, error = %e, "vanished pod not reported; the reconcile retries if the execution is still running");
         }
     }
 

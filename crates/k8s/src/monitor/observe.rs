@@ -4,6 +4,7 @@
 use integr8s_core::event::ContainerStatusInfo;
 use integr8s_core::execution::RunLimits;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::manifest::{
@@ -111,7 +112,20 @@ impl PodView {
             .and_then(|t| t.message.clone())
             .unwrap_or_default();
         let phase = status.phase.as_deref().unwrap_or("Pending");
-        let ending = if reason == "DeadlineExceeded" {
+        // The kubelet may report the killed container before the pod's reason: a container
+        // killed (SIGKILL or SIGTERM) once the deadline has passed was stopped by it.
+        let deadline_passed = status
+            .start_time
+            .as_ref()
+            .zip(pod.spec.as_ref().and_then(|s| s.active_deadline_seconds))
+            .is_some_and(|(start, seconds)| {
+                start.0.as_second().saturating_add(seconds) <= Timestamp::now().as_second()
+            });
+        let killed_at_deadline = deadline_passed
+            && terminated.as_ref().is_some_and(|t| {
+                matches!(t.exit_code, 137 | 143) && t.reason.as_deref() != Some("OOMKilled")
+            });
+        let ending = if reason == "DeadlineExceeded" || killed_at_deadline {
             Some(Ending::DeadlineExceeded {
                 message: termination_message,
             })
