@@ -1,4 +1,4 @@
-//! Every manifest under deploy/k8s/ parses into its Kubernetes type with no unknown field: a
+//! Every manifest under deploy/k8s/ (and deploy/k8s/cilium/) parses into its Kubernetes type with no unknown field: a
 //! document is read into k8s-openapi's type and written back, and must come back unchanged
 //! (a field the type does not know would be dropped). The CiliumNetworkPolicy (a CRD) is read
 //! into a small typed struct that refuses unknown fields. The deny-all policies select the
@@ -22,8 +22,9 @@ fn deploy_dir() -> PathBuf {
 
 /// Every document of every manifest, with the file it came from.
 fn documents() -> Vec<(String, Value)> {
-    let mut files: Vec<_> = std::fs::read_dir(deploy_dir())
-        .unwrap()
+    let mut files: Vec<_> = [deploy_dir(), deploy_dir().join("cilium")]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
