@@ -87,7 +87,8 @@ impl K8sWorker {
 
     /// Consumes the commands and result events until `shutdown`, sweeping orphans meanwhile.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), K8sError> {
-        let sweeper = tokio::spawn(sweep::run(self.inner.clone(), shutdown.clone()));
+        let sweep_stop = shutdown.child_token();
+        let sweeper = tokio::spawn(sweep::run(self.inner.clone(), sweep_stop.clone()));
         let result = consume_with_dlq(
             self.inner.store.as_ref(),
             self.bus.as_ref(),
@@ -98,7 +99,7 @@ impl K8sWorker {
             &shutdown,
         )
         .await;
-        shutdown.cancel();
+        sweep_stop.cancel();
         let _ = sweeper.await;
         Ok(result?)
     }

@@ -190,7 +190,7 @@ async fn a_cancel_deletes_the_pod_at_once() {
 /// API calls one execution costs. Timings are printed, never asserted; call counts are exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures_time_added_and_api_calls_per_execution() {
-    const RUNS: u64 = 5;
+    const RUNS: u64 = 9;
     let executor = sandbox().await;
     let local = Stack::local(executor.clone()).await;
     let k8s = Stack::k8s_over(executor).await;
@@ -225,7 +225,7 @@ async fn figures_time_added_and_api_calls_per_execution() {
     assert_eq!(per("log pods"), RUNS);
     assert_eq!(per("delete pods"), RUNS);
     assert_eq!(per("delete configmaps"), RUNS);
-    // ADDED, scheduled, running, terminated, DELETED.
+    // Added, scheduled, running, terminated, deleted.
     assert_eq!(per("watch-event pods"), 5 * RUNS);
     local.stop().await;
     k8s.stop().await;
