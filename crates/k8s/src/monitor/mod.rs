@@ -9,9 +9,11 @@
 //! emitted, so a restarted monitor (or a relist) emits only what is missing. One monitor runs
 //! per namespace (its Deployment has one replica).
 //!
-//! A periodic reconcile catches what no watch event tells: a `running` execution whose pod is
-//! gone (deleted while nobody watched) is ended, and observations whose events could not be
-//! stored are retried.
+//! Nothing is reported for a pod before the k8s worker committed its creation (`pod_created`,
+//! stored once the execution is running): a pod whose worker died before that waits for the
+//! redelivered command. Such observations, and those whose events could not be stored, are
+//! retried every 250 ms. A periodic reconcile catches what no watch event tells: a `running`
+//! execution whose pod is gone (deleted while nobody watched) is ended.
 
 mod observe;
 mod outcome;
@@ -19,6 +21,7 @@ mod progress;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures::StreamExt;
 use integr8s_core::event::{Envelope, EventPayload};
@@ -42,6 +45,8 @@ use crate::manifest::{pod_name, Origin, EXECUTOR_SELECTOR};
 
 /// How many executions' progress is kept in memory (the store has the rest).
 const KNOWN_CAPACITY: usize = 10_000;
+/// How often observations that could not be stored, or wait for the worker, are retried.
+const RETRY_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Watches executor pods and reports their runs.
 pub struct PodMonitor {
@@ -95,12 +100,18 @@ impl PodMonitor {
         let mut stream = std::pin::pin!(stream);
         let mut tick = tokio::time::interval(inner.config.reconcile_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry_tick = tokio::time::interval(RETRY_INTERVAL);
+        retry_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut listing = BTreeSet::new();
         loop {
             let event = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 _ = tick.tick() => {
                     inner.reconcile().await;
+                    continue;
+                }
+                _ = retry_tick.tick() => {
+                    inner.retry().await;
                     continue;
                 }
                 event = stream.next() => event,
@@ -140,10 +151,13 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What was stored for the execution (from memory, else from the store).
+    /// What was stored for the execution (from memory, else from the store; read again while
+    /// the creation is not committed).
     async fn known(&self, execution_id: &str) -> Result<Known, K8sError> {
         if let Some(k) = self.lock().known.get(execution_id) {
-            return Ok(k.clone());
+            if k.created {
+                return Ok(k.clone());
+            }
         }
         let known = Known::load(self.store.as_ref(), execution_id).await?;
         self.remember(execution_id, known.clone());
@@ -164,12 +178,11 @@ impl Inner {
     async fn observe(&self, pod: &Pod) {
         let name = pod.name_any();
         self.lock().present.insert(name.clone());
+        self.lock().retry.remove(&name);
         let result = self.try_observe(pod).await;
         let mut state = self.lock();
         match result {
-            Ok(()) => {
-                state.retry.remove(&name);
-            }
+            Ok(()) => {}
             Err(e) => {
                 tracing::warn!(pod = name, error = %e, "pod observation not stored; retried by the reconcile");
                 state.retry.insert(name);
@@ -183,6 +196,13 @@ impl Inner {
         };
         let id = view.execution_id.as_str();
         let mut known = self.known(id).await?;
+        if !known.created {
+            // The worker has not committed the creation yet (it stores `pod_created` once the
+            // execution is running); the pod is observed again until it has.
+            tracing::debug!(pod = view.pod_name, "creation not committed yet; waiting");
+            self.lock().retry.insert(view.pod_name.clone());
+            return Ok(());
+        }
         if known.ended {
             // Reported already (by this monitor, or ended by a worker, the saga or a recovery).
             return Ok(());
@@ -267,7 +287,9 @@ impl Inner {
         started: bool,
     ) -> Result<(), K8sError> {
         let known = self.known(execution_id).await?;
-        if known.deleted {
+        if known.deleted || !known.created {
+            // Reported already, or never committed by the worker (a redelivered command
+            // creates it again; a compensation or a cancel ended the execution already).
             return Ok(());
         }
         let mut payloads = Vec::new();
@@ -309,15 +331,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Ends `running` executions whose pod is gone, and retries failed observations.
-    async fn reconcile(&self) {
-        let (synced, retry) = {
-            let state = self.lock();
-            (state.synced, state.retry.clone())
-        };
-        if !synced {
-            return;
-        }
+    /// Observes again the pods whose observation could not be stored or had to wait.
+    async fn retry(&self) {
+        let retry = self.lock().retry.clone();
         for name in retry {
             match self.pods.get(&name).await {
                 Ok(pod) => self.observe(&pod).await,
@@ -326,6 +342,13 @@ impl Inner {
                 }
                 Err(e) => tracing::warn!(pod = name, error = %e, "could not read a pod to retry"),
             }
+        }
+    }
+
+    /// Ends `running` executions whose pod is gone.
+    async fn reconcile(&self) {
+        if !self.lock().synced {
+            return;
         }
         let running = match self.store.executions_in(&[ExecutionStatus::Running]).await {
             Ok(running) => running,

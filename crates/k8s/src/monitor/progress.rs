@@ -16,6 +16,8 @@ const OUTCOMES: &[EventType] = &[
 /// The steps of an execution's pod already reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Known {
+    /// The worker committed the pod's creation (`pod_created`); nothing is reported before.
+    pub created: bool,
     pub scheduled: bool,
     pub running: bool,
     pub ended: bool,
@@ -25,6 +27,7 @@ pub(super) struct Known {
 impl Known {
     pub async fn load(store: &dyn Store, execution_id: &str) -> Result<Self, K8sError> {
         let types = [
+            EventType::PodCreated,
             EventType::PodScheduled,
             EventType::PodRunning,
             EventType::PodDeleted,
@@ -39,6 +42,7 @@ impl Known {
         let mut known = Known::default();
         for event in events {
             match event.envelope.event_type() {
+                EventType::PodCreated => known.created = true,
                 EventType::PodScheduled => known.scheduled = true,
                 EventType::PodRunning => known.running = true,
                 EventType::PodDeleted => known.deleted = true,

@@ -1,5 +1,5 @@
-//! The orphan sweep: executor pods and ConfigMaps whose execution ended or is unknown are
-//! deleted (left behind by a crash between a result and its cleanup, a failed delete, or an
+//! The orphan sweep: executor pods and ConfigMaps whose execution ended (at least one sweep
+//! interval ago) or is unknown are deleted (left behind by a crash between a result and its cleanup, a failed delete, or an
 //! execution deleted by an admin). The namespace must belong to one integr8s instance.
 
 use std::collections::BTreeSet;
@@ -40,17 +40,21 @@ pub(super) async fn sweep(inner: &Inner) -> Result<usize, K8sError> {
         .chain(config_maps.items.iter().map(|c| c.labels()))
         .filter_map(|labels| labels.get(LABEL_EXECUTION).cloned())
         .collect();
+    // An execution that ended lately is left to its own cleanup (after `result_stored`).
+    let settle =
+        chrono::Duration::from_std(inner.config.sweep_interval).unwrap_or(chrono::Duration::MAX);
+    let now = integr8s_core::now();
     let mut orphaned = BTreeSet::new();
     for id in ids {
         match inner.store.execution(&id).await? {
-            Some(e) if !e.status.is_terminal() => {}
+            Some(e) if !e.status.is_terminal() || now - e.updated_at < settle => {}
             _ => {
                 orphaned.insert(id);
             }
         }
     }
     let mut deleted = 0;
-    let now = DeleteParams {
+    let at_once = DeleteParams {
         grace_period_seconds: Some(0),
         ..DeleteParams::default()
     };
@@ -60,7 +64,7 @@ pub(super) async fn sweep(inner: &Inner) -> Result<usize, K8sError> {
             .get(LABEL_EXECUTION)
             .is_some_and(|id| orphaned.contains(id))
         {
-            match inner.pods.delete(&pod.name_any(), &now).await {
+            match inner.pods.delete(&pod.name_any(), &at_once).await {
                 Ok(_) => deleted += 1,
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(e.into()),

@@ -212,3 +212,48 @@ async fn the_default_namespace_is_refused() {
     assert!(err.to_string().contains("k8s.namespace"), "{err}");
     assert!(PodMonitor::new(client, stack_less, store, outbox).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_pods_and_config_maps_are_swept() {
+    use integr8s_k8s::manifest::pod::PodRequest;
+    use integr8s_k8s::manifest::{build_config_map, build_pod, Origin};
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use kube::api::{Api, PostParams};
+
+    let stack = Stack::k8s().await;
+    // Objects of an execution the store does not know (e.g. deleted by an admin while a
+    // crash kept its cleanup from running).
+    let id = integr8s_core::new_id();
+    let runtime = ImageRegistry::embedded().resolve("python", "3.11").unwrap();
+    let limits = integr8s_core::execution::RunLimits::default();
+    let origin = Origin::default();
+    let pod = build_pod(
+        &stack.k8s,
+        &PodRequest {
+            execution_id: &id,
+            runtime: &runtime,
+            limits: &limits,
+            cpu_request: "100m".to_owned(),
+            cpu_limit: "1".to_owned(),
+            memory_request_bytes: limits.memory_bytes,
+            has_stdin: false,
+            origin: &origin,
+        },
+    );
+    let cm = build_config_map(
+        &stack.k8s.namespace,
+        &id,
+        "python",
+        "main.py",
+        "import time\ntime.sleep(60)\n",
+        None,
+    );
+    let client = stack.k8s.client().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &stack.k8s.namespace);
+    let cms: Api<ConfigMap> = Api::namespaced(client, &stack.k8s.namespace);
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    stack.cluster_is_clean().await;
+    assert!(stack.cluster().calls()["list pods"] >= 1);
+    stack.stop().await;
+}
