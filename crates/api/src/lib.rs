@@ -9,11 +9,15 @@ pub mod console;
 pub mod cors;
 pub mod error;
 pub mod extract;
+mod metrics;
 mod middleware;
 pub mod openapi;
+pub mod quotas;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod streams;
+pub mod workers;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -23,6 +27,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::password::hash_password;
 pub use error::{ApiError, ValidationIssue};
 pub use state::{ApiConfig, AppState};
+pub use workers::WorkerView;
 
 /// The application: every route with its layers (outermost first: tracing, CORS, client
 /// address, panic guard, Cache-Control, security headers, body limit, CSRF, rate limit).
@@ -44,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::router())
         .merge(openapi::router())
         .merge(console::router())
+        .merge(metrics::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -68,5 +74,6 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(metrics::measure))
         .with_state(state)
 }

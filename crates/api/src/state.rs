@@ -4,13 +4,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, ExecutorHealth, KeyValue, Store};
+use integr8s_core::ports::{EventBus, KeyValue, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_core::RunLimits;
 
 use crate::auth::guard::AuthLimits;
 use crate::client_ip::IpNet;
+use crate::quotas::Quotas;
 use crate::ratelimit::RateLimits;
+use crate::streams::{StreamHub, StreamLimits};
 
 /// Settings of the API, filled by the server from its configuration.
 #[derive(Debug, Clone)]
@@ -52,6 +54,12 @@ pub struct ApiConfig {
     pub max_stdin_bytes: usize,
     /// Throttles of login and register and the cap of password hashes at once (`auth.*`).
     pub auth_limits: AuthLimits,
+    /// When set, `GET /metrics` wants `Authorization: Bearer <token>` (`metrics.token`).
+    pub metrics_token: Option<String>,
+    /// Per-user quotas (`quotas.*`).
+    pub quotas: Quotas,
+    /// Limits of the event streams (`streams.*`).
+    pub streams: StreamLimits,
 }
 
 impl Default for ApiConfig {
@@ -78,6 +86,9 @@ impl Default for ApiConfig {
             max_cpu_time_seconds: 300,
             max_stdin_bytes: 1024 * 1024,
             auth_limits: AuthLimits::default(),
+            metrics_token: None,
+            quotas: Quotas::default(),
+            streams: StreamLimits::default(),
         }
     }
 }
@@ -89,11 +100,15 @@ pub struct AppState {
     pub bus: Arc<dyn EventBus>,
     pub outbox: Outbox,
     pub kv: Arc<dyn KeyValue>,
+    /// The runtime definitions; which versions can run comes from the workers' leases
+    /// ([`crate::workers`]), and this registry's own availability only while no worker is live.
     pub registry: Arc<RuntimeRegistry>,
-    /// The executor's self-test, reported by the readiness check.
-    pub executor_health: Arc<dyn Fn() -> ExecutorHealth + Send + Sync>,
+    /// The runtimes the live workers report, cached briefly for submissions.
+    pub workers: crate::workers::WorkerView,
     pub config: Arc<ApiConfig>,
     pub started_at: Instant,
     /// Rate limiting: rules, override cache and the counters.
     pub rate_limits: RateLimits,
+    /// Routes bus and store events to the open event streams and counts them.
+    pub streams: StreamHub,
 }

@@ -15,6 +15,8 @@
 #[cfg(feature = "kafka")]
 pub mod kafka;
 mod recent;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod worker;
 
 use std::collections::{HashMap, HashSet};

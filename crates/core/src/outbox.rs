@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+use integr8s_telemetry::catalogue;
+use integr8s_telemetry::metrics::counter;
+
 use crate::error::StoreError;
 use crate::event::{Envelope, EventMetadata, EventPayload, StoredEvent};
 use crate::ports::{EventBus, EventStore};
@@ -71,8 +74,13 @@ impl Outbox {
     /// aggregate).
     pub async fn publish_stored(&self, stored: &StoredEvent) {
         tracing::trace!(seq = stored.seq, event_type = %stored.envelope.event_type(), "publish");
+        let event_type = stored.envelope.event_type().as_str();
         if let Err(e) = self.bus.publish(stored).await {
+            counter!(catalogue::EVENT_PUBLISH_FAILURES_TOTAL, "event_type" => event_type)
+                .increment(1);
             tracing::warn!(event_id = %stored.envelope.event_id, error = %e, "publish failed; event stays in the store for redelivery");
+        } else {
+            counter!(catalogue::EVENTS_PUBLISHED_TOTAL, "event_type" => event_type).increment(1);
         }
     }
 }

@@ -129,6 +129,24 @@ impl RuntimeRegistry {
         }
     }
 
+    /// This registry's definitions with the availability that workers reported: a version is
+    /// available when at least one report lists it.
+    pub fn with_reported<'a>(
+        &self,
+        reports: impl IntoIterator<Item = &'a crate::ports::RuntimeReport> + Clone,
+    ) -> Self {
+        let mut registry = self.clone();
+        for r in &mut registry.runtimes {
+            for v in &mut r.versions {
+                v.available = reports
+                    .clone()
+                    .into_iter()
+                    .any(|report| report.lang == r.lang && report.versions.contains(&v.version));
+            }
+        }
+        registry
+    }
+
     pub fn runtimes(&self) -> &[RuntimeDef] {
         &self.runtimes
     }
@@ -257,6 +275,26 @@ mod tests {
         assert!(reported_version_matches(
             "GNU bash, version 5.2.15(1)-release",
             "5.2"
+        ));
+    }
+
+    #[test]
+    fn reported_versions_are_the_available_ones() {
+        let mut probed = RuntimeRegistry::embedded();
+        probed.assume_all_available();
+        let reports = [crate::ports::RuntimeReport {
+            lang: "python".to_owned(),
+            versions: vec!["3.11".to_owned()],
+        }];
+        let reg = probed.with_reported(&reports);
+        assert!(reg.resolve("python", "3.11").is_ok());
+        assert!(matches!(
+            reg.resolve("python", "3.12"),
+            Err(RuntimeError::NotInstalled { .. })
+        ));
+        assert!(matches!(
+            reg.resolve("go", "1.19"),
+            Err(RuntimeError::NotInstalled { .. })
         ));
     }
 

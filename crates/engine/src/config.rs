@@ -20,6 +20,10 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// A delivery whose handler failed this many times is logged and acknowledged.
     pub max_handler_attempts: u32,
+    /// A queue claim whose execution is still `queued` this long after the claim was taken
+    /// belongs to a dispatch that stopped (a live one schedules within moments): any
+    /// coordinator hands it back to the queue.
+    pub claim_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -32,6 +36,50 @@ impl Default for EngineConfig {
             },
             tick: Duration::from_secs(1),
             max_handler_attempts: 5,
+            claim_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Identity and lease of one local worker instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Unique among the workers sharing a store; a worker restarted with the same id recovers
+    /// the runs it owned. See [`WorkerConfig::generated_id`].
+    pub id: String,
+    /// How often the lease is renewed (and lost runs of other workers are looked for).
+    pub heartbeat: Duration,
+    /// How long a lease lasts after each renewal: a worker silent this long is lost, and its
+    /// runs are settled by another. Several heartbeats long.
+    pub lease: Duration,
+    /// How often the store is read for cancels the bus's live fan-out may have missed.
+    pub cancel_poll: Duration,
+}
+
+impl WorkerConfig {
+    /// `<hostname>-<pid>-<random>`: unique per process start.
+    pub fn generated_id() -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".to_owned());
+        let random: String = integr8s_core::new_id()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
+        format!("{host}-{}-{random}", std::process::id())
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            id: Self::generated_id(),
+            heartbeat: Duration::from_secs(3),
+            lease: Duration::from_secs(15),
+            cancel_poll: Duration::from_millis(500),
         }
     }
 }

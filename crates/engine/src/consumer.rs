@@ -13,7 +13,7 @@
 //! those events to the handler once more, outside the bus: the other groups never see them, and
 //! the handler gets the very same event (same id), so its idempotency holds.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -23,6 +23,8 @@ use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::dlq::{DlqMessage, NewDlqMessage};
 use integr8s_core::ports::replay::is_replayed;
 use integr8s_core::ports::{EventBus, Store};
+use integr8s_telemetry::catalogue;
+use integr8s_telemetry::metrics::{counter, histogram};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -130,10 +132,12 @@ async fn run(
         let attempt = Attempt {
             last: delivery.attempt >= max_attempts.max(1),
         };
+        let started = Instant::now();
         let result = handler
             .handle(&delivery.event, attempt)
             .instrument(span.clone())
             .await;
+        record_handling(group, env.event_type().as_str(), started, result.is_err());
         let _entered = span.enter();
         match result {
             Ok(()) => delivery.ack(),
@@ -170,6 +174,15 @@ async fn run(
     }
 }
 
+fn record_handling(group: &str, event_type: &'static str, started: Instant, failed: bool) {
+    histogram!(catalogue::EVENT_PROCESSING_DURATION_SECONDS, "group" => group.to_owned(), "event_type" => event_type)
+        .record(started.elapsed().as_secs_f64());
+    if failed {
+        counter!(catalogue::EVENT_PROCESSING_ERRORS_TOTAL, "group" => group.to_owned(), "event_type" => event_type)
+            .increment(1);
+    }
+}
+
 /// Stores a failure in the DLQ and announces it with `dlq_message_received`.
 pub(crate) async fn dead_letter(
     store: &dyn Store,
@@ -177,6 +190,7 @@ pub(crate) async fn dead_letter(
     failure: &NewDlqMessage,
 ) -> Result<DlqMessage, EngineError> {
     let message = store.dead_letter(failure).await?;
+    counter!(catalogue::DLQ_MESSAGES_RECEIVED_TOTAL, "group" => failure.group.clone()).increment(1);
     let received = message.received_payload();
     let env = Envelope::new(
         received,

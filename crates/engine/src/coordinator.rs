@@ -1,8 +1,13 @@
 //! The coordinator: admits requested executions into the queue and dispatches them into
 //! execution slots under the queue policy.
 //!
-//! Claims are atomic in the store, so several coordinators may run at once; within one process
-//! a mutex keeps a single dispatch loop going.
+//! Any number of coordinators may run at once: claims are atomic in the store (the caps are
+//! decided under the store's claim lock), and within one process a mutex keeps a single
+//! dispatch loop going. A claim is followed at once by the execution's `queued → scheduled`;
+//! a claim still standing `claim_timeout` later belongs to a coordinator that stopped in
+//! between, and any coordinator hands it back to the queue (compare-and-set on the claim, so
+//! only that claim, and only once). Recovery never touches what a live coordinator may be
+//! doing: it only completes what is older than `claim_timeout`.
 
 use std::sync::Arc;
 
@@ -11,6 +16,8 @@ use integr8s_core::event::{EventPayload, EventType, RunRequest, StoredEvent};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, QueueEntry, QueuePolicy, Store};
+use integr8s_telemetry::catalogue;
+use integr8s_telemetry::metrics::{gauge, histogram};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -96,14 +103,35 @@ impl Inner {
     async fn tick_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut interval = tokio::time::interval(self.config.tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let repair_every = (self.config.claim_timeout / 4).max(self.config.tick);
+        let mut repaired = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = interval.tick() => {}
             }
+            if repaired.elapsed() >= repair_every {
+                repaired = tokio::time::Instant::now();
+                if let Err(e) = self.requeue_stale_claims().await {
+                    tracing::warn!(error = %e, "handing back stale claims failed");
+                }
+            }
             if let Err(e) = self.dispatch().await {
                 tracing::warn!(error = %e, "dispatch on tick failed");
             }
+            self.report_queue().await;
+        }
+    }
+
+    /// Sets the queue gauges from the store (the store is the one owner of the queue, so every
+    /// coordinator reports the same figures).
+    async fn report_queue(&self) {
+        match self.store.queue_counts().await {
+            Ok((pending, active)) => {
+                gauge!(catalogue::EXECUTION_QUEUE_DEPTH).set(pending as f64);
+                gauge!(catalogue::EXECUTION_QUEUE_ACTIVE).set(active as f64);
+            }
+            Err(e) => tracing::debug!(error = %e, "queue counts not read"),
         }
     }
 
@@ -183,7 +211,14 @@ impl Inner {
                 .transition_execution(id, &[ExecutionStatus::Queued], ExecutionStatus::Scheduled)
                 .await;
             match scheduled {
-                Ok(true) => self.accept(&entry).await?,
+                Ok(true) => {
+                    let waited = (integr8s_core::now() - entry.enqueued_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    histogram!(catalogue::EXECUTION_QUEUE_WAIT_TIME_SECONDS, "priority" => entry.priority.as_str())
+                        .record(waited.as_secs_f64());
+                    self.accept(&entry).await?;
+                }
                 Ok(false) => {
                     tracing::info!(
                         execution_id = id,
@@ -192,14 +227,11 @@ impl Inner {
                     self.store.release(id).await?;
                 }
                 Err(e) => {
-                    // Give the slot back, and requeue so the execution is tried again.
-                    self.store.release(id).await?;
-                    self.store
-                        .enqueue(&QueueEntry {
-                            active_since: None,
-                            ..entry.clone()
-                        })
-                        .await?;
+                    // Hand the claim back so the execution is tried again (if this fails
+                    // too, the claim goes stale and any coordinator hands it back).
+                    if let Some(since) = entry.active_since {
+                        self.store.requeue_claim(id, since).await?;
+                    }
                     return Err(e.into());
                 }
             }
@@ -221,13 +253,34 @@ impl Inner {
         Ok(())
     }
 
-    /// Repairs what a crash can leave behind between two store writes:
+    /// The time before which an unfinished step counts as abandoned.
+    fn stale_before(&self) -> chrono::DateTime<chrono::Utc> {
+        let timeout =
+            chrono::Duration::from_std(self.config.claim_timeout).unwrap_or(chrono::Duration::MAX);
+        integr8s_core::now() - timeout
+    }
+
+    /// Hands back the claims of dispatches that stopped between the claim and the schedule.
+    async fn requeue_stale_claims(&self) -> Result<(), EngineError> {
+        for entry in self.store.stale_claims(self.stale_before()).await? {
+            let Some(since) = entry.active_since else {
+                continue;
+            };
+            if self.store.requeue_claim(&entry.execution_id, since).await? {
+                tracing::info!(execution_id = %entry.execution_id, "stale claim handed back to the queue");
+            }
+        }
+        Ok(())
+    }
+
+    /// Repairs what a crash can leave behind between two store writes, without disturbing
+    /// other coordinators at work:
     /// - active entries of executions that already ended (their slots are freed);
-    /// - queued executions whose entry was claimed but never scheduled (requeued);
-    /// - scheduled executions whose `execution_accepted` was never emitted.
-    ///
-    /// It assumes no other coordinator is mid-dispatch meanwhile (one coordinator per
-    /// deployment, or all restarted together): a claim in flight elsewhere could be requeued.
+    /// - claims of queued executions older than `claim_timeout` (handed back);
+    /// - queued executions with no queue entry at all (enqueued; a no-op if another
+    ///   coordinator enqueues it meanwhile);
+    /// - scheduled executions whose `execution_accepted` was never emitted, once they have
+    ///   been scheduled for `claim_timeout` (a live dispatch emits it within moments).
     async fn recover(&self) -> Result<(), EngineError> {
         let store = self.store.as_ref();
         let (_, active) = store.queue_counts().await?;
@@ -247,34 +300,27 @@ impl Inner {
                 }
             }
         }
-        let now = integr8s_core::now();
+        self.requeue_stale_claims().await?;
         for execution in store.executions_in(&[ExecutionStatus::Queued]).await? {
-            let id = &execution.execution_id;
-            if store
-                .queue_position(id, &self.config.queue, now)
-                .await?
-                .is_some()
-            {
-                continue;
-            }
-            // Either never enqueued (the request is redelivered anyway) or claimed by a
-            // dispatch that stopped before scheduling it: requeue it.
-            store.release(id).await?;
+            // Never enqueued (the request is redelivered anyway, this is quicker), or its
+            // entry was released by a dispatch that stopped before requeueing it. An entry
+            // that exists, pending or claimed, is left alone.
             let entry = QueueEntry {
-                execution_id: id.clone(),
+                execution_id: execution.execution_id.clone(),
                 user_id: execution.user_id.clone(),
                 priority: execution.priority,
                 enqueued_at: execution.created_at,
                 active_since: None,
             };
             if store.enqueue(&entry).await? {
-                tracing::info!(execution_id = %id, "requeued after a restart");
+                tracing::info!(execution_id = %entry.execution_id, "requeued after a restart");
                 self.announce_queued(&entry, None).await?;
             }
         }
+        let stale = self.stale_before();
         for execution in in_flight
             .iter()
-            .filter(|e| e.status == ExecutionStatus::Scheduled)
+            .filter(|e| e.status == ExecutionStatus::Scheduled && e.updated_at < stale)
         {
             let id = &execution.execution_id;
             let accepted = store

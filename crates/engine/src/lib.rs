@@ -14,10 +14,11 @@ mod error;
 pub mod notifications;
 pub mod replay;
 mod results;
+pub mod retention;
 mod saga;
 mod worker;
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, WorkerConfig};
 pub use coordinator::Coordinator;
 pub use error::EngineError;
 pub use results::ResultProcessor;

@@ -10,6 +10,8 @@ use integr8s_core::event::{Envelope, EventPayload, EventType, RunOutput, StoredE
 use integr8s_core::execution::{ErrorType, ExecutionResultRecord, ExecutionStatus, NO_EXIT_CODE};
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, Store};
+use integr8s_telemetry::catalogue;
+use integr8s_telemetry::metrics::{counter, histogram};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EngineConfig;
@@ -100,6 +102,9 @@ impl Inner {
         record: &ExecutionResultRecord,
     ) -> Result<(), EngineError> {
         let wrote = self.store.finish_execution(execution_id, record).await?;
+        if wrote {
+            record_outcome(record);
+        }
         tracing::info!(status = record.status.as_str(), wrote, "outcome processed");
         if record.status == ExecutionStatus::Cancelled {
             return Ok(());
@@ -162,6 +167,20 @@ impl Inner {
 }
 
 /// The stored result of an outcome event (docs/pipeline.md, "Outcome mapping").
+/// Counts a stored outcome (once per execution: only the write that ended it counts).
+fn record_outcome(record: &ExecutionResultRecord) {
+    counter!(catalogue::SCRIPT_EXECUTIONS_TOTAL, "status" => record.status.as_str()).increment(1);
+    if let Some(error_type) = record.error_type {
+        counter!(catalogue::SCRIPT_ERRORS_TOTAL, "error_type" => error_type.as_str()).increment(1);
+    }
+    if let Some(usage) = &record.resource_usage {
+        histogram!(catalogue::SCRIPT_EXECUTION_DURATION_SECONDS)
+            .record(usage.execution_time_wall_seconds);
+        histogram!(catalogue::SCRIPT_MEMORY_USAGE_BYTES)
+            .record(usage.peak_memory_kb.max(0) as f64 * 1024.0);
+    }
+}
+
 fn result_record(payload: &EventPayload) -> Option<ExecutionResultRecord> {
     let record = |status, output: &RunOutput| ExecutionResultRecord {
         status,

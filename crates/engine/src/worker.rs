@@ -6,21 +6,32 @@
 //! While a run goes on, the executor's progress becomes the `pod_*` events of the contract
 //! (see [`pod`]), each step's events stored in one batch.
 //!
-//! A run happens at most once: it starts only after the `scheduled → running` compare-and-set
-//! succeeded, so a redelivered command is skipped. Once that CAS succeeded the run's task
-//! always reports an outcome (it retries the emission), and an execution still `running` when
-//! a worker starts was interrupted and is ended as a system error, never re-run.
+//! Any number of workers may share a store and a bus. Each has an id and a lease in the store
+//! ([`lease`]): the run commands are shared by the `local-worker` consumer group, and the
+//! worker that takes one owns its run:
+//! - a run happens at most once: it is owned only after the `scheduled → running`
+//!   compare-and-set recorded the owner (a redelivered command is skipped), and it is handed to
+//!   the executor only after a second compare-and-set, fenced by that ownership, marked it
+//!   started;
+//! - once owned, the run's task always reports an outcome (it retries the emission); runs still
+//!   owned by a worker that starts again under the same id were interrupted and are ended as a
+//!   system error (or scheduled again if they never started); runs of a worker whose lease
+//!   expired are settled the same way by another worker ("worker lost");
+//! - cancels reach every worker ([`cancels`]): live through the bus's fan-out, and from the
+//!   store's event log as a catch-up, so the owner stops the run wherever it is.
 
+mod cancels;
+mod lease;
 pub(crate) mod outcome;
 mod pod;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use integr8s_core::event::{Envelope, EventPayload, EventType, RunRequest, StoredEvent};
-use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, Executor, RunControl, RunOutcome, RunSpec, Store};
 use integr8s_core::ports::{ExecError, RunProgress, RunReport};
@@ -30,20 +41,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, WorkerConfig};
 use crate::consumer::{consume_with_dlq, Attempt, Handler};
 use crate::error::EngineError;
 use crate::groups;
 use outcome::{exit_code_of, map_report, system_failure, CancelRequest};
 use pod::Placement;
 
-const TOPICS: &[EventType] = &[EventType::CreatePodCommand, EventType::DeletePodCommand];
+const TOPICS: &[EventType] = &[EventType::CreatePodCommand];
 
-/// How many ids of executions cancelled before their run started are remembered.
+/// How many cancels of runs that are not live here are remembered (a run command may come
+/// after its cancel, or be handed to this worker later).
 const CANCELLED_BEFORE_START_CAPACITY: usize = 10_000;
 
-/// Attempts at storing a run's outcome event before giving up (the restart recovery then ends
-/// the execution).
+/// Attempts at storing a run's outcome event before giving up (the restart recovery, or the
+/// lost-run settlement of another worker, then ends the execution).
 const OUTCOME_EMIT_ATTEMPTS: u32 = 6;
 
 pub(crate) const RESTART_MESSAGE: &str = "run interrupted by a service restart";
@@ -58,13 +70,22 @@ pub struct LocalWorker {
 
 struct Inner {
     store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
     outbox: Outbox,
     executor: Arc<dyn Executor>,
     registry: Arc<RuntimeRegistry>,
     config: EngineConfig,
-    live: Mutex<HashMap<String, LiveRun>>,
-    cancelled_before_start: Mutex<RecentIds>,
+    worker: WorkerConfig,
+    runs: Mutex<Runs>,
     tasks: TaskTracker,
+}
+
+/// The live runs and the cancels that found no live run, under one lock: a cancel and a start
+/// racing for the same execution always meet in one of the two.
+#[derive(Default)]
+struct Runs {
+    live: HashMap<String, LiveRun>,
+    cancelled: RecentCancels,
 }
 
 /// A run in progress.
@@ -73,30 +94,34 @@ struct LiveRun {
     cancel: CancellationToken,
     /// Who asked for the cancel; unset when the worker stopped the run on shutdown.
     cancelled_by: Arc<OnceLock<CancelRequest>>,
+    /// The store says this worker no longer owns the run (another settled it as lost): it is
+    /// stopped and its outcome is not reported.
+    abandoned: Arc<AtomicBool>,
 }
 
-/// A bounded set that forgets its oldest ids.
+/// A bounded map that forgets its oldest entries.
 #[derive(Default)]
-struct RecentIds {
+struct RecentCancels {
     order: VecDeque<String>,
-    ids: HashSet<String>,
+    requests: HashMap<String, CancelRequest>,
 }
 
-impl RecentIds {
-    fn insert(&mut self, id: &str) {
-        if !self.ids.insert(id.to_owned()) {
+impl RecentCancels {
+    fn insert(&mut self, id: &str, request: CancelRequest) {
+        if self.requests.contains_key(id) {
             return;
         }
+        self.requests.insert(id.to_owned(), request);
         self.order.push_back(id.to_owned());
         while self.order.len() > CANCELLED_BEFORE_START_CAPACITY {
             if let Some(old) = self.order.pop_front() {
-                self.ids.remove(&old);
+                self.requests.remove(&old);
             }
         }
     }
 
-    fn contains(&self, id: &str) -> bool {
-        self.ids.contains(id)
+    fn get(&self, id: &str) -> Option<&CancelRequest> {
+        self.requests.get(id)
     }
 }
 
@@ -108,45 +133,80 @@ impl LocalWorker {
         executor: Arc<dyn Executor>,
         registry: Arc<RuntimeRegistry>,
         config: EngineConfig,
+        worker: WorkerConfig,
     ) -> Self {
         Self {
-            bus,
+            bus: bus.clone(),
             inner: Arc::new(Inner {
                 store,
+                bus,
                 outbox,
                 executor,
                 registry,
                 config,
-                live: Mutex::default(),
-                cancelled_before_start: Mutex::default(),
+                worker,
+                runs: Mutex::default(),
                 tasks: TaskTracker::new(),
             }),
         }
     }
 
-    /// Ends runs interrupted by a previous stop, then runs commands until `shutdown`. On
-    /// shutdown the live runs are stopped, reported as interrupted and waited for.
+    /// This worker's id.
+    pub fn id(&self) -> &str {
+        &self.inner.worker.id
+    }
+
+    /// Takes the lease now, with this worker's report (installed runtimes, executor health),
+    /// so that what the worker can run is known before [`LocalWorker::run`] gets going (which
+    /// takes it again).
+    pub async fn register(&self) -> Result<(), EngineError> {
+        Ok(self.inner.renew_lease().await?)
+    }
+
+    /// Takes the lease, settles the runs a previous start under the same id left behind, then
+    /// runs commands until `shutdown`. On shutdown the live runs are stopped, reported as
+    /// interrupted and waited for, and the lease is given up.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), EngineError> {
-        self.inner.recover().await?;
+        let inner = &self.inner;
+        inner.renew_lease().await?;
+        inner.recover().await?;
+        let background = shutdown.child_token();
+        let cursor = inner.store.last_seq().await?;
+        let loops = [
+            tokio::spawn(inner.clone().lease_loop(background.clone())),
+            tokio::spawn(inner.clone().watch_cancels(background.clone())),
+            tokio::spawn(inner.clone().poll_cancels(cursor, background.clone())),
+        ];
         let result = consume_with_dlq(
-            self.inner.store.as_ref(),
+            inner.store.as_ref(),
             self.bus.as_ref(),
             TOPICS,
             groups::LOCAL_WORKER,
-            self.inner.config.max_handler_attempts,
-            &self.inner,
+            inner.config.max_handler_attempts,
+            inner,
             &shutdown,
         )
         .await;
-        let live: Vec<LiveRun> = lock(&self.inner.live).values().cloned().collect();
+        background.cancel();
+        for task in loops {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a worker loop panicked");
+            }
+        }
+        let live: Vec<LiveRun> = lock(&inner.runs).live.values().cloned().collect();
         if !live.is_empty() {
             tracing::info!(runs = live.len(), "stopping live runs");
         }
         for run in live {
             run.cancel.cancel();
         }
-        self.inner.tasks.close();
-        self.inner.tasks.wait().await;
+        inner.tasks.close();
+        inner.tasks.wait().await;
+        // Runs whose outcome could not be stored stay owned by this id: once the lease is
+        // gone, another worker settles them.
+        if let Err(e) = inner.store.drop_lease(&inner.worker.id).await {
+            tracing::warn!(error = %e, "could not give the worker lease up; it expires by itself");
+        }
         result
     }
 }
@@ -162,69 +222,19 @@ impl Handler for Arc<Inner> {
         let env = &event.envelope;
         match &env.payload {
             EventPayload::CreatePodCommand { run, .. } => self.start(env, run).await,
-            EventPayload::DeletePodCommand {
-                execution_id,
-                reason,
-                ..
-            } => {
-                let request = CancelRequest {
-                    by: env
-                        .metadata
-                        .user_id
-                        .clone()
-                        .unwrap_or_else(|| "system".to_owned()),
-                    reason: Some(reason.clone()),
-                };
-                self.cancel(execution_id, request);
-                Ok(())
-            }
             _ => Ok(()),
         }
     }
 }
 
 impl Inner {
-    async fn recover(&self) -> Result<(), EngineError> {
-        for execution in self
-            .store
-            .executions_in(&[ExecutionStatus::Running])
-            .await?
-        {
-            tracing::warn!(execution_id = %execution.execution_id, "ending a run interrupted by a restart");
-            let payload = system_failure(&execution.execution_id, RESTART_MESSAGE.to_owned());
-            self.outbox
-                .emit(payload, Some(execution.user_id.clone()), None)
-                .await?;
-        }
-        Ok(())
-    }
-
-    fn cancel(&self, execution_id: &str, request: CancelRequest) {
-        if let Some(run) = lock(&self.live).get(execution_id) {
-            tracing::info!(execution_id, "cancelling the live run");
-            // Only the first cancel names who asked.
-            let _ = run.cancelled_by.set(request);
-            run.cancel.cancel();
-            return;
-        }
-        lock(&self.cancelled_before_start).insert(execution_id);
-    }
-
     async fn start(
         self: &Arc<Self>,
         cause: &Envelope,
         run: &RunRequest,
     ) -> Result<(), EngineError> {
         let id = run.execution_id.as_str();
-        if lock(&self.cancelled_before_start).contains(id) {
-            tracing::info!(execution_id = id, "cancelled before its start; not run");
-            return Ok(());
-        }
-        let moved = self
-            .store
-            .transition_execution(id, &[ExecutionStatus::Scheduled], ExecutionStatus::Running)
-            .await?;
-        if !moved {
+        if !self.store.claim_run(id, &self.worker.id).await? {
             tracing::info!(
                 execution_id = id,
                 "not scheduled (already run, cancelled or deleted); skipped"
@@ -232,36 +242,64 @@ impl Inner {
             return Ok(());
         }
         let live = LiveRun::default();
-        lock(&self.live).insert(id.to_owned(), live.clone());
-        let span = tracing::info_span!("run", execution_id = id);
+        {
+            let mut runs = lock(&self.runs);
+            if let Some(request) = runs.cancelled.get(id) {
+                // Cancelled before this worker took it: it ends without running.
+                let _ = live.cancelled_by.set(request.clone());
+                live.cancel.cancel();
+            }
+            runs.live.insert(id.to_owned(), live.clone());
+        }
+        let span = tracing::info_span!("run", execution_id = id, worker_id = %self.worker.id);
         let task = self.clone().run_to_end(cause.clone(), run.clone(), live);
         self.tasks.spawn(task.instrument(span));
         Ok(())
     }
 
-    /// Runs one script and reports its outcome; never returns without having tried to.
+    /// Runs one script and reports its outcome; never returns without having tried to, unless
+    /// the run turned out not to be this worker's any more.
     async fn run_to_end(self: Arc<Self>, cause: Envelope, run: RunRequest, live: LiveRun) {
         let id = run.execution_id.clone();
         let mut placement = Placement::default();
         let events = match self.registry.resolve(&run.language, &run.language_version) {
             Err(e) => vec![system_failure(&id, e.to_string())],
-            Ok(runtime) => {
-                let spec = RunSpec {
-                    execution_id: id.clone(),
-                    lang: runtime.lang,
-                    lang_version: runtime.version,
-                    file_name: runtime.file_name,
-                    script: run.script.clone(),
-                    command: runtime.command,
-                    env: runtime.env,
-                    limits: run.limits,
-                    stdin: run.stdin.clone(),
-                };
-                let result = self.follow_run(&cause, &spec, &live, &mut placement).await;
-                outcome_events(&id, &run, result, &live, &placement)
-            }
+            Ok(_) if live.cancel.is_cancelled() => match live.cancelled_by.get() {
+                Some(request) => vec![outcome::cancelled_before_start(&id, request)],
+                None => vec![system_failure(&id, SHUTDOWN_MESSAGE.to_owned())],
+            },
+            Ok(runtime) => match self.store.mark_run_started(&id, &self.worker.id).await {
+                Ok(false) => {
+                    tracing::warn!("the run is no longer owned by this worker; not started");
+                    lock(&self.runs).live.remove(&id);
+                    return;
+                }
+                Err(e) => vec![system_failure(
+                    &id,
+                    format!("the run could not be marked started: {e}"),
+                )],
+                Ok(true) => {
+                    let spec = RunSpec {
+                        execution_id: id.clone(),
+                        lang: runtime.lang,
+                        lang_version: runtime.version,
+                        file_name: runtime.file_name,
+                        script: run.script.clone(),
+                        command: runtime.command,
+                        env: runtime.env,
+                        limits: run.limits,
+                        stdin: run.stdin.clone(),
+                    };
+                    let result = self.follow_run(&cause, &spec, &live, &mut placement).await;
+                    outcome_events(&id, &run, result, &live, &placement)
+                }
+            },
         };
-        lock(&self.live).remove(&id);
+        lock(&self.runs).live.remove(&id);
+        if live.abandoned.load(Ordering::SeqCst) {
+            tracing::warn!("run ended after it was settled as lost; its outcome is dropped");
+            return;
+        }
         if let Some(first) = events.first() {
             tracing::info!(outcome = %first.event_type(), "run ended");
         }

@@ -10,6 +10,8 @@ use async_trait::async_trait;
 use integr8s_core::ports::executor::{
     ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunProgress, RunReport, RunSpec,
 };
+use integr8s_telemetry::catalogue;
+use integr8s_telemetry::metrics::counter;
 use tokio::sync::Semaphore;
 
 use crate::args::{self, BwrapArgs};
@@ -607,11 +609,30 @@ fn cancelled_before_start() -> RunReport {
     }
 }
 
+fn outcome_label(outcome: RunOutcome) -> &'static str {
+    match outcome {
+        RunOutcome::Exited { code: 0 } => "exited_zero",
+        RunOutcome::Exited { .. } => "exited_nonzero",
+        RunOutcome::Signaled { .. } => "signaled",
+        RunOutcome::TimedOut => "timed_out",
+        RunOutcome::OutputLimit => "output_limit",
+        RunOutcome::OutOfMemory => "out_of_memory",
+        RunOutcome::CpuLimit => "cpu_limit",
+        RunOutcome::Cancelled => "cancelled",
+    }
+}
+
 #[async_trait]
 impl Executor for LocalExecutor {
     async fn run(&self, spec: &RunSpec, control: RunControl) -> Result<RunReport, ExecError> {
         let mode = self.mode();
-        self.run_in_mode(&mode, spec, &control).await
+        let result = self.run_in_mode(&mode, spec, &control).await;
+        let outcome = match &result {
+            Ok(report) => outcome_label(report.outcome),
+            Err(_) => "error",
+        };
+        counter!(catalogue::SANDBOX_RUNS_TOTAL, "outcome" => outcome).increment(1);
+        result
     }
 
     fn health(&self) -> ExecutorHealth {

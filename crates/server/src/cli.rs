@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::roles::{Role, RoleSet};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "integr8s",
@@ -20,18 +22,87 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything in one process: API, coordinator, saga orchestrator, local worker, result processor.
-    Serve(ServeArgs),
-    /// Create or upgrade the database schema, then exit.
+    /// Run the roles in one process: all of them (the all-in-one server), or those of --roles.
+    Serve(ServeCommand),
+    #[command(flatten)]
+    Role(RoleCommand),
+    /// Create or upgrade the database schema (and the Kafka topics when `bus.brokers` is set), then exit.
     Migrate(ServeArgs),
     /// Create or reset the users `admin` and `user` with the configured passwords.
     SeedUsers(ServeArgs),
-    /// Validate the configuration (and print it with --print), then exit.
+    /// Validate the configuration (for all roles, or those of --roles), print it with --print, then exit.
     CheckConfig(CheckArgs),
     /// Print the OpenAPI document of the HTTP API (JSON), then exit.
     Openapi,
     /// Measure end-to-end latency of a Python hello world through the API against bare python3.
     Bench(BenchArgs),
+}
+
+/// One subcommand per role (see [`Role`]): each runs that role alone in this process.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Run the HTTP API (role `api`).
+    Api(ServeArgs),
+    /// Run the coordinator: queue admission and dispatch (role `coordinator`).
+    Coordinator(RoleArgs),
+    /// Run the saga orchestrator (role `saga-orchestrator`).
+    SagaOrchestrator(RoleArgs),
+    /// Run scripts in the local sandbox (role `local-worker`).
+    LocalWorker(RoleArgs),
+    /// Store outcomes and free queue slots (role `result-processor`).
+    ResultProcessor(RoleArgs),
+    /// Redeliver or discard dead-lettered events (role `dlq-processor`).
+    DlqProcessor(RoleArgs),
+    /// Run replay sessions (role `event-replay`).
+    EventReplay(RoleArgs),
+    /// Create notifications and deliver webhooks (role `notifications`).
+    Notifications(RoleArgs),
+}
+
+impl RoleCommand {
+    /// The role the subcommand runs, and its flags.
+    pub fn role(&self) -> (Role, ServeArgs) {
+        let (role, args) = match self {
+            RoleCommand::Api(a) => return (Role::Api, a.clone()),
+            RoleCommand::Coordinator(a) => (Role::Coordinator, a),
+            RoleCommand::SagaOrchestrator(a) => (Role::SagaOrchestrator, a),
+            RoleCommand::LocalWorker(a) => (Role::LocalWorker, a),
+            RoleCommand::ResultProcessor(a) => (Role::ResultProcessor, a),
+            RoleCommand::DlqProcessor(a) => (Role::DlqProcessor, a),
+            RoleCommand::EventReplay(a) => (Role::EventReplay, a),
+            RoleCommand::Notifications(a) => (Role::Notifications, a),
+        };
+        (
+            role,
+            ServeArgs {
+                data_dir: args.data_dir.clone(),
+                ..ServeArgs::default()
+            },
+        )
+    }
+}
+
+fn parse_roles(list: &str) -> Result<RoleSet, String> {
+    RoleSet::parse(list)
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Run only these roles, comma-separated (default: all of them): api, coordinator,
+    /// saga-orchestrator, local-worker, result-processor, dlq-processor, event-replay,
+    /// notifications.
+    #[arg(long, value_name = "ROLES", value_parser = parse_roles)]
+    pub roles: Option<RoleSet>,
+}
+
+/// The flags of a role without a listener of its own (its health port is `health.port`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RoleArgs {
+    /// Directory for local files (replay files) [config: server.data_dir, env: INTEGR8S_DATA_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -54,6 +125,10 @@ pub struct CheckArgs {
     /// Print the effective configuration (secrets redacted).
     #[arg(long)]
     pub print: bool,
+    /// Also check that these roles (comma-separated) can run apart from the others with this
+    /// configuration (the topology guard of their subcommands).
+    #[arg(long, value_name = "ROLES", value_parser = parse_roles)]
+    pub roles: Option<RoleSet>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -67,6 +142,16 @@ pub struct BenchArgs {
     /// Measure only one part: `api` (through the HTTP API) or `sandbox` (the executor alone).
     #[arg(long, value_enum)]
     pub only: Option<BenchPart>,
+    /// Measure a running deployment at this URL (e.g. the scaled-out system's API) instead of
+    /// starting a server; only the API part is measured then.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Account the bench logs in with (on a running deployment).
+    #[arg(long, default_value = "admin", requires = "base_url")]
+    pub username: String,
+    /// Its password.
+    #[arg(long, default_value = "admin123", requires = "base_url")]
+    pub password: String,
 }
 
 /// A part of `integr8s bench`.
@@ -74,4 +159,39 @@ pub struct BenchArgs {
 pub enum BenchPart {
     Api,
     Sandbox,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn every_role_has_its_subcommand() {
+        for role in Role::ALL {
+            let cli = Cli::try_parse_from(["integr8s", role.name(), "--data-dir", "/tmp/x"])
+                .unwrap_or_else(|e| panic!("{role}: {e}"));
+            let Command::Role(command) = cli.command else {
+                panic!("{role}: not a role subcommand")
+            };
+            let (parsed, args) = command.role();
+            assert_eq!(parsed, role);
+            assert_eq!(
+                args.data_dir.as_deref(),
+                Some(std::path::Path::new("/tmp/x"))
+            );
+        }
+    }
+
+    #[test]
+    fn serve_takes_a_role_list() {
+        let cli = Cli::try_parse_from(["integr8s", "serve", "--roles", "api,coordinator"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(serve.roles.unwrap().to_string(), "coordinator,api");
+        assert!(Cli::try_parse_from(["integr8s", "serve", "--roles", "api,nope"]).is_err());
+        assert!(Cli::try_parse_from(["integr8s", "coordinator", "--port", "1"]).is_err());
+    }
 }

@@ -12,8 +12,10 @@ use thiserror::Error;
 use toml::{Table, Value};
 
 mod bus;
+mod limits;
 
 pub use bus::BusSection;
+pub use limits::{QuotasSection, RetentionSection, StreamsSection};
 
 pub const DEFAULTS: &str = include_str!("../integr8s.default.toml");
 const ENV_PREFIX: &str = "INTEGR8S_";
@@ -50,6 +52,72 @@ pub struct Config {
     pub rate_limit: RateLimitSection,
     pub limiter: LimiterSection,
     pub bus: BusSection,
+    pub metrics: MetricsSection,
+    pub worker: WorkerSection,
+    pub health: HealthSection,
+    pub quotas: QuotasSection,
+    pub retention: RetentionSection,
+    pub streams: StreamsSection,
+}
+
+/// `GET /metrics`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Empty: anyone who reaches the port may scrape. Otherwise scrapers send
+    /// `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+impl std::fmt::Debug for MetricsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("MetricsSection")
+            .field("token", &token)
+            .finish()
+    }
+}
+
+/// Identity and lease of the local worker (`[worker]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSection {
+    /// Empty: `<hostname>-<pid>-<random>`, new at every start. A fixed id makes a restarted
+    /// worker settle the runs it owned at once instead of after its lease expires.
+    pub id: String,
+    pub heartbeat_ms: u64,
+    pub lease_ms: u64,
+}
+
+impl WorkerSection {
+    /// The engine's worker settings.
+    pub fn engine(&self) -> integr8s_engine::WorkerConfig {
+        let defaults = integr8s_engine::WorkerConfig::default();
+        integr8s_engine::WorkerConfig {
+            id: if self.id.is_empty() {
+                defaults.id
+            } else {
+                self.id.clone()
+            },
+            heartbeat: std::time::Duration::from_millis(self.heartbeat_ms),
+            lease: std::time::Duration::from_millis(self.lease_ms),
+            cancel_poll: defaults.cancel_poll,
+        }
+    }
+}
+
+/// The health port of a process that runs only some of the roles (`/health/live`,
+/// `/health/ready`); the all-in-one server answers health on the API's port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    pub host: String,
+    /// 0: a free port, printed on stdout at start.
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -352,6 +420,21 @@ impl Config {
             }
         };
         check(
+            self.worker.heartbeat_ms >= 100,
+            "worker.heartbeat_ms",
+            "must be at least 100",
+        )?;
+        check(
+            self.worker.lease_ms >= 2 * self.worker.heartbeat_ms,
+            "worker.lease_ms",
+            "must be at least twice worker.heartbeat_ms (a lease outlives a late heartbeat)",
+        )?;
+        check(
+            self.worker.id.len() <= 200 && !self.worker.id.chars().any(char::is_whitespace),
+            "worker.id",
+            "must be at most 200 characters, without spaces",
+        )?;
+        check(
             self.sandbox.uid_base >= 1000,
             "sandbox.uid_base",
             "expected an unprivileged host uid of at least 1000 (runs use the uids from here)",
@@ -511,7 +594,13 @@ impl Config {
             "server.trusted_proxies",
             "expected IP addresses or CIDR blocks such as 127.0.0.1 or 10.0.0.0/8",
         )?;
+        check(
+            self.health.host.parse::<IpAddr>().is_ok(),
+            "health.host",
+            "expected an IP address such as 0.0.0.0 or 127.0.0.1",
+        )?;
         self.bus.validate(&check)?;
+        limits::validate(&self.quotas, &self.retention, &self.streams, &check)?;
         Ok(())
     }
 

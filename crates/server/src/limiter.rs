@@ -16,6 +16,8 @@ use crate::config::Config;
 pub struct Limiters {
     pub rate: Arc<dyn RateLimiter>,
     pub kv: Arc<dyn KeyValue>,
+    /// The shared Redis, for readiness checks; `None` in memory.
+    pub redis: Option<RedisConnection>,
 }
 
 /// Builds the adapters. An unreachable Redis does not stop the start: rate limiting fails open
@@ -27,6 +29,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Limiters> {
         return Ok(Limiters {
             rate: Arc::new(MemoryRateLimiter::new()),
             kv: Arc::new(MemoryKeyValue::new()),
+            redis: None,
         });
     }
     let redis = RedisConfig::new(&section.redis_url, &section.key_prefix);
@@ -46,6 +49,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Limiters> {
     }
     Ok(Limiters {
         rate: Arc::new(RedisRateLimiter::new(conn.clone())),
-        kv: Arc::new(RedisKeyValue::new(conn)),
+        kv: Arc::new(RedisKeyValue::new(conn.clone())),
+        redis: Some(conn),
     })
 }

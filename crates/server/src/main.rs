@@ -4,9 +4,9 @@ mod bench;
 mod cli;
 mod config;
 mod limiter;
+mod roles;
 mod secret;
 mod seed;
-mod wiring;
 
 use std::collections::HashMap;
 
@@ -15,6 +15,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, ServeArgs};
 use crate::config::{CliOverrides, Config};
+use crate::roles::RoleSet;
 
 fn load_config(cli_config: Option<&std::path::Path>, args: &ServeArgs) -> anyhow::Result<Config> {
     let env: HashMap<String, String> = std::env::vars().collect();
@@ -66,15 +67,21 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => {
+        Command::Role(command) => {
+            let (role, args) = command.role();
             let config = load_config(cli.config.as_deref(), &args)?;
             init_tracing(config.server.log_format == "json");
-            wiring::serve(config).await
+            roles::run(config, RoleSet::one(role)).await
+        }
+        Command::Serve(args) => {
+            let config = load_config(cli.config.as_deref(), &args.serve)?;
+            init_tracing(config.server.log_format == "json");
+            roles::run(config, args.roles.unwrap_or_else(RoleSet::all)).await
         }
         Command::Migrate(args) => {
             let config = load_config(cli.config.as_deref(), &args)?;
             init_tracing(false);
-            wiring::open_store(&config).await?;
+            roles::adapters::open_store(&config).await?;
             let url = integr8s_store::redact_url(&config.database_url());
             println!("database {url} is up to date");
             if let Some(kafka) = config.bus.kafka() {
@@ -91,16 +98,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SeedUsers(args) => {
             let config = load_config(cli.config.as_deref(), &args)?;
             init_tracing(false);
-            let store = wiring::open_store(&config).await?;
+            let store = roles::adapters::open_store(&config).await?;
             seed::seed_force(&config, store.as_ref()).await
         }
         Command::CheckConfig(args) => {
             let config = load_config(cli.config.as_deref(), &args.serve)?;
-            seed::check_exposure(&config)?;
+            let roles = args.roles.unwrap_or_else(RoleSet::all);
+            roles::topology::check(&config, &roles)?;
+            if roles.contains(roles::Role::Api) {
+                seed::check_exposure(&config)?;
+            }
             if args.print {
                 println!("{config:#?}");
             }
-            println!("configuration is valid");
+            println!("configuration is valid for roles {roles}");
             Ok(())
         }
         Command::Openapi => {

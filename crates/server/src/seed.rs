@@ -99,10 +99,18 @@ pub async fn seed_if_empty(config: &Config, store: &dyn Store) -> anyhow::Result
         return Ok(());
     }
     for user in seed_users(config)? {
-        store
-            .create_user(&user)
-            .await
-            .with_context(|| format!("seeding {}", user.username))?;
+        if let Err(e) = store.create_user(&user).await {
+            // Several API processes may start on an empty database at once: one of them wins.
+            let taken = store
+                .user_by_username(&user.username)
+                .await
+                .context("reading seeded accounts")?
+                .is_some();
+            if taken {
+                continue;
+            }
+            return Err(e).with_context(|| format!("seeding {}", user.username));
+        }
         tracing::info!(username = %user.username, "seeded default account");
     }
     Ok(())

@@ -12,6 +12,7 @@ mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod queue_order;
+mod retention;
 mod rows;
 mod sqlite;
 #[cfg(feature = "testkit")]

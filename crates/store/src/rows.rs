@@ -401,3 +401,33 @@ pub(crate) mod ratelimit {
         })
     }
 }
+
+/// Worker leases and the runs they own.
+pub(crate) mod workers {
+    use integr8s_core::ports::{OwnedRun, WorkerLease};
+    use integr8s_core::StoreError;
+
+    use crate::codec::{col, col_json, col_ts, Columns};
+
+    pub(crate) const LEASE_COLUMNS: &str = "worker_id, report, started_at, renewed_at, expires_at";
+
+    pub(crate) fn decode_lease(row: &impl Columns) -> Result<WorkerLease, StoreError> {
+        Ok(WorkerLease {
+            report: col_json(row, "report")?,
+            started_at: col_ts(row, "started_at")?,
+            renewed_at: col_ts(row, "renewed_at")?,
+            expires_at: col_ts(row, "expires_at")?,
+        })
+    }
+
+    pub(crate) const RUN_COLUMNS: &str = "execution_id, user_id, worker_id, run_started_at";
+
+    pub(crate) fn decode_run(row: &impl Columns) -> Result<OwnedRun, StoreError> {
+        Ok(OwnedRun {
+            execution_id: col(row, "execution_id")?,
+            user_id: col(row, "user_id")?,
+            worker_id: col(row, "worker_id")?,
+            started: col::<Option<String>>(row, "run_started_at")?.is_some(),
+        })
+    }
+}

@@ -31,6 +31,7 @@ pub fn scripts() -> Vec<Operation> {
     vec![
         Operation::get("/api/v1/scripts", T)
             .summary("List Saved Scripts")
+            .query::<params::SavedScriptsQuery>()
             .response(json::<SavedScriptListResponse>()),
         Operation::post("/api/v1/scripts", T)
             .summary("Create Saved Script")

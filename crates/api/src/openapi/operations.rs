@@ -124,6 +124,9 @@ fn platform() -> Vec<Operation> {
         Operation::get("/console/{version}/{*path}", "console")
             .summary("A file of the web console (version-addressed, immutable)")
             .response(Body::Downloads(&["text/javascript", "text/css"])),
+        Operation::get("/metrics", "meta")
+            .summary("Metrics in the Prometheus text format (docs/metrics.md); a bearer token when metrics.token is set")
+            .response(Body::Download("text/plain")),
     ]
 }
 

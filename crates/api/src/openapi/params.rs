@@ -35,6 +35,17 @@ pub struct UserExecutionsQuery {
     skip: i64,
 }
 
+/// `GET /api/v1/scripts` (an integr8s extension: the original lists every script).
+#[derive(JsonSchema)]
+pub struct SavedScriptsQuery {
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 500), extend("default" = 100))]
+    limit: i64,
+    #[serde(default)]
+    #[schemars(range(min = 0), extend("default" = 0))]
+    offset: i64,
+}
+
 /// `GET /api/v1/executions/{execution_id}/events`.
 #[derive(JsonSchema)]
 pub struct ExecutionEventsQuery {

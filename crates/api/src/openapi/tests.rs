@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::body::Body as HttpBody;
 use axum::http::{Method, Request};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, EventStore, ExecutorHealth, Store};
+use integr8s_core::ports::{EventBus, EventStore, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use tower::ServiceExt;
 
@@ -38,11 +38,7 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
         outbox: Outbox::new(events, bus, "openapi-test"),
         kv: Arc::new(integr8s_limiter::MemoryKeyValue::new()),
         registry: Arc::new(RuntimeRegistry::embedded()),
-        executor_health: Arc::new(|| ExecutorHealth {
-            ready: false,
-            mode: "test".into(),
-            detail: None,
-        }),
+        workers: crate::WorkerView::default(),
         config: Arc::new(ApiConfig {
             secret: b"openapi-test-secret-at-least-32-bytes".to_vec(),
             rate_limit_enabled: false,
@@ -50,6 +46,7 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
         }),
         started_at: Instant::now(),
         rate_limits: RateLimits::new(Arc::new(integr8s_limiter::MemoryRateLimiter::new())),
+        streams: crate::streams::StreamHub::new(Default::default()),
     };
     (crate::router(state), dir)
 }

@@ -9,6 +9,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use integr8s_core::ports::ratelimit::{EndpointGroup, RateLimitDecision};
+use integr8s_telemetry::catalogue;
+use integr8s_telemetry::metrics::counter;
 use serde_json::json;
 
 use super::{is_excluded, rules, RateLimits, StreamSlot};
@@ -52,8 +54,10 @@ fn session_user_id(state: &AppState, headers: &HeaderMap) -> Option<String> {
 
 /// What the limits say about one request.
 enum Verdict {
-    /// No rule applies, or the user bypasses limits.
+    /// No rule applies.
     Free,
+    /// The user's override bypasses limits.
+    Bypass,
     /// Counted against a per-window budget.
     Counted(RateLimitDecision),
     /// An event stream that holds its place until the response ends.
@@ -69,8 +73,10 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     let user_id = session_user_id(&state, req.headers());
     let ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
     let path = req.uri().path().to_owned();
-    match decide(&state, user_id, ip, &path).await {
-        Ok(Verdict::Free) => next.run(req).await,
+    let verdict = decide(&state, user_id, ip, &path).await;
+    record_verdict(&verdict);
+    match verdict {
+        Ok(Verdict::Free | Verdict::Bypass) => next.run(req).await,
         Ok(Verdict::Counted(decision)) => {
             let mut response = next.run(req).await;
             put_headers(response.headers_mut(), &decision);
@@ -96,6 +102,18 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     }
 }
 
+fn record_verdict(verdict: &Result<Verdict, ApiError>) {
+    let outcome = match verdict {
+        Ok(Verdict::Free) => return,
+        Ok(Verdict::Bypass) => catalogue::RATE_LIMIT_BYPASS_TOTAL,
+        Ok(Verdict::Counted(_) | Verdict::Stream(..)) => catalogue::RATE_LIMIT_ALLOWED_TOTAL,
+        Ok(Verdict::Refused(_)) => catalogue::RATE_LIMIT_REJECTED_TOTAL,
+        Err(_) => catalogue::RATE_LIMIT_FAIL_OPEN_TOTAL,
+    };
+    counter!(catalogue::RATE_LIMIT_REQUESTS_TOTAL).increment(1);
+    counter!(outcome).increment(1);
+}
+
 async fn decide(
     state: &AppState,
     user_id: Option<String>,
@@ -109,7 +127,7 @@ async fn decide(
     };
     let config = profile.as_ref().and_then(|p| p.config.as_ref());
     if config.is_some_and(|c| c.bypass_rate_limit) {
-        return Ok(Verdict::Free);
+        return Ok(Verdict::Bypass);
     }
     let user_rules = profile
         .as_ref()

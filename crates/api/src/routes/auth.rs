@@ -10,6 +10,8 @@ use integr8s_core::event::{Envelope, EventPayload};
 use integr8s_core::ports::NewUser;
 use integr8s_core::user::{Role, User};
 use integr8s_core::StoreError;
+use integr8s_telemetry::catalogue;
+use integr8s_telemetry::metrics::counter;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, guard, lockout, CurrentUser, ACCESS_COOKIE, CSRF_COOKIE};
@@ -222,7 +224,13 @@ async fn login(
         return Err(ApiError::Validation(issues));
     };
     let username = username.to_owned();
-    guard::throttle_login(&state, client, &username).await?;
+    counter!(catalogue::AUTHENTICATION_ATTEMPTS_TOTAL).increment(1);
+    let failed = |reason: &'static str| {
+        counter!(catalogue::AUTHENTICATION_FAILURES_TOTAL, "reason" => reason).increment(1);
+    };
+    guard::throttle_login(&state, client, &username)
+        .await
+        .inspect_err(|_| failed("throttled"))?;
     let ip = client.map(|ip| ip.to_string());
     let auth_failed = |reason: &str| EventPayload::AuthFailed {
         username: Some(guard::audit_username(&username)),
@@ -232,6 +240,7 @@ async fn login(
 
     let attempt = lockout::begin(&state, &username, client).await?;
     if attempt.locked() {
+        failed("locked");
         emit_user_event(&state, auth_failed("account_locked"), None).await;
         return Err(lockout::locked_error());
     }
@@ -246,6 +255,7 @@ async fn login(
     let user = match user {
         Some(user) if matches => user,
         _ => {
+            failed("credentials");
             emit_user_event(&state, auth_failed("invalid_credentials"), None).await;
             lockout::record_failure(&state, &username).await?;
             if attempt.last() {
@@ -255,6 +265,7 @@ async fn login(
         }
     };
     if !user.is_active {
+        failed("deactivated");
         return Err(ApiError::domain(
             StatusCode::FORBIDDEN,
             "AccountDeactivatedError",

@@ -1,4 +1,6 @@
-//! Liveness (the contract's `/health/live`) and readiness (store and sandbox checks).
+//! Liveness (the contract's `/health/live`) and readiness (store and sandbox checks). The
+//! sandbox check is the workers' own: the executor health each live worker reports with its
+//! lease (see `crate::workers`); it is ready when at least one live worker's executor is.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,15 +37,39 @@ async fn live(State(state): State<AppState>) -> Response {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    let store = match state.store.last_seq().await {
+    let leases = crate::workers::live(&state).await;
+    let store = match &leases {
         Ok(_) => json!({"ready": true, "detail": null}),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: store check failed");
             json!({"ready": false, "detail": "store unavailable"})
         }
     };
-    let sandbox = (state.executor_health)();
-    let ok = store["ready"] == true && sandbox.ready;
+    let leases = leases.unwrap_or_default();
+    let ready_workers = leases.iter().filter(|l| l.report.executor.ready).count();
+    // The first ready worker speaks for the sandbox; else the first worker says what is wrong.
+    let sandbox = match leases
+        .iter()
+        .find(|l| l.report.executor.ready)
+        .or_else(|| leases.first())
+    {
+        Some(lease) => {
+            let health = &lease.report.executor;
+            json!({
+                "ready": health.ready,
+                "mode": health.mode,
+                "detail": health.detail,
+                "workers": {"live": leases.len(), "ready": ready_workers},
+            })
+        }
+        None => json!({
+            "ready": false,
+            "mode": "unavailable",
+            "detail": "no live worker: no worker has renewed its lease recently",
+            "workers": {"live": 0, "ready": 0},
+        }),
+    };
+    let ok = store["ready"] == true && sandbox["ready"] == true;
     let status = if ok {
         StatusCode::OK
     } else {
@@ -53,7 +79,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         "status": if ok { "ok" } else { "degraded" },
         "checks": {
             "store": store,
-            "sandbox": {"ready": sandbox.ready, "mode": sandbox.mode, "detail": sandbox.detail},
+            "sandbox": sandbox,
         },
     });
     (status, Json(body)).into_response()

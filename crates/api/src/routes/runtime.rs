@@ -84,8 +84,12 @@ pub struct ResourceLimits {
 }
 
 async fn limits(State(state): State<AppState>) -> Response {
-    let runtimes: BTreeMap<String, LanguageInfo> = state
-        .registry
+    // The runtimes of the live workers (see `crate::workers`).
+    let registry = match state.workers.runtimes(&state, true).await {
+        Ok(registry) => registry,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let runtimes: BTreeMap<String, LanguageInfo> = registry
         .runtimes()
         .iter()
         .filter_map(|r| {

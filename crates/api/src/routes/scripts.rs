@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::submit::MAX_SCRIPT_CHARS;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ValidationIssue};
-use crate::extract::{AppJson, AppPath};
+use crate::extract::{AppJson, AppPath, QueryPairs};
+use crate::quotas;
 use crate::state::AppState;
 
 /// Longest accepted script name, in characters.
@@ -23,6 +24,9 @@ pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
 /// Longest accepted `lang` / `lang_version`, in characters.
 const MAX_LANG_CHARS: usize = 64;
+/// Scripts per page of the listing unless `limit` says otherwise, and the most `limit` may ask.
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 500;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -65,6 +69,8 @@ impl From<SavedScript> for SavedScriptResponse {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SavedScriptListResponse {
     pub scripts: Vec<SavedScriptResponse>,
+    /// Every script of the user, across pages (an integr8s extension).
+    pub total: u64,
 }
 
 fn default_lang() -> String {
@@ -120,8 +126,9 @@ fn too_short(field: &str) -> ValidationIssue {
     )
 }
 
-/// Checks the fields of a script about to be stored; all problems are reported at once.
-fn validate(script: &SavedScript) -> Result<(), ApiError> {
+/// Checks the fields of a script about to be stored, the text against the byte quota
+/// `max_bytes` too; all problems are reported at once.
+fn validate(script: &SavedScript, max_bytes: usize) -> Result<(), ApiError> {
     let mut issues = Vec::new();
     let mut check = |field: &str, value: &str, max: usize, required: bool| {
         if required && value.trim().is_empty() {
@@ -136,6 +143,9 @@ fn validate(script: &SavedScript) -> Result<(), ApiError> {
     check("lang_version", &script.lang_version, MAX_LANG_CHARS, true);
     if let Some(description) = &script.description {
         check("description", description, MAX_DESCRIPTION_CHARS, false);
+    }
+    if script.script.len() > max_bytes && script.script.chars().count() <= MAX_SCRIPT_CHARS {
+        issues.push(quotas::too_large(&["body", "script"], max_bytes));
     }
     if issues.is_empty() {
         Ok(())
@@ -189,24 +199,41 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    validate(&script)?;
+    let caps = &state.config.quotas;
+    validate(&script, caps.max_saved_script_bytes)?;
+    if state.store.count_scripts(&script.user_id).await? >= caps.max_saved_scripts {
+        return Err(quotas::count_exceeded(
+            caps.max_saved_scripts,
+            "saved scripts",
+        ));
+    }
     state.store.create_script(&script).await?;
     emit_saved(&state, &script).await;
     Ok(Json(script.into()))
 }
 
+/// Pages of `limit` (default [`DEFAULT_PAGE`], at most [`MAX_PAGE`]) from `offset`; `total`
+/// counts every script of the user.
 async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    query: QueryPairs,
 ) -> Result<Json<SavedScriptListResponse>, ApiError> {
+    let limit = query.int_in("limit", DEFAULT_PAGE, 1, MAX_PAGE)?;
+    let offset = query.int_in("offset", 0, 0, i64::from(u32::MAX))?;
     let scripts = state
         .store
-        .list_scripts(&user.user_id)
+        .list_scripts_page(
+            &user.user_id,
+            u32::try_from(limit).unwrap_or(1),
+            u32::try_from(offset).unwrap_or(u32::MAX),
+        )
         .await?
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(Json(SavedScriptListResponse { scripts }))
+    let total = state.store.count_scripts(&user.user_id).await?;
+    Ok(Json(SavedScriptListResponse { scripts, total }))
 }
 
 async fn read(
@@ -249,7 +276,7 @@ async fn update(
         script.description = body.description;
     }
     script.updated_at = integr8s_core::now();
-    validate(&script)?;
+    validate(&script, state.config.quotas.max_saved_script_bytes)?;
     if !state.store.update_script(&script).await? {
         return Err(script_not_found(&script_id));
     }

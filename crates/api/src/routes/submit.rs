@@ -127,10 +127,22 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
             format!("String should have at most {MAX_SCRIPT_CHARS} characters"),
         ));
     }
-    let runtime = state
-        .registry
+    // What the live workers can run; a miss is checked once more against a fresh read, so a
+    // worker that just started is not refused by a cached answer.
+    let runtime = match state
+        .workers
+        .runtimes(state, false)
+        .await?
         .resolve(&sub.lang, &sub.lang_version)
-        .map_err(runtime_error)?;
+    {
+        Ok(runtime) => runtime,
+        Err(_) => state
+            .workers
+            .runtimes(state, true)
+            .await?
+            .resolve(&sub.lang, &sub.lang_version)
+            .map_err(runtime_error)?,
+    };
 
     // Count queued executions rather than queue entries: the coordinator enqueues after the
     // request event, so entries lag behind submissions.
@@ -139,6 +151,16 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
         limit: 1,
         ..ExecutionFilter::default()
     };
+    // The user's own cap first: one user's backlog must not fill the queue for everyone.
+    let own = ExecutionFilter {
+        user_id: Some(sub.user_id.clone()),
+        ..waiting.clone()
+    };
+    let (_, own_pending) = state.store.list_executions(&own).await?;
+    let max_own = state.config.quotas.max_pending_per_user;
+    if own_pending >= max_own {
+        return Err(crate::quotas::pending_exceeded(max_own));
+    }
     let (_, pending) = state.store.list_executions(&waiting).await?;
     if pending >= state.config.max_queue_length {
         return Err(ApiError::TooManyRequests {
@@ -218,10 +240,16 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
                 status: stored.status,
             })
         }
-        CreateExecution::Existing(existing) => Ok(ExecutionResponse {
-            execution_id: existing.execution_id,
-            status: existing.status,
-        }),
+        CreateExecution::Existing(existing) => {
+            integr8s_telemetry::metrics::counter!(
+                integr8s_telemetry::catalogue::IDEMPOTENCY_DUPLICATES_BLOCKED_TOTAL
+            )
+            .increment(1);
+            Ok(ExecutionResponse {
+                execution_id: existing.execution_id,
+                status: existing.status,
+            })
+        }
     }
 }
 

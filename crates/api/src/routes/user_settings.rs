@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ValidationIssue};
 use crate::extract::{AppJson, AppPath, QueryPairs};
+use crate::quotas::{self, Quotas};
 use crate::state::AppState;
 
 /// Channels a notification preference may name.
@@ -250,6 +251,7 @@ async fn update(
         wanted.push(("editor", to_value(editor)?));
     }
     if let Some(custom) = body.custom_settings {
+        check_custom(&state.config.quotas, &custom, &["body", "custom_settings"])?;
         wanted.push(("custom_settings", Value::Object(custom)));
     }
     let changes = wanted
@@ -301,6 +303,31 @@ async fn update_editor(
     set_field(&state, &user.user_id, "editor", to_value(&body)?).await
 }
 
+/// Checks custom settings against the quotas: at most `max_custom_settings` keys, each value
+/// at most `max_custom_setting_bytes` as JSON.
+fn check_custom(caps: &Quotas, custom: &Map<String, Value>, loc: &[&str]) -> Result<(), ApiError> {
+    if custom.len() > caps.max_custom_settings {
+        return Err(ApiError::invalid(
+            loc,
+            "too_long",
+            format!(
+                "At most {} custom settings per user",
+                caps.max_custom_settings
+            ),
+        ));
+    }
+    let mut issues = Vec::new();
+    for (key, value) in custom {
+        let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
+        if size > caps.max_custom_setting_bytes || key.chars().count() > MAX_KEY_CHARS {
+            let mut at: Vec<&str> = loc.to_vec();
+            at.push(key.as_str());
+            issues.push(quotas::too_large(&at, caps.max_custom_setting_bytes));
+        }
+    }
+    into_result(issues)
+}
+
 async fn update_custom(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -315,6 +342,9 @@ async fn update_custom(
         ));
     }
     let current = current_settings(state.store.as_ref(), &user.user_id).await?;
+    let mut after = current.custom_settings.clone();
+    after.insert(key.clone(), Value::Object(body.clone()));
+    check_custom(&state.config.quotas, &after, &["body"])?;
     let changes = current
         .change_custom(&key, Value::Object(body))
         .into_iter()

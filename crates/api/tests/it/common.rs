@@ -11,7 +11,9 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use integr8s_api::{ApiConfig, AppState};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, EventStore, ExecutorHealth, KeyValue, NewUser, Store};
+use integr8s_core::ports::{
+    EventBus, EventStore, ExecutorHealth, KeyValue, NewUser, RuntimeReport, Store, WorkerReport,
+};
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_core::user::Role;
 use serde_json::Value;
@@ -96,18 +98,25 @@ impl TestApp {
         let events: Arc<dyn EventStore> = sqlite;
         let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
         let kv: Arc<dyn KeyValue> = Arc::new(integr8s_limiter::MemoryKeyValue::new());
-        let mut registry = RuntimeRegistry::embedded();
+        // What runs comes from a worker's lease in the store, as a worker process reports it;
+        // the API's own registry is not probed.
+        let mut installed = RuntimeRegistry::embedded();
         if options.all_runtimes_available {
-            registry.assume_all_available();
+            installed.assume_all_available();
         }
         let ready = options.sandbox_ready;
-        let state = AppState {
-            store,
-            bus: bus.clone(),
-            outbox: Outbox::new(events, bus, "api-test"),
-            kv,
-            registry: Arc::new(registry),
-            executor_health: Arc::new(move || ExecutorHealth {
+        let report = WorkerReport {
+            worker_id: "api-test-worker".to_owned(),
+            runtimes: installed
+                .runtimes()
+                .iter()
+                .filter(|r| r.versions.iter().any(|v| v.available))
+                .map(|r| RuntimeReport {
+                    lang: r.lang.clone(),
+                    versions: r.versions.iter().map(|v| v.version.clone()).collect(),
+                })
+                .collect(),
+            executor: ExecutorHealth {
                 ready,
                 mode: if ready {
                     "test".into()
@@ -115,12 +124,26 @@ impl TestApp {
                     "unavailable".into()
                 },
                 detail: (!ready).then(|| "no sandbox in tests".into()),
-            }),
+            },
+        };
+        let now = integr8s_core::now();
+        store
+            .renew_lease(&report, now, now + chrono::Duration::days(1))
+            .await
+            .unwrap();
+        let state = AppState {
+            store,
+            bus: bus.clone(),
+            outbox: Outbox::new(events, bus, "api-test"),
+            kv,
+            registry: Arc::new(RuntimeRegistry::embedded()),
+            workers: integr8s_api::WorkerView::default(),
             config: Arc::new(options.config),
             started_at: Instant::now(),
             rate_limits: integr8s_api::ratelimit::RateLimits::new(Arc::new(
                 integr8s_limiter::MemoryRateLimiter::new(),
             )),
+            streams: integr8s_api::streams::StreamHub::new(Default::default()),
         };
         Self {
             app: integr8s_api::router(state.clone()),

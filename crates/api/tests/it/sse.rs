@@ -17,6 +17,14 @@ fn frames(body: &str) -> Vec<Value> {
     body.split("\r\n\r\n")
         .filter(|f| !f.is_empty())
         .map(|f| {
+            // A stored event's frame starts with its `id:` (its seq), the status frame has none.
+            let f = match f.split_once("\r\n") {
+                Some((id, rest)) if id.starts_with("id: ") => {
+                    assert!(id["id: ".len()..].parse::<i64>().is_ok(), "{f:?}");
+                    rest
+                }
+                _ => f,
+            };
             let data = f
                 .strip_prefix("data: ")
                 .unwrap_or_else(|| panic!("not a data frame: {f:?}"));

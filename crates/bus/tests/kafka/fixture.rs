@@ -16,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::broker::Broker;
+use integr8s_bus::testing::Broker;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -3,7 +3,6 @@
 //! then the adapter's own cases (topics, DLQ topic, rebalance, relay).
 
 mod adapter;
-mod broker;
 mod fixture;
 
 mod one_partition {

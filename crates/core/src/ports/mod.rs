@@ -9,9 +9,11 @@ pub mod kv;
 pub mod notifications;
 pub mod ratelimit;
 pub mod replay;
+pub mod retention;
 pub mod scripts;
 pub mod settings;
 pub mod store;
+pub mod workers;
 
 pub use admin::{EventQueryStore, SystemSettingsStore, UserAdminStore};
 pub use bus::{Delivery, EventBus};
@@ -23,9 +25,11 @@ pub use kv::KeyValue;
 pub use notifications::{CreateNotification, DeliveryOutcome, NotificationStore};
 pub use ratelimit::{RateLimitStore, RateLimiter};
 pub use replay::ReplayStore;
+pub use retention::{RetentionKind, RetentionStore};
 pub use scripts::{SavedScript, ScriptStore};
 pub use settings::UserSettingsStore;
 pub use store::{
     AllocationStore, CreateExecution, EventStore, ExecutionStore, NewUser, QueueEntry, QueuePolicy,
     QueueStore, SagaFilter, SagaStore, Store, UserStore,
 };
+pub use workers::{OwnedRun, RuntimeReport, WorkerLease, WorkerReport, WorkerStore};

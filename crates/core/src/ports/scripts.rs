@@ -32,6 +32,15 @@ pub trait ScriptStore: Send + Sync {
     ) -> Result<Option<SavedScript>, StoreError>;
     /// The user's scripts, most recently updated first.
     async fn list_scripts(&self, user_id: &str) -> Result<Vec<SavedScript>, StoreError>;
+    /// One page of the user's scripts in the order of [`ScriptStore::list_scripts`].
+    async fn list_scripts_page(
+        &self,
+        user_id: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<SavedScript>, StoreError>;
+    /// How many scripts the user has.
+    async fn count_scripts(&self, user_id: &str) -> Result<u64, StoreError>;
     /// Overwrites name, script, lang, lang_version, description and updated_at of a script
     /// owned by `script.user_id`. Returns whether such a script existed.
     async fn update_script(&self, script: &SavedScript) -> Result<bool, StoreError>;

@@ -18,8 +18,10 @@ pub use super::dlq::DlqStore;
 pub use super::notifications::NotificationStore;
 pub use super::ratelimit::RateLimitStore;
 pub use super::replay::ReplayStore;
+pub use super::retention::RetentionStore;
 pub use super::scripts::ScriptStore;
 pub use super::settings::UserSettingsStore;
+pub use super::workers::WorkerStore;
 
 /// Data for a new user; the id is chosen by the caller.
 #[derive(Debug, Clone)]
@@ -177,6 +179,20 @@ pub trait QueueStore: Send + Sync {
     async fn release(&self, execution_id: &str) -> Result<bool, StoreError>;
     /// Removes the entry only while it is still pending. Returns whether it was removed.
     async fn remove_pending(&self, execution_id: &str) -> Result<bool, StoreError>;
+    /// Active entries of executions still `queued` whose claim was taken before
+    /// `claimed_before`: claims of a dispatch that stopped between its claim and the
+    /// execution's `queued → scheduled` (a live dispatch does both within moments).
+    async fn stale_claims(
+        &self,
+        claimed_before: DateTime<Utc>,
+    ) -> Result<Vec<QueueEntry>, StoreError>;
+    /// Hands a claim back to the pending entries, only if it is still the claim taken at
+    /// `active_since` (compare and set). Returns whether it was handed back.
+    async fn requeue_claim(
+        &self,
+        execution_id: &str,
+        active_since: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// (pending, active) counts.
     async fn queue_counts(&self) -> Result<(u64, u64), StoreError>;
     /// Pending entries ahead of this one by the same ordering as `claim_next` (0 = next).
@@ -242,6 +258,8 @@ pub trait Store:
     + ReplayStore
     + DlqStore
     + RateLimitStore
+    + WorkerStore
+    + RetentionStore
 {
 }
 
@@ -261,5 +279,7 @@ impl<T> Store for T where
         + ReplayStore
         + DlqStore
         + RateLimitStore
+        + WorkerStore
+        + RetentionStore
 {
 }

@@ -66,6 +66,12 @@ macro_rules! store_test_suite {
             queue_ageing_lets_old_low_priority_win,
             queue_positions_follow_claim_order,
             queue_concurrent_claims_never_share_an_entry,
+            queue_equal_priorities_take_turns_between_users,
+            queue_backlog_does_not_age_while_its_user_is_served,
+            queue_fewer_active_entries_go_first,
+            retention_purges_old_events_and_executions_only,
+            retention_purges_old_notifications_and_audit,
+            retention_lease_has_one_holder,
             saga_get_or_create_is_atomic,
             saga_save_and_terminal_is_frozen,
             allocations_are_idempotent,
@@ -92,6 +98,10 @@ macro_rules! store_test_suite {
             settings_snapshots_never_go_backwards,
             settings_fold_snapshots_and_restores,
             rate_limit_override_upsert_get_delete,
+            workers_leases_renew_expire_and_prune,
+            workers_claim_run_records_owner_and_fences_start,
+            workers_lost_runs_are_settled_once,
+            queue_stale_claims_are_handed_back_once,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -237,10 +247,12 @@ mod notifications;
 mod queue;
 mod ratelimit;
 mod replay;
+mod retention;
 mod sagas;
 mod scripts;
 mod user_settings;
 mod users;
+mod workers;
 
 pub use admin::*;
 pub use cascade::*;
@@ -251,7 +263,9 @@ pub use notifications::*;
 pub use queue::*;
 pub use ratelimit::*;
 pub use replay::*;
+pub use retention::*;
 pub use sagas::*;
 pub use scripts::*;
 pub use user_settings::*;
 pub use users::*;
+pub use workers::*;

@@ -104,6 +104,16 @@ pub fn map_report(
     }
 }
 
+/// The `execution_cancelled` of a run cancelled before it was handed to the executor.
+pub(crate) fn cancelled_before_start(execution_id: &str, cancel: &CancelRequest) -> EventPayload {
+    EventPayload::ExecutionCancelled {
+        execution_id: execution_id.to_owned(),
+        cancelled_by: cancel.by.clone(),
+        force_terminated: false,
+        reason: cancel.reason.clone(),
+    }
+}
+
 /// An `execution_failed` for an infrastructure failure: nothing of the script is to blame.
 pub fn system_failure(execution_id: &str, message: String) -> EventPayload {
     EventPayload::ExecutionFailed {

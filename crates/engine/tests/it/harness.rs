@@ -13,6 +13,7 @@ use integr8s_core::ports::{CreateExecution, EventBus, EventStore, Executor, Queu
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_engine::{
     Coordinator, EngineConfig, EngineError, LocalWorker, ResultProcessor, SagaOrchestrator,
+    WorkerConfig,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,17 @@ pub fn config(max_active: u32, max_active_per_user: u32) -> EngineConfig {
         },
         tick: Duration::from_millis(200),
         max_handler_attempts: 5,
+        claim_timeout: Duration::from_secs(30),
+    }
+}
+
+/// A worker with a short heartbeat and a lease long enough for a busy test machine.
+pub fn worker(id: &str) -> WorkerConfig {
+    WorkerConfig {
+        id: id.to_owned(),
+        heartbeat: Duration::from_millis(200),
+        lease: Duration::from_secs(3),
+        cancel_poll: Duration::from_millis(200),
     }
 }
 
@@ -49,12 +61,16 @@ pub async fn parts(db: &Path) -> (Arc<dyn Store>, Arc<dyn EventBus>, Outbox) {
     (store, bus, outbox)
 }
 
-/// All four components over one store and one bus.
+/// The components over one store and one bus: by default one of each; more coordinators and
+/// workers can be added, as other processes sharing the store and bus would be.
 pub struct Pipeline {
     pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn EventBus>,
     pub outbox: Outbox,
+    config: EngineConfig,
+    registry: Arc<RuntimeRegistry>,
     shutdown: CancellationToken,
-    tasks: Vec<(&'static str, JoinHandle<Result<(), EngineError>>)>,
+    tasks: Vec<(String, JoinHandle<Result<(), EngineError>>)>,
 }
 
 impl Pipeline {
@@ -70,32 +86,82 @@ impl Pipeline {
         config: EngineConfig,
         registry: RuntimeRegistry,
     ) -> Self {
+        let mut p = Self::without_workers(db, config, registry).await;
+        p.add_worker(worker("worker-1"), executor);
+        p
+    }
+
+    /// A coordinator, a saga orchestrator and a result processor over a SQLite file; no worker.
+    pub async fn without_workers(
+        db: &Path,
+        config: EngineConfig,
+        registry: RuntimeRegistry,
+    ) -> Self {
         let (store, bus, outbox) = parts(db).await;
-        let shutdown = CancellationToken::new();
-        let registry = Arc::new(registry);
-        let s = shutdown.clone();
-        let mut tasks = Vec::new();
-        let coordinator = Coordinator::new(store.clone(), bus.clone(), outbox.clone(), config);
-        tasks.push(("coordinator", tokio::spawn(coordinator.run(s.clone()))));
-        let saga = SagaOrchestrator::new(store.clone(), bus.clone(), outbox.clone(), config);
-        tasks.push(("saga", tokio::spawn(saga.run(s.clone()))));
-        let worker = LocalWorker::new(
-            store.clone(),
-            bus.clone(),
-            outbox.clone(),
-            executor,
-            registry,
-            config,
-        );
-        tasks.push(("worker", tokio::spawn(worker.run(s.clone()))));
-        let results = ResultProcessor::new(store.clone(), bus.clone(), outbox.clone(), config);
-        tasks.push(("results", tokio::spawn(results.run(s))));
-        Self {
+        Self::over(store, bus, outbox, config, registry)
+    }
+
+    /// A coordinator, a saga orchestrator and a result processor over the given store and bus.
+    pub fn over(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        outbox: Outbox,
+        config: EngineConfig,
+        registry: RuntimeRegistry,
+    ) -> Self {
+        let mut p = Self {
             store,
+            bus,
             outbox,
-            shutdown,
-            tasks,
-        }
+            config,
+            registry: Arc::new(registry),
+            shutdown: CancellationToken::new(),
+            tasks: Vec::new(),
+        };
+        p.add_coordinator();
+        let s = p.shutdown.clone();
+        let saga = SagaOrchestrator::new(p.store.clone(), p.bus.clone(), p.outbox.clone(), config);
+        p.tasks
+            .push(("saga".into(), tokio::spawn(saga.run(s.clone()))));
+        let results =
+            ResultProcessor::new(p.store.clone(), p.bus.clone(), p.outbox.clone(), config);
+        p.tasks
+            .push(("results".into(), tokio::spawn(results.run(s))));
+        p
+    }
+
+    /// One more coordinator, as another process would run.
+    pub fn add_coordinator(&mut self) {
+        self.add_coordinator_over(self.store.clone());
+    }
+
+    /// One more coordinator over `store` (e.g. a pool of its own on the same database).
+    pub fn add_coordinator_over(&mut self, store: Arc<dyn Store>) {
+        let c = Coordinator::new(store, self.bus.clone(), self.outbox.clone(), self.config);
+        let name = format!("coordinator-{}", self.tasks.len());
+        self.tasks
+            .push((name, tokio::spawn(c.run(self.shutdown.clone()))));
+    }
+
+    /// A local worker, as another process would run.
+    pub fn add_worker(&mut self, worker: WorkerConfig, executor: Arc<dyn Executor>) {
+        let name = format!("worker {}", worker.id);
+        let w = self.worker(worker, executor);
+        self.tasks
+            .push((name, tokio::spawn(w.run(self.shutdown.clone()))));
+    }
+
+    /// A local worker over this pipeline's store and bus, not started.
+    pub fn worker(&self, worker: WorkerConfig, executor: Arc<dyn Executor>) -> LocalWorker {
+        LocalWorker::new(
+            self.store.clone(),
+            self.bus.clone(),
+            self.outbox.clone(),
+            executor,
+            self.registry.clone(),
+            self.config,
+            worker,
+        )
     }
 
     /// Stops every component and checks that each stopped cleanly.

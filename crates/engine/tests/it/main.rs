@@ -6,6 +6,7 @@ mod scripted;
 
 mod cancel;
 mod flow;
+mod instances;
 mod queue;
 mod recovery;
 mod saga;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use integr8s_core::event::EventType;
 use integr8s_core::execution::{ErrorType, ExecutionStatus, Priority};
-use integr8s_core::ports::ExecutionStore;
+use integr8s_core::ports::{ExecutionStore, WorkerStore};
 
 use crate::harness::{all_runtimes, config, eventually, open_store, request, Pipeline};
 use crate::scripted::ScriptedExecutor;
@@ -95,18 +95,19 @@ async fn a_redelivered_run_command_does_not_run_again() {
 async fn a_run_found_running_at_start_is_ended_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("engine.db");
-    // A previous process stored the execution, scheduled it and started its run, then died.
+    // A previous process, whose worker had the id the new one gets, stored the execution,
+    // scheduled it and started its run, then died.
     let id = {
         let store = open_store(&db).await;
         let (execution, env) = request("alice", "print:x", Priority::Normal);
         store.create_execution(&execution, &env).await.unwrap();
         let id = execution.execution_id;
-        for (from, to) in [
-            (ExecutionStatus::Queued, ExecutionStatus::Scheduled),
-            (ExecutionStatus::Scheduled, ExecutionStatus::Running),
-        ] {
-            assert!(store.transition_execution(&id, &[from], to).await.unwrap());
-        }
+        assert!(store
+            .transition_execution(&id, &[ExecutionStatus::Queued], ExecutionStatus::Scheduled)
+            .await
+            .unwrap());
+        assert!(store.claim_run(&id, "worker-1").await.unwrap());
+        assert!(store.mark_run_started(&id, "worker-1").await.unwrap());
         id
     };
 

@@ -14,7 +14,9 @@ use integr8s_core::execution::{Execution, ExecutionStatus, Priority, RunLimits};
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{CreateExecution, EventBus, EventStore, Executor, QueuePolicy, Store};
 use integr8s_core::runtime::RuntimeRegistry;
-use integr8s_engine::{Coordinator, EngineConfig, LocalWorker, ResultProcessor, SagaOrchestrator};
+use integr8s_engine::{
+    Coordinator, EngineConfig, LocalWorker, ResultProcessor, SagaOrchestrator, WorkerConfig,
+};
 use integr8s_k8s::fake::FakeCluster;
 use integr8s_k8s::{Connection, ImageRegistry, K8sConfig, K8sWorker, PodMonitor};
 use integr8s_sandbox::{LocalExecutor, SandboxConfig};
@@ -62,6 +64,7 @@ pub fn engine_config() -> EngineConfig {
         },
         tick: Duration::from_millis(200),
         max_handler_attempts: 3,
+        claim_timeout: Duration::from_secs(30),
     }
 }
 
@@ -135,6 +138,7 @@ impl Stack {
             executor,
             Arc::new(registry),
             engine_config(),
+            WorkerConfig::default(),
         );
         let token = stack.shutdown.child_token();
         let task = spawn("local worker", worker.run(token.clone()));

@@ -42,6 +42,10 @@ impl FailOpen {
     /// `record` at `now_ms` after start; returns whether it logged a warning.
     fn record_at(&self, now_ms: u64, error: &dyn Display) -> bool {
         let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
+        integr8s_telemetry::metrics::counter!(
+            integr8s_telemetry::catalogue::RATE_LIMIT_FAIL_OPEN_TOTAL
+        )
+        .increment(1);
         self.unreported.fetch_add(1, Ordering::Relaxed);
         self.failing.store(true, Ordering::Relaxed);
         let quiet_until = self.quiet_until_ms.load(Ordering::Relaxed);

@@ -211,3 +211,55 @@ fn database_urls_choose_by_scheme_and_hide_passwords() {
     );
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn quotas_retention_and_streams_are_checked() {
+    let c = Config::load(None, &env(&[]), &CliOverrides::default()).unwrap();
+    assert!(
+        c.execution.max_per_user < c.execution.max_concurrent,
+        "fair defaults"
+    );
+    assert!(c.quotas.max_pending_per_user < c.execution.max_queue_length);
+    let sweep = c.retention.sweeper();
+    assert_eq!(sweep.interval, std::time::Duration::from_secs(3600));
+    assert_eq!(
+        sweep.keep.get("events"),
+        Some(&std::time::Duration::from_secs(30 * 86_400))
+    );
+    let c = Config::load(
+        None,
+        &env(&[("INTEGR8S_RETENTION__EVENTS", "0")]),
+        &CliOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.retention.sweeper().keep.get("events"),
+        None,
+        "0 keeps for ever"
+    );
+    for (var, key) in [
+        ("INTEGR8S_RETENTION__EVENTS", "retention.events"),
+        (
+            "INTEGR8S_RETENTION__SWEEP_INTERVAL",
+            "retention.sweep_interval",
+        ),
+    ] {
+        let err = Config::load(None, &env(&[(var, "30")]), &CliOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key) && err.contains(var), "{err}");
+    }
+    for (var, key) in [
+        (
+            "INTEGR8S_QUOTAS__MAX_SAVED_SCRIPTS",
+            "quotas.max_saved_scripts",
+        ),
+        ("INTEGR8S_STREAMS__MAX_OPEN", "streams.max_open"),
+        ("INTEGR8S_STREAMS__CATCH_UP_MS", "streams.catch_up_ms"),
+    ] {
+        let err = Config::load(None, &env(&[(var, "0")]), &CliOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}

@@ -333,11 +333,15 @@ async fn the_stream_pushes_new_notifications() {
     .expect("a frame");
     let frame = text.split("\r\n\r\n").next().unwrap();
     let mut lines = frame.split("\r\n");
-    assert_eq!(
-        lines.next(),
-        Some("event: notification"),
+    // Its SSE id (the seq of its `notification_created`), for a resume with Last-Event-ID.
+    let id_line = lines.next().unwrap_or_default();
+    assert!(
+        id_line
+            .strip_prefix("id: ")
+            .is_some_and(|seq| seq.parse::<i64>().is_ok()),
         "no initial frame before it: {text:?}"
     );
+    assert_eq!(lines.next(), Some("event: notification"), "{text:?}");
     let data: Value =
         serde_json::from_str(lines.next().unwrap().strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(data["subject"], format!("Execution Completed: {id}"));

@@ -142,7 +142,7 @@ async fn another_users_script_is_not_found() {
     assert_eq!(bob.delete(&path).await.status, 404);
     assert_eq!(
         bob.get("/api/v1/scripts").await.body,
-        json!({"scripts": []})
+        json!({"scripts": [], "total": 0})
     );
     assert_eq!(alice.get(&path).await.body["name"], "secret", "untouched");
     assert_eq!(alice.get("/api/v1/scripts/not-a-script").await.status, 404);

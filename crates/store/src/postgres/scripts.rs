@@ -6,8 +6,8 @@ use integr8s_core::ports::{SavedScript, ScriptStore};
 use integr8s_core::StoreError;
 
 use super::query::{execute, fetch_all, fetch_optional};
-use super::PostgresStore;
-use crate::codec::ts;
+use super::{classify, PostgresStore};
+use crate::codec::{to_u64, ts};
 use crate::rows::scripts::{decode, COLUMNS};
 
 #[async_trait]
@@ -47,6 +47,32 @@ impl ScriptStore for PostgresStore {
              ORDER BY updated_at DESC, script_id"
         );
         fetch_all(sqlx::query(&sql).bind(user_id), &self.pool, decode).await
+    }
+
+    async fn list_scripts_page(
+        &self,
+        user_id: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<SavedScript>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM saved_scripts WHERE user_id = $1
+             ORDER BY updated_at DESC, script_id LIMIT $2 OFFSET $3"
+        );
+        let query = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset));
+        fetch_all(query, &self.pool, decode).await
+    }
+
+    async fn count_scripts(&self, user_id: &str) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM saved_scripts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        to_u64(n, "script count")
     }
 
     async fn update_script(&self, script: &SavedScript) -> Result<bool, StoreError> {

@@ -17,11 +17,13 @@ mod query;
 mod queue;
 mod ratelimit;
 mod replay;
+mod retention;
 mod sagas;
 mod scripts;
 mod system_settings;
 mod user_settings;
 mod users;
+mod workers;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -4,8 +4,6 @@
 //! `claim_next` runs in one write transaction (SQLite has a single writer), reads the pending
 //! entries and active counts, and chooses in Rust with [`crate::queue_order`].
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore};
@@ -14,13 +12,63 @@ use sqlx::SqliteConnection;
 
 use super::query::fetch_all;
 use super::{classify, SqliteStore};
-use crate::codec::{to_u64, ts};
-use crate::queue_order::{next_to_claim, position};
+use crate::codec::{parse_ts, to_u64, ts};
+use crate::queue_order::{next_to_claim, position, Turn, Users};
 use crate::rows::queue::{decode, COLUMNS};
 
 async fn pending(conn: &mut SqliteConnection) -> Result<Vec<QueueEntry>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM queue_entries WHERE active_since IS NULL");
     fetch_all(sqlx::query(&sql), conn, decode).await
+}
+
+/// Active entries per user and every user's last claim, as the claim order needs them.
+async fn users(conn: &mut SqliteConnection) -> Result<Users, StoreError> {
+    let active: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT user_id, COUNT(*) FROM queue_entries
+         WHERE active_since IS NOT NULL GROUP BY user_id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(classify)?;
+    let rows: Vec<(String, i64, String)> =
+        sqlx::query_as("SELECT user_id, turn, last_claim_at FROM queue_turns")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(classify)?;
+    let mut turns = std::collections::HashMap::with_capacity(rows.len());
+    for (user_id, seq, at) in rows {
+        turns.insert(
+            user_id,
+            Turn {
+                seq,
+                at: parse_ts(&at)?,
+            },
+        );
+    }
+    Ok(Users {
+        active: active.into_iter().collect(),
+        turns,
+    })
+}
+
+/// Records a claim of `user_id` at `now`: the user's turn becomes the latest.
+async fn record_turn(
+    conn: &mut SqliteConnection,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO queue_turns (user_id, turn, last_claim_at)
+         VALUES (?, (SELECT COALESCE(MAX(turn), 0) + 1 FROM queue_turns), ?)
+         ON CONFLICT (user_id) DO UPDATE
+         SET turn = excluded.turn, last_claim_at = excluded.last_claim_at",
+    )
+    .bind(user_id)
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(classify)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -48,16 +96,9 @@ impl QueueStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<QueueEntry>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let active_rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT user_id, COUNT(*) FROM queue_entries
-             WHERE active_since IS NOT NULL GROUP BY user_id",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let per_user: HashMap<String, i64> = active_rows.into_iter().collect();
+        let users = users(&mut tx).await?;
         let pending = pending(&mut tx).await?;
-        let Some(mut entry) = next_to_claim(pending, &per_user, policy, now) else {
+        let Some(mut entry) = next_to_claim(pending, &users, policy, now) else {
             return Ok(None);
         };
         sqlx::query(
@@ -69,6 +110,7 @@ impl QueueStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
+        record_turn(&mut tx, &entry.user_id, now).await?;
         tx.commit().await.map_err(classify)?;
         entry.active_since = Some(now);
         Ok(Some(entry))
@@ -88,6 +130,41 @@ impl QueueStore for SqliteStore {
             "DELETE FROM queue_entries WHERE execution_id = ? AND active_since IS NULL",
         )
         .bind(execution_id)
+        .execute(&self.writer)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn stale_claims(
+        &self,
+        claimed_before: DateTime<Utc>,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM queue_entries
+             WHERE active_since IS NOT NULL AND active_since < ?
+                 AND execution_id IN (SELECT execution_id FROM executions WHERE status = 'queued')
+             ORDER BY active_since, execution_id"
+        );
+        fetch_all(
+            sqlx::query(&sql).bind(ts(claimed_before)),
+            &self.reader,
+            decode,
+        )
+        .await
+    }
+
+    async fn requeue_claim(
+        &self,
+        execution_id: &str,
+        active_since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE queue_entries SET active_since = NULL
+             WHERE execution_id = ? AND active_since = ?",
+        )
+        .bind(execution_id)
+        .bind(ts(active_since))
         .execute(&self.writer)
         .await
         .map_err(classify)?;
@@ -117,7 +194,8 @@ impl QueueStore for SqliteStore {
     ) -> Result<Option<u64>, StoreError> {
         let mut conn = self.reader.acquire().await.map_err(classify)?;
         let entries = pending(&mut conn).await?;
-        Ok(position(&entries, execution_id, policy, now))
+        let users = users(&mut conn).await?;
+        Ok(position(&entries, &users, execution_id, policy, now))
     }
 
     async fn set_priority(

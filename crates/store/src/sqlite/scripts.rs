@@ -7,7 +7,7 @@ use integr8s_core::StoreError;
 
 use super::query::{fetch_all, fetch_optional};
 use super::{classify, SqliteStore};
-use crate::codec::ts;
+use crate::codec::{to_u64, ts};
 use crate::rows::scripts::{decode, COLUMNS};
 
 #[async_trait]
@@ -48,6 +48,32 @@ impl ScriptStore for SqliteStore {
              ORDER BY updated_at DESC, script_id"
         );
         fetch_all(sqlx::query(&sql).bind(user_id), &self.reader, decode).await
+    }
+
+    async fn list_scripts_page(
+        &self,
+        user_id: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<SavedScript>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM saved_scripts WHERE user_id = ?
+             ORDER BY updated_at DESC, script_id LIMIT ? OFFSET ?"
+        );
+        let query = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset));
+        fetch_all(query, &self.reader, decode).await
+    }
+
+    async fn count_scripts(&self, user_id: &str) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM saved_scripts WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(classify)?;
+        to_u64(n, "script count")
     }
 
     async fn update_script(&self, script: &SavedScript) -> Result<bool, StoreError> {

@@ -1,15 +1,18 @@
 //! The notification stream: an `event: notification` frame per new in-app notification of the
 //! signed-in user, `: ping` comments every 30 s, no initial frame.
+//!
+//! Each frame's SSE `id` is the `seq` of its `notification_created` event. The stream ends
+//! cleanly after `streams.notification_lifetime_seconds`; the browser's `EventSource`
+//! reconnects by itself and sends `Last-Event-ID`, and the new stream first sends what was
+//! created after that id. A stream that fell behind catches up from the store the same way.
 
-use std::convert::Infallible;
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
-use futures::stream::{BoxStream, StreamExt};
 use integr8s_core::event::{EventPayload, EventType, StoredEvent};
 use integr8s_core::notification::{Notification, NotificationChannel};
 use serde_json::json;
@@ -17,12 +20,15 @@ use tokio::sync::mpsc;
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
+use crate::routes::sse::{last_event_id, stream_response};
 use crate::state::AppState;
+use crate::streams::Subscription;
 
 /// Interval of the `: ping` comments on this stream.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 
-fn frame(n: &Notification) -> Bytes {
+/// A notification's frame; `seq` (of its `notification_created` event) is the SSE id.
+fn frame(seq: i64, n: &Notification) -> Bytes {
     let data = json!({
         "notification_id": n.notification_id,
         "status": n.status,
@@ -35,7 +41,9 @@ fn frame(n: &Notification) -> Bytes {
         "channel": NotificationChannel::InApp,
         "read_at": n.read_at,
     });
-    Bytes::from(format!("event: notification\r\ndata: {data}\r\n\r\n"))
+    Bytes::from(format!(
+        "id: {seq}\r\nevent: notification\r\ndata: {data}\r\n\r\n"
+    ))
 }
 
 fn ping() -> Bytes {
@@ -61,54 +69,136 @@ fn inbox_notification<'a>(event: &'a StoredEvent, user_id: &str) -> Option<&'a s
 pub(super) async fn notification_stream(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let watch = state.bus.watch(&[EventType::NotificationCreated]).await?;
-    let (tx, mut rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(relay(state, user.user_id, watch, tx));
-    let body = Body::from_stream(futures::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|next| next.map(Ok::<_, Infallible>))
-    }));
-    let mut response = Response::new(body);
-    *response.status_mut() = StatusCode::OK;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    let permit = state.streams.open(&user.user_id)?;
+    let events = state
+        .streams
+        .notifications(&state.store, &state.bus, &user.user_id);
+    // Without `Last-Event-ID` the stream starts at the present.
+    let resume = last_event_id(&headers);
+    let after = match resume {
+        Some(seq) => seq,
+        None => state.store.last_seq().await?,
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(state.streams.limits().buffer.max(1));
+    let lifetime = state.streams.limits().notification_lifetime;
+    let relay = Relay {
+        state,
+        user_id: user.user_id,
+        tx,
+        after,
+        sent: VecDeque::new(),
+    };
+    tokio::spawn(async move {
+        relay.run(events, resume.is_some(), lifetime).await;
+        drop(permit);
+    });
+    Ok(stream_response(rx))
 }
 
-async fn relay(
+/// Notification ids remembered to drop duplicates (the bus, the store tail and catch-ups may
+/// bring one event more than once).
+const REMEMBERED: usize = 1024;
+
+/// Most notifications sent by one catch-up.
+const CATCH_UP_LIMIT: u32 = 500;
+
+struct Relay {
     state: AppState,
     user_id: String,
-    mut watch: BoxStream<'static, StoredEvent>,
     tx: mpsc::Sender<Bytes>,
-) {
-    let start = tokio::time::Instant::now() + HEARTBEAT_INTERVAL;
-    let mut heartbeat = tokio::time::interval_at(start, HEARTBEAT_INTERVAL);
-    loop {
-        let bytes = tokio::select! {
-            () = tx.closed() => return,
-            _ = heartbeat.tick() => ping(),
-            next = watch.next() => {
-                let Some(event) = next else { return };
-                let Some(id) = inbox_notification(&event, &user_id) else { continue };
-                match state.store.notification(id).await {
-                    Ok(Some(n)) => frame(&n),
-                    // Deleted before it could be shown.
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, notification_id = id, "notification stream: loading failed");
-                        continue;
-                    }
-                }
+    /// The highest `seq` of a `notification_created` sent (or the start).
+    after: i64,
+    sent: VecDeque<i64>,
+}
+
+impl Relay {
+    /// Sends the notification of `event` if it is this user's, new, and still there; `false`
+    /// when the client is gone.
+    async fn forward(&mut self, event: &StoredEvent) -> bool {
+        let Some(id) = inbox_notification(event, &self.user_id) else {
+            return true;
+        };
+        if self.sent.contains(&event.seq) {
+            return true;
+        }
+        let notification = match self.state.store.notification(id).await {
+            Ok(Some(n)) => n,
+            // Deleted before it could be shown.
+            Ok(None) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, notification_id = id, "notification stream: loading failed");
+                return true;
             }
         };
-        if tx.send(bytes).await.is_err() {
+        if self.sent.len() >= REMEMBERED {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(event.seq);
+        self.after = self.after.max(event.seq);
+        self.tx.send(frame(event.seq, &notification)).await.is_ok()
+    }
+
+    /// Sends this user's notifications created after the last one sent, from the store.
+    async fn catch_up(&mut self) -> bool {
+        let mut from = self.after;
+        loop {
+            let events = match self
+                .state
+                .store
+                .events_after(&[EventType::NotificationCreated], from, CATCH_UP_LIMIT)
+                .await
+            {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification stream: catch-up failed");
+                    return true;
+                }
+            };
+            for event in &events {
+                from = from.max(event.seq);
+                if !self.forward(event).await {
+                    return false;
+                }
+            }
+            self.after = self.after.max(from);
+            if events.len() < CATCH_UP_LIMIT as usize {
+                return true;
+            }
+        }
+    }
+
+    async fn run(mut self, mut events: Subscription, resume: bool, lifetime: Duration) {
+        if resume && !self.catch_up().await {
             return;
+        }
+        let end = tokio::time::Instant::now() + lifetime;
+        let start = tokio::time::Instant::now() + HEARTBEAT_INTERVAL;
+        let mut heartbeat = tokio::time::interval_at(start, HEARTBEAT_INTERVAL);
+        loop {
+            let go = tokio::select! {
+                () = self.tx.closed() => false,
+                () = tokio::time::sleep_until(end) => {
+                    // A clean end: the client reconnects with the last id it got.
+                    let _ = self.tx.send(Bytes::from_static(CLOSING)).await;
+                    false
+                }
+                _ = heartbeat.tick() => self.tx.send(ping()).await.is_ok(),
+                next = events.next() => match next {
+                    None => false,
+                    Some(event) => {
+                        self.forward(&event).await
+                            && (!events.take_lagged() || self.catch_up().await)
+                    }
+                },
+            };
+            if !go {
+                return;
+            }
         }
     }
 }
+
+/// The last frame of a stream that reached its lifetime: a comment, then the end.
+const CLOSING: &[u8] = b": stream lifetime reached - reconnect with Last-Event-ID\r\n\r\n";

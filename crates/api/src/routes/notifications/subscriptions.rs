@@ -17,6 +17,8 @@ use crate::state::AppState;
 
 /// Longest accepted webhook URL.
 const MAX_URL_LEN: usize = 2048;
+/// Longest accepted tag, time zone or quiet-hours time, in characters.
+const MAX_TAG_CHARS: usize = 100;
 
 /// `Some(value)` when the field is present (also `Some(None)` for an explicit null), `None`
 /// when absent.
@@ -119,8 +121,56 @@ fn apply(
     mut s: Subscription,
     update: SubscriptionUpdate,
     allow_insecure: bool,
+    max_tags: usize,
 ) -> Result<Subscription, ApiError> {
     let mut issues = Vec::new();
+    for (field, tags) in [
+        ("include_tags", &update.include_tags),
+        ("exclude_tags", &update.exclude_tags),
+    ] {
+        let Some(tags) = tags else { continue };
+        if tags.len() > max_tags {
+            issues.push(ValidationIssue::new(
+                &["body", field],
+                "too_long",
+                format!("List should have at most {max_tags} items"),
+            ));
+        }
+        for (i, tag) in tags.iter().enumerate() {
+            if tag.chars().count() > MAX_TAG_CHARS {
+                issues.push(
+                    ValidationIssue::new(
+                        &["body", field],
+                        "string_too_long",
+                        format!("String should have at most {MAX_TAG_CHARS} characters"),
+                    )
+                    .at(i),
+                );
+            }
+        }
+    }
+    for (field, text) in [
+        ("timezone", update.timezone.as_ref()),
+        (
+            "quiet_hours_start",
+            update.quiet_hours_start.as_ref().and_then(Option::as_ref),
+        ),
+        (
+            "quiet_hours_end",
+            update.quiet_hours_end.as_ref().and_then(Option::as_ref),
+        ),
+    ] {
+        if text.is_some_and(|t| t.chars().count() > MAX_TAG_CHARS) {
+            issues.push(ValidationIssue::new(
+                &["body", field],
+                "string_too_long",
+                format!("String should have at most {MAX_TAG_CHARS} characters"),
+            ));
+        }
+    }
+    if !issues.is_empty() {
+        return Err(ApiError::Validation(issues));
+    }
     if let Some(Some(url)) = &update.webhook_url {
         if let Err(issue) = check_url("webhook_url", url, "https://", "^https://", allow_insecure) {
             issues.push(issue);
@@ -216,7 +266,12 @@ pub(super) async fn update(
         .into_iter()
         .find(|s| s.channel == channel)
         .unwrap_or_else(|| Subscription::default_for(&user.user_id, channel));
-    let next = apply(current, body, state.config.allow_insecure_webhooks)?;
+    let next = apply(
+        current,
+        body,
+        state.config.allow_insecure_webhooks,
+        state.config.quotas.max_subscription_tags,
+    )?;
     let saved = state.store.save_subscription(&next).await?;
     Ok(Json(saved))
 }

@@ -6,7 +6,7 @@ use crate::system_settings::{SettingsAuditAction, SettingsAuditEntry, SystemSett
 
 use super::*;
 
-fn audit(
+pub(super) fn audit(
     action: SettingsAuditAction,
     old: &SystemSettings,
     new: &SystemSettings,

@@ -29,7 +29,7 @@ pub(super) fn notification(
     }
 }
 
-fn created_event(n: &Notification) -> Envelope {
+pub(super) fn created_event(n: &Notification) -> Envelope {
     Envelope::new(
         EventPayload::NotificationCreated {
             notification_id: n.notification_id.clone(),

@@ -57,13 +57,14 @@ pub async fn queue_claim_respects_caps(store: S) {
     store.release(&a.execution_id).await.unwrap();
     assert_eq!(
         claim_id(&store, &p, now).await,
-        Some(b.execution_id.clone())
+        Some(d.execution_id.clone()),
+        "u3 was never served, u1 was"
     );
     assert_eq!(store.queue_counts().await.unwrap(), (1, 2));
     let wide = policy(10, 1, 0);
     assert_eq!(
         claim_id(&store, &wide, now).await,
-        Some(d.execution_id.clone())
+        Some(b.execution_id.clone())
     );
     assert_eq!(claim_id(&store, &wide, now).await, None);
 }
@@ -232,4 +233,126 @@ pub async fn queue_concurrent_claims_never_share_an_entry(store: S) {
     let unique: HashSet<String> = claimed.iter().cloned().collect();
     assert_eq!(unique.len(), claimed.len(), "an entry was claimed twice");
     assert_eq!(unique, all);
+}
+
+/// Fair share: at equal priority the next claim goes to the user served longest ago (or
+/// never), not to the oldest entry of a backlog.
+pub async fn queue_equal_priorities_take_turns_between_users(store: S) {
+    let t0 = crate::now() - Duration::seconds(60);
+    let backlog: Vec<QueueEntry> = (0..5)
+        .map(|i| entry("busy", Priority::Normal, t0 + Duration::seconds(i)))
+        .collect();
+    for e in &backlog {
+        store.enqueue(e).await.unwrap();
+    }
+    let p = policy(1, 1, 0);
+    let now = crate::now();
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        Some(backlog[0].execution_id.clone())
+    );
+    let late = entry("late", Priority::Normal, now);
+    store.enqueue(&late).await.unwrap();
+    assert_eq!(
+        store
+            .queue_position(&late.execution_id, &p, now)
+            .await
+            .unwrap(),
+        Some(0),
+        "the user never served is next"
+    );
+    assert_eq!(
+        store
+            .queue_position(&backlog[1].execution_id, &p, now)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        None,
+        "the one slot is taken"
+    );
+    store.release(&backlog[0].execution_id).await.unwrap();
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        Some(late.execution_id.clone()),
+        "the newcomer goes before the rest of the backlog"
+    );
+    store.release(&late.execution_id).await.unwrap();
+
+    // Two backlogs alternate.
+    let other: Vec<QueueEntry> = (0..2)
+        .map(|i| entry("late", Priority::Normal, now + Duration::milliseconds(i)))
+        .collect();
+    for e in &other {
+        store.enqueue(e).await.unwrap();
+    }
+    let mut users = Vec::new();
+    for _ in 0..4 {
+        let claimed = store.claim_next(&p, now).await.unwrap().unwrap();
+        users.push(claimed.user_id.clone());
+        store.release(&claimed.execution_id).await.unwrap();
+    }
+    assert_eq!(users, ["busy", "late", "busy", "late"]);
+
+    // Priority still comes first.
+    let urgent = entry("late", Priority::High, now);
+    store.enqueue(&urgent).await.unwrap();
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        Some(urgent.execution_id.clone())
+    );
+}
+
+/// A backlog does not gather age while its user is being served: a newcomer of the same
+/// priority is not overtaken by entries that aged behind the user's own running work.
+pub async fn queue_backlog_does_not_age_while_its_user_is_served(store: S) {
+    let now = crate::now();
+    let backlog: Vec<QueueEntry> = (0..3)
+        .map(|i| entry("busy", Priority::Normal, now - Duration::seconds(600 - i)))
+        .collect();
+    for e in &backlog {
+        store.enqueue(e).await.unwrap();
+    }
+    let p = policy(1, 1, 1);
+    let first = store.claim_next(&p, now).await.unwrap().unwrap();
+    assert_eq!(first.execution_id, backlog[0].execution_id);
+    let newcomer = entry("new", Priority::Normal, now);
+    store.enqueue(&newcomer).await.unwrap();
+    store.release(&first.execution_id).await.unwrap();
+    let later = now + Duration::seconds(3);
+    assert_eq!(
+        claim_id(&store, &p, later).await,
+        Some(newcomer.execution_id.clone()),
+        "the backlog's age counts from its user's last claim"
+    );
+}
+
+/// The active count breaks ties first: a user with fewer running entries goes next.
+pub async fn queue_fewer_active_entries_go_first(store: S) {
+    let t0 = crate::now() - Duration::seconds(30);
+    let a: Vec<QueueEntry> = (0..3)
+        .map(|i| entry("a", Priority::Normal, t0 + Duration::seconds(i)))
+        .collect();
+    for e in &a {
+        store.enqueue(e).await.unwrap();
+    }
+    let p = policy(3, 3, 0);
+    let now = crate::now();
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        Some(a[0].execution_id.clone())
+    );
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        Some(a[1].execution_id.clone())
+    );
+    let b = entry("b", Priority::Normal, now);
+    store.enqueue(&b).await.unwrap();
+    assert_eq!(
+        claim_id(&store, &p, now).await,
+        Some(b.execution_id.clone()),
+        "b runs nothing, a runs two"
+    );
 }

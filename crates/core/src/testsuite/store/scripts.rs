@@ -34,6 +34,22 @@ pub async fn scripts_are_private_to_their_owner(store: S) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].script_id, mine.script_id);
     assert!(store.list_scripts("nobody").await.unwrap().is_empty());
+    assert_eq!(store.count_scripts("nobody").await.unwrap(), 0);
+    assert_eq!(store.count_scripts("u1").await.unwrap(), 1);
+    for name in ["second", "third"] {
+        store.create_script(&saved("u1", name)).await.unwrap();
+    }
+    let listed = store.list_scripts("u1").await.unwrap();
+    assert_eq!(store.count_scripts("u1").await.unwrap(), 3);
+    let mut paged = store.list_scripts_page("u1", 1, 0).await.unwrap();
+    paged.extend(store.list_scripts_page("u1", 1, 1).await.unwrap());
+    paged.extend(store.list_scripts_page("u1", 100, 2).await.unwrap());
+    assert_eq!(paged, listed, "pages follow the listing order");
+    assert!(store
+        .list_scripts_page("u1", 10, 100)
+        .await
+        .unwrap()
+        .is_empty());
 
     match store.create_script(&mine).await {
         Err(StoreError::Conflict(_)) => {}

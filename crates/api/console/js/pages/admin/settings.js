@@ -3,6 +3,14 @@
 import { api } from '../../api.js';
 import { h, render, field, guarded, flash, when } from '../../dom.js';
 
+/** The values an audit entry changed, as `key: old → new`. */
+function changes(entry) {
+  const before = entry.old_values || {};
+  const after = entry.new_values || {};
+  const changed = Object.keys(after).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+  return changed.length ? changed.map((k) => `${k}: ${JSON.stringify(before[k])} → ${JSON.stringify(after[k])}`).join(', ') : 'no value changed';
+}
+
 export function show(root) {
   const form = h('form', { class: 'card' });
   const audit = h('div', { class: 'scroll' });
@@ -43,7 +51,7 @@ export function show(root) {
     const log = await api('/admin/settings/audit');
     const entries = Array.isArray(log) ? log : log.entries || log.audit || [];
     render(audit, entries.length
-      ? h('ul', {}, entries.map((e) => h('li', {}, `${when(e.timestamp || e.created_at)} · ${e.changed_by || e.user_id || ''} · ${JSON.stringify(e.changes || e.new_value || e)}`)))
+      ? h('ul', {}, entries.map((e) => h('li', {}, `${when(e.timestamp)} · ${e.username || e.user_id || ''} · ${(e.action || '').replace(/_/g, ' ')} · ${changes(e)}`)))
       : h('p', { class: 'muted' }, 'No changes recorded.'));
   });
   render(root, form, h('h2', {}, 'Audit log'), audit);

@@ -1,5 +1,7 @@
-//! A tansu broker (Kafka protocol, in-memory storage) in a process of its own, on a free
-//! loopback port; killed when dropped, so also when a test fails.
+//! Test support (feature `testing`): a tansu broker (Kafka protocol, in-memory storage) in a
+//! process of its own, on a free loopback port; killed when dropped, so also when a test fails.
+//! `scripts/install-kafka-broker.sh` installs it under `.tools/` of the repository. Used by this
+//! crate's Kafka tests and the end-to-end tests of the scaled-out system.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -30,6 +32,10 @@ fn free_port() -> u16 {
 }
 
 impl Broker {
+    /// Starts a broker on a free loopback port and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When tansu is not installed or does not start: every test needing it would fail anyway.
     pub fn start() -> Self {
         let bin = tansu();
         // A port found free may be taken before the broker binds it: try a few.
@@ -72,6 +78,11 @@ impl Broker {
 }
 
 impl Broker {
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the broker: unreachable but not forgetting
     /// (its storage is in memory).
     pub fn signal(&self, signal: &str) {

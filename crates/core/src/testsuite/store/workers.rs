@@ -1,0 +1,252 @@
+//! Worker leases and run ownership: leases expire and are pruned, runs are claimed and fenced
+//! by their owner, lost runs are settled once; stale queue claims are handed back once.
+
+use super::*;
+use crate::ports::{ExecutorHealth, OwnedRun, RuntimeReport, WorkerReport};
+
+fn report(worker_id: &str, ready: bool) -> WorkerReport {
+    WorkerReport {
+        worker_id: worker_id.to_owned(),
+        runtimes: vec![RuntimeReport {
+            lang: "python".to_owned(),
+            versions: vec!["3.11".to_owned(), "3.12".to_owned()],
+        }],
+        executor: ExecutorHealth {
+            ready,
+            mode: "test".to_owned(),
+            detail: (!ready).then(|| "not ready".to_owned()),
+        },
+    }
+}
+
+fn failure(execution_id: &str) -> Envelope {
+    small_event(EventType::ResultStored, execution_id)
+}
+
+/// A `scheduled` execution.
+async fn scheduled(store: &S, user: &str) -> String {
+    let e = create(store, &sample_execution(user, "python", Duration::zero())).await;
+    assert!(store
+        .transition_execution(
+            &e.execution_id,
+            &[ExecutionStatus::Queued],
+            ExecutionStatus::Scheduled
+        )
+        .await
+        .unwrap());
+    e.execution_id
+}
+
+pub async fn workers_leases_renew_expire_and_prune(store: S) {
+    let t0 = crate::now();
+    store
+        .renew_lease(&report("w-a", true), t0, t0 + Duration::seconds(6))
+        .await
+        .unwrap();
+    store
+        .renew_lease(
+            &report("w-b", false),
+            t0 + Duration::seconds(1),
+            t0 + Duration::seconds(3),
+        )
+        .await
+        .unwrap();
+    let live = store.live_workers(t0 + Duration::seconds(2)).await.unwrap();
+    let ids: Vec<&str> = live.iter().map(|l| l.report.worker_id.as_str()).collect();
+    assert_eq!(ids, ["w-a", "w-b"], "oldest first");
+    assert_eq!(live[0].report, report("w-a", true));
+    assert_eq!(live[1].report, report("w-b", false));
+    assert_eq!(live[0].started_at, t0);
+
+    let later = t0 + Duration::seconds(4);
+    let live = store.live_workers(later).await.unwrap();
+    assert_eq!(live.len(), 1, "w-b expired");
+    // A renewal keeps the start, moves the expiry and replaces the report.
+    store
+        .renew_lease(&report("w-a", false), later, later + Duration::seconds(6))
+        .await
+        .unwrap();
+    let live = store.live_workers(later).await.unwrap();
+    assert_eq!(live[0].started_at, t0);
+    assert_eq!(live[0].renewed_at, later);
+    assert_eq!(live[0].expires_at, later + Duration::seconds(6));
+    assert!(!live[0].report.executor.ready);
+
+    assert_eq!(store.prune_leases(later).await.unwrap(), 1, "w-b pruned");
+    assert_eq!(store.prune_leases(later).await.unwrap(), 0);
+    assert!(store.drop_lease("w-a").await.unwrap());
+    assert!(!store.drop_lease("w-a").await.unwrap());
+    assert!(store.live_workers(later).await.unwrap().is_empty());
+}
+
+pub async fn workers_claim_run_records_owner_and_fences_start(store: S) {
+    let id = scheduled(&store, "u1").await;
+    assert!(store.claim_run(&id, "w-a").await.unwrap());
+    assert!(
+        !store.claim_run(&id, "w-b").await.unwrap(),
+        "a run is claimed once"
+    );
+    let e = store.execution(&id).await.unwrap().unwrap();
+    assert_eq!(e.status, ExecutionStatus::Running);
+    let owned = store.runs_of("w-a").await.unwrap();
+    assert_eq!(
+        owned,
+        [OwnedRun {
+            execution_id: id.clone(),
+            user_id: "u1".to_owned(),
+            worker_id: "w-a".to_owned(),
+            started: false,
+        }]
+    );
+    assert!(store.runs_of("w-b").await.unwrap().is_empty());
+    assert!(
+        !store.mark_run_started(&id, "w-b").await.unwrap(),
+        "only the owner starts the run"
+    );
+    assert!(store.mark_run_started(&id, "w-a").await.unwrap());
+    assert!(
+        !store.mark_run_started(&id, "w-a").await.unwrap(),
+        "started once"
+    );
+    assert!(store.runs_of("w-a").await.unwrap()[0].started);
+    // An ended execution is nobody's running run.
+    let record = ExecutionResultRecord {
+        status: ExecutionStatus::Completed,
+        stdout: String::new(),
+        stderr: String::new(),
+        exit_code: Some(0),
+        error_type: None,
+        error_message: None,
+        resource_usage: None,
+    };
+    assert!(store.finish_execution(&id, &record).await.unwrap());
+    assert!(store.runs_of("w-a").await.unwrap().is_empty());
+}
+
+pub async fn workers_lost_runs_are_settled_once(store: S) {
+    let now = crate::now();
+    store
+        .renew_lease(&report("alive", true), now, now + Duration::seconds(60))
+        .await
+        .unwrap();
+    let of_alive = scheduled(&store, "u1").await;
+    assert!(store.claim_run(&of_alive, "alive").await.unwrap());
+    let never_started = scheduled(&store, "u1").await;
+    assert!(store.claim_run(&never_started, "dead").await.unwrap());
+    let started = scheduled(&store, "u2").await;
+    assert!(store.claim_run(&started, "dead").await.unwrap());
+    assert!(store.mark_run_started(&started, "dead").await.unwrap());
+
+    let lost = store.lost_runs(now, 100).await.unwrap();
+    let mut ids: Vec<&str> = lost.iter().map(|r| r.execution_id.as_str()).collect();
+    ids.sort_unstable();
+    let mut expected = [never_started.as_str(), started.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "runs of workers without a live lease");
+    assert_eq!(store.lost_runs(now, 1).await.unwrap().len(), 1, "limit");
+
+    for run in &lost {
+        // Two settlers race; exactly one stores its event.
+        let (first, second) = (failure(&run.execution_id), failure(&run.execution_id));
+        let (a, b) = tokio::join!(
+            store.settle_run(run, &first),
+            store.settle_run(run, &second),
+        );
+        let stored = [a.unwrap(), b.unwrap()];
+        assert_eq!(
+            stored.iter().filter(|s| s.is_some()).count(),
+            1,
+            "settled once: {run:?}"
+        );
+        assert!(store
+            .settle_run(run, &failure(&run.execution_id))
+            .await
+            .unwrap()
+            .is_none());
+        let events = store
+            .events_for_aggregate(&run.execution_id, &[EventType::ResultStored], 10)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1);
+    }
+    let status = |id: String| {
+        let store = store.clone();
+        async move { store.execution(&id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(
+        status(never_started.clone()).await,
+        ExecutionStatus::Scheduled,
+        "a run that never started is scheduled again"
+    );
+    assert_eq!(
+        status(started.clone()).await,
+        ExecutionStatus::Running,
+        "a started run waits for its outcome event"
+    );
+    assert!(store.lost_runs(now, 100).await.unwrap().is_empty());
+    assert!(store.runs_of("dead").await.unwrap().is_empty());
+    // The rescheduled run can be claimed again, by a live worker.
+    assert!(store.claim_run(&never_started, "alive").await.unwrap());
+    assert_eq!(store.runs_of("alive").await.unwrap().len(), 2);
+
+    // A settle that read the run before it was marked started does not match it any more.
+    let racing = scheduled(&store, "u3").await;
+    assert!(store.claim_run(&racing, "gone").await.unwrap());
+    let read = store.lost_runs(now, 100).await.unwrap().remove(0);
+    assert!(!read.started);
+    assert!(store.mark_run_started(&racing, "gone").await.unwrap());
+    assert!(store
+        .settle_run(&read, &failure(&racing))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(status(racing.clone()).await, ExecutionStatus::Running);
+    // Once the lease of the owner expires, its runs are lost.
+    let later = now + Duration::seconds(61);
+    assert_eq!(store.lost_runs(later, 100).await.unwrap().len(), 3);
+}
+
+pub async fn queue_stale_claims_are_handed_back_once(store: S) {
+    let t0 = crate::now() - Duration::seconds(120);
+    let e = create(&store, &sample_execution("u1", "python", Duration::zero())).await;
+    let mut q = entry("u1", Priority::Normal, t0);
+    q.execution_id = e.execution_id.clone();
+    store.enqueue(&q).await.unwrap();
+    let p = policy(1, 1, 0);
+    let claimed = store.claim_next(&p, t0).await.unwrap().unwrap();
+    let claimed_at = claimed.active_since.unwrap();
+
+    assert!(
+        store.stale_claims(t0).await.unwrap().is_empty(),
+        "not older than the cutoff"
+    );
+    let stale = store.stale_claims(crate::now()).await.unwrap();
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].execution_id, e.execution_id);
+    assert_eq!(stale[0].active_since, Some(claimed_at));
+
+    let (a, b) = tokio::join!(
+        store.requeue_claim(&e.execution_id, claimed_at),
+        store.requeue_claim(&e.execution_id, claimed_at),
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "handed back once");
+    assert_eq!(store.queue_counts().await.unwrap(), (1, 0));
+    // A newer claim is not the stale one.
+    let again = store.claim_next(&p, crate::now()).await.unwrap().unwrap();
+    assert!(!store
+        .requeue_claim(&e.execution_id, claimed_at)
+        .await
+        .unwrap());
+    assert_eq!(store.queue_counts().await.unwrap(), (0, 1));
+    // A claim whose execution moved on is not stale: it holds the execution's slot.
+    assert!(store
+        .transition_execution(
+            &e.execution_id,
+            &[ExecutionStatus::Queued],
+            ExecutionStatus::Scheduled
+        )
+        .await
+        .unwrap());
+    let later = again.active_since.unwrap() + Duration::seconds(1);
+    assert!(store.stale_claims(later).await.unwrap().is_empty());
+}

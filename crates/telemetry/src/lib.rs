@@ -1,0 +1,14 @@
+//! Metrics of integr8s.
+//!
+//! Code records through the `metrics` facade with the names of [`catalogue`] (the one list of
+//! every metric, its kind, labels and help text; `docs/metrics.md` is checked against it). A
+//! process that serves `/metrics` calls [`install`] once; without it every record is a no-op.
+
+pub mod catalogue;
+mod recorder;
+
+pub use catalogue::{MetricKind, MetricSpec, CATALOGUE};
+pub use recorder::{install, MetricsHandle};
+
+/// Re-exported so recording crates need no direct dependency on the facade's version.
+pub use metrics;
