@@ -32,14 +32,14 @@ use crate::error::EngineError;
 
 /// What a handler knows about the delivery besides the event.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Attempt {
+pub struct Attempt {
     /// This is the last attempt: a failure now is logged and acked, not redelivered.
     pub last: bool,
 }
 
 /// One component's event handler.
 #[async_trait]
-pub(crate) trait Handler: Send + Sync {
+pub trait Handler: Send + Sync {
     async fn handle(&self, event: &StoredEvent, attempt: Attempt) -> Result<(), EngineError>;
 }
 
@@ -66,7 +66,7 @@ pub(crate) async fn consume(
 /// Like [`consume`], but an event whose handler failed `max_attempts` times is dead-lettered
 /// in `store` (announced by `dlq_message_received`) before it is acked, and redeliveries the
 /// DLQ requests for `group` are handled too.
-pub(crate) async fn consume_with_dlq(
+pub async fn consume_with_dlq(
     store: &dyn Store,
     bus: &dyn EventBus,
     topics: &[EventType],
@@ -283,7 +283,7 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 }
 
 /// Emits `payload` on behalf of the user of `cause`, in the same correlation.
-pub(crate) async fn emit_caused_by(
+pub async fn emit_caused_by(
     outbox: &Outbox,
     cause: &Envelope,
     payload: EventPayload,

@@ -13,6 +13,12 @@ pub enum EngineError {
     /// The bus ended a subscription while the component was still meant to run.
     #[error("the subscription of consumer group '{group}' ended")]
     SubscriptionEnded { group: String },
+    /// A service the handler depends on (e.g. the Kubernetes API) failed; worth retrying.
+    #[error("{service} unavailable: {detail}")]
+    Dependency {
+        service: &'static str,
+        detail: String,
+    },
 }
 
 impl EngineError {
@@ -20,7 +26,9 @@ impl EngineError {
         match self {
             EngineError::Store(e) => e.code(),
             EngineError::Bus(e) => e.code(),
-            EngineError::SubscriptionEnded { .. } => ErrorCode::Unavailable,
+            EngineError::SubscriptionEnded { .. } | EngineError::Dependency { .. } => {
+                ErrorCode::Unavailable
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 //! once, and after a restart everything past a group's committed offset is delivered again.
 
 mod config;
-mod consumer;
+pub mod consumer;
 mod coordinator;
 pub mod dlq;
 mod error;
@@ -24,6 +24,12 @@ pub use error::EngineError;
 pub use results::ResultProcessor;
 pub use saga::SagaOrchestrator;
 pub use worker::LocalWorker;
+
+/// How a finished run becomes its outcome event (docs/pipeline.md, "Outcome mapping"), shared
+/// by every worker so that clients cannot tell the executors apart.
+pub mod run_outcome {
+    pub use crate::worker::outcome::{exit_code_of, map_report, system_failure, CancelRequest};
+}
 
 /// Consumer group names, one per component.
 pub mod groups {

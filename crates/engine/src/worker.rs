@@ -22,7 +22,7 @@
 
 mod cancels;
 mod lease;
-mod outcome;
+pub(crate) mod outcome;
 mod pod;
 
 use std::collections::{HashMap, VecDeque};

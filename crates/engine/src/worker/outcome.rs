@@ -14,14 +14,14 @@ const MIB: u64 = 1024 * 1024;
 
 /// Who asked for a run to be stopped, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CancelRequest {
+pub struct CancelRequest {
     pub by: String,
     pub reason: Option<String>,
 }
 
 /// The exit code a run's outcome reports: the script's own, `128 + signal` when killed by a
 /// signal or a limit, [`NO_EXIT_CODE`] when it was stopped by a timeout or a cancel.
-pub(crate) fn exit_code_of(outcome: RunOutcome) -> i64 {
+pub fn exit_code_of(outcome: RunOutcome) -> i64 {
     match outcome {
         RunOutcome::Exited { code } => i64::from(code),
         RunOutcome::Signaled { signal } => 128 + i64::from(signal),
@@ -34,7 +34,7 @@ pub(crate) fn exit_code_of(outcome: RunOutcome) -> i64 {
 
 /// The outcome event of a finished run. `cancel` says who asked for a cancel; `started` whether
 /// the script had started (a cancelled run then was force-terminated).
-pub(crate) fn map_report(
+pub fn map_report(
     execution_id: &str,
     report: &RunReport,
     limits: &RunLimits,
@@ -115,7 +115,7 @@ pub(crate) fn cancelled_before_start(execution_id: &str, cancel: &CancelRequest)
 }
 
 /// An `execution_failed` for an infrastructure failure: nothing of the script is to blame.
-pub(crate) fn system_failure(execution_id: &str, message: String) -> EventPayload {
+pub fn system_failure(execution_id: &str, message: String) -> EventPayload {
     EventPayload::ExecutionFailed {
         execution_id: execution_id.to_owned(),
         exit_code: NO_EXIT_CODE,
