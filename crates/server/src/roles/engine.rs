@@ -147,13 +147,15 @@ impl EngineParts<'_> {
                 tasks.spawn(named(role.name(), r.run(stop)));
             }
             Role::DlqProcessor => {
-                let mut dlq = integr8s_engine::dlq::DlqConfig::default();
                 // `retention.dlq = "0"` keeps dead letters for ever (a century).
-                dlq.retention = self
-                    .config
-                    .retention
-                    .dlq_age()
-                    .unwrap_or(Duration::from_secs(100 * 365 * 86_400));
+                let dlq = integr8s_engine::dlq::DlqConfig {
+                    retention: self
+                        .config
+                        .retention
+                        .dlq_age()
+                        .unwrap_or(Duration::from_secs(100 * 365 * 86_400)),
+                    ..integr8s_engine::dlq::DlqConfig::default()
+                };
                 let p = integr8s_engine::dlq::DlqProcessor::new(
                     store.clone(),
                     self.outbox(role.name()),
