@@ -170,6 +170,7 @@ fn every_manifest_is_a_known_kubernetes_type_with_no_unknown_field() {
             "dlq-processor",
             "event-replay",
             "k8s-worker",
+            "notifications",
             "pod-monitor",
             "result-processor",
             "saga-orchestrator"
