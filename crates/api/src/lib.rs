@@ -9,7 +9,7 @@ pub mod console;
 pub mod cors;
 pub mod error;
 pub mod extract;
-mod metrics;
+pub mod metrics;
 mod middleware;
 pub mod openapi;
 pub mod quotas;

@@ -27,8 +27,15 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = state.config.metrics_token.as_deref() {
-        if !bearer_matches(&headers, token) {
+    render(state.config.metrics_token.as_deref(), &headers)
+}
+
+/// The answer to a scrape: the process's metrics, or 401 in the contract's shape when `token`
+/// is set and the request does not carry it as a bearer token. Also served on the health port
+/// of processes without the API.
+pub fn render(token: Option<&str>, headers: &HeaderMap) -> Response {
+    if let Some(token) = token {
+        if !bearer_matches(headers, token) {
             return ApiError::not_authenticated().into_response();
         }
     }

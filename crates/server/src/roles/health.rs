@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use integr8s_core::ports::Executor;
@@ -92,35 +92,7 @@ async fn ready(State(h): State<Health>) -> (StatusCode, Json<Value>) {
 
 /// The process's metrics in the Prometheus text format, behind `metrics.token` when set.
 async fn metrics(State(h): State<Health>, headers: HeaderMap) -> Response {
-    if let Some(token) = h.metrics_token.as_deref() {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| same_bytes(g.as_bytes(), token.as_bytes())) {
-            let body = json!({"detail": "Not authenticated"});
-            return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
-        }
-    }
-    match integr8s_telemetry::install() {
-        Some(handle) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            handle.render(),
-        )
-            .into_response(),
-        None => {
-            let body = json!({"detail": "metrics are not recorded by this process"});
-            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-        }
-    }
-}
-
-/// Compares without stopping at the first difference, so timing tells nothing of the token.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    integr8s_api::metrics::render(h.metrics_token.as_deref(), &headers)
 }
 
 /// Binds the health port, prints its address, and serves until `shutdown`.

@@ -226,6 +226,15 @@ impl Deployment {
         (status, r.json().await.expect("health json"))
     }
 
+    /// `GET /metrics` on a process's health port: the Prometheus text.
+    pub async fn metrics(&self, name: &str) -> String {
+        let r = reqwest::get(format!("{}/metrics", self.process(name).health))
+            .await
+            .expect("metrics request");
+        assert_eq!(r.status(), 200, "{name}: /metrics");
+        r.text().await.expect("metrics text")
+    }
+
     /// Waits until a process answers ready.
     pub async fn wait_ready(&self, name: &str) -> serde_json::Value {
         self.wait_health(name, 200).await

@@ -54,6 +54,27 @@ async fn every_role_in_its_own_process_runs_executions_end_to_end() {
         assert_eq!(r["exit_code"], 0, "{r}");
     }
 
+    // Each process counts its own work on its health port.
+    let sample = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(series))
+            .filter_map(|v| v.trim().parse::<f64>().ok())
+            .sum()
+    };
+    let worker = d.metrics("local-worker-1").await;
+    assert_eq!(
+        sample(&worker, "sandbox_runs_total{outcome=\"exited_zero\"}"),
+        5.0,
+        "{worker}"
+    );
+    let results = d.metrics("result-processor-1").await;
+    assert_eq!(
+        sample(&results, "script_executions_total{status=\"completed\"}"),
+        5.0,
+        "{results}"
+    );
+    assert!(!results.contains("sandbox_runs_total"), "{results}");
+
     // Each role is a process of its own.
     let mut pids: Vec<u32> = d.names().iter().filter_map(|n| d.pid(n)).collect();
     pids.sort_unstable();
