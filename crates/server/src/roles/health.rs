@@ -109,7 +109,7 @@ pub async fn start(
         adapters,
         executor,
         started_at: Instant::now(),
-        metrics_token: (!config.metrics.token.is_empty()).then(|| config.metrics.token.clone()),
+        metrics_token: config.metrics.token(),
     };
     let app = Router::new()
         .route("/health/live", get(live))
