@@ -29,7 +29,7 @@ const OLD_NOTIFICATIONS: &str = "SELECT notification_id FROM notifications
      WHERE created_at < {c} ORDER BY created_at, notification_id LIMIT {b}";
 
 /// The statements deleting at most `{b}` rows of `kind` older than `{c}`, in order; `None` for
-/// kinds the adapters delete through their own port methods (replay sessions, DLQ).
+/// replay sessions, which the adapters delete through their own port method.
 pub(crate) fn statements(kind: RetentionKind, c: &str, b: &str) -> Option<Vec<(bool, String)>> {
     let steps: Vec<(bool, String)> = match kind {
         RetentionKind::Events => {
@@ -101,7 +101,7 @@ pub(crate) fn statements(kind: RetentionKind, c: &str, b: &str) -> Option<Vec<(b
                 ),
             ),
         ],
-        RetentionKind::ReplaySessions | RetentionKind::Dlq => return None,
+        RetentionKind::ReplaySessions => return None,
     };
     Some(
         steps

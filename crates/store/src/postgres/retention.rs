@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use integr8s_core::ports::{DlqStore, ReplayStore, RetentionKind, RetentionStore};
+use integr8s_core::ports::{ReplayStore, RetentionKind, RetentionStore};
 use integr8s_core::StoreError;
 
 use super::query::execute;
@@ -20,10 +20,7 @@ impl RetentionStore for PostgresStore {
         batch: u32,
     ) -> Result<u64, StoreError> {
         let Some(steps) = statements(kind, "$1", "$2") else {
-            return match kind {
-                RetentionKind::Dlq => self.purge_dlq_before(cutoff).await,
-                _ => self.delete_replay_sessions_before(cutoff).await,
-            };
+            return self.delete_replay_sessions_before(cutoff).await;
         };
         let mut tx = self.begin().await?;
         let mut deleted = 0;
