@@ -76,6 +76,7 @@ fn executions() -> Vec<Operation> {
         Operation::post("/api/v1/execute", T)
             .summary("Create Execution")
             .headers(&["Idempotency-Key"])
+            .query::<params::ExecuteQuery>()
             .request(json::<ExecutionRequest>())
             .response(json::<ExecutionResponse>()),
         Operation::get("/api/v1/executions/{execution_id}/result", T)

@@ -35,6 +35,17 @@ pub struct UserExecutionsQuery {
     skip: i64,
 }
 
+/// `POST /api/v1/execute` (integr8s extension).
+#[derive(JsonSchema)]
+pub struct ExecuteQuery {
+    /// integr8s extension: answer once the execution has ended, with its result (the shape of
+    /// `GET /api/v1/executions/{execution_id}/result`), or after its time limit plus 10 s with
+    /// its status then. A waiting request counts as an open event stream.
+    #[serde(default)]
+    #[schemars(extend("default" = false))]
+    wait: bool,
+}
+
 /// `GET /api/v1/scripts` (an integr8s extension: the original lists every script).
 #[derive(JsonSchema)]
 pub struct SavedScriptsQuery {

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use integr8s_core::{ErrorType, Execution, ExecutionStatus, Priority, ResourceUsa
 use serde::{Deserialize, Serialize};
 
 use super::submit::{self, load_owned, ExecutionResponse, RequestedLimits, Submission};
+use super::wait;
 use crate::auth::{AdminUser, CurrentUser};
 use crate::error::ApiError;
 use crate::extract::{AppBytes, AppJson, AppPath, QueryPairs};
@@ -129,10 +131,17 @@ async fn execute(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     headers: HeaderMap,
+    wait::Wait(wait): wait::Wait,
     AppJson(body): AppJson<ExecutionRequest>,
-) -> Result<Json<ExecutionResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let idempotency_key = submit::idempotency_key(&headers)?;
     let requested = body.requested()?;
+    // A waiting request counts as an open stream; refused before anything is submitted.
+    let permit = if wait {
+        Some(state.streams.open(&user.user_id)?)
+    } else {
+        None
+    };
     let response = submit::submit(
         &state,
         Submission {
@@ -146,7 +155,12 @@ async fn execute(
         },
     )
     .await?;
-    Ok(Json(response))
+    if permit.is_none() {
+        return Ok(Json(response).into_response());
+    }
+    let execution = wait::until_ended(&state, &response.execution_id).await?;
+    drop(permit);
+    Ok(Json(ExecutionResult::from(execution)).into_response())
 }
 
 async fn result(

@@ -14,3 +14,4 @@ pub mod sse;
 pub mod sse_frame;
 pub mod submit;
 pub mod user_settings;
+pub mod wait;

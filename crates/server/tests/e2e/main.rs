@@ -39,6 +39,7 @@ mod sessions;
 mod sse;
 mod streams;
 mod user_settings;
+mod wait;
 
 mod compose;
 mod deployment;
