@@ -15,8 +15,13 @@ cd "$(dirname "$0")/.."
 EXAMPLES="${1:-25}"
 LIMIT="${2:-600}"
 scripts/install-fuzz.sh
-BIN="${FUZZ_BIN:-target/debug/integr8s}"
-[ -x "$BIN" ] || cargo build -p integr8s-server
+# The binary of this tree (a no-op when it is up to date), unless one is named.
+if [ -n "${FUZZ_BIN:-}" ]; then
+  BIN="$FUZZ_BIN"
+else
+  cargo build -p integr8s-server
+  BIN="target/debug/integr8s"
+fi
 OUT="target/fuzz"
 mkdir -p "$OUT"
 DATA="$(mktemp -d)"

@@ -9,6 +9,8 @@ VERSION="3.39.16"
 HYPOTHESIS="6.131.0"
 VENV=".tools/fuzz-venv"
 
+# fuzz.sh waits for the server and signs in with curl.
+command -v curl >/dev/null 2>&1 || "$(dirname "$0")/apt-install.sh" curl
 if [ -x "$VENV/bin/st" ] && "$VENV/bin/python" -c "import schemathesis, hypothesis, sys; sys.exit(schemathesis.__version__ != '$VERSION' or hypothesis.__version__ != '$HYPOTHESIS')" 2>/dev/null; then
   exit 0
 fi

@@ -74,11 +74,11 @@ pub async fn measure(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
     let labels = [("method", method.clone()), ("path", path.clone())];
-    let active = gauge!(catalogue::HTTP_REQUESTS_ACTIVE, &labels);
-    active.increment(1.0);
+    // Lowered when this future ends, also when the client went away and it was dropped.
+    let active = Raised::new(gauge!(catalogue::HTTP_REQUESTS_ACTIVE, &labels));
     let started = Instant::now();
     let response = next.run(req).await;
-    active.decrement(1.0);
+    drop(active);
     histogram!(catalogue::HTTP_REQUEST_DURATION_SECONDS, &labels)
         .record(started.elapsed().as_secs_f64());
     let status = response.status().as_u16().to_string();
@@ -111,10 +111,8 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 
 /// Counts the stream as open until its body is dropped, and its data frames as they go out.
 fn measure_stream(response: Response, path: String) -> Response {
-    let open = gauge!(catalogue::SSE_CONNECTIONS_ACTIVE, "stream" => path.clone());
+    let guard = Raised::new(gauge!(catalogue::SSE_CONNECTIONS_ACTIVE, "stream" => path.clone()));
     let sent = counter!(catalogue::SSE_MESSAGES_SENT_TOTAL, "stream" => path);
-    open.increment(1.0);
-    let guard = OpenStream(open);
     response.map(|body| {
         Body::from_stream(body.into_data_stream().map(move |chunk| {
             let _open = &guard;
@@ -131,9 +129,17 @@ fn measure_stream(response: Response, path: String) -> Response {
     })
 }
 
-struct OpenStream(integr8s_telemetry::metrics::Gauge);
+/// A gauge raised by one while this value lives.
+struct Raised(integr8s_telemetry::metrics::Gauge);
 
-impl Drop for OpenStream {
+impl Raised {
+    fn new(gauge: integr8s_telemetry::metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Raised {
     fn drop(&mut self) {
         self.0.decrement(1.0);
     }

@@ -115,6 +115,9 @@ impl Inner {
                 if let Err(e) = self.requeue_stale_claims().await {
                     tracing::warn!(error = %e, "handing back stale claims failed");
                 }
+                if let Err(e) = self.reannounce_stale_scheduled().await {
+                    tracing::warn!(error = %e, "re-announcing scheduled executions failed");
+                }
             }
             if let Err(e) = self.dispatch().await {
                 tracing::warn!(error = %e, "dispatch on tick failed");
@@ -317,10 +320,21 @@ impl Inner {
                 self.announce_queued(&entry, None).await?;
             }
         }
+        self.reannounce_stale_scheduled().await
+    }
+
+    /// Emits `execution_accepted` for scheduled executions that never got it (their dispatch
+    /// stopped between the schedule and the announcement, or the announcement failed), once
+    /// they have been scheduled for `claim_timeout` (a live dispatch emits it within moments).
+    /// Run at start and on every repair round, so no execution stays scheduled for good.
+    async fn reannounce_stale_scheduled(&self) -> Result<(), EngineError> {
+        let store = self.store.as_ref();
         let stale = self.stale_before();
-        for execution in in_flight
-            .iter()
-            .filter(|e| e.status == ExecutionStatus::Scheduled && e.updated_at < stale)
+        for execution in store
+            .executions_in(&[ExecutionStatus::Scheduled])
+            .await?
+            .into_iter()
+            .filter(|e| e.updated_at < stale)
         {
             let id = &execution.execution_id;
             let accepted = store

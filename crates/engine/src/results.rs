@@ -166,7 +166,6 @@ impl Inner {
     }
 }
 
-/// The stored result of an outcome event (docs/pipeline.md, "Outcome mapping").
 /// Counts a stored outcome (once per execution: only the write that ended it counts).
 fn record_outcome(record: &ExecutionResultRecord) {
     counter!(catalogue::SCRIPT_EXECUTIONS_TOTAL, "status" => record.status.as_str()).increment(1);
@@ -181,6 +180,7 @@ fn record_outcome(record: &ExecutionResultRecord) {
     }
 }
 
+/// The stored result of an outcome event (docs/pipeline.md, "Outcome mapping").
 fn result_record(payload: &EventPayload) -> Option<ExecutionResultRecord> {
     let record = |status, output: &RunOutput| ExecutionResultRecord {
         status,

@@ -64,7 +64,6 @@ pub(crate) const SHUTDOWN_MESSAGE: &str = "run interrupted by service shutdown";
 /// Runs scripts for `create_pod_command` through an [`Executor`] and stops them on
 /// `delete_pod_command`.
 pub struct LocalWorker {
-    bus: Arc<dyn EventBus>,
     inner: Arc<Inner>,
 }
 
@@ -136,7 +135,6 @@ impl LocalWorker {
         worker: WorkerConfig,
     ) -> Self {
         Self {
-            bus: bus.clone(),
             inner: Arc::new(Inner {
                 store,
                 bus,
@@ -149,11 +147,6 @@ impl LocalWorker {
                 tasks: TaskTracker::new(),
             }),
         }
-    }
-
-    /// This worker's id.
-    pub fn id(&self) -> &str {
-        &self.inner.worker.id
     }
 
     /// Takes the lease now, with this worker's report (installed runtimes, executor health),
@@ -179,7 +172,7 @@ impl LocalWorker {
         ];
         let result = consume_with_dlq(
             inner.store.as_ref(),
-            self.bus.as_ref(),
+            inner.bus.as_ref(),
             TOPICS,
             groups::LOCAL_WORKER,
             inner.config.max_handler_attempts,

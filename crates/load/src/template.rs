@@ -8,6 +8,7 @@ use serde::Serialize;
 pub const ROUTES: &[&str] = &[
     "/",
     "/openapi.json",
+    "/metrics",
     "/api/v1/auth/login",
     "/api/v1/auth/register",
     "/api/v1/auth/me",

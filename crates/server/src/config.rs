@@ -71,6 +71,13 @@ pub struct MetricsSection {
     pub token: String,
 }
 
+impl MetricsSection {
+    /// The token scrapers must send, if one is set.
+    pub fn token(&self) -> Option<String> {
+        (!self.token.is_empty()).then(|| self.token.clone())
+    }
+}
+
 impl std::fmt::Debug for MetricsSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let token = if self.token.is_empty() {

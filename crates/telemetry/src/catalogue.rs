@@ -89,7 +89,7 @@ catalogue! {
     RATE_LIMIT_BYPASS_TOTAL = "rate_limit_bypass_total", Counter, [],
         "Requests of users whose override bypasses rate limits.";
     RATE_LIMIT_FAIL_OPEN_TOTAL = "rate_limit_fail_open_total", Counter, [],
-        "Requests let through because the limiter's store (Redis) could not be reached.";
+        "Requests let through unchecked: Redis unreachable (counted by the limiter, and also as allowed) or the rule lookup failed.";
     AUTHENTICATION_ATTEMPTS_TOTAL = "authentication_attempts_total", Counter, [],
         "Sign-in attempts.";
     AUTHENTICATION_FAILURES_TOTAL = "authentication_failures_total", Counter, ["reason"],

@@ -42,6 +42,8 @@ pub struct AuthLimits {
     /// How long a request waits for a hashing place before it is refused.
     pub hash_wait: Duration,
     hashes: Arc<Semaphore>,
+    /// The bound of `hashes`: more hashing threads than this would only keep memory.
+    max_hashes: usize,
 }
 
 impl AuthLimits {
@@ -58,6 +60,7 @@ impl AuthLimits {
             register_per_ip_per_hour,
             hash_wait,
             hashes: Arc::new(Semaphore::new(max_concurrent_hashes.max(1))),
+            max_hashes: max_concurrent_hashes.max(1),
         }
     }
 }
@@ -185,7 +188,7 @@ pub async fn hash_permit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiEr
 /// Hashes a password within the bound of hashes at once.
 pub async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
     let _permit = hash_permit(state).await?;
-    super::password::hash_blocking(password).await
+    super::password::hash_blocking(password, state.config.auth_limits.max_hashes).await
 }
 
 /// Verifies a password (against the dummy hash when there is no user) within the bound.
@@ -195,7 +198,7 @@ pub async fn verify_password(
     phc: Option<String>,
 ) -> Result<bool, ApiError> {
     let _permit = hash_permit(state).await?;
-    super::password::verify_blocking(password, phc).await
+    super::password::verify_blocking(password, phc, state.config.auth_limits.max_hashes).await
 }
 
 /// The per-account delay for `recent_failures` failed attempts.

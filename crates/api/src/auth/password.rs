@@ -114,13 +114,16 @@ fn dummy_hash() -> &'static str {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The hashing threads' queue: as many threads as cores, at least 2 and at most 8.
-fn hashing_queue() -> &'static mpsc::Sender<Job> {
+/// The hashing threads' queue: as many threads as cores (at least 2, at most 8), and no more
+/// than the hashes allowed at once (`max_hashes`, the bound of the first caller), since each
+/// thread keeps its working memory.
+fn hashing_queue(max_hashes: usize) -> &'static mpsc::Sender<Job> {
     static QUEUE: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     QUEUE.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+        let threads = cores.min(max_hashes.max(1));
         for i in 0..threads {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
@@ -142,6 +145,7 @@ fn hashing_queue() -> &'static mpsc::Sender<Job> {
 
 /// Runs `f` on a hashing thread and waits for its answer.
 async fn on_hashing_thread<T: Send + 'static>(
+    max_hashes: usize,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -149,7 +153,7 @@ async fn on_hashing_thread<T: Send + 'static>(
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let _ = tx.send(outcome.ok());
     });
-    hashing_queue()
+    hashing_queue(max_hashes)
         .send(job)
         .map_err(|_| ApiError::Internal("no password hashing thread".into()))?;
     rx.await
@@ -158,13 +162,17 @@ async fn on_hashing_thread<T: Send + 'static>(
         .ok_or_else(|| ApiError::Internal("password hashing failed".into()))
 }
 
-pub async fn hash_blocking(password: String) -> Result<String, ApiError> {
-    on_hashing_thread(move || hash_password(&password)).await?
+pub async fn hash_blocking(password: String, max_hashes: usize) -> Result<String, ApiError> {
+    on_hashing_thread(max_hashes, move || hash_password(&password)).await?
 }
 
 /// Verifies against `phc`, or against the dummy hash when there is no user (always false then).
-pub async fn verify_blocking(password: String, phc: Option<String>) -> Result<bool, ApiError> {
-    on_hashing_thread(move || match phc {
+pub async fn verify_blocking(
+    password: String,
+    phc: Option<String>,
+    max_hashes: usize,
+) -> Result<bool, ApiError> {
+    on_hashing_thread(max_hashes, move || match phc {
         Some(phc) => verify_password(&password, &phc),
         None => {
             verify_password(&password, dummy_hash());

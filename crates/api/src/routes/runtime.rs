@@ -84,8 +84,8 @@ pub struct ResourceLimits {
 }
 
 async fn limits(State(state): State<AppState>) -> Response {
-    // The runtimes of the live workers (see `crate::workers`).
-    let registry = match state.workers.runtimes(&state, true).await {
+    // The runtimes of the live workers (see `crate::workers`), read at most a second ago.
+    let registry = match state.workers.runtimes(&state, false).await {
         Ok(registry) => registry,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };

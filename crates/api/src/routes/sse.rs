@@ -277,6 +277,10 @@ impl Relay {
             return;
         }
         if execution.status.is_terminal() {
+            // A client resuming with `Last-Event-ID` gets what it missed, up to the end.
+            if self.after > 0 && self.catch_up().await == Flow::Stop {
+                return;
+            }
             self.finish(&execution).await;
             return;
         }

@@ -151,17 +151,20 @@ pub async fn submit(state: &AppState, sub: Submission) -> Result<ExecutionRespon
         limit: 1,
         ..ExecutionFilter::default()
     };
-    // The user's own cap first: one user's backlog must not fill the queue for everyone.
-    let own = ExecutionFilter {
-        user_id: Some(sub.user_id.clone()),
-        ..waiting.clone()
-    };
-    let (_, own_pending) = state.store.list_executions(&own).await?;
-    let max_own = state.config.quotas.max_pending_per_user;
-    if own_pending >= max_own {
-        return Err(crate::quotas::pending_exceeded(max_own));
-    }
     let (_, pending) = state.store.list_executions(&waiting).await?;
+    // The user's own cap first: one user's backlog must not fill the queue for everyone. The
+    // user's count can reach the cap only when the whole queue holds that many.
+    let max_own = state.config.quotas.max_pending_per_user;
+    if pending >= max_own {
+        let own = ExecutionFilter {
+            user_id: Some(sub.user_id.clone()),
+            ..waiting.clone()
+        };
+        let (_, own_pending) = state.store.list_executions(&own).await?;
+        if own_pending >= max_own {
+            return Err(crate::quotas::pending_exceeded(max_own));
+        }
+    }
     if pending >= state.config.max_queue_length {
         return Err(ApiError::TooManyRequests {
             kind: "QueueFullError",

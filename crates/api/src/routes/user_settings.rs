@@ -303,10 +303,28 @@ async fn update_editor(
     set_field(&state, &user.user_id, "editor", to_value(&body)?).await
 }
 
-/// Checks custom settings against the quotas: at most `max_custom_settings` keys, each value
-/// at most `max_custom_setting_bytes` as JSON.
+/// Checks custom settings against the quotas: at most `max_custom_settings` keys, each key at
+/// most [`MAX_KEY_CHARS`] characters and each value at most `max_custom_setting_bytes` as JSON.
 fn check_custom(caps: &Quotas, custom: &Map<String, Value>, loc: &[&str]) -> Result<(), ApiError> {
-    if custom.len() > caps.max_custom_settings {
+    check_custom_count(caps, custom.len(), loc)?;
+    let mut issues = Vec::new();
+    for (key, value) in custom {
+        let mut at: Vec<&str> = loc.to_vec();
+        at.push(key.as_str());
+        if key.chars().count() > MAX_KEY_CHARS {
+            issues.push(ValidationIssue::new(
+                &at,
+                "string_too_long",
+                format!("Key should have at most {MAX_KEY_CHARS} characters"),
+            ));
+        }
+        issues.extend(custom_value_too_large(caps, value, &at));
+    }
+    into_result(issues)
+}
+
+fn check_custom_count(caps: &Quotas, count: usize, loc: &[&str]) -> Result<(), ApiError> {
+    if count > caps.max_custom_settings {
         return Err(ApiError::invalid(
             loc,
             "too_long",
@@ -316,16 +334,13 @@ fn check_custom(caps: &Quotas, custom: &Map<String, Value>, loc: &[&str]) -> Res
             ),
         ));
     }
-    let mut issues = Vec::new();
-    for (key, value) in custom {
-        let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
-        if size > caps.max_custom_setting_bytes || key.chars().count() > MAX_KEY_CHARS {
-            let mut at: Vec<&str> = loc.to_vec();
-            at.push(key.as_str());
-            issues.push(quotas::too_large(&at, caps.max_custom_setting_bytes));
-        }
-    }
-    into_result(issues)
+    Ok(())
+}
+
+fn custom_value_too_large(caps: &Quotas, value: &Value, loc: &[&str]) -> Option<ValidationIssue> {
+    let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
+    (size > caps.max_custom_setting_bytes)
+        .then(|| quotas::too_large(loc, caps.max_custom_setting_bytes))
 }
 
 async fn update_custom(
@@ -342,13 +357,18 @@ async fn update_custom(
         ));
     }
     let current = current_settings(state.store.as_ref(), &user.user_id).await?;
-    let mut after = current.custom_settings.clone();
-    after.insert(key.clone(), Value::Object(body.clone()));
-    check_custom(&state.config.quotas, &after, &["body"])?;
-    let changes = current
-        .change_custom(&key, Value::Object(body))
-        .into_iter()
-        .collect();
+    // Only what this call adds is checked: the value, and one key more unless it replaces one.
+    let caps = &state.config.quotas;
+    let value = Value::Object(body);
+    let count =
+        current.custom_settings.len() + usize::from(!current.custom_settings.contains_key(&key));
+    check_custom_count(caps, count, &["body"])?;
+    into_result(
+        custom_value_too_large(caps, &value, &["body"])
+            .into_iter()
+            .collect(),
+    )?;
+    let changes = current.change_custom(&key, value).into_iter().collect();
     record(&state, &user.user_id, changes, None).await
 }
 

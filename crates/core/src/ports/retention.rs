@@ -25,18 +25,15 @@ pub enum RetentionKind {
     Audit,
     /// Replay sessions created before the cutoff that are finished or never started.
     ReplaySessions,
-    /// Dead-letter messages created before the cutoff.
-    Dlq,
 }
 
 impl RetentionKind {
-    pub const ALL: [RetentionKind; 6] = [
+    pub const ALL: [RetentionKind; 5] = [
         Self::Events,
         Self::Executions,
         Self::Notifications,
         Self::Audit,
         Self::ReplaySessions,
-        Self::Dlq,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,7 +43,6 @@ impl RetentionKind {
             Self::Notifications => "notifications",
             Self::Audit => "audit",
             Self::ReplaySessions => "replay_sessions",
-            Self::Dlq => "dlq",
         }
     }
 }

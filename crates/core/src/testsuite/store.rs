@@ -72,6 +72,7 @@ macro_rules! store_test_suite {
             retention_purges_old_events_and_executions_only,
             retention_purges_old_notifications_and_audit,
             retention_lease_has_one_holder,
+            retention_purges_replay_sessions_in_batches,
             saga_get_or_create_is_atomic,
             saga_save_and_terminal_is_frozen,
             allocations_are_idempotent,

@@ -32,8 +32,9 @@ const BATCH: u32 = 100;
 pub struct DlqConfig {
     /// Time between passes.
     pub interval: Duration,
-    /// Messages older than this are dropped.
-    pub retention: Duration,
+    /// Messages older than this are dropped; `None` keeps them for ever. The processor is the
+    /// only owner of this retention: the retention sweeper leaves the DLQ alone.
+    pub retention: Option<Duration>,
     /// The retry policy of an event type.
     pub policy_for: fn(EventType) -> RetryPolicy,
 }
@@ -42,7 +43,7 @@ impl Default for DlqConfig {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(10),
-            retention: Duration::from_secs(7 * 24 * 3600),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
             policy_for: retry_policy_for,
         }
     }
@@ -109,16 +110,16 @@ impl DlqProcessor {
         }
     }
 
-    /// One pass at `now`: drop expired messages, schedule pending ones, retry due ones, discard
+    /// One pass at `now`: drop expired messages (when a retention is set), schedule pending ones, retry due ones, discard
     /// those out of retries.
     pub async fn process_due(&self, now: DateTime<Utc>) -> Result<DlqPass, EngineError> {
-        let mut pass = DlqPass {
-            purged: self
+        let mut pass = DlqPass::default();
+        if let Some(retention) = self.config.retention {
+            pass.purged = self
                 .store
-                .purge_dlq_before(now - to_chrono(self.config.retention))
-                .await?,
-            ..DlqPass::default()
-        };
+                .purge_dlq_before(now - to_chrono(retention))
+                .await?;
+        }
         for message in self.store.due_dlq_messages(now, BATCH).await? {
             let policy = (self.config.policy_for)(message.event_type());
             if message.retry_count >= policy.max_retries {

@@ -41,20 +41,9 @@ impl Inner {
         if is_replayed(env) {
             return;
         }
-        if let EventPayload::DeletePodCommand {
-            execution_id,
-            reason,
-            ..
-        } = &env.payload
+        if let (EventPayload::DeletePodCommand { execution_id, .. }, Some(request)) =
+            (&env.payload, CancelRequest::from_command(env))
         {
-            let request = CancelRequest {
-                by: env
-                    .metadata
-                    .user_id
-                    .clone()
-                    .unwrap_or_else(|| "system".to_owned()),
-                reason: Some(reason.clone()),
-            };
             self.cancel(execution_id, request);
         }
     }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integr8s_core::error::StoreError;
-use integr8s_core::event::{Envelope, EventPayload, EventType};
+use integr8s_core::event::{Envelope, EventType};
 use integr8s_core::ports::{OwnedRun, RuntimeReport, WorkerReport};
 use tokio_util::sync::CancellationToken;
 
@@ -201,20 +201,8 @@ impl Inner {
         let cancel = history
             .iter()
             .rev()
-            .find_map(|e| match &e.envelope.payload {
-                EventPayload::DeletePodCommand { reason, .. } => Some((e, reason)),
-                _ => None,
-            });
-        if let Some((event, reason)) = cancel {
-            let request = CancelRequest {
-                by: event
-                    .envelope
-                    .metadata
-                    .user_id
-                    .clone()
-                    .unwrap_or_else(|| "system".to_owned()),
-                reason: Some(reason.clone()),
-            };
+            .find_map(|e| CancelRequest::from_command(&e.envelope).map(|r| (e, r)));
+        if let Some((event, request)) = cancel {
             let payload = cancelled_before_start(id, &request);
             return Ok(self.outbox.caused_by(&event.envelope, payload));
         }

@@ -1,6 +1,6 @@
 //! Maps a sandbox run report to the outcome event (see docs/pipeline.md, "Outcome mapping").
 
-use integr8s_core::event::{EventPayload, RunOutput};
+use integr8s_core::event::{Envelope, EventPayload, RunOutput};
 use integr8s_core::execution::{ErrorType, ResourceUsage, RunLimits, NO_EXIT_CODE};
 use integr8s_core::ports::{RunOutcome, RunReport};
 
@@ -17,6 +17,23 @@ const MIB: u64 = 1024 * 1024;
 pub struct CancelRequest {
     pub by: String,
     pub reason: Option<String>,
+}
+
+impl CancelRequest {
+    /// The request a `delete_pod_command` carries: its user (or `system`) and its reason.
+    pub fn from_command(env: &Envelope) -> Option<Self> {
+        match &env.payload {
+            EventPayload::DeletePodCommand { reason, .. } => Some(Self {
+                by: env
+                    .metadata
+                    .user_id
+                    .clone()
+                    .unwrap_or_else(|| "system".to_owned()),
+                reason: Some(reason.clone()),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The exit code a run's outcome reports: the script's own, `128 + signal` when killed by a

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use integr8s_core::event::EventType;
 use integr8s_core::execution::{ErrorType, ExecutionStatus, Priority};
-use integr8s_core::ports::{ExecutionStore, WorkerStore};
+use integr8s_core::ports::{ExecutionStore, QueueEntry, WorkerStore};
 
 use crate::harness::{all_runtimes, config, eventually, open_store, request, Pipeline};
 use crate::scripted::ScriptedExecutor;
@@ -121,5 +121,58 @@ async fn a_run_found_running_at_start_is_ended_as_interrupted() {
         Some("run interrupted by a service restart")
     );
     assert_eq!(executor.runs(&id), 0);
+    p.stop().await;
+}
+
+/// A coordinator that scheduled an execution and stopped before announcing it (or whose
+/// announcement failed) leaves it `scheduled` with its slot held; a running coordinator's
+/// repair round announces it once the claim timeout passed, and it runs once.
+#[tokio::test]
+async fn a_scheduled_execution_never_announced_is_announced_by_a_running_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("engine.db");
+    let executor = Arc::new(ScriptedExecutor::new());
+    let (store, bus, outbox) = crate::harness::parts(&db).await;
+
+    // What a dispatch leaves when it stops between the schedule and `execution_accepted`.
+    let (execution, requested) = request("alice", "print:late", Priority::Normal);
+    store
+        .create_execution(&execution, &requested)
+        .await
+        .unwrap();
+    let id = execution.execution_id.clone();
+    store
+        .enqueue(&QueueEntry {
+            execution_id: id.clone(),
+            user_id: "alice".into(),
+            priority: Priority::Normal,
+            enqueued_at: execution.created_at,
+            active_since: None,
+        })
+        .await
+        .unwrap();
+    let policy = config(1, 1).queue;
+    let claimed = store
+        .claim_next(&policy, integr8s_core::now())
+        .await
+        .unwrap();
+    assert_eq!(claimed.map(|e| e.execution_id), Some(id.clone()));
+    assert!(store
+        .transition_execution(&id, &[ExecutionStatus::Queued], ExecutionStatus::Scheduled)
+        .await
+        .unwrap());
+
+    // The coordinator starts before the claim is stale, so its start-up recovery leaves the
+    // execution alone; only the repair rounds while it runs can announce it.
+    let mut short = config(1, 1);
+    short.claim_timeout = std::time::Duration::from_millis(300);
+    let mut p = Pipeline::over(store, bus, outbox, short, all_runtimes());
+    p.add_worker(crate::harness::worker("worker-1"), executor.clone());
+    let e = p.finished(&id).await;
+    assert_eq!(e.status, ExecutionStatus::Completed);
+    assert_eq!(e.stdout.as_deref(), Some("late"));
+    assert_eq!(executor.runs(&id), 1);
+    assert_eq!(p.count_events(&id, EventType::ExecutionAccepted).await, 1);
+    assert_eq!(p.store.queue_counts().await.unwrap(), (0, 0));
     p.stop().await;
 }

@@ -85,7 +85,8 @@ pub fn parse_age(text: &str) -> Result<Option<Duration>, String> {
 }
 
 impl RetentionSection {
-    fn ages(&self) -> [(&'static str, RetentionKind, &str); 6] {
+    /// The ages of the kinds the retention sweeper deletes.
+    fn ages(&self) -> [(&'static str, RetentionKind, &str); 5] {
         [
             ("retention.events", RetentionKind::Events, &self.events),
             (
@@ -104,8 +105,15 @@ impl RetentionSection {
                 RetentionKind::ReplaySessions,
                 &self.replay_sessions,
             ),
-            ("retention.dlq", RetentionKind::Dlq, &self.dlq),
         ]
+    }
+
+    /// Every age setting with its key: the sweeper's and the DLQ processor's.
+    fn age_texts(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.ages()
+            .into_iter()
+            .map(|(key, _, text)| (key, text))
+            .chain([("retention.dlq", self.dlq.as_str())])
     }
 
     /// The sweeper's settings (validated on load).
@@ -124,7 +132,7 @@ impl RetentionSection {
         config
     }
 
-    /// The DLQ's own retention (the DLQ processor drops older messages too); `None`: kept.
+    /// The DLQ's retention, applied by the DLQ processor alone; `None`: kept for ever.
     pub fn dlq_age(&self) -> Option<Duration> {
         parse_age(&self.dlq).ok().flatten()
     }
@@ -190,7 +198,7 @@ pub(super) fn validate(
         "streams.catch_up_ms",
         "must be between 100 and 60000",
     )?;
-    for (key, _, text) in retention.ages() {
+    for (key, text) in retention.age_texts() {
         if let Err(message) = parse_age(text) {
             check(false, key, &message)?;
         }

@@ -45,7 +45,7 @@ fn api_config(config: &Config, secret: Vec<u8>) -> ApiConfig {
             config.auth.max_concurrent_password_hashes,
             Duration::from_millis(config.auth.password_hash_wait_ms),
         ),
-        metrics_token: (!config.metrics.token.is_empty()).then(|| config.metrics.token.clone()),
+        metrics_token: config.metrics.token(),
         quotas: config.quotas.quotas(),
         streams: config.streams.limits(),
     }

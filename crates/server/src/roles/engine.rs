@@ -202,13 +202,9 @@ impl EngineParts<'_> {
                 tasks.spawn(named(role.name(), r.run(stop)));
             }
             Role::DlqProcessor => {
-                // `retention.dlq = "0"` keeps dead letters for ever (a century).
+                // `retention.dlq = "0"` keeps dead letters for ever.
                 let dlq = integr8s_engine::dlq::DlqConfig {
-                    retention: self
-                        .config
-                        .retention
-                        .dlq_age()
-                        .unwrap_or(Duration::from_secs(100 * 365 * 86_400)),
+                    retention: self.config.retention.dlq_age(),
                     ..integr8s_engine::dlq::DlqConfig::default()
                 };
                 let p = integr8s_engine::dlq::DlqProcessor::new(

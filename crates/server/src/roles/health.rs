@@ -133,7 +133,7 @@ pub async fn start(
         executor,
         kubernetes,
         started_at: Instant::now(),
-        metrics_token: (!config.metrics.token.is_empty()).then(|| config.metrics.token.clone()),
+        metrics_token: config.metrics.token(),
     };
     let app = Router::new()
         .route("/health/live", get(live))

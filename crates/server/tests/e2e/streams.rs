@@ -189,9 +189,13 @@ async fn the_notification_stream_ends_after_its_lifetime_and_resumes_from_last_e
         "{frames:?}"
     );
 
+    // The closing frame names where to resume, as browsers do with the last id they got.
+    let resume_from = frames.last().and_then(|f| f.id);
+    assert_eq!(resume_from, Some(first_id), "{frames:?}");
+
     // Created while disconnected: the next stream starts with it, and only with it.
     run_and_wait_for_notification(&u, 2).await;
-    let frames = Stream::open(&u, NOTIFICATIONS, Some(first_id))
+    let frames = Stream::open(&u, NOTIFICATIONS, resume_from)
         .await
         .expect("stream")
         .rest()
@@ -263,11 +267,22 @@ async fn a_stream_with_a_full_buffer_catches_up_and_resumes_without_repeats() {
         .expect("stream")
         .rest()
         .await;
-    for f in &again {
-        if let Some(seq) = f.id {
-            assert!(seq > middle.id.unwrap(), "{again:?}");
-        }
-    }
+    let after_middle: Vec<i64> = with_ids
+        .iter()
+        .filter_map(|f| f.id)
+        .filter(|&seq| seq > middle.id.unwrap())
+        .collect();
+    assert!(!after_middle.is_empty());
+    let resumed: Vec<i64> = again.iter().filter_map(|f| f.id).collect();
+    assert_eq!(
+        resumed, after_middle,
+        "exactly the frames after the middle one: {again:?}"
+    );
+    assert_eq!(
+        event_types(&again).last().map(String::as_str),
+        Some("result_stored"),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use sqlx::{Postgres, QueryBuilder};
 use super::query::{execute, fetch_all, fetch_optional, sql_limit};
 use super::{classify, PostgresStore};
 use crate::codec::{to_i64, to_json, to_u64, ts};
+use crate::retention::purgeable_replay_statuses;
 use crate::rows::events::decode_event;
 use crate::rows::replay::{decode, COLUMNS};
 
@@ -213,11 +214,11 @@ impl ReplayStore for PostgresStore {
         &self,
         cutoff: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let query = sqlx::query(
-            "DELETE FROM replay_sessions WHERE created_at < $1
-                 AND status IN ('completed', 'failed', 'cancelled', 'created')",
-        )
-        .bind(ts(cutoff));
+        let sql = format!(
+            "DELETE FROM replay_sessions WHERE created_at < $1 AND status IN ({})",
+            purgeable_replay_statuses()
+        );
+        let query = sqlx::query(&sql).bind(ts(cutoff));
         execute(query, &self.pool).await
     }
 

@@ -13,6 +13,7 @@ use super::query::sql_limit;
 use super::query::{fetch_all, fetch_optional, Statement};
 use super::{classify, placeholders, SqliteStore};
 use crate::codec::{to_i64, to_json, to_u64, ts};
+use crate::retention::purgeable_replay_statuses;
 use crate::rows::events::decode_event;
 use crate::rows::replay::{decode, COLUMNS};
 
@@ -264,14 +265,15 @@ impl ReplayStore for SqliteStore {
         &self,
         cutoff: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM replay_sessions WHERE created_at < ?
-                 AND status IN ('completed', 'failed', 'cancelled', 'created')",
-        )
-        .bind(ts(cutoff))
-        .execute(&self.writer)
-        .await
-        .map_err(classify)?;
+        let sql = format!(
+            "DELETE FROM replay_sessions WHERE created_at < ? AND status IN ({})",
+            purgeable_replay_statuses()
+        );
+        let done = sqlx::query(&sql)
+            .bind(ts(cutoff))
+            .execute(&self.writer)
+            .await
+            .map_err(classify)?;
         Ok(done.rows_affected())
     }
 

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use integr8s_core::ports::{DlqStore, ReplayStore, RetentionKind, RetentionStore};
+use integr8s_core::ports::{RetentionKind, RetentionStore};
 use integr8s_core::StoreError;
 
 use super::{classify, SqliteStore};
@@ -18,23 +18,16 @@ impl RetentionStore for SqliteStore {
         cutoff: DateTime<Utc>,
         batch: u32,
     ) -> Result<u64, StoreError> {
-        let Some(steps) = statements(kind, "?1", "?2") else {
-            return match kind {
-                RetentionKind::Dlq => self.purge_dlq_before(cutoff).await,
-                _ => self.delete_replay_sessions_before(cutoff).await,
-            };
-        };
+        let steps = statements(kind, "?1", "?2");
         let mut tx = self.begin_write().await?;
         let mut deleted = 0;
-        for (counted, sql) in steps {
-            // The statements without a batch (`{b}`) do not take the second parameter.
-            let query = if sql.contains("?2") {
-                sqlx::query(&sql).bind(ts(cutoff)).bind(i64::from(batch))
-            } else {
-                sqlx::query(&sql).bind(ts(cutoff))
-            };
+        for step in steps {
+            let mut query = sqlx::query(&step.sql).bind(ts(cutoff));
+            if step.batched {
+                query = query.bind(i64::from(batch));
+            }
             let done = query.execute(&mut *tx).await.map_err(classify)?;
-            if counted {
+            if step.counted {
                 deleted += done.rows_affected();
             }
         }

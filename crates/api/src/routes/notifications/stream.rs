@@ -181,7 +181,7 @@ impl Relay {
                 () = self.tx.closed() => false,
                 () = tokio::time::sleep_until(end) => {
                     // A clean end: the client reconnects with the last id it got.
-                    let _ = self.tx.send(Bytes::from_static(CLOSING)).await;
+                    let _ = self.tx.send(closing(self.after)).await;
                     false
                 }
                 _ = heartbeat.tick() => self.tx.send(ping()).await.is_ok(),
@@ -200,5 +200,11 @@ impl Relay {
     }
 }
 
-/// The last frame of a stream that reached its lifetime: a comment, then the end.
-const CLOSING: &[u8] = b": stream lifetime reached - reconnect with Last-Event-ID\r\n\r\n";
+/// The last frame of a stream that reached its lifetime: the position to resume from (an
+/// `id:` without data still sets the client's last event id, also when nothing was sent),
+/// a comment, then the end.
+fn closing(after: i64) -> Bytes {
+    Bytes::from(format!(
+        "id: {after}\r\n: stream lifetime reached - reconnect with Last-Event-ID\r\n\r\n"
+    ))
+}

@@ -3,6 +3,9 @@
 
 use super::*;
 use crate::notification::NotificationSeverity;
+use crate::ports::replay::{
+    ReplayConfig, ReplayFilter, ReplaySession, ReplayStatus, ReplayTarget, ReplayType,
+};
 use crate::ports::retention::RetentionKind;
 use crate::system_settings::{SettingsAuditAction, SystemSettings};
 
@@ -194,4 +197,84 @@ pub async fn retention_lease_has_one_holder(store: S) {
         .try_lease("sweep", "a", until, until + Duration::seconds(1))
         .await
         .unwrap());
+}
+
+fn replay_session(created_at: DateTime<Utc>) -> ReplaySession {
+    let config = ReplayConfig {
+        replay_type: ReplayType::Query,
+        target: ReplayTarget::Test,
+        filter: ReplayFilter::default(),
+        speed_multiplier: 1.0,
+        preserve_timestamps: false,
+        batch_size: 100,
+        max_events: None,
+        target_topics: None,
+        target_file_path: None,
+        skip_errors: true,
+        retry_failed: false,
+        retry_attempts: 3,
+        enable_progress_tracking: true,
+    };
+    let mut session = ReplaySession::new(config, None);
+    session.created_at = created_at;
+    session
+}
+
+pub async fn retention_purges_replay_sessions_in_batches(store: S) {
+    let old = crate::now() - Duration::hours(2);
+    let mut purgeable = Vec::new();
+    for _ in 0..3 {
+        let s = replay_session(old);
+        store.create_replay_session(&s).await.unwrap();
+        purgeable.push(s.session_id);
+    }
+    let finished = replay_session(old);
+    store.create_replay_session(&finished).await.unwrap();
+    for (from, to) in [
+        (ReplayStatus::Created, ReplayStatus::Running),
+        (ReplayStatus::Running, ReplayStatus::Completed),
+    ] {
+        assert!(store
+            .transition_replay_session(&finished.session_id, &[from], to, None, old)
+            .await
+            .unwrap());
+    }
+    purgeable.push(finished.session_id);
+    let running = replay_session(old);
+    store.create_replay_session(&running).await.unwrap();
+    assert!(store
+        .transition_replay_session(
+            &running.session_id,
+            &[ReplayStatus::Created],
+            ReplayStatus::Running,
+            None,
+            old
+        )
+        .await
+        .unwrap());
+    let cutoff = boundary().await;
+    let recent = replay_session(crate::now());
+    store.create_replay_session(&recent).await.unwrap();
+
+    let kind = RetentionKind::ReplaySessions;
+    assert_eq!(
+        store.purge_before(kind, cutoff, 3).await.unwrap(),
+        3,
+        "one batch"
+    );
+    assert_eq!(store.purge_before(kind, cutoff, 3).await.unwrap(), 1);
+    assert_eq!(store.purge_before(kind, cutoff, 3).await.unwrap(), 0);
+    for id in &purgeable {
+        assert_eq!(store.replay_session(id).await.unwrap(), None, "{id} purged");
+    }
+    for kept in [&running, &recent] {
+        assert!(
+            store
+                .replay_session(&kept.session_id)
+                .await
+                .unwrap()
+                .is_some(),
+            "running and recent sessions stay"
+        );
+    }
 }
