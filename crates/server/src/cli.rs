@@ -137,7 +137,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub print: bool,
     /// Also check that these roles (comma-separated) can run apart from the others with this
-    /// configuration (the topology guard of their subcommands).
+    /// configuration (the topology guard of their subcommands), and what they load at start
+    /// (the k8s worker's runtime image registry).
     #[arg(long, value_name = "ROLES", value_parser = parse_roles)]
     pub roles: Option<RoleSet>,
 }

@@ -42,4 +42,5 @@ mod user_settings;
 
 mod compose;
 mod deployment;
+mod k8s_manifests;
 mod scale_out;
