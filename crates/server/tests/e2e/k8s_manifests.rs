@@ -23,9 +23,18 @@ const MANIFESTS: [(&str, &str); 6] = [
         "network-policy.yaml",
         include_str!("../../../../deploy/k8s/network-policy.yaml"),
     ),
-    ("quota.yaml", include_str!("../../../../deploy/k8s/quota.yaml")),
-    ("rbac.yaml", include_str!("../../../../deploy/k8s/rbac.yaml")),
-    ("roles.yaml", include_str!("../../../../deploy/k8s/roles.yaml")),
+    (
+        "quota.yaml",
+        include_str!("../../../../deploy/k8s/quota.yaml"),
+    ),
+    (
+        "rbac.yaml",
+        include_str!("../../../../deploy/k8s/rbac.yaml"),
+    ),
+    (
+        "roles.yaml",
+        include_str!("../../../../deploy/k8s/roles.yaml"),
+    ),
     (
         "runtime-images.yaml",
         include_str!("../../../../deploy/k8s/runtime-images.yaml"),
@@ -285,7 +294,10 @@ fn a_k8s_setting_that_is_wrong_is_caught_by_the_same_check() {
     let (ok, out) = run(&["check-config", "--roles", "k8s-worker"], &env);
     assert!(!ok && out.contains("k8s.namespace"), "{out}");
     env.remove("INTEGR8S_K8S__NAMESPACE");
-    env.insert("INTEGR8S_K8S__NAME_SPACE".into(), "integr8s-executor".into());
+    env.insert(
+        "INTEGR8S_K8S__NAME_SPACE".into(),
+        "integr8s-executor".into(),
+    );
     let (ok, out) = run(&["check-config", "--roles", "k8s-worker"], &env);
     assert!(!ok && out.contains("INTEGR8S_K8S__NAME_SPACE"), "{out}");
     // Both kinds of worker in one process are refused.

@@ -42,5 +42,7 @@ mod user_settings;
 
 mod compose;
 mod deployment;
+mod k8s_deployment;
 mod k8s_manifests;
+mod k8s_roles;
 mod scale_out;
