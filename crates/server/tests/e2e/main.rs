@@ -43,6 +43,7 @@ mod user_settings;
 mod compose;
 mod deployment;
 mod k8s_deployment;
+mod k8s_figures;
 mod k8s_manifests;
 mod k8s_roles;
 mod scale_out;
