@@ -274,7 +274,7 @@ fn a_k8s_setting_that_is_wrong_is_caught_by_the_same_check() {
         .expect("a k8s-worker Deployment");
     // The image registry is loaded: a missing file, or one that is not a registry, is named.
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut env = worker.env.clone();
+    let mut env = worker.env;
     let file = dir.path().join("runtime-images.toml");
     for content in [None, Some("[[runtime]]\nlang = 3\n")] {
         if let Some(content) = content {
