@@ -173,6 +173,23 @@ impl K8sConfig {
     }
 }
 
+/// A cheap call that tells whether the API answers for `pods`' namespace (a list of at most
+/// one pod).
+pub(crate) async fn ping(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+) -> Result<(), K8sError> {
+    pods.list(&kube::api::ListParams::default().limit(1))
+        .await?;
+    Ok(())
+}
+
+impl K8sConfig {
+    /// Whether the Kubernetes API answers `client` in the executor namespace (readiness).
+    pub async fn ping(&self, client: &kube::Client) -> Result<(), K8sError> {
+        ping(&kube::Api::namespaced(client.clone(), &self.namespace)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,4 +31,7 @@ pub use error::{CreateFailure, K8sError};
 pub use images::{ContainerRuntime, ImageRegistry};
 pub use monitor::{Ending, PodMonitor, PodView};
 pub use settings::{K8sSettings, DEFAULT_SECTION};
-pub use worker::{K8sWorker, GROUP as K8S_WORKER_GROUP};
+pub use worker::{K8sWorker, GROUP as K8S_WORKER_GROUP, MODE as EXECUTOR_MODE};
+
+/// The client type of [`K8sConfig::client`].
+pub use kube::Client;

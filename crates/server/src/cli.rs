@@ -54,6 +54,10 @@ pub enum RoleCommand {
     SagaOrchestrator(RoleArgs),
     /// Run scripts in the local sandbox (role `local-worker`).
     LocalWorker(RoleArgs),
+    /// Run scripts as Kubernetes pods: create and delete executor pods (role `k8s-worker`).
+    K8sWorker(RoleArgs),
+    /// Watch the executor pods and report their runs; one per namespace (role `pod-monitor`).
+    PodMonitor(RoleArgs),
     /// Store outcomes and free queue slots (role `result-processor`).
     ResultProcessor(RoleArgs),
     /// Redeliver or discard dead-lettered events (role `dlq-processor`).
@@ -72,6 +76,8 @@ impl RoleCommand {
             RoleCommand::Coordinator(a) => (Role::Coordinator, a),
             RoleCommand::SagaOrchestrator(a) => (Role::SagaOrchestrator, a),
             RoleCommand::LocalWorker(a) => (Role::LocalWorker, a),
+            RoleCommand::K8sWorker(a) => (Role::K8sWorker, a),
+            RoleCommand::PodMonitor(a) => (Role::PodMonitor, a),
             RoleCommand::ResultProcessor(a) => (Role::ResultProcessor, a),
             RoleCommand::DlqProcessor(a) => (Role::DlqProcessor, a),
             RoleCommand::EventReplay(a) => (Role::EventReplay, a),
@@ -95,9 +101,9 @@ fn parse_roles(list: &str) -> Result<RoleSet, String> {
 pub struct ServeCommand {
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// Run only these roles, comma-separated (default: all of them): api, coordinator,
-    /// saga-orchestrator, local-worker, result-processor, dlq-processor, event-replay,
-    /// notifications.
+    /// Run only these roles, comma-separated (default: those of the all-in-one server, all
+    /// but k8s-worker and pod-monitor): api, coordinator, saga-orchestrator, local-worker,
+    /// k8s-worker, pod-monitor, result-processor, dlq-processor, event-replay, notifications.
     #[arg(long, value_name = "ROLES", value_parser = parse_roles)]
     pub roles: Option<RoleSet>,
 }
@@ -131,7 +137,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub print: bool,
     /// Also check that these roles (comma-separated) can run apart from the others with this
-    /// configuration (the topology guard of their subcommands).
+    /// configuration (the topology guard of their subcommands), and what they load at start
+    /// (the k8s worker's runtime image registry).
     #[arg(long, value_name = "ROLES", value_parser = parse_roles)]
     pub roles: Option<RoleSet>,
 }

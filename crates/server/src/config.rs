@@ -58,6 +58,8 @@ pub struct Config {
     pub quotas: QuotasSection,
     pub retention: RetentionSection,
     pub streams: StreamsSection,
+    /// The Kubernetes executor (roles `k8s-worker`, `pod-monitor`).
+    pub k8s: integr8s_k8s::K8sSettings,
 }
 
 /// `GET /metrics`.
@@ -608,6 +610,16 @@ impl Config {
         )?;
         self.bus.validate(&check)?;
         limits::validate(&self.quotas, &self.retention, &self.streams, &check)?;
+        if let Err(e) = self.k8s.to_config() {
+            // The message names its key (`k8s.<key>`).
+            let message = e.to_string();
+            let key = message
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+                .find(|w| w.starts_with("k8s.") && w.len() > 4)
+                .unwrap_or("k8s")
+                .to_owned();
+            return Err(invalid(&key, &source_of(&key), &message));
+        }
         Ok(())
     }
 

@@ -108,6 +108,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if roles.contains(roles::Role::Api) {
                 seed::check_exposure(&config)?;
             }
+            if roles.contains(roles::Role::K8sWorker) {
+                // The runtime image registry the k8s worker would load at start.
+                config.k8s.to_config()?.image_registry()?;
+            }
             if args.print {
                 println!("{config:#?}");
             }

@@ -65,6 +65,8 @@ pub(crate) struct Cluster {
     call_faults: Mutex<Vec<CallFault>>,
     quota_refusals: Mutex<u32>,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// Pods stored by a create, by name (a pod created twice for one execution shows 2).
+    pods_created: Mutex<BTreeMap<String, u64>>,
     kubelet: mpsc::UnboundedSender<KubeletCommand>,
     runs: Mutex<HashMap<Key, CancellationToken>>,
     /// Bumped to end every open watch.
@@ -91,6 +93,11 @@ impl Cluster {
 
     pub(crate) fn count(&self, what: &str) {
         *lock(&self.calls).entry(what.to_owned()).or_default() += 1;
+    }
+
+    /// Counts a pod stored by a create.
+    pub(crate) fn count_pod_created(&self, name: &str) {
+        *lock(&self.pods_created).entry(name.to_owned()).or_default() += 1;
     }
 
     /// Counts an API call and answers an injected fault, if one matches; create calls wait
@@ -186,6 +193,7 @@ impl FakeCluster {
             call_faults: Mutex::default(),
             quota_refusals: Mutex::default(),
             calls: Mutex::default(),
+            pods_created: Mutex::default(),
             kubelet: kubelet_tx,
             runs: Mutex::default(),
             watch_epoch: watch::channel(0).0,
@@ -243,6 +251,11 @@ impl FakeCluster {
         lock(&self.cluster.call_faults).push(fault);
     }
 
+    /// Forgets the injected call faults not met yet.
+    pub fn clear_call_faults(&self) {
+        lock(&self.cluster.call_faults).clear();
+    }
+
     /// The next `times` pod creates are refused by the namespace's resource quota.
     pub fn refuse_by_quota(&self, times: u32) {
         *lock(&self.cluster.quota_refusals) += times;
@@ -273,6 +286,11 @@ impl FakeCluster {
     /// event sent on a watch).
     pub fn calls(&self) -> BTreeMap<String, u64> {
         lock(&self.cluster.calls).clone()
+    }
+
+    /// How many times a pod of each name was stored by a create (deleted pods included).
+    pub fn pods_created(&self) -> BTreeMap<String, u64> {
+        lock(&self.cluster.pods_created).clone()
     }
 
     pub fn pods(&self) -> Vec<Pod> {

@@ -102,6 +102,7 @@ async fn create_pod_call(
         });
         objects.put_pod(pod, "ADDED")
     };
+    cluster.count_pod_created(&name);
     let _ = cluster.kubelet.send(KubeletCommand::Start(ns, name));
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }

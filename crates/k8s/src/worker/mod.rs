@@ -9,8 +9,14 @@
 //! for the execution, so a redelivered command does nothing new. The execution moves
 //! `scheduled → running` only after its pod exists; what ends the run is the pod monitor's to
 //! report.
+//!
+//! The worker also holds a worker lease in the store ([`lease`]) reporting the languages of its
+//! image registry, from which the API validates submissions.
 
 mod create;
+mod lease;
+
+pub use lease::MODE;
 mod sweep;
 
 use std::sync::Arc;
@@ -20,7 +26,7 @@ use integr8s_core::event::{EventPayload, EventType, StoredEvent};
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, Store};
 use integr8s_engine::consumer::{consume_with_dlq, Attempt, Handler};
-use integr8s_engine::{EngineConfig, EngineError};
+use integr8s_engine::{EngineConfig, EngineError, WorkerConfig};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams};
 use tokio_util::sync::CancellationToken;
@@ -45,6 +51,8 @@ const TOPICS: &[EventType] = &[
 pub struct K8sWorker {
     bus: Arc<dyn EventBus>,
     inner: Arc<Inner>,
+    /// Identity and timing of the worker lease.
+    lease: WorkerConfig,
 }
 
 pub(crate) struct Inner {
@@ -73,6 +81,7 @@ impl K8sWorker {
         let config_maps = Api::namespaced(client, &config.namespace);
         Ok(Self {
             bus,
+            lease: WorkerConfig::default(),
             inner: Arc::new(Inner {
                 store,
                 outbox,
@@ -85,10 +94,36 @@ impl K8sWorker {
         })
     }
 
-    /// Consumes the commands and result events until `shutdown`, sweeping orphans meanwhile.
+    /// The id and timing of the worker lease (default: a generated id, the engine's timing).
+    pub fn with_lease(mut self, lease: WorkerConfig) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The id of the worker lease.
+    pub fn id(&self) -> &str {
+        &self.lease.id
+    }
+
+    /// Takes the worker lease now, reporting the registry's languages and whether the
+    /// Kubernetes API answers.
+    pub async fn register(&self) -> Result<(), K8sError> {
+        Ok(lease::renew(&self.inner, &self.lease.id, self.lease.lease).await?)
+    }
+
+    /// Consumes the commands and result events until `shutdown`, sweeping orphans and renewing
+    /// the lease meanwhile; the lease is given up at the end.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), K8sError> {
+        self.register().await?;
         let sweep_stop = shutdown.child_token();
         let sweeper = tokio::spawn(sweep::run(self.inner.clone(), sweep_stop.clone()));
+        let leaser = tokio::spawn(lease::run(
+            self.inner.clone(),
+            self.lease.id.clone(),
+            self.lease.heartbeat,
+            self.lease.lease,
+            sweep_stop.clone(),
+        ));
         let result = consume_with_dlq(
             self.inner.store.as_ref(),
             self.bus.as_ref(),
@@ -101,6 +136,7 @@ impl K8sWorker {
         .await;
         sweep_stop.cancel();
         let _ = sweeper.await;
+        let _ = leaser.await;
         Ok(result?)
     }
 

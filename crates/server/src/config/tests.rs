@@ -263,3 +263,50 @@ fn quotas_retention_and_streams_are_checked() {
         assert!(err.contains(key), "{err}");
     }
 }
+
+#[test]
+fn the_k8s_section_is_the_k8s_crates_own() {
+    let ours: toml::Table = DEFAULTS.parse().unwrap();
+    let theirs: toml::Table = integr8s_k8s::DEFAULT_SECTION.parse().unwrap();
+    assert_eq!(
+        ours.get("k8s"),
+        theirs.get("k8s"),
+        "the [k8s] section of integr8s.default.toml differs from integr8s_k8s::DEFAULT_SECTION"
+    );
+    let config = Config::load(None, &HashMap::new(), &CliOverrides::default()).unwrap();
+    assert_eq!(config.k8s, integr8s_k8s::K8sSettings::default());
+}
+
+#[test]
+fn k8s_settings_come_from_the_environment_and_bad_ones_name_their_key() {
+    let config = Config::load(
+        None,
+        &env(&[
+            ("INTEGR8S_K8S__NAMESPACE", "executors"),
+            ("INTEGR8S_K8S__CONNECTION", "in-cluster"),
+            ("INTEGR8S_K8S__RUN_AS_USER", "2000"),
+        ]),
+        &CliOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.k8s.namespace, "executors");
+    assert_eq!(config.k8s.run_as_user, 2000);
+    for (var, value, key) in [
+        ("INTEGR8S_K8S__NAMESPACE", "default", "k8s.namespace"),
+        ("INTEGR8S_K8S__CONNECTION", "pigeon", "k8s.connection"),
+        ("INTEGR8S_K8S__TMP_SIZE", "big", "k8s.tmp_size"),
+    ] {
+        let err = Config::load(None, &env(&[(var, value)]), &CliOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("'{key}'")), "{err}");
+        assert!(err.contains(var), "{err}");
+    }
+    let err = Config::load(
+        None,
+        &env(&[("INTEGR8S_K8S__NOPE", "1")]),
+        &CliOverrides::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownEnv { .. }), "{err}");
+}

@@ -13,6 +13,7 @@ use integr8s_engine::notifications::{
     DeliveryWorker, NotificationConfig, NotificationService, ThrottleConfig,
 };
 use integr8s_engine::{Coordinator, EngineConfig, LocalWorker, ResultProcessor, SagaOrchestrator};
+use integr8s_k8s::{K8sConfig, K8sWorker, PodMonitor};
 use integr8s_sandbox::LocalExecutor;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +84,28 @@ pub async fn start_sandbox(config: &Config) -> anyhow::Result<Arc<LocalExecutor>
     Ok(executor)
 }
 
+/// The cluster of the Kubernetes executor's roles: the checked `[k8s]` settings and a client.
+#[derive(Clone)]
+pub struct Kubernetes {
+    pub config: K8sConfig,
+    pub client: integr8s_k8s::Client,
+}
+
+impl Kubernetes {
+    /// Checks `[k8s]` and builds the client it names (no call is made yet).
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let k8s = config.k8s.to_config()?;
+        let client = k8s
+            .client()
+            .await
+            .context("connecting to the Kubernetes API (k8s.connection)")?;
+        Ok(Self {
+            config: k8s,
+            client,
+        })
+    }
+}
+
 /// What the engine roles of a process are built from.
 pub struct EngineParts<'a> {
     pub config: &'a Config,
@@ -90,6 +113,8 @@ pub struct EngineParts<'a> {
     pub registry: Arc<RuntimeRegistry>,
     /// The sandbox, when the process runs the local worker.
     pub executor: Option<Arc<LocalExecutor>>,
+    /// The cluster, when the process runs a role of the Kubernetes executor.
+    pub kubernetes: Option<Kubernetes>,
 }
 
 impl EngineParts<'_> {
@@ -141,6 +166,36 @@ impl EngineParts<'_> {
                     .await
                     .context("registering the local worker (database.url)")?;
                 tasks.spawn(named(role.name(), w.run(stop)));
+            }
+            Role::K8sWorker => {
+                let k8s = self
+                    .kubernetes
+                    .clone()
+                    .context("the k8s worker needs the [k8s] settings")?;
+                let images = k8s.config.image_registry()?;
+                let w = K8sWorker::new(
+                    k8s.client,
+                    k8s.config,
+                    images,
+                    store,
+                    bus,
+                    self.outbox(role.name()),
+                    engine,
+                )?
+                .with_lease(self.config.worker.engine());
+                // Its lease tells the API which languages the cluster runs.
+                w.register()
+                    .await
+                    .context("registering the k8s worker (database.url)")?;
+                tasks.spawn(named(role.name(), w.run(stop)));
+            }
+            Role::PodMonitor => {
+                let k8s = self
+                    .kubernetes
+                    .clone()
+                    .context("the pod monitor needs the [k8s] settings")?;
+                let m = PodMonitor::new(k8s.client, k8s.config, store, self.outbox(role.name()))?;
+                tasks.spawn(named(role.name(), m.run(stop)));
             }
             Role::ResultProcessor => {
                 let r = ResultProcessor::new(store, bus, self.outbox(role.name()), engine);

@@ -1,7 +1,8 @@
 //! The health port of a process that runs only some of the roles: `/health/live` (the
 //! process is up) and `/health/ready` (the store, the bus and Redis answer, as far as its
-//! roles use them, and the sandbox works where a local worker runs), on `health.host` /
-//! `health.port`. The all-in-one server answers health on the API's port instead.
+//! roles use them, the sandbox works where a local worker runs, and the Kubernetes API
+//! answers where a role of the Kubernetes executor runs), on `health.host` / `health.port`.
+//! The all-in-one server answers health on the API's port instead.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,15 +20,19 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::adapters::Adapters;
-use super::engine::{named, RoleTasks};
+use super::engine::{named, Kubernetes, RoleTasks};
 use super::RoleSet;
 use crate::config::Config;
+
+/// The Kubernetes readiness check gives up after this long.
+const KUBERNETES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Clone)]
 struct Health {
     roles: Vec<&'static str>,
     adapters: Arc<Adapters>,
     executor: Option<Arc<LocalExecutor>>,
+    kubernetes: Option<Kubernetes>,
     started_at: Instant,
     metrics_token: Option<String>,
 }
@@ -77,6 +82,23 @@ async fn ready(State(h): State<Health>) -> (StatusCode, Json<Value>) {
             json!({"ready": sandbox.ready, "mode": sandbox.mode, "detail": sandbox.detail}),
         );
     }
+    if let Some(k8s) = &h.kubernetes {
+        // A list of at most one pod in the executor namespace.
+        let answer =
+            match tokio::time::timeout(KUBERNETES_TIMEOUT, k8s.config.ping(&k8s.client)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "no answer within {} s",
+                    KUBERNETES_TIMEOUT.as_secs()
+                )),
+            };
+        if let Err(e) = &answer {
+            tracing::warn!(error = %e, "readiness: Kubernetes API check failed");
+        }
+        ok &= answer.is_ok();
+        checks.insert("kubernetes".into(), check(answer));
+    }
     let status = if ok {
         StatusCode::OK
     } else {
@@ -101,6 +123,7 @@ pub async fn start(
     roles: &RoleSet,
     adapters: Arc<Adapters>,
     executor: Option<Arc<LocalExecutor>>,
+    kubernetes: Option<Kubernetes>,
     tasks: &mut RoleTasks,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -108,6 +131,7 @@ pub async fn start(
         roles: roles.iter().map(super::Role::name).collect(),
         adapters,
         executor,
+        kubernetes,
         started_at: Instant::now(),
         metrics_token: config.metrics.token(),
     };

@@ -1,10 +1,10 @@
 //! The roles of the `integr8s` binary and how a process runs a set of them.
 //!
 //! Every role can run in any process: `integr8s <role>` runs one, `integr8s serve --roles a,b`
-//! several, `integr8s serve` all of them (the all-in-one server). The adapters (store, bus,
-//! limiter, executor) are chosen once per process from the configuration ([`adapters`]); a
-//! process that runs only some roles must use adapters that processes can share
-//! ([`topology`]).
+//! several, `integr8s serve` the all-in-one server (every role but the Kubernetes executor's:
+//! it runs scripts in the local sandbox). The adapters (store, bus, limiter, executor) are
+//! chosen once per process from the configuration ([`adapters`]); a process that runs only
+//! some roles must use adapters that processes can share ([`topology`]).
 
 pub mod adapters;
 mod api;
@@ -27,6 +27,10 @@ pub enum Role {
     SagaOrchestrator,
     /// Runs scripts in the local bubblewrap sandbox.
     LocalWorker,
+    /// Runs scripts as Kubernetes pods: creates and deletes executor pods and ConfigMaps.
+    K8sWorker,
+    /// Watches the executor pods and reports their runs (one per namespace).
+    PodMonitor,
     /// Stores outcomes and frees queue slots.
     ResultProcessor,
     /// Redelivers or discards dead-lettered events.
@@ -42,10 +46,12 @@ pub enum Role {
 
 impl Role {
     /// Every role, in the order a process starts them.
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 10] = [
         Role::Coordinator,
         Role::SagaOrchestrator,
         Role::LocalWorker,
+        Role::K8sWorker,
+        Role::PodMonitor,
         Role::ResultProcessor,
         Role::DlqProcessor,
         Role::EventReplay,
@@ -60,6 +66,8 @@ impl Role {
             Role::Coordinator => "coordinator",
             Role::SagaOrchestrator => "saga-orchestrator",
             Role::LocalWorker => "local-worker",
+            Role::K8sWorker => "k8s-worker",
+            Role::PodMonitor => "pod-monitor",
             Role::ResultProcessor => "result-processor",
             Role::DlqProcessor => "dlq-processor",
             Role::EventReplay => "event-replay",
@@ -79,6 +87,17 @@ impl Role {
     /// Whether the role runs scripts on this host (sandbox, runtimes).
     pub fn uses_sandbox(self) -> bool {
         self == Role::LocalWorker
+    }
+
+    /// Whether the role belongs to the Kubernetes executor (`[k8s]`, a client of the cluster).
+    pub fn uses_kubernetes(self) -> bool {
+        matches!(self, Role::K8sWorker | Role::PodMonitor)
+    }
+
+    /// Whether the all-in-one server (`integr8s serve`) runs the role: all but the
+    /// Kubernetes executor's, since it runs scripts in the local sandbox.
+    pub fn in_all_in_one(self) -> bool {
+        !self.uses_kubernetes()
     }
 
     /// Whether a process running this role also runs the Kafka outbox relay (when
@@ -103,8 +122,14 @@ impl fmt::Display for Role {
 pub struct RoleSet(BTreeSet<Role>);
 
 impl RoleSet {
+    /// The roles of the all-in-one server ([`Role::in_all_in_one`]).
     pub fn all() -> Self {
-        Self(Role::ALL.into_iter().collect())
+        Self(
+            Role::ALL
+                .into_iter()
+                .filter(|r| r.in_all_in_one())
+                .collect(),
+        )
     }
 
     pub fn one(role: Role) -> Self {
@@ -128,9 +153,10 @@ impl RoleSet {
         Ok(Self(set))
     }
 
-    /// Whether this is the whole system in one process (the all-in-one server).
+    /// Whether this is the whole system in one process (the all-in-one server: exactly its
+    /// roles, see [`RoleSet::all`]).
     pub fn is_all(&self) -> bool {
-        self.0.len() == Role::ALL.len()
+        *self == Self::all()
     }
 
     pub fn contains(&self, role: Role) -> bool {
@@ -172,11 +198,33 @@ mod tests {
         assert!(!set.is_all());
         assert_eq!(set.to_string(), "coordinator,api");
         let every = Role::ALL.map(Role::name).join(",");
-        assert!(RoleSet::parse(&every).unwrap().is_all());
+        assert!(!RoleSet::parse(&every).unwrap().is_all());
+        let all_in_one = "coordinator,saga-orchestrator,local-worker,result-processor,\
+                          dlq-processor,event-replay,notifications,api";
+        assert!(RoleSet::parse(all_in_one).unwrap().is_all());
+        assert!(!RoleSet::parse(&format!("{all_in_one},pod-monitor"))
+            .unwrap()
+            .is_all());
         assert!(RoleSet::parse("api,worker")
             .unwrap_err()
             .contains("unknown role 'worker'"));
         assert!(RoleSet::parse("api,api").unwrap_err().contains("twice"));
         assert!(RoleSet::parse("").is_err());
+    }
+
+    #[test]
+    fn the_all_in_one_server_runs_the_roles_it_always_ran() {
+        // `integr8s serve` runs scripts in the local sandbox, never as Kubernetes pods.
+        assert_eq!(
+            RoleSet::all().to_string(),
+            "coordinator,saga-orchestrator,local-worker,result-processor,dlq-processor,\
+             event-replay,notifications,api"
+        );
+        assert!(RoleSet::all().is_all());
+        assert!(!RoleSet::all().any(Role::uses_kubernetes));
+        for role in [Role::K8sWorker, Role::PodMonitor] {
+            assert_eq!(Role::parse(role.name()), Some(role));
+            assert!(!RoleSet::one(role).is_all());
+        }
     }
 }

@@ -9,7 +9,7 @@ use integr8s_core::runtime::RuntimeRegistry;
 use tokio_util::sync::CancellationToken;
 
 use super::adapters::{load_registry, Adapters};
-use super::engine::{start_sandbox, EngineParts, RoleTasks};
+use super::engine::{start_sandbox, EngineParts, Kubernetes, RoleTasks};
 use super::{api, health, topology, Role, RoleSet};
 use crate::config::Config;
 
@@ -47,6 +47,12 @@ pub async fn run(config: Config, roles: RoleSet) -> anyhow::Result<()> {
         None
     };
 
+    let kubernetes = if roles.any(Role::uses_kubernetes) {
+        Some(Kubernetes::connect(&config).await?)
+    } else {
+        None
+    };
+
     let shutdown = CancellationToken::new();
     let mut tasks = RoleTasks::new();
     let parts = EngineParts {
@@ -54,6 +60,7 @@ pub async fn run(config: Config, roles: RoleSet) -> anyhow::Result<()> {
         adapters: &adapters,
         registry: registry.clone(),
         executor: executor.clone(),
+        kubernetes: kubernetes.clone(),
     };
     for role in roles.iter() {
         parts.spawn(role, &mut tasks, &shutdown).await?;
@@ -67,6 +74,7 @@ pub async fn run(config: Config, roles: RoleSet) -> anyhow::Result<()> {
             &roles,
             adapters.clone(),
             executor,
+            kubernetes,
             &mut tasks,
             &shutdown,
         )

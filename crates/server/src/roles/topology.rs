@@ -3,6 +3,10 @@
 //! adapters (SQLite file, in-process bus, in-memory limiter, a secret generated into the data
 //! dir) only make sense in the all-in-one server; with them a lone role refuses to start and
 //! names the key to set.
+//!
+//! A deployment runs one kind of worker: the local worker and the k8s worker both consume the
+//! saga's run commands (in consumer groups of their own), so beside each other they would both
+//! run every command. A process that would run both refuses to start.
 
 use integr8s_store::Backend;
 
@@ -13,22 +17,26 @@ use crate::config::Config;
 #[derive(Debug, PartialEq, Eq)]
 pub struct TopologyError {
     pub roles: String,
-    /// The config key to set, and what to set it to.
-    pub key: &'static str,
+    /// The config key to set, and what to set it to; `None` when the set of roles itself is
+    /// refused (`fix` says why).
+    pub key: Option<&'static str>,
     pub fix: &'static str,
 }
 
 impl std::fmt::Display for TopologyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "roles '{}' run apart from the others, so they need adapters that processes share: \
-             set {} (env {}) to {} (only `integr8s serve` with all roles runs on the embedded ones)",
-            self.roles,
-            self.key,
-            env_var(self.key),
-            self.fix
-        )
+        match self.key {
+            Some(key) => write!(
+                f,
+                "roles '{}' run apart from the others, so they need adapters that processes share: \
+                 set {} (env {}) to {} (only `integr8s serve` with all roles runs on the embedded ones)",
+                self.roles,
+                key,
+                env_var(key),
+                self.fix
+            ),
+            None => write!(f, "roles '{}': {}", self.roles, self.fix),
+        }
     }
 }
 
@@ -41,13 +49,22 @@ fn env_var(key: &str) -> String {
 
 /// Checks that `roles` can run in a process of their own with `config`.
 pub fn check(config: &Config, roles: &RoleSet) -> Result<(), TopologyError> {
+    if roles.contains(Role::LocalWorker) && roles.contains(Role::K8sWorker) {
+        return Err(TopologyError {
+            roles: roles.to_string(),
+            key: None,
+            fix: "local-worker and k8s-worker both run every run command of the deployment they \
+                  share (each would run every script); a deployment runs one kind of worker: \
+                  local-worker (local sandbox) or k8s-worker with pod-monitor (Kubernetes pods)",
+        });
+    }
     if roles.is_all() {
         return Ok(());
     }
     let refuse = |key, fix| {
         Err(TopologyError {
             roles: roles.to_string(),
-            key,
+            key: Some(key),
             fix,
         })
     };
@@ -127,7 +144,7 @@ mod tests {
             ("INTEGR8S_AUTH__SECRET", "auth.secret"),
         ] {
             let err = check(&config(Some(var)), &roles("api")).unwrap_err();
-            assert_eq!(err.key, key);
+            assert_eq!(err.key, Some(key));
             let message = err.to_string();
             assert!(message.contains(key) && message.contains(var), "{message}");
         }
@@ -140,7 +157,7 @@ mod tests {
         c.database.url = "sqlite:///var/lib/integr8s/db".into();
         assert_eq!(
             check(&c, &roles("coordinator")).unwrap_err().key,
-            "database.url"
+            Some("database.url")
         );
     }
 
@@ -151,5 +168,45 @@ mod tests {
             assert_eq!(check(&c, &roles("coordinator,local-worker")), Ok(()));
             assert!(check(&c, &roles("coordinator,api")).is_err());
         }
+    }
+
+    #[test]
+    fn the_kubernetes_roles_are_split_roles() {
+        for role in ["k8s-worker", "pod-monitor", "k8s-worker,pod-monitor"] {
+            assert_eq!(check(&config(None), &roles(role)), Ok(()), "{role}");
+            for (var, key) in [
+                ("INTEGR8S_DATABASE__URL", "database.url"),
+                ("INTEGR8S_BUS__BROKERS", "bus.brokers"),
+            ] {
+                let err = check(&config(Some(var)), &roles(role)).unwrap_err();
+                assert_eq!(err.key, Some(key), "{role}");
+            }
+            // Neither uses the limiter nor signs sessions.
+            assert_eq!(
+                check(&config(Some("INTEGR8S_LIMITER__REDIS_URL")), &roles(role)),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn one_process_never_runs_both_kinds_of_worker() {
+        for set in [
+            "local-worker,k8s-worker",
+            "coordinator,local-worker,k8s-worker,pod-monitor",
+        ] {
+            let err = check(&config(None), &roles(set)).unwrap_err();
+            assert_eq!(err.key, None);
+            let message = err.to_string();
+            assert!(message.contains("one kind of worker"), "{message}");
+        }
+        // Not even in an otherwise all-in-one process on the embedded adapters.
+        let mut every = RoleSet::all().to_string();
+        every.push_str(",k8s-worker");
+        assert!(check(&config(Some("INTEGR8S_DATABASE__URL")), &roles(&every)).is_err());
+        assert_eq!(
+            check(&config(None), &roles("local-worker,pod-monitor")),
+            Ok(())
+        );
     }
 }

@@ -105,7 +105,8 @@ fn integr8s_services() -> Vec<Service> {
     out
 }
 
-fn run(args: &[&str], env: &BTreeMap<String, String>) -> (bool, String) {
+/// Runs the binary with exactly `env` (nothing inherited); whether it succeeded, and its output.
+pub(crate) fn run(args: &[&str], env: &BTreeMap<String, String>) -> (bool, String) {
     let out = Command::new(BIN)
         .args(args)
         .env_clear()

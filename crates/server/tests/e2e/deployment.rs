@@ -94,6 +94,17 @@ impl Deployment {
         d
     }
 
+    /// Sets (or replaces) a setting of every process started from now on.
+    pub fn set_env(&mut self, key: &str, value: impl Into<String>) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.into()));
+    }
+
+    /// A directory of the deployment's own, removed with it.
+    pub fn dir(&self) -> &std::path::Path {
+        self.root.path()
+    }
+
     /// A command of the binary with the deployment's settings.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);

@@ -43,4 +43,8 @@ mod wait;
 
 mod compose;
 mod deployment;
+mod k8s_deployment;
+mod k8s_figures;
+mod k8s_manifests;
+mod k8s_roles;
 mod scale_out;
