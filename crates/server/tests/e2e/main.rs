@@ -42,4 +42,5 @@ mod user_settings;
 
 mod compose;
 mod deployment;
+mod chaos;
 mod scale_out;
