@@ -300,7 +300,7 @@ impl Inner {
             .into_iter()
             .map(|p| self.outbox.caused_by(&cause, p))
             .collect();
-        self.emit_outcome(&envs).await;
+        self.emit_outcome(&id, &envs).await;
     }
 
     /// Runs the spec while turning the executor's progress into events, in order.
@@ -372,14 +372,26 @@ impl Inner {
         }
     }
 
-    /// Stores the outcome events in one batch, retrying with back-off: the command was acked,
-    /// so this is the only chance to end the execution before a restart. The envelopes keep
-    /// their ids across attempts, so a retry never stores an event twice.
-    async fn emit_outcome(&self, envs: &[Envelope]) {
+    /// Stores the outcome events in one batch, fenced by this worker's ownership of the run
+    /// (so that a run settled as lost meanwhile does not get a second end), retrying with
+    /// back-off: the command was acked, so this is the only chance to end the execution before
+    /// a restart. The envelopes keep their ids across attempts, so a retry never stores an
+    /// event twice; an attempt whose commit went through unanswered finds the run reported,
+    /// and the outbox relay publishes what it stored.
+    async fn emit_outcome(&self, id: &str, envs: &[Envelope]) {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=OUTCOME_EMIT_ATTEMPTS {
-            match self.outbox.emit_all(envs).await {
-                Ok(_) => return,
+            match self.store.report_run(id, &self.worker.id, envs).await {
+                Ok(Some(stored)) => {
+                    for event in &stored {
+                        self.outbox.publish_stored(event).await;
+                    }
+                    return;
+                }
+                Ok(None) => {
+                    tracing::warn!("the run is no longer this worker's (settled as lost); its outcome is dropped");
+                    return;
+                }
                 Err(e) if attempt < OUTCOME_EMIT_ATTEMPTS => {
                     tracing::warn!(error = %e, attempt, "storing the run outcome failed; retrying");
                     tokio::time::sleep(delay).await;
