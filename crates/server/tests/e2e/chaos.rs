@@ -64,8 +64,9 @@ struct Followed {
     /// The stream ended with the pipeline's last event.
     ended_with_result: bool,
     reconnects: u32,
-    /// Streams closed by the server (not cut) before the result.
-    closed_early: u32,
+    /// Streams closed by the server (not cut) before the result: which API, and the last
+    /// frame before the close.
+    closed_early: Vec<String>,
 }
 
 fn script(i: usize) -> String {
@@ -160,7 +161,7 @@ async fn follow(
         frames: Vec::new(),
         ended_with_result: false,
         reconnects: 0,
-        closed_early: 0,
+        closed_early: Vec::new(),
     };
     let start = Instant::now();
     let mut api = first;
@@ -187,7 +188,9 @@ async fn follow(
                 match tokio::time::timeout(left, body.next()).await {
                     Ok(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
                     Ok(None) if status == 200 => {
-                        out.closed_early += 1;
+                        let last = out.frames.last().map(|f| f["event_type"].clone());
+                        out.closed_early
+                            .push(format!("api-{} at {base}, after {last:?}", api + 1));
                         break;
                     }
                     Ok(_) | Err(_) => break,
@@ -271,8 +274,8 @@ pub async fn start_pipeline(d: &mut Deployment) {
             d.start(role).await;
         }
     }
-    d.start_with("local-worker", Some(UID_BASE)).await;
-    d.start_with("local-worker", Some(UID_BASE + 64)).await;
+    d.start_with("local-worker", Some(UID_BASE), &[]).await;
+    d.start_with("local-worker", Some(UID_BASE + 64), &[]).await;
     for name in d.names() {
         d.wait_ready(&name).await;
     }
@@ -349,10 +352,12 @@ async fn killing_random_role_processes_loses_nothing_and_runs_nothing_twice() {
     ];
     let (mut completed, mut worker_lost, mut wrong, mut lost, mut duplicated) =
         (0, 0, Vec::new(), Vec::new(), Vec::new());
-    let (mut not_ended, mut reconnects, mut closed_early) = (Vec::new(), 0, 0);
+    let (mut not_ended, mut reconnects, mut closed_early) = (Vec::new(), 0, Vec::new());
     for f in &followed {
         reconnects += f.reconnects;
-        closed_early += f.closed_early;
+        for close in &f.closed_early {
+            closed_early.push(format!("{} {}: {close}", f.index, f.id));
+        }
         if !f.ended_with_result {
             not_ended.push(format!("{} {}: {:?}", f.index, f.id, f.frames));
         }
@@ -475,17 +480,21 @@ async fn killing_random_role_processes_loses_nothing_and_runs_nothing_twice() {
     println!(
         "chaos: {EXECUTIONS} executions of {USERS} users ({stored_executions} stored), \
          {completed} completed, {worker_lost} worker lost, {} lost, {} duplicated, {} wrong; \
-         {} kills survived {by_role:?}; {reconnects} stream reconnects ({closed_early} closed \
+         {} kills survived {by_role:?}; {reconnects} stream reconnects ({} closed \
          by the server early), {} streams without the result; queue {queued}/{active}, \
          allocations {allocations}, dlq {}; {:.1} s",
         lost.len(),
         duplicated.len(),
         wrong.len(),
         killed.len(),
+        closed_early.len(),
         not_ended.len(),
         dlq.len(),
         chaos_time.as_secs_f64()
     );
+    if !closed_early.is_empty() {
+        println!("streams closed before the result: {closed_early:#?}");
+    }
     assert!(lost.is_empty(), "executions lost: {lost:#?}");
     assert!(duplicated.is_empty(), "executions run twice: {duplicated:#?}");
     assert!(wrong.is_empty(), "wrong outcomes: {wrong:#?}");

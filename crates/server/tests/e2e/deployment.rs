@@ -142,22 +142,29 @@ impl Deployment {
     /// be several roles joined by `+` (`saga-orchestrator+result-processor`), run by one
     /// `integr8s serve --roles …` process.
     pub async fn start(&mut self, role: &str) -> String {
-        self.start_with(role, None).await
+        self.start_with(role, None, &[]).await
     }
 
     /// As [`Deployment::start`]; a local worker's sandbox uids start at `uid_base` when given
-    /// (else a range of [`next_uid_base`]).
-    pub async fn start_with(&mut self, role: &str, uid_base: Option<u32>) -> String {
+    /// (else a range of [`next_uid_base`]), and `env` are settings of this process only.
+    pub async fn start_with(
+        &mut self,
+        role: &str,
+        uid_base: Option<u32>,
+        env: &[(&str, &str)],
+    ) -> String {
         let n = (1..)
             .find(|n| !self.processes.contains_key(&format!("{role}-{n}")))
             .expect("a free number");
         let name = format!("{role}-{n}");
-        let own_env = if role.split('+').any(|r| r == "local-worker") {
+        let mut own_env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        if role.split('+').any(|r| r == "local-worker") {
             let base = uid_base.unwrap_or_else(next_uid_base);
-            vec![(UID_BASE_VAR.to_owned(), base.to_string())]
-        } else {
-            Vec::new()
-        };
+            own_env.push((UID_BASE_VAR.to_owned(), base.to_string()));
+        }
         let process = self.spawn(&name, role, own_env).await;
         self.processes.insert(name.clone(), process);
         name

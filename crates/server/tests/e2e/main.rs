@@ -44,3 +44,5 @@ mod compose;
 mod deployment;
 mod chaos;
 mod scale_out;
+mod scale_out_failures;
+mod scale_out_figures;
