@@ -61,7 +61,7 @@ struct Followed {
     id: String,
     /// The `data:` payloads, across reconnects.
     frames: Vec<Value>,
-    /// The stream ended with the pipeline's last event.
+    /// The stream ended with the pipeline's last event (see [`is_final`]).
     ended_with_result: bool,
     reconnects: u32,
     /// Streams closed by the server (not cut) before the result: which API, and the last
@@ -70,7 +70,7 @@ struct Followed {
 }
 
 fn script(i: usize) -> String {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         format!("import time\ntime.sleep(0.5)\nprint({i} * 7)")
     } else {
         format!("print({i} * 7)")
@@ -114,11 +114,17 @@ async fn submit(
             Ok(r) if r.status().is_server_error() => {}
             Ok(r) => {
                 let status = r.status();
-                panic!("execute {index}: {status} {}", r.text().await.unwrap_or_default());
+                panic!(
+                    "execute {index}: {status} {}",
+                    r.text().await.unwrap_or_default()
+                );
             }
             Err(_) => {}
         }
-        assert!(start.elapsed() < DEADLINE, "execution {index} never accepted");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "execution {index} never accepted"
+        );
         api = 1 - api;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -138,10 +144,18 @@ fn parse_frame(frame: &str) -> (Option<String>, Option<Value>) {
     (id, data)
 }
 
+/// The frames after which the server ends an execution's stream (the contract's: the stored
+/// result, or the event that ended a run without one).
 fn is_final(frame: &Value) -> bool {
     matches!(
         frame["event_type"].as_str(),
-        Some("result_stored" | "result_failed")
+        Some(
+            "result_stored"
+                | "result_failed"
+                | "execution_failed"
+                | "execution_timeout"
+                | "execution_cancelled"
+        )
     )
 }
 
@@ -306,7 +320,9 @@ async fn killing_random_role_processes_loses_nothing_and_runs_nothing_twice() {
     ]));
     let mut users = Vec::new();
     for u in 0..USERS {
-        users.push(Arc::new(new_user(&api_url(&apis, 0), &format!("chaos{u}")).await));
+        users.push(Arc::new(
+            new_user(&api_url(&apis, 0), &format!("chaos{u}")).await,
+        ));
     }
     let store = integr8s_store::open(d.database_url())
         .await
@@ -410,9 +426,18 @@ async fn killing_random_role_processes_loses_nothing_and_runs_nothing_twice() {
                 f.index, f.id, execution.stdout
             )),
         }
-        // The stream's last frame carries the stored result.
+        // The stream ended with the execution's end: the stored result where it completed.
         if let Some(last) = f.frames.last().filter(|_| f.ended_with_result) {
-            if last["result"]["status"] != json!(execution.status.as_str()) {
+            let fits = match last["event_type"].as_str() {
+                Some("result_stored") => {
+                    last["result"]["status"] == json!(execution.status.as_str())
+                        && (execution.status != ExecutionStatus::Completed
+                            || last["result"]["stdout"] == json!(expected_stdout(f.index)))
+                }
+                Some("execution_failed") => execution.status == ExecutionStatus::Error,
+                _ => false,
+            };
+            if !fits {
                 wrong.push(format!("{} {}: stream ended with {last}", f.index, f.id));
             }
         }
@@ -444,7 +469,10 @@ async fn killing_random_role_processes_loses_nothing_and_runs_nothing_twice() {
     let start = Instant::now();
     let (queued, active, allocations) = loop {
         let (queued, active) = store.queue_counts().await.expect("queue counts");
-        let allocations = store.active_allocations("python").await.expect("allocations");
+        let allocations = store
+            .active_allocations("python")
+            .await
+            .expect("allocations");
         if (queued, active, allocations) == (0, 0, 0) || start.elapsed() > DEADLINE {
             break (queued, active, allocations);
         }
@@ -492,15 +520,28 @@ async fn killing_random_role_processes_loses_nothing_and_runs_nothing_twice() {
         dlq.len(),
         chaos_time.as_secs_f64()
     );
-    if !closed_early.is_empty() {
-        println!("streams closed before the result: {closed_early:#?}");
-    }
     assert!(lost.is_empty(), "executions lost: {lost:#?}");
-    assert!(duplicated.is_empty(), "executions run twice: {duplicated:#?}");
+    assert!(
+        duplicated.is_empty(),
+        "executions run twice: {duplicated:#?}"
+    );
     assert!(wrong.is_empty(), "wrong outcomes: {wrong:#?}");
-    assert!(not_ended.is_empty(), "streams without the result: {not_ended:#?}");
-    assert!(unfinished.is_empty(), "executions left unfinished: {unfinished:#?}");
-    assert_eq!(stored_executions, EXECUTIONS, "one execution per submission");
+    assert!(
+        not_ended.is_empty(),
+        "streams without the result: {not_ended:#?}"
+    );
+    assert!(
+        closed_early.is_empty(),
+        "streams the server ended before the execution did: {closed_early:#?}"
+    );
+    assert!(
+        unfinished.is_empty(),
+        "executions left unfinished: {unfinished:#?}"
+    );
+    assert_eq!(
+        stored_executions, EXECUTIONS,
+        "one execution per submission"
+    );
     assert_eq!((queued, active, allocations), (0, 0, 0), "slots leaked");
     assert!(dead.is_empty(), "dead letters: {dead:#?}");
     assert_eq!(completed + worker_lost, EXECUTIONS);

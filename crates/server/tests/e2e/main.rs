@@ -40,9 +40,9 @@ mod sse;
 mod streams;
 mod user_settings;
 
+mod chaos;
 mod compose;
 mod deployment;
-mod chaos;
 mod scale_out;
 mod scale_out_failures;
 mod scale_out_figures;

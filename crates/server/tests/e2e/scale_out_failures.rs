@@ -88,7 +88,10 @@ async fn a_cancel_sent_to_one_api_stops_the_run_on_another_process() {
     let pid = d.pid(&worker).expect("worker pid");
     let start = Instant::now();
     while !script_processes(pid).is_empty() {
-        assert!(start.elapsed() < DEADLINE, "the script still runs on {worker}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the script still runs on {worker}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Both workers go on running scripts.
@@ -100,12 +103,8 @@ async fn a_cancel_sent_to_one_api_stops_the_run_on_another_process() {
 
 #[tokio::test]
 async fn with_redis_stopped_requests_are_served_and_counted_as_fail_open() {
-    let mut d = Deployment::with_env(&[
-        ENV[0],
-        ENV[1],
-        ("INTEGR8S_RATE_LIMIT__ENABLED", "true"),
-    ])
-    .await;
+    let mut d =
+        Deployment::with_env(&[ENV[0], ENV[1], ("INTEGR8S_RATE_LIMIT__ENABLED", "true")]).await;
     pipeline(&mut d, 1, 1, FAILURES_UID_BASE + 128).await;
     let base = d.api("api-1").to_owned();
     let http = reqwest::Client::new();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::chaos::UID_BASE;
 use crate::deployment::Deployment;
-use crate::harness::{DEADLINE, BIN};
+use crate::harness::{BIN, DEADLINE};
 
 const RUNS: &str = "24";
 const IN_FLIGHT: &str = "8";
@@ -66,7 +66,8 @@ async fn scale_out_figures() {
     d.start_with("coordinator", None, &admits_eight).await;
     d.start("saga-orchestrator").await;
     d.start("result-processor").await;
-    d.start_with("local-worker", Some(UID_BASE + 640), &[]).await;
+    d.start_with("local-worker", Some(UID_BASE + 640), &[])
+        .await;
     for name in d.names() {
         d.wait_ready(&name).await;
     }

@@ -218,11 +218,7 @@ pub async fn workers_outcome_and_lost_run_settlement_exclude_each_other(store: S
         let store = store.clone();
         async move {
             store
-                .events_for_aggregate(
-                    &id,
-                    &[EventType::ResultStored],
-                    10,
-                )
+                .events_for_aggregate(&id, &[EventType::ResultStored], 10)
                 .await
                 .unwrap()
                 .len()
