@@ -212,3 +212,28 @@ async fn with_the_broker_paused_submissions_are_stored_and_run_when_it_resumes()
         assert_eq!(r["stdout"], format!("{}\n", i + 100), "{r}");
     }
 }
+
+/// Longer than a worker's first attempts at storing an outcome add up to (each waits up to
+/// the store's 5 s for a connection).
+const LONG_OUTAGE: Duration = Duration::from_secs(45);
+
+#[tokio::test]
+async fn a_run_that_ends_during_a_long_store_outage_is_reported_when_the_store_returns() {
+    let mut d = Deployment::with_env(&ENV).await;
+    pipeline(&mut d, 1, 1, FAILURES_UID_BASE + 512).await;
+    let user = d.login("api-1", "user", "user123").await;
+    let id = user
+        .submit("import time\ntime.sleep(1)\nprint('outlived')")
+        .await;
+    user.wait_for(&id, |s| s == "running").await;
+    d.postgres.stop().expect("stop PostgreSQL");
+    tokio::time::sleep(LONG_OUTAGE).await;
+    d.postgres.restart().expect("restart PostgreSQL");
+    // The worker kept its lease: only its own report ends the execution.
+    let r = user.wait_terminal(&id).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["stdout"], "outlived\n", "{r}");
+    let admin = d.login("api-1", "admin", "admin123").await;
+    let queue = admin.get("/api/v1/admin/executions/queue").await;
+    assert_eq!(queue.body["active_count"], 0, "{}", queue.body);
+}
