@@ -13,7 +13,8 @@
 //!   compare-and-set recorded the owner (a redelivered command is skipped), and it is handed to
 //!   the executor only after a second compare-and-set, fenced by that ownership, marked it
 //!   started;
-//! - once owned, the run's task always reports an outcome (it retries the emission); runs still
+//! - once owned, the run's task always reports an outcome (it retries while the worker runs),
+//!   fenced by its ownership so a run settled as lost meanwhile gets no second end; runs still
 //!   owned by a worker that starts again under the same id were interrupted and are ended as a
 //!   system error (or scheduled again if they never started); runs of a worker whose lease
 //!   expired are settled the same way by another worker ("worker lost");
