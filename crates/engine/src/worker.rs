@@ -13,7 +13,8 @@
 //!   compare-and-set recorded the owner (a redelivered command is skipped), and it is handed to
 //!   the executor only after a second compare-and-set, fenced by that ownership, marked it
 //!   started;
-//! - once owned, the run's task always reports an outcome (it retries the emission); runs still
+//! - once owned, the run's task always reports an outcome (it retries while the worker runs),
+//!   fenced by its ownership so a run settled as lost meanwhile gets no second end; runs still
 //!   owned by a worker that starts again under the same id were interrupted and are ended as a
 //!   system error (or scheduled again if they never started); runs of a worker whose lease
 //!   expired are settled the same way by another worker ("worker lost");
@@ -54,9 +55,13 @@ const TOPICS: &[EventType] = &[EventType::CreatePodCommand];
 /// after its cancel, or be handed to this worker later).
 const CANCELLED_BEFORE_START_CAPACITY: usize = 10_000;
 
-/// Attempts at storing a run's outcome event before giving up (the restart recovery, or the
-/// lost-run settlement of another worker, then ends the execution).
+/// Attempts at storing a run's outcome event once the worker is stopping, before giving up
+/// (the restart recovery, or the lost-run settlement of another worker, then ends the
+/// execution). While the worker runs, it keeps trying: it still holds the run's lease, so no
+/// one else would end the execution.
 const OUTCOME_EMIT_ATTEMPTS: u32 = 6;
+/// Longest wait between two attempts at storing an outcome.
+const OUTCOME_RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 
 pub(crate) const RESTART_MESSAGE: &str = "run interrupted by a service restart";
 pub(crate) const SHUTDOWN_MESSAGE: &str = "run interrupted by service shutdown";
@@ -77,6 +82,8 @@ struct Inner {
     worker: WorkerConfig,
     runs: Mutex<Runs>,
     tasks: TaskTracker,
+    /// Cancelled when the worker stops taking commands.
+    stopping: CancellationToken,
 }
 
 /// The live runs and the cancels that found no live run, under one lock: a cancel and a start
@@ -145,6 +152,7 @@ impl LocalWorker {
                 worker,
                 runs: Mutex::default(),
                 tasks: TaskTracker::new(),
+                stopping: CancellationToken::new(),
             }),
         }
     }
@@ -181,6 +189,7 @@ impl LocalWorker {
         )
         .await;
         background.cancel();
+        inner.stopping.cancel();
         for task in loops {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "a worker loop panicked");
@@ -300,7 +309,7 @@ impl Inner {
             .into_iter()
             .map(|p| self.outbox.caused_by(&cause, p))
             .collect();
-        self.emit_outcome(&envs).await;
+        self.emit_outcome(&id, &envs).await;
     }
 
     /// Runs the spec while turning the executor's progress into events, in order.
@@ -372,23 +381,49 @@ impl Inner {
         }
     }
 
-    /// Stores the outcome events in one batch, retrying with back-off: the command was acked,
-    /// so this is the only chance to end the execution before a restart. The envelopes keep
-    /// their ids across attempts, so a retry never stores an event twice.
-    async fn emit_outcome(&self, envs: &[Envelope]) {
+    /// Stores the outcome events in one batch, fenced by this worker's ownership of the run
+    /// (so that a run settled as lost meanwhile does not get a second end), retrying with
+    /// back-off for as long as the worker runs (a store outage of any length): the command was
+    /// acked and this worker keeps the run's lease, so no one else would end the execution.
+    /// Once the worker stops, a few more attempts, then its lease expiry hands the run to the
+    /// lost-run settlement. The envelopes keep their ids across attempts, so a retry never stores an
+    /// event twice; an attempt whose commit went through unanswered finds the run reported,
+    /// and the outbox relay publishes what it stored.
+    async fn emit_outcome(&self, id: &str, envs: &[Envelope]) {
         let mut delay = Duration::from_millis(100);
-        for attempt in 1..=OUTCOME_EMIT_ATTEMPTS {
-            match self.outbox.emit_all(envs).await {
-                Ok(_) => return,
-                Err(e) if attempt < OUTCOME_EMIT_ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, "storing the run outcome failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+        let mut failed_while_stopping = 0;
+        loop {
+            let error = match self.store.report_run(id, &self.worker.id, envs).await {
+                Ok(Some(stored)) => {
+                    for event in &stored {
+                        self.outbox.publish_stored(event).await;
+                    }
+                    return;
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "the run outcome could not be stored; a restart will end the execution");
+                Ok(None) => {
+                    tracing::warn!("the run is no longer this worker's (settled as lost); its outcome is dropped");
+                    return;
+                }
+                Err(e) => e,
+            };
+            if self.stopping.is_cancelled() {
+                failed_while_stopping += 1;
+                if failed_while_stopping >= OUTCOME_EMIT_ATTEMPTS {
+                    tracing::error!(error = %error, "the run outcome could not be stored; once this worker's lease expires, another worker ends the execution");
+                    return;
                 }
             }
+            tracing::warn!(error = %error, "storing the run outcome failed; retrying");
+            if self.stopping.is_cancelled() {
+                tokio::time::sleep(delay).await;
+            } else {
+                // A long wait is cut short when the worker starts stopping.
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = self.stopping.cancelled() => {}
+                }
+            }
+            delay = (delay * 2).min(OUTCOME_RETRY_MAX_DELAY);
         }
     }
 }

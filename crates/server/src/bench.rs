@@ -137,6 +137,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
     if let Some(base) = &args.base_url {
         if args.only == Some(BenchPart::Sandbox) {
             bail!("--base-url measures a running deployment through its API; --only sandbox measures this host's sandbox without one");
@@ -276,5 +279,35 @@ async fn measure(client: &Client, args: &BenchArgs) -> anyhow::Result<()> {
         ));
         println!("{line}");
     }
+    if args.concurrency > 1 {
+        throughput(client, args).await?;
+    }
+    Ok(())
+}
+
+/// `--runs` executions of `--script` with `--concurrency` in flight, each followed to its
+/// result over its event stream: executions per second over the whole batch.
+async fn throughput(client: &Client, args: &BenchArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let results: Vec<anyhow::Result<(String, serde_json::Value)>> =
+        futures::stream::iter((0..args.runs).map(|_| client.execute_and_wait(&args.script)))
+            .buffer_unordered(args.concurrency)
+            .collect()
+            .await;
+    let elapsed = start.elapsed();
+    for r in results {
+        let (id, result) = r?;
+        if result["status"] != "completed" || result["exit_code"] != 0 {
+            bail!("execution {id} of the throughput part did not complete: {result}");
+        }
+    }
+    println!(
+        "throughput: {} executions of {:?}, {} in flight: {:.1} s, {:.2} executions/s",
+        args.runs,
+        args.script,
+        args.concurrency,
+        elapsed.as_secs_f64(),
+        args.runs as f64 / elapsed.as_secs_f64()
+    );
     Ok(())
 }

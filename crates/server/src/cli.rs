@@ -164,6 +164,13 @@ pub struct BenchArgs {
     /// Its password.
     #[arg(long, default_value = "admin123", requires = "base_url")]
     pub password: String,
+    /// Also measure throughput through the API: `--runs` executions of `--script`, this many
+    /// in flight at once (1: no throughput part).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// The Python script of the throughput part (it must exit 0).
+    #[arg(long, default_value = "print('hello world')")]
+    pub script: String,
 }
 
 /// A part of `integr8s bench`.

@@ -105,4 +105,18 @@ pub trait WorkerStore: Send + Sync {
         run: &OwnedRun,
         event: &Envelope,
     ) -> Result<Option<StoredEvent>, StoreError>;
+    /// The owner reports how its run ended, in one transaction, if the execution is still
+    /// `running` and owned by `worker_id`: the execution keeps its status without owner and
+    /// `events` (its outcome) are appended, in order. The same fence as
+    /// [`WorkerStore::settle_run`]: of a run's outcome and its settlement as lost, exactly one
+    /// is stored.
+    ///
+    /// Returns the stored events, or `None` when the run is no longer this worker's (settled as
+    /// lost, or already reported).
+    async fn report_run(
+        &self,
+        execution_id: &str,
+        worker_id: &str,
+        events: &[Envelope],
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError>;
 }

@@ -102,6 +102,7 @@ macro_rules! store_test_suite {
             workers_leases_renew_expire_and_prune,
             workers_claim_run_records_owner_and_fences_start,
             workers_lost_runs_are_settled_once,
+            workers_outcome_and_lost_run_settlement_exclude_each_other,
             queue_stale_claims_are_handed_back_once,
         );
     };

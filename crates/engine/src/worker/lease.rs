@@ -149,14 +149,16 @@ impl Inner {
         Ok(())
     }
 
-    /// Settles the runs of workers whose lease expired.
+    /// Settles the runs of workers whose lease expired. Never this worker's own: it is alive,
+    /// even when its lease lapsed while the store was away (its renewal may fail once more
+    /// just before this read succeeds), and it reports its runs itself.
     async fn sweep(&self) -> Result<(), EngineError> {
         let lost = self
             .store
             .lost_runs(integr8s_core::now(), SWEEP_BATCH)
             .await?;
-        for run in lost {
-            self.settle(&run, &lost_message(&run.worker_id)).await?;
+        for run in lost.iter().filter(|r| r.worker_id != self.worker.id) {
+            self.settle(run, &lost_message(&run.worker_id)).await?;
         }
         Ok(())
     }

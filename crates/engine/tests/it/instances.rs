@@ -143,6 +143,65 @@ async fn a_started_run_of_a_lost_worker_ends_as_worker_lost_and_frees_its_slot()
 }
 
 #[tokio::test]
+async fn a_run_settled_as_lost_while_its_worker_lives_on_ends_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("engine.db");
+    let mut p = Pipeline::without_workers(&db, config(1, 1), all_runtimes()).await;
+    let executor = Arc::new(ScriptedExecutor::new());
+    // A worker that beats rarely: it has not yet seen that its run was settled when the run
+    // ends, as a worker starved past its lease would not.
+    let slow = WorkerConfig {
+        heartbeat: Duration::from_secs(60),
+        lease: Duration::from_secs(120),
+        ..worker("slow")
+    };
+    p.add_worker(slow, executor.clone());
+
+    let id = p.submit("alice", "block", Priority::Normal).await;
+    eventually("the run", || async {
+        executor.live().contains(&id).then_some(())
+    })
+    .await;
+    eventually("the run marked started", || async {
+        let runs = p.store.runs_of("slow").await.unwrap();
+        runs.into_iter().find(|r| r.started)
+    })
+    .await;
+    // Another worker's sweep settles it as lost (as after the lease expired).
+    let run = p.store.runs_of("slow").await.unwrap().remove(0);
+    let lost = EventPayload::ExecutionFailed {
+        execution_id: id.clone(),
+        exit_code: -1,
+        error_type: ErrorType::SystemError,
+        error_message: Some("worker lost: worker slow stopped renewing its lease".to_owned()),
+        output: Default::default(),
+    };
+    let settlement = Envelope::new(lost, p.outbox.metadata(Some("alice".to_owned())));
+    let stored = p.store.settle_run(&run, &settlement).await.unwrap();
+    p.outbox.publish_stored(&stored.expect("settled")).await;
+    // The run ends on the worker after that: its outcome is not a second end.
+    executor.open_gate();
+    let e = p.finished(&id).await;
+    assert_eq!(e.status, ExecutionStatus::Error);
+    eventually("the run to end on the worker", || async {
+        executor.live().is_empty().then_some(())
+    })
+    .await;
+    // The next run ends after the first one's outcome would have been stored.
+    let next = p.submit("alice", "print:next", Priority::Normal).await;
+    assert_eq!(p.finished(&next).await.status, ExecutionStatus::Completed);
+    assert_eq!(p.count_events(&id, EventType::ExecutionFailed).await, 1);
+    assert_eq!(
+        p.count_events(&id, EventType::ExecutionCompleted).await,
+        0,
+        "one end per execution"
+    );
+    assert_eq!(p.count_events(&id, EventType::ResultStored).await, 1);
+    assert_eq!(p.store.queue_counts().await.unwrap(), (0, 0));
+    p.stop().await;
+}
+
+#[tokio::test]
 async fn a_run_a_lost_worker_never_started_runs_once_on_another() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("engine.db");

@@ -49,6 +49,12 @@ pub struct Deployment {
 impl Deployment {
     /// Starts PostgreSQL, Redis and the broker, and runs `integr8s migrate` (schema and topics).
     pub async fn new() -> Deployment {
+        Self::with_env(&[]).await
+    }
+
+    /// As [`Deployment::new`], with settings of its own for every process (`extra` wins over
+    /// the deployment's).
+    pub async fn with_env(extra: &[(&str, &str)]) -> Deployment {
         let postgres = tokio::task::spawn_blocking(PostgresServer::start)
             .await
             .expect("join")
@@ -81,6 +87,12 @@ impl Deployment {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .chain(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
         .collect();
         let d = Deployment {
             postgres,
@@ -103,6 +115,15 @@ impl Deployment {
     /// A directory of the deployment's own, removed with it.
     pub fn dir(&self) -> &std::path::Path {
         self.root.path()
+    }
+
+    /// The URL of the deployment's PostgreSQL database.
+    pub fn database_url(&self) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "INTEGR8S_DATABASE__URL")
+            .map(|(_, v)| v.as_str())
+            .expect("a database URL")
     }
 
     /// A command of the binary with the deployment's settings.
@@ -136,15 +157,29 @@ impl Deployment {
     /// be several roles joined by `+` (`saga-orchestrator+result-processor`), run by one
     /// `integr8s serve --roles …` process.
     pub async fn start(&mut self, role: &str) -> String {
+        self.start_with(role, None, &[]).await
+    }
+
+    /// As [`Deployment::start`]; a local worker's sandbox uids start at `uid_base` when given
+    /// (else a range of [`next_uid_base`]), and `env` are settings of this process only.
+    pub async fn start_with(
+        &mut self,
+        role: &str,
+        uid_base: Option<u32>,
+        env: &[(&str, &str)],
+    ) -> String {
         let n = (1..)
             .find(|n| !self.processes.contains_key(&format!("{role}-{n}")))
             .expect("a free number");
         let name = format!("{role}-{n}");
-        let own_env = if role.split('+').any(|r| r == "local-worker") {
-            vec![(UID_BASE_VAR.to_owned(), next_uid_base().to_string())]
-        } else {
-            Vec::new()
-        };
+        let mut own_env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        if role.split('+').any(|r| r == "local-worker") {
+            let base = uid_base.unwrap_or_else(next_uid_base);
+            own_env.push((UID_BASE_VAR.to_owned(), base.to_string()));
+        }
         let process = self.spawn(&name, role, own_env).await;
         self.processes.insert(name.clone(), process);
         name

@@ -41,6 +41,7 @@ mod streams;
 mod user_settings;
 mod wait;
 
+mod chaos;
 mod compose;
 mod deployment;
 mod k8s_deployment;
@@ -48,3 +49,5 @@ mod k8s_figures;
 mod k8s_manifests;
 mod k8s_roles;
 mod scale_out;
+mod scale_out_failures;
+mod scale_out_figures;

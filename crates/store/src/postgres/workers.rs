@@ -127,4 +127,29 @@ impl WorkerStore for PostgresStore {
         tx.commit().await.map_err(classify)?;
         Ok(Some(stored))
     }
+
+    async fn report_run(
+        &self,
+        execution_id: &str,
+        worker_id: &str,
+        events: &[Envelope],
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let mut tx = self.begin().await?;
+        let query = sqlx::query(
+            "UPDATE executions SET worker_id = NULL, updated_at = $1
+             WHERE execution_id = $2 AND status = 'running' AND worker_id = $3",
+        )
+        .bind(ts(integr8s_core::now()))
+        .bind(execution_id)
+        .bind(worker_id);
+        if execute(query, &mut *tx).await? != 1 {
+            return Ok(None);
+        }
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            stored.push(super::events::append(&mut tx, event).await?);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(Some(stored))
+    }
 }

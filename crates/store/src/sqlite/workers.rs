@@ -146,4 +146,32 @@ impl WorkerStore for SqliteStore {
         tx.commit().await.map_err(classify)?;
         Ok(Some(stored))
     }
+
+    async fn report_run(
+        &self,
+        execution_id: &str,
+        worker_id: &str,
+        events: &[Envelope],
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE executions SET worker_id = NULL, updated_at = ?
+             WHERE execution_id = ? AND status = 'running' AND worker_id = ?",
+        )
+        .bind(ts(integr8s_core::now()))
+        .bind(execution_id)
+        .bind(worker_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            stored.push(super::events::append(&mut tx, event).await?);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(Some(stored))
+    }
 }

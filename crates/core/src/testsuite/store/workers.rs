@@ -206,6 +206,106 @@ pub async fn workers_lost_runs_are_settled_once(store: S) {
     assert_eq!(store.lost_runs(later, 100).await.unwrap().len(), 3);
 }
 
+pub async fn workers_outcome_and_lost_run_settlement_exclude_each_other(store: S) {
+    let now = crate::now();
+    let outcome = |id: &str| {
+        vec![
+            small_event(EventType::ResultStored, id),
+            small_event(EventType::ExecutionQueued, id),
+        ]
+    };
+    let ends = |id: String| {
+        let store = store.clone();
+        async move {
+            store
+                .events_for_aggregate(&id, &[EventType::ResultStored], 10)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+
+    // The owner reports first: the settlement of the run as lost finds nothing to settle.
+    let reported = scheduled(&store, "u1").await;
+    assert!(store.claim_run(&reported, "w-a").await.unwrap());
+    assert!(store.mark_run_started(&reported, "w-a").await.unwrap());
+    let read = store.lost_runs(now, 100).await.unwrap();
+    assert_eq!(read.len(), 1, "the owner holds no lease");
+    let stored = store
+        .report_run(&reported, "w-a", &outcome(&reported))
+        .await
+        .unwrap()
+        .expect("the owner's outcome is stored");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].envelope.event_type(), EventType::ResultStored);
+    assert!(stored[0].seq < stored[1].seq, "in order");
+    assert!(
+        store.lost_runs(now, 100).await.unwrap().is_empty(),
+        "a reported run is not lost"
+    );
+    assert!(store.runs_of("w-a").await.unwrap().is_empty());
+    assert!(store
+        .settle_run(&read[0], &failure(&reported))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        store
+            .report_run(&reported, "w-a", &outcome(&reported))
+            .await
+            .unwrap()
+            .is_none(),
+        "reported once"
+    );
+    assert_eq!(ends(reported.clone()).await, 1);
+    assert_eq!(
+        store.execution(&reported).await.unwrap().unwrap().status,
+        ExecutionStatus::Running,
+        "the outcome event ends the execution, not the report"
+    );
+
+    // The run is settled as lost first: its owner's late outcome is not stored.
+    let settled = scheduled(&store, "u1").await;
+    assert!(store.claim_run(&settled, "w-b").await.unwrap());
+    assert!(store.mark_run_started(&settled, "w-b").await.unwrap());
+    let lost = store.lost_runs(now, 100).await.unwrap().remove(0);
+    assert!(store
+        .settle_run(&lost, &failure(&settled))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .report_run(&settled, "w-b", &outcome(&settled))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(ends(settled.clone()).await, 1);
+
+    // Racing: exactly one of them is stored.
+    let racing = scheduled(&store, "u2").await;
+    assert!(store.claim_run(&racing, "w-c").await.unwrap());
+    assert!(store.mark_run_started(&racing, "w-c").await.unwrap());
+    let lost = store.lost_runs(now, 100).await.unwrap().remove(0);
+    let events = outcome(&racing);
+    let settlement = failure(&racing);
+    let (a, b) = tokio::join!(
+        store.report_run(&racing, "w-c", &events),
+        store.settle_run(&lost, &settlement),
+    );
+    assert!(a.unwrap().is_some() ^ b.unwrap().is_some(), "one end");
+    assert_eq!(ends(racing.clone()).await, 1);
+
+    // Only the owner reports.
+    let other = scheduled(&store, "u2").await;
+    assert!(store.claim_run(&other, "w-d").await.unwrap());
+    assert!(store
+        .report_run(&other, "w-e", &outcome(&other))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(ends(other).await, 0);
+}
+
 pub async fn queue_stale_claims_are_handed_back_once(store: S) {
     let t0 = crate::now() - Duration::seconds(120);
     let e = create(&store, &sample_execution("u1", "python", Duration::zero())).await;
