@@ -13,9 +13,11 @@ use toml::{Table, Value};
 
 mod bus;
 mod limits;
+mod telemetry;
 
 pub use bus::BusSection;
 pub use limits::{QuotasSection, RetentionSection, StreamsSection};
+pub use telemetry::TelemetrySection;
 
 pub const DEFAULTS: &str = include_str!("../integr8s.default.toml");
 const ENV_PREFIX: &str = "INTEGR8S_";
@@ -58,6 +60,7 @@ pub struct Config {
     pub quotas: QuotasSection,
     pub retention: RetentionSection,
     pub streams: StreamsSection,
+    pub telemetry: TelemetrySection,
 }
 
 /// `GET /metrics`.
@@ -405,7 +408,7 @@ impl Config {
                 .cloned()
                 .unwrap_or_else(|| "defaults".into())
         };
-        let config: Config =
+        let mut config: Config =
             serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
                 let key = e.path().to_string();
                 ConfigError::Invalid {
@@ -414,6 +417,7 @@ impl Config {
                     key,
                 }
             })?;
+        config.telemetry.adopt_standard_env(env);
         config.validate(&source_of)?;
         Ok(config)
     }
@@ -607,6 +611,7 @@ impl Config {
             "expected an IP address such as 0.0.0.0 or 127.0.0.1",
         )?;
         self.bus.validate(&check)?;
+        self.telemetry.validate(&check)?;
         limits::validate(&self.quotas, &self.retention, &self.streams, &check)?;
         Ok(())
     }

@@ -1,0 +1,36 @@
+//! The span of each HTTP request. With tracing on it is a server span named after the route
+//! that continues the trace of an incoming W3C `traceparent` header; with tracing off it is the
+//! plain debug span of the request (path only: a query may carry secrets).
+
+use axum::extract::MatchedPath;
+use axum::http::Request;
+use integr8s_telemetry::trace;
+
+pub fn request_span<B>(req: &Request<B>) -> tracing::Span {
+    if !trace::enabled() {
+        return tracing::debug_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            version = ?req.version(),
+        );
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{} {route}", req.method()).as_str(),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        http.route = route,
+        url.path = %req.uri().path(),
+    );
+    let parent = req
+        .headers()
+        .get(trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok());
+    trace::continue_trace(&span, parent);
+    span
+}
