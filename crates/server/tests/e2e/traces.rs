@@ -157,3 +157,153 @@ async fn without_an_endpoint_events_carry_no_trace_context_and_logs_no_ids() {
     assert!(log.contains("execution scheduled"));
     assert!(!log.contains("trace_id") && !log.contains(&trace_id));
 }
+
+async fn put_settings(admin: &Client, body: Value) {
+    let r = crate::admin_users::put(admin, "/api/v1/admin/settings/", body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Waits until the log has `n` lines containing `needle`; returns the log's length then.
+async fn wait_log(s: &Server, needle: &str, n: usize) -> usize {
+    let deadline = std::time::Instant::now() + crate::harness::DEADLINE;
+    loop {
+        let log = s.log();
+        if log.matches(needle).count() >= n {
+            return log.len();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {n}× '{needle}' in the log:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn root_requests(receiver: &Receiver) -> usize {
+    receiver
+        .spans()
+        .iter()
+        .filter(|s| s.name == HOPS[0] && s.parent_span_id.is_empty())
+        .count()
+}
+
+#[tokio::test]
+async fn the_stored_log_level_tracing_switch_and_sampling_rate_take_effect_at_runtime() {
+    let receiver = Receiver::start().await;
+    let s = Server::start_logged(&[
+        ("INTEGR8S_TELEMETRY__OTLP_ENDPOINT", &receiver.endpoint),
+        ("INTEGR8S_TELEMETRY__SETTINGS_POLL_MS", "100"),
+        ("INTEGR8S_TELEMETRY__SAMPLING_RATE", "1"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("INTEGR8S_SERVER__LOG_FORMAT", "json"),
+        ("RUST_LOG", "info"),
+    ])
+    .await;
+    let admin = s.admin().await;
+    let u = s.user().await;
+
+    // Tracing off, debug lines on.
+    put_settings(
+        &admin,
+        json!({"log_level": "DEBUG", "enable_tracing": false, "sampling_rate": 1.0}),
+    )
+    .await;
+    wait_log(&s, "log level changed", 1).await;
+    let (off, off_trace, _) = new_traceparent();
+    let id = submit_traced(&u, "print(1)", Some(&off)).await;
+    assert_eq!(u.wait_terminal(&id).await["status"], "completed");
+    wait_log(&s, "\"saga step\"", 1).await;
+
+    // Tracing on at rate 0 (a sampled caller is still followed), warnings only.
+    put_settings(
+        &admin,
+        json!({"log_level": "WARNING", "enable_tracing": true, "sampling_rate": 0.0}),
+    )
+    .await;
+    let quiet_from = wait_log(&s, "log level changed", 2).await;
+    let unsampled = submit_traced(&u, "print(2)", None).await;
+    assert_eq!(u.wait_terminal(&unsampled).await["status"], "completed");
+    let (on, on_trace, on_caller) = new_traceparent();
+    let id = submit_traced(&u, "print(3)", Some(&on)).await;
+    assert_eq!(u.wait_terminal(&id).await["status"], "completed");
+    let spans = receiver.wait_for(&on_trace, has_every_hop).await;
+    assert_one_tree(&spans, &on_caller);
+    // Spans leave in the order they end: those of the earlier executions would be here by now.
+    assert!(receiver.spans().iter().all(|s| s.trace_id != off_trace));
+    assert_eq!(root_requests(&receiver), 0, "a new trace was sampled at rate 0");
+    let log = s.log();
+    let quiet: Vec<Value> = json_lines(&log[quiet_from..])
+        .into_iter()
+        .filter(|l| {
+            l["target"].as_str().is_some_and(|t| t.starts_with("integr8s"))
+                && matches!(l["level"].as_str(), Some("INFO" | "DEBUG"))
+        })
+        .collect();
+    assert!(quiet.is_empty(), "lines below WARNING: {quiet:#?}");
+
+    // Rate 1: a request without a trace context starts a sampled trace.
+    put_settings(
+        &admin,
+        json!({"log_level": "INFO", "enable_tracing": true, "sampling_rate": 1.0}),
+    )
+    .await;
+    wait_log(&s, "log level changed", 3).await;
+    let rooted = submit_traced(&u, "print(4)", None).await;
+    assert_eq!(u.wait_terminal(&rooted).await["status"], "completed");
+    let (last, last_trace, _) = new_traceparent();
+    let id = submit_traced(&u, "print(5)", Some(&last)).await;
+    assert_eq!(u.wait_terminal(&id).await["status"], "completed");
+    receiver.wait_for(&last_trace, has_every_hop).await;
+    assert_eq!(root_requests(&receiver), 1);
+}
+
+#[tokio::test]
+async fn passwords_tokens_and_cookies_never_reach_the_log() {
+    let pg_password = format!("pg-secret-{}", &integr8s_core::new_id()[..8]);
+    let url = integr8s_store::testkit::PostgresServer::shared()
+        .create_database()
+        .await
+        .expect("create database")
+        .replacen("postgres://integr8s@", &format!("postgres://integr8s:{pg_password}@"), 1);
+    assert!(url.contains(&pg_password));
+    let s = Server::start_logged(&[("INTEGR8S_DATABASE__URL", &url), ("RUST_LOG", "debug")]).await;
+
+    let name = format!("redact{}", &integr8s_core::new_id()[..8]);
+    let password = format!("pw-{}", integr8s_core::new_id());
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/auth/register", s.base))
+        .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": password}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(r.status(), 200);
+    let u = Client::login(&s.base, &name, &password).await.expect("login");
+    let session = u
+        .cookie
+        .split(';')
+        .find_map(|c| c.trim().strip_prefix("access_token="))
+        .expect("session cookie")
+        .to_owned();
+    let bearer = format!("bearer-{}", integr8s_core::new_id());
+    let query_token = format!("qt-{}", integr8s_core::new_id());
+    let r = u
+        .send(
+            u.http
+                .get(format!("{}/api/v1/auth/me?token={query_token}", u.base))
+                .header("Authorization", format!("Bearer {bearer}")),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = u.submit("print('done')").await;
+    assert_eq!(u.wait_terminal(&id).await["status"], "completed");
+
+    let log = s.log();
+    // Debug lines of the requests and of the store were written...
+    assert!(log.contains("opening store"), "{log}");
+    assert!(log.contains("/api/v1/auth/login"), "{log}");
+    // ...without any secret.
+    for secret in [&pg_password, &password, &session, &bearer, &query_token] {
+        assert!(!log.contains(secret.as_str()), "secret {secret} in the log");
+    }
+}
