@@ -94,6 +94,11 @@ impl Deployment {
         d
     }
 
+    /// Adds a setting of every process started from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// A command of the binary with the deployment's settings.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);

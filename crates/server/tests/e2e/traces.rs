@@ -307,3 +307,45 @@ async fn passwords_tokens_and_cookies_never_reach_the_log() {
         assert!(!log.contains(secret.as_str()), "secret {secret} in the log");
     }
 }
+
+#[tokio::test]
+async fn one_trace_crosses_the_processes_of_a_scaled_out_deployment_over_kafka() {
+    let receiver = Receiver::start().await;
+    let mut d = crate::deployment::Deployment::new().await;
+    d.set_env("INTEGR8S_TELEMETRY__OTLP_ENDPOINT", &receiver.endpoint);
+    d.set_env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let names = d.start_all(&crate::deployment::PIPELINE).await;
+    for name in &names {
+        d.wait_ready(name).await;
+    }
+    let user = d.login("api-1", "user", "user123").await;
+    let (traceparent, trace_id, caller) = new_traceparent();
+    let id = submit_traced(&user, "print('traced')", Some(&traceparent)).await;
+    assert_eq!(user.wait_terminal(&id).await["status"], "completed");
+    let spans = receiver.wait_for(&trace_id, has_every_hop).await;
+    assert_one_tree(&spans, &caller);
+    let service_of = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.service.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(service_of(HOPS[0]), "integr8s-api");
+    assert_eq!(service_of("coordinator execution_requested"), "integr8s-coordinator");
+    assert_eq!(service_of("coordinator schedule"), "integr8s-coordinator");
+    assert_eq!(
+        service_of("saga-orchestrator execution_accepted"),
+        "integr8s-saga-orchestrator"
+    );
+    assert_eq!(service_of("local-worker create_pod_command"), "integr8s-local-worker");
+    assert_eq!(service_of("run"), "integr8s-local-worker");
+    assert_eq!(
+        service_of("result-processor execution_completed"),
+        "integr8s-result-processor"
+    );
+    for name in names.iter().rev() {
+        let status = d.stop(name).await;
+        assert!(status.success(), "{name} ended with {status}");
+    }
+}
