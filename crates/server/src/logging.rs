@@ -29,8 +29,8 @@ impl Logging {
     /// given (call it inside the Tokio runtime). An exporter that cannot start is reported and
     /// left out; logs still work.
     pub fn init(json: bool, settings: Option<&ExportSettings>) -> Self {
-        let initial = EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        let initial =
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
         let (filter, handle) = reload::Layer::new(initial);
         let fmt = tracing_subscriber::fmt::layer().with_writer(redact::RedactingStderr);
         let fmt = if json {
@@ -41,7 +41,8 @@ impl Logging {
         } else {
             fmt.with_filter(filter).boxed()
         };
-        let (export, export_error) = match settings.map(integr8s_telemetry::trace::export::install) {
+        let (export, export_error) = match settings.map(integr8s_telemetry::trace::export::install)
+        {
             Some(Ok(export)) => (Some(export), None),
             Some(Err(e)) => (None, Some(e)),
             None => (None, None),

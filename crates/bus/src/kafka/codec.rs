@@ -164,8 +164,14 @@ mod tests {
         bare.envelope.metadata.traceparent = None;
         let value = serde_json::to_vec(&bare.envelope).unwrap();
         let decoded = decode(Some(&value), Some(&m.headers)).unwrap();
-        assert_eq!(decoded.envelope.metadata.traceparent.as_deref(), Some(traceparent));
-        assert_eq!(header(Some(&encode(&bare).unwrap().headers), TRACEPARENT), None);
+        assert_eq!(
+            decoded.envelope.metadata.traceparent.as_deref(),
+            Some(traceparent)
+        );
+        assert_eq!(
+            header(Some(&encode(&bare).unwrap().headers), TRACEPARENT),
+            None
+        );
     }
 
     #[test]

@@ -130,7 +130,10 @@ async fn the_trace_context_travels_as_a_traceparent_header_and_back() {
     let stored = setup.store.append_event(&event).await.expect("append");
     bus.publish(&stored).await.expect("publish");
     let d = next(&mut sub).await;
-    assert_eq!(d.event.envelope.metadata.traceparent.as_deref(), Some(traced));
+    assert_eq!(
+        d.event.envelope.metadata.traceparent.as_deref(),
+        Some(traced)
+    );
     d.ack();
     let on_wire = read_topic(&setup, &topic, |m| !m.is_empty());
     assert_eq!(header(&on_wire[0], "traceparent").as_deref(), Some(traced));

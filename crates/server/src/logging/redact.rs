@@ -91,7 +91,9 @@ pub struct RedactingWriter;
 impl Write for RedactingWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        std::io::stderr().lock().write_all(redact(&text).as_bytes())?;
+        std::io::stderr()
+            .lock()
+            .write_all(redact(&text).as_bytes())?;
         Ok(buf.len())
     }
 

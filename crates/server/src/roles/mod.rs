@@ -189,7 +189,10 @@ mod tests {
         assert!(RoleSet::parse("api,api").unwrap_err().contains("twice"));
         assert!(RoleSet::parse("").is_err());
         assert_eq!(RoleSet::all().service_name(), "integr8s");
-        assert_eq!(RoleSet::one(Role::LocalWorker).service_name(), "integr8s-local-worker");
+        assert_eq!(
+            RoleSet::one(Role::LocalWorker).service_name(),
+            "integr8s-local-worker"
+        );
         assert_eq!(set.service_name(), "integr8s-coordinator+api");
     }
 }

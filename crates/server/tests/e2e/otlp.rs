@@ -108,7 +108,10 @@ impl Drop for Receiver {
     }
 }
 
-async fn export(State(spans): State<Spans>, body: Bytes) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+async fn export(
+    State(spans): State<Spans>,
+    body: Bytes,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
     let Ok(request) = ExportTraceServiceRequest::decode(body) else {
         return (
             StatusCode::BAD_REQUEST,

@@ -90,7 +90,10 @@ async fn one_trace_follows_an_execution_from_the_request_through_every_hop() {
         .iter()
         .find(|s| s.name == HOPS[0])
         .expect("request span");
-    assert_eq!(request.parent_span_id, caller, "the request continues the caller's span");
+    assert_eq!(
+        request.parent_span_id, caller,
+        "the request continues the caller's span"
+    );
     assert_eq!(request.attribute("http.route"), Some("/api/v1/execute"));
     assert!(spans.iter().all(|s| s.service == "integr8s"), "{spans:#?}");
     for hop in &HOPS[1..] {
@@ -101,7 +104,9 @@ async fn one_trace_follows_an_execution_from_the_request_through_every_hop() {
     }
 
     // The stored events carry the trace context for the next hop.
-    let events = u.get(&format!("/api/v1/executions/{id}/events?limit=100")).await;
+    let events = u
+        .get(&format!("/api/v1/executions/{id}/events?limit=100"))
+        .await;
     assert_eq!(events.status, 200, "{}", events.body);
     let list = events.body.as_array().cloned().unwrap_or_default();
     assert!(list.len() >= 5, "{list:#?}");
@@ -123,9 +128,9 @@ async fn one_trace_follows_an_execution_from_the_request_through_every_hop() {
             .any(|l| l["fields"]["message"] == "execution scheduled"),
         "{traced:#?}"
     );
-    assert!(traced
-        .iter()
-        .all(|l| l["span_id"].as_str().is_some_and(|id| span_ids.contains(&id))));
+    assert!(traced.iter().all(|l| l["span_id"]
+        .as_str()
+        .is_some_and(|id| span_ids.contains(&id))));
 
     // A request without a trace context starts a trace of its own (sampled at the configured
     // rate; the one below carries the sampled flag of its caller's context).
@@ -148,11 +153,15 @@ async fn without_an_endpoint_events_carry_no_trace_context_and_logs_no_ids() {
     let (traceparent, trace_id, _) = new_traceparent();
     let id = submit_traced(&u, "print(2)", Some(&traceparent)).await;
     assert_eq!(u.wait_terminal(&id).await["status"], "completed");
-    let events = u.get(&format!("/api/v1/executions/{id}/events?limit=100")).await;
+    let events = u
+        .get(&format!("/api/v1/executions/{id}/events?limit=100"))
+        .await;
     assert_eq!(events.status, 200, "{}", events.body);
     let list = events.body.as_array().cloned().unwrap_or_default();
     assert!(!list.is_empty());
-    assert!(list.iter().all(|e| e["metadata"].get("traceparent").is_none()));
+    assert!(list
+        .iter()
+        .all(|e| e["metadata"].get("traceparent").is_none()));
     let log = s.log();
     assert!(log.contains("execution scheduled"));
     assert!(!log.contains("trace_id") && !log.contains(&trace_id));
@@ -230,12 +239,18 @@ async fn the_stored_log_level_tracing_switch_and_sampling_rate_take_effect_at_ru
     assert_one_tree(&spans, &on_caller);
     // Spans leave in the order they end: those of the earlier executions would be here by now.
     assert!(receiver.spans().iter().all(|s| s.trace_id != off_trace));
-    assert_eq!(root_requests(&receiver), 0, "a new trace was sampled at rate 0");
+    assert_eq!(
+        root_requests(&receiver),
+        0,
+        "a new trace was sampled at rate 0"
+    );
     let log = s.log();
     let quiet: Vec<Value> = json_lines(&log[quiet_from..])
         .into_iter()
         .filter(|l| {
-            l["target"].as_str().is_some_and(|t| t.starts_with("integr8s"))
+            l["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("integr8s"))
                 && matches!(l["level"].as_str(), Some("INFO" | "DEBUG"))
         })
         .collect();
@@ -264,7 +279,11 @@ async fn passwords_tokens_and_cookies_never_reach_the_log() {
         .create_database()
         .await
         .expect("create database")
-        .replacen("postgres://integr8s@", &format!("postgres://integr8s:{pg_password}@"), 1);
+        .replacen(
+            "postgres://integr8s@",
+            &format!("postgres://integr8s:{pg_password}@"),
+            1,
+        );
     assert!(url.contains(&pg_password));
     let s = Server::start_logged(&[("INTEGR8S_DATABASE__URL", &url), ("RUST_LOG", "debug")]).await;
 
@@ -278,7 +297,9 @@ async fn passwords_tokens_and_cookies_never_reach_the_log() {
         .await
         .expect("register");
     assert_eq!(r.status(), 200);
-    let u = Client::login(&s.base, &name, &password).await.expect("login");
+    let u = Client::login(&s.base, &name, &password)
+        .await
+        .expect("login");
     let session = u
         .cookie
         .split(';')
@@ -332,13 +353,19 @@ async fn one_trace_crosses_the_processes_of_a_scaled_out_deployment_over_kafka()
             .unwrap_or_default()
     };
     assert_eq!(service_of(HOPS[0]), "integr8s-api");
-    assert_eq!(service_of("coordinator execution_requested"), "integr8s-coordinator");
+    assert_eq!(
+        service_of("coordinator execution_requested"),
+        "integr8s-coordinator"
+    );
     assert_eq!(service_of("coordinator schedule"), "integr8s-coordinator");
     assert_eq!(
         service_of("saga-orchestrator execution_accepted"),
         "integr8s-saga-orchestrator"
     );
-    assert_eq!(service_of("local-worker create_pod_command"), "integr8s-local-worker");
+    assert_eq!(
+        service_of("local-worker create_pod_command"),
+        "integr8s-local-worker"
+    );
     assert_eq!(service_of("run"), "integr8s-local-worker");
     assert_eq!(
         service_of("result-processor execution_completed"),

@@ -105,7 +105,9 @@ mod tests {
     #[test]
     fn the_rate_and_the_switch_take_effect_at_once() {
         let control = SamplingControl::new(true, 1.0);
-        let ids: Vec<u128> = (1..=200u128).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)).collect();
+        let ids: Vec<u128> = (1..=200u128)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+            .collect();
         let sampled = |c: &SamplingControl| {
             ids.iter()
                 .filter(|id| decide(c, **id) == SamplingDecision::RecordAndSample)
