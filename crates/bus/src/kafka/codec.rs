@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(header(Some(&m.headers), TRACEPARENT), Some(traceparent));
         assert_eq!(decode(Some(&m.value), Some(&m.headers)).unwrap(), e);
         // A value without the field takes the header's.
-        let mut bare = e.clone();
+        let mut bare = e;
         bare.envelope.metadata.traceparent = None;
         let value = serde_json::to_vec(&bare.envelope).unwrap();
         let decoded = decode(Some(&value), Some(&m.headers)).unwrap();
