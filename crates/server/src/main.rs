@@ -57,7 +57,11 @@ fn init_role_tracing(config: &Config, roles: &RoleSet) -> Arc<logging::Logging> 
 async fn run_roles(config: Config, roles: RoleSet) -> anyhow::Result<()> {
     let logging = init_role_tracing(&config, &roles);
     let outcome = roles::run(config, roles, logging.clone()).await;
-    logging.shutdown();
+    // The exporter's last requests run on this runtime: wait for them off its workers.
+    let flushing = logging.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || flushing.shutdown()).await {
+        eprintln!("trace exporter shutdown: {e}");
+    }
     outcome
 }
 
