@@ -96,6 +96,14 @@ async fn one_trace_follows_an_execution_from_the_request_through_every_hop() {
     );
     assert_eq!(request.attribute("http.route"), Some("/api/v1/execute"));
     assert!(spans.iter().all(|s| s.service == "integr8s"), "{spans:#?}");
+    // Probes and scrapes are not traced.
+    let probe = reqwest::Client::new()
+        .get(format!("{}/api/v1/health/live", s.base))
+        .header("traceparent", &traceparent)
+        .send()
+        .await
+        .expect("probe");
+    assert_eq!(probe.status(), 200);
     for hop in &HOPS[1..] {
         let span = spans.iter().find(|s| s.name == *hop).expect("hop");
         if *hop != "coordinator schedule" && *hop != "run" {
@@ -139,6 +147,10 @@ async fn one_trace_follows_an_execution_from_the_request_through_every_hop() {
     u.wait_terminal(&id2).await;
     let spans2 = receiver.wait_for(&trace2, has_every_hop).await;
     assert_one_tree(&spans2, &caller2);
+    assert!(receiver
+        .spans()
+        .iter()
+        .all(|s| !s.name.contains("/health") && !s.name.contains("/metrics")));
     assert!(spans2.iter().all(|s| s.trace_id != trace_id));
 }
 
