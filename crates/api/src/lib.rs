@@ -17,6 +17,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod state;
 pub mod streams;
+pub mod trace_context;
 pub mod workers;
 
 use axum::extract::DefaultBodyLimit;
@@ -73,7 +74,10 @@ pub fn router(state: AppState) -> Router {
             client_ip::client_ip_layer,
         ))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(trace_context::request_span::<axum::body::Body>),
+        )
         .layer(axum::middleware::from_fn(metrics::measure))
         .with_state(state)
 }

@@ -60,6 +60,9 @@ pub struct ApiConfig {
     pub quotas: Quotas,
     /// Limits of the event streams (`streams.*`).
     pub streams: StreamLimits,
+    /// The share of new traces sampled while no system settings are stored
+    /// (`telemetry.sampling_rate`): the `sampling_rate` of the effective settings.
+    pub sampling_rate: f64,
 }
 
 impl Default for ApiConfig {
@@ -89,6 +92,7 @@ impl Default for ApiConfig {
             metrics_token: None,
             quotas: Quotas::default(),
             streams: StreamLimits::default(),
+            sampling_rate: 0.1,
         }
     }
 }

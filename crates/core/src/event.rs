@@ -139,6 +139,11 @@ pub struct EventMetadata {
     pub correlation_id: Option<String>,
     #[serde(default = "default_environment")]
     pub environment: String,
+    /// The W3C trace context of the span that emitted the event (integr8s extension), so the
+    /// hop that handles it continues the same trace; absent when tracing is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub traceparent: Option<String>,
 }
 
 fn default_environment() -> String {
@@ -146,6 +151,7 @@ fn default_environment() -> String {
 }
 
 impl EventMetadata {
+    /// Metadata for an event emitted now, in the trace of the current span (when tracing is on).
     pub fn new(service_name: &str, user_id: Option<String>) -> Self {
         Self {
             service_name: service_name.to_owned(),
@@ -153,6 +159,7 @@ impl EventMetadata {
             user_id,
             correlation_id: None,
             environment: default_environment(),
+            traceparent: integr8s_telemetry::trace::current_traceparent(),
         }
     }
 }

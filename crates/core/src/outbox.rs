@@ -47,10 +47,15 @@ impl Outbox {
         self.emit_envelope(&env).await
     }
 
-    /// An envelope for `payload` on behalf of the user of `cause`, in the same correlation.
+    /// An envelope for `payload` on behalf of the user of `cause`, in the same correlation and
+    /// trace (the current span's, else the cause's).
     pub fn caused_by(&self, cause: &Envelope, payload: EventPayload) -> Envelope {
-        Envelope::new(payload, self.metadata(cause.metadata.user_id.clone()))
-            .with_correlation(cause.metadata.correlation_id.clone())
+        let mut env = Envelope::new(payload, self.metadata(cause.metadata.user_id.clone()))
+            .with_correlation(cause.metadata.correlation_id.clone());
+        if env.metadata.traceparent.is_none() {
+            env.metadata.traceparent = cause.metadata.traceparent.clone();
+        }
+        env
     }
 
     /// Stores and publishes a ready envelope. A publish failure is logged, not returned: the

@@ -25,6 +25,7 @@ use integr8s_core::ports::replay::is_replayed;
 use integr8s_core::ports::{EventBus, Store};
 use integr8s_telemetry::catalogue;
 use integr8s_telemetry::metrics::{counter, histogram};
+use integr8s_telemetry::trace;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -128,7 +129,10 @@ async fn run(
             execution_id = env.execution_id().unwrap_or_default(),
             seq = delivery.event.seq,
             attempt = delivery.attempt,
+            otel.name = tracing::field::Empty,
+            otel.kind = "consumer",
         );
+        continue_trace(&span, group, env);
         let attempt = Attempt {
             last: delivery.attempt >= max_attempts.max(1),
         };
@@ -172,6 +176,19 @@ async fn run(
             }
         }
     }
+}
+
+/// Makes `span` (not yet entered) the span of this hop in the trace the event carries, named
+/// after the group and the event type. Does nothing when tracing is off.
+fn continue_trace(span: &tracing::Span, group: &str, env: &Envelope) {
+    if !trace::enabled() {
+        return;
+    }
+    span.record(
+        "otel.name",
+        format!("{group} {}", env.event_type().as_str()).as_str(),
+    );
+    trace::continue_trace(span, env.metadata.traceparent.as_deref());
 }
 
 fn record_handling(group: &str, event_type: &'static str, started: Instant, failed: bool) {
@@ -244,7 +261,10 @@ async fn redeliver(
             event_type = %message.event_type(),
             seq = message.event.seq,
             retry = message.retry_count,
+            otel.name = tracing::field::Empty,
+            otel.kind = "consumer",
         );
+        continue_trace(&span, group, &message.event.envelope);
         let result = handler
             .handle(&message.event, Attempt { last: false })
             .instrument(span.clone())

@@ -18,8 +18,10 @@ use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, QueueEntry, QueuePolicy, Store};
 use integr8s_telemetry::catalogue;
 use integr8s_telemetry::metrics::{gauge, histogram};
+use integr8s_telemetry::trace;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::EngineConfig;
 use crate::consumer::{consume_with_dlq, Attempt, Handler};
@@ -243,17 +245,51 @@ impl Inner {
     }
 
     async fn accept(&self, entry: &QueueEntry) -> Result<(), EngineError> {
-        tracing::info!(execution_id = %entry.execution_id, priority = entry.priority.as_str(), "execution scheduled");
-        let payload = EventPayload::ExecutionAccepted {
-            execution_id: entry.execution_id.clone(),
-            queue_position: 0,
-            estimated_wait_seconds: None,
-            priority: entry.priority,
-        };
-        self.outbox
-            .emit(payload, Some(entry.user_id.clone()), None)
-            .await?;
-        Ok(())
+        let span = self.schedule_span(&entry.execution_id).await;
+        async {
+            tracing::info!(execution_id = %entry.execution_id, priority = entry.priority.as_str(), "execution scheduled");
+            let payload = EventPayload::ExecutionAccepted {
+                execution_id: entry.execution_id.clone(),
+                queue_position: 0,
+                estimated_wait_seconds: None,
+                priority: entry.priority,
+            };
+            self.outbox
+                .emit(payload, Some(entry.user_id.clone()), None)
+                .await?;
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The span of scheduling an execution: a dispatch round serves whichever executions are
+    /// next, so with tracing on it joins the trace of the execution's request (read back from
+    /// its `execution_requested` event); with tracing off it is the current span.
+    async fn schedule_span(&self, execution_id: &str) -> tracing::Span {
+        if !trace::enabled() {
+            return tracing::Span::current();
+        }
+        let span = tracing::info_span!(
+            parent: None,
+            "schedule",
+            execution_id,
+            otel.name = "coordinator schedule",
+        );
+        match self
+            .store
+            .events_for_aggregate(execution_id, &[EventType::ExecutionRequested], 1)
+            .await
+        {
+            Ok(events) => {
+                let traceparent = events
+                    .first()
+                    .and_then(|e| e.envelope.metadata.traceparent.as_deref());
+                trace::continue_trace(&span, traceparent);
+            }
+            Err(e) => tracing::debug!(error = %e, "trace context of the request not read"),
+        }
+        span
     }
 
     /// The time before which an unfinished step counts as abandoned.

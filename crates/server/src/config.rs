@@ -13,9 +13,11 @@ use toml::{Table, Value};
 
 mod bus;
 mod limits;
+mod telemetry;
 
 pub use bus::BusSection;
 pub use limits::{QuotasSection, RetentionSection, StreamsSection};
+pub use telemetry::TelemetrySection;
 
 pub const DEFAULTS: &str = include_str!("../integr8s.default.toml");
 const ENV_PREFIX: &str = "INTEGR8S_";
@@ -60,6 +62,7 @@ pub struct Config {
     pub streams: StreamsSection,
     /// The Kubernetes executor (roles `k8s-worker`, `pod-monitor`).
     pub k8s: integr8s_k8s::K8sSettings,
+    pub telemetry: TelemetrySection,
 }
 
 /// `GET /metrics`.
@@ -407,7 +410,7 @@ impl Config {
                 .cloned()
                 .unwrap_or_else(|| "defaults".into())
         };
-        let config: Config =
+        let mut config: Config =
             serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
                 let key = e.path().to_string();
                 ConfigError::Invalid {
@@ -416,6 +419,7 @@ impl Config {
                     key,
                 }
             })?;
+        config.telemetry.adopt_standard_env(env);
         config.validate(&source_of)?;
         Ok(config)
     }
@@ -609,6 +613,7 @@ impl Config {
             "expected an IP address such as 0.0.0.0 or 127.0.0.1",
         )?;
         self.bus.validate(&check)?;
+        self.telemetry.validate(&check)?;
         limits::validate(&self.quotas, &self.retention, &self.streams, &check)?;
         if let Err(e) = self.k8s.to_config() {
             // The message names its key (`k8s.<key>`).

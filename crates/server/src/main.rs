@@ -4,14 +4,17 @@ mod bench;
 mod cli;
 mod config;
 mod limiter;
+mod logging;
 mod roles;
 mod secret;
 mod seed;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use integr8s_telemetry::trace::export::ExportSettings;
 
 use crate::cli::{Cli, Command, ServeArgs};
 use crate::config::{CliOverrides, Config};
@@ -27,17 +30,39 @@ fn load_config(cli_config: Option<&std::path::Path>, args: &ServeArgs) -> anyhow
     Ok(Config::load(cli_config, &env, &overrides)?)
 }
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+fn init_tracing(json: bool) -> logging::Logging {
+    logging::Logging::init(json, None)
+}
+
+/// Logging for a process that runs `roles`, with the trace exporter when an endpoint is set.
+fn init_role_tracing(config: &Config, roles: &RoleSet) -> Arc<logging::Logging> {
+    let t = &config.telemetry;
+    let export = (!t.otlp_endpoint.is_empty()).then(|| ExportSettings {
+        endpoint: t.otlp_endpoint.clone(),
+        service_name: if t.service_name.is_empty() {
+            roles.service_name()
+        } else {
+            t.service_name.clone()
+        },
+        sampling_rate: t.sampling_rate,
+        timeout: std::time::Duration::from_secs(10),
+    });
+    Arc::new(logging::Logging::init(
+        config.server.log_format == "json",
+        export.as_ref(),
+    ))
+}
+
+/// Runs `roles`, then sends the spans still buffered.
+async fn run_roles(config: Config, roles: RoleSet) -> anyhow::Result<()> {
+    let logging = init_role_tracing(&config, &roles);
+    let outcome = roles::run(config, roles, logging.clone()).await;
+    // The exporter's last requests run on this runtime: wait for them off its workers.
+    let flushing = logging.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || flushing.shutdown()).await {
+        eprintln!("trace exporter shutdown: {e}");
     }
+    outcome
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -70,13 +95,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Role(command) => {
             let (role, args) = command.role();
             let config = load_config(cli.config.as_deref(), &args)?;
-            init_tracing(config.server.log_format == "json");
-            roles::run(config, RoleSet::one(role)).await
+            run_roles(config, RoleSet::one(role)).await
         }
         Command::Serve(args) => {
             let config = load_config(cli.config.as_deref(), &args.serve)?;
-            init_tracing(config.server.log_format == "json");
-            roles::run(config, args.roles.unwrap_or_else(RoleSet::all)).await
+            run_roles(config, args.roles.unwrap_or_else(RoleSet::all)).await
         }
         Command::Migrate(args) => {
             let config = load_config(cli.config.as_deref(), &args)?;

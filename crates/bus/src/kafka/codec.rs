@@ -14,6 +14,8 @@ pub(crate) const SEQ: &str = "seq";
 pub(crate) const CORRELATION_ID: &str = "correlation_id";
 /// Present (`"true"`) on copies published by a replay session.
 pub(crate) const REPLAYED: &str = "replayed";
+/// The W3C trace context of the event (also in its `metadata.traceparent`).
+pub(crate) const TRACEPARENT: &str = "traceparent";
 
 /// Why a message is not an event of ours.
 #[derive(Debug, Error)]
@@ -64,6 +66,12 @@ pub(crate) fn encode(event: &StoredEvent) -> Result<Encoded, serde_json::Error> 
             value: Some(correlation.as_str()),
         });
     }
+    if let Some(traceparent) = &env.metadata.traceparent {
+        headers = headers.insert(Header {
+            key: TRACEPARENT,
+            value: Some(traceparent.as_str()),
+        });
+    }
     if is_replayed(env) {
         headers = headers.insert(Header {
             key: REPLAYED,
@@ -91,11 +99,15 @@ pub(crate) fn decode(
     headers: Option<&impl Headers>,
 ) -> Result<StoredEvent, DecodeError> {
     let value = value.ok_or(DecodeError::Empty)?;
-    let envelope: Envelope = serde_json::from_slice(value)?;
+    let mut envelope: Envelope = serde_json::from_slice(value)?;
     let seq = header(headers, SEQ)
         .and_then(|s| s.parse::<i64>().ok())
         .filter(|s| *s > 0)
         .ok_or(DecodeError::Seq)?;
+    // A producer that only set the header still hands its trace on.
+    if envelope.metadata.traceparent.is_none() {
+        envelope.metadata.traceparent = header(headers, TRACEPARENT).map(str::to_owned);
+    }
     Ok(StoredEvent { seq, envelope })
 }
 
@@ -137,6 +149,29 @@ mod tests {
         assert_eq!(header(Some(&m.headers), REPLAYED), Some("true"));
         assert!(header(Some(&m.headers), CORRELATION_ID).is_some_and(|c| c.starts_with("replay:")));
         assert_eq!(decode(Some(&m.value), Some(&m.headers)).unwrap(), e);
+    }
+
+    #[test]
+    fn the_trace_context_travels_in_a_header() {
+        let mut e = event(None);
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        e.envelope.metadata.traceparent = Some(traceparent.to_owned());
+        let m = encode(&e).unwrap();
+        assert_eq!(header(Some(&m.headers), TRACEPARENT), Some(traceparent));
+        assert_eq!(decode(Some(&m.value), Some(&m.headers)).unwrap(), e);
+        // A value without the field takes the header's.
+        let mut bare = e;
+        bare.envelope.metadata.traceparent = None;
+        let value = serde_json::to_vec(&bare.envelope).unwrap();
+        let decoded = decode(Some(&value), Some(&m.headers)).unwrap();
+        assert_eq!(
+            decoded.envelope.metadata.traceparent.as_deref(),
+            Some(traceparent)
+        );
+        assert_eq!(
+            header(Some(&encode(&bare).unwrap().headers), TRACEPARENT),
+            None
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use integr8s_core::ports::{Delivery, EventBus};
 use integr8s_core::testsuite::store::small_event;
 use integr8s_core::{EventType, StoredEvent};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -116,6 +116,64 @@ async fn undecodable_message_goes_to_the_dlq_topic_and_the_next_is_delivered() {
     assert_eq!(header(&dlq[0], "dlq_group").as_deref(), Some("g"));
     assert_eq!(header(&dlq[0], "dlq_original_topic"), Some(topic));
     assert_quiet(&mut sub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_context_travels_as_a_traceparent_header_and_back() {
+    let setup = Setup::new(1).await;
+    let topic = setup.config.topic(QUEUED);
+    let bus = setup.bus();
+    let mut sub = bus.subscribe(&[QUEUED], "g").await.expect("subscribe");
+    let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut event = small_event(QUEUED, "e1");
+    event.metadata.traceparent = Some(traced.to_owned());
+    let stored = setup.store.append_event(&event).await.expect("append");
+    bus.publish(&stored).await.expect("publish");
+    let d = next(&mut sub).await;
+    assert_eq!(
+        d.event.envelope.metadata.traceparent.as_deref(),
+        Some(traced)
+    );
+    d.ack();
+    let on_wire = read_topic(&setup, &topic, |m| !m.is_empty());
+    assert_eq!(header(&on_wire[0], "traceparent").as_deref(), Some(traced));
+
+    // A producer that sets only the header (the value has no `metadata.traceparent`).
+    let from_header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let bare = setup
+        .store
+        .append_event(&small_event(QUEUED, "e2"))
+        .await
+        .expect("append");
+    let raw: ThreadedProducer<DefaultProducerContext> =
+        client(&setup.config).create().expect("producer");
+    let seq = bare.seq.to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "seq",
+            value: Some(seq.as_str()),
+        })
+        .insert(Header {
+            key: "traceparent",
+            value: Some(from_header),
+        });
+    let value = serde_json::to_vec(&bare.envelope).expect("json");
+    raw.send(
+        BaseRecord::to(&topic)
+            .key("e2")
+            .payload(&value)
+            .headers(headers),
+    )
+    .map_err(|(e, _)| e)
+    .expect("produce");
+    raw.flush(TIMEOUT).expect("flush");
+    let d = next(&mut sub).await;
+    assert_eq!(d.event.envelope.event_id, bare.envelope.event_id);
+    assert_eq!(
+        d.event.envelope.metadata.traceparent.as_deref(),
+        Some(from_header)
+    );
+    d.ack();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -310,3 +310,46 @@ fn k8s_settings_come_from_the_environment_and_bad_ones_name_their_key() {
     .unwrap_err();
     assert!(matches!(err, ConfigError::UnknownEnv { .. }), "{err}");
 }
+
+#[test]
+fn telemetry_takes_the_standard_endpoint_and_checks_its_values() {
+    let load = |pairs: &[(&str, &str)]| Config::load(None, &env(pairs), &CliOverrides::default());
+    let c = load(&[]).unwrap();
+    assert!(c.telemetry.otlp_endpoint.is_empty());
+    assert_eq!(c.telemetry.sampling_rate, 0.1);
+    let c = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")]).unwrap();
+    assert_eq!(c.telemetry.otlp_endpoint, "http://collector:4318");
+    let c = load(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("INTEGR8S_TELEMETRY__OTLP_ENDPOINT", "https://ours:4318"),
+        ("INTEGR8S_TELEMETRY__SAMPLING_RATE", "0.5"),
+    ])
+    .unwrap();
+    assert_eq!(c.telemetry.otlp_endpoint, "https://ours:4318");
+    assert_eq!(c.telemetry.sampling_rate, 0.5);
+    for (key, value, named) in [
+        (
+            "INTEGR8S_TELEMETRY__OTLP_ENDPOINT",
+            "collector:4318",
+            "telemetry.otlp_endpoint",
+        ),
+        (
+            "INTEGR8S_TELEMETRY__SAMPLING_RATE",
+            "1.5",
+            "telemetry.sampling_rate",
+        ),
+        (
+            "INTEGR8S_TELEMETRY__SAMPLING_RATE",
+            "half",
+            "telemetry.sampling_rate",
+        ),
+        (
+            "INTEGR8S_TELEMETRY__SETTINGS_POLL_MS",
+            "0",
+            "telemetry.settings_poll_ms",
+        ),
+    ] {
+        let e = load(&[(key, value)]).unwrap_err().to_string();
+        assert!(e.contains(named), "{key}={value}: {e}");
+    }
+}

@@ -48,6 +48,7 @@ fn api_config(config: &Config, secret: Vec<u8>) -> ApiConfig {
         metrics_token: config.metrics.token(),
         quotas: config.quotas.quotas(),
         streams: config.streams.limits(),
+        sampling_rate: config.telemetry.sampling_rate,
     }
 }
 

@@ -170,6 +170,16 @@ impl RoleSet {
     pub fn any(&self, f: impl Fn(Role) -> bool) -> bool {
         self.iter().any(f)
     }
+
+    /// The `service.name` of the process's spans: `integr8s` for the all-in-one server,
+    /// `integr8s-<role>[+<role>…]` otherwise.
+    pub fn service_name(&self) -> String {
+        if self.is_all() {
+            return "integr8s".to_owned();
+        }
+        let names: Vec<_> = self.iter().map(Role::name).collect();
+        format!("integr8s-{}", names.join("+"))
+    }
 }
 
 impl fmt::Display for RoleSet {
@@ -210,6 +220,12 @@ mod tests {
             .contains("unknown role 'worker'"));
         assert!(RoleSet::parse("api,api").unwrap_err().contains("twice"));
         assert!(RoleSet::parse("").is_err());
+        assert_eq!(RoleSet::all().service_name(), "integr8s");
+        assert_eq!(
+            RoleSet::one(Role::LocalWorker).service_name(),
+            "integr8s-local-worker"
+        );
+        assert_eq!(set.service_name(), "integr8s-coordinator+api");
     }
 
     #[test]

@@ -18,7 +18,11 @@ use crate::config::Config;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 /// Runs `roles` until SIGINT/SIGTERM or until one of them fails.
-pub async fn run(config: Config, roles: RoleSet) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    roles: RoleSet,
+    logging: Arc<crate::logging::Logging>,
+) -> anyhow::Result<()> {
     topology::check(&config, &roles)?;
     if integr8s_telemetry::install().is_none() {
         tracing::warn!("another metrics recorder is installed: /metrics will not answer");
@@ -80,6 +84,12 @@ pub async fn run(config: Config, roles: RoleSet) -> anyhow::Result<()> {
         )
         .await?;
     }
+    let settings_watch = tokio::spawn(crate::logging::settings::watch(
+        adapters.store.clone(),
+        logging,
+        config.telemetry.settings_poll(),
+        shutdown.clone(),
+    ));
     tracing::info!(roles = %roles, "running");
 
     let outcome: anyhow::Result<()> = tokio::select! {
@@ -91,6 +101,7 @@ pub async fn run(config: Config, roles: RoleSet) -> anyhow::Result<()> {
         }),
     };
     shutdown.cancel();
+    let _ = settings_watch.await;
     let drain = async {
         while let Some(res) = tasks.join_next().await {
             match res {

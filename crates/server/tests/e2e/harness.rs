@@ -29,10 +29,22 @@ pub struct Server {
     _tmp: Option<tempfile::TempDir>,
     child: Option<Child>,
     env: Vec<(String, String)>,
+    /// The server's stderr (its log lines), when started with [`Server::start_logged`].
+    log: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 impl Server {
     pub async fn start(env: &[(&str, &str)]) -> Server {
+        Self::start_with(env, false).await
+    }
+
+    /// Like [`Server::start`], keeping what the server writes on stderr (read with
+    /// [`Server::log`]).
+    pub async fn start_logged(env: &[(&str, &str)]) -> Server {
+        Self::start_with(env, true).await
+    }
+
+    async fn start_with(env: &[(&str, &str)], logged: bool) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().to_path_buf();
         let env: Vec<_> = env
@@ -45,6 +57,7 @@ impl Server {
             _tmp: Some(tmp),
             child: None,
             env,
+            log: logged.then(Default::default),
         };
         s.spawn().await;
         s
@@ -58,7 +71,11 @@ impl Server {
             // Suites fire many requests quickly; rate-limit tests turn it back on.
             .env("INTEGR8S_RATE_LIMIT__ENABLED", "false")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if self.log.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .kill_on_drop(true);
         if !self.env.iter().any(|(k, _)| k == UID_BASE_VAR) {
             // Kept across restarts: the range is this server's.
@@ -69,6 +86,16 @@ impl Server {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn integr8s");
+        if let (Some(log), Some(stderr)) = (self.log.clone(), child.stderr.take()) {
+            let mut lines = BufReader::new(stderr).lines();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut log = log.lock().expect("log");
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(DEADLINE, async {
@@ -85,6 +112,15 @@ impl Server {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.base = base;
         self.child = Some(child);
+    }
+
+    /// What the server wrote on stderr so far (empty unless started with
+    /// [`Server::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .map(|l| l.lock().expect("log").clone())
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {

@@ -2,6 +2,7 @@
 //! dir and drives it over HTTP, as a client of the contract would.
 
 mod harness;
+mod otlp;
 
 mod admin_events;
 mod admin_executions;
@@ -38,6 +39,7 @@ mod scripts;
 mod sessions;
 mod sse;
 mod streams;
+mod traces;
 mod user_settings;
 mod wait;
 

@@ -42,7 +42,7 @@ pub(super) async fn add_slash(OriginalUri(uri): OriginalUri) -> Redirect {
 }
 
 /// The effective settings when none are stored: the contract's schema defaults, with the
-/// limits and auth values the server was configured with.
+/// limits, auth values and trace sampling rate the server was configured with.
 pub fn config_defaults(cfg: &ApiConfig) -> SystemSettings {
     let minutes = |d: std::time::Duration| (d.as_secs() / 60).max(1);
     SystemSettings {
@@ -54,6 +54,7 @@ pub fn config_defaults(cfg: &ApiConfig) -> SystemSettings {
         session_timeout_minutes: minutes(cfg.session_timeout),
         max_login_attempts: cfg.max_login_attempts,
         lockout_duration_minutes: minutes(cfg.lockout_duration),
+        sampling_rate: cfg.sampling_rate,
         ..SystemSettings::default()
     }
 }
