@@ -14,6 +14,7 @@ use crate::saga::{Saga, SagaState};
 use crate::user::{Role, User};
 
 pub use super::admin::{EventQueryStore, SystemSettingsStore, UserAdminStore};
+pub use super::capabilities::RoleCapabilities;
 pub use super::dlq::DlqStore;
 pub use super::notifications::NotificationStore;
 pub use super::ratelimit::RateLimitStore;
@@ -260,6 +261,7 @@ pub trait Store:
     + RateLimitStore
     + WorkerStore
     + RetentionStore
+    + RoleCapabilities
 {
 }
 
