@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use integr8s_core::event::{EventPayload, EventType, RunRequest, StoredEvent};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, QueueEntry, QueuePolicy, Store};
+use integr8s_core::ports::{CoordinatorStore, EventBus, QueueEntry, QueuePolicy};
 use integr8s_telemetry::catalogue;
 use integr8s_telemetry::metrics::{gauge, histogram};
 use tokio::sync::Mutex;
@@ -40,7 +40,7 @@ pub struct Coordinator {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn CoordinatorStore>,
     outbox: Outbox,
     config: EngineConfig,
     dispatching: Mutex<()>,
@@ -48,7 +48,7 @@ struct Inner {
 
 impl Coordinator {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn CoordinatorStore>,
         bus: Arc<dyn EventBus>,
         outbox: Outbox,
         config: EngineConfig,
