@@ -37,6 +37,6 @@ pub use scripts::{SavedScript, ScriptStore};
 pub use settings::UserSettingsStore;
 pub use store::{
     AllocationStore, CreateExecution, EventStore, ExecutionStore, NewUser, QueueEntry, QueuePolicy,
-    QueueStore, SagaFilter, SagaStore, Store, UserStore,
+    QueueStore, SagaFilter, SagaStore, ScheduleClaim, Store, UserStore,
 };
 pub use workers::{OwnedRun, RuntimeReport, WorkerLease, WorkerReport, WorkerStore};

@@ -102,6 +102,8 @@ macro_rules! store_test_suite {
             workers_claim_run_records_owner_and_fences_start,
             workers_lost_runs_are_settled_once,
             queue_stale_claims_are_handed_back_once,
+            queue_schedule_is_fenced_by_the_claim,
+            queue_schedule_and_hand_back_race_safely,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
