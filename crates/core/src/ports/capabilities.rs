@@ -72,7 +72,7 @@ capability!(
 
 capability!(
     /// The notification service: notifications and subscriptions of the executions' owners.
-    NotificationServiceStore: DeadLetterStore + NotificationStore + ExecutionStore
+    NotificationServiceStore: NotificationStore + ExecutionStore
 );
 
 capability!(
