@@ -11,7 +11,7 @@ use crate::error::StoreError;
 use crate::event::{Envelope, EventPayload};
 use crate::execution::ExecutionStatus;
 use crate::outbox::Outbox;
-use crate::ports::Store;
+use crate::ports::CancelStore;
 
 /// What a cancel request did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub enum CancelOutcome {
 
 /// Requests the cancel of `execution_id` on behalf of `by` (a user id).
 pub async fn request_cancel(
-    store: &dyn Store,
+    store: &dyn CancelStore,
     outbox: &Outbox,
     execution_id: &str,
     by: &str,

@@ -22,7 +22,7 @@ use integr8s_core::event::{Envelope, EventMetadata, EventPayload, EventType, Sto
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::dlq::{DlqMessage, NewDlqMessage};
 use integr8s_core::ports::replay::is_replayed;
-use integr8s_core::ports::{EventBus, Store};
+use integr8s_core::ports::{DeadLetterStore, EventBus};
 use integr8s_telemetry::catalogue;
 use integr8s_telemetry::metrics::{counter, histogram};
 use integr8s_telemetry::trace;
@@ -68,7 +68,7 @@ pub(crate) async fn consume(
 /// in `store` (announced by `dlq_message_received`) before it is acked, and redeliveries the
 /// DLQ requests for `group` are handled too.
 pub async fn consume_with_dlq(
-    store: &dyn Store,
+    store: &dyn DeadLetterStore,
     bus: &dyn EventBus,
     topics: &[EventType],
     group: &str,
@@ -89,7 +89,7 @@ pub async fn consume_with_dlq(
 }
 
 async fn run(
-    dlq: Option<&dyn Store>,
+    dlq: Option<&dyn DeadLetterStore>,
     bus: &dyn EventBus,
     topics: &[EventType],
     group: &str,
@@ -202,7 +202,7 @@ fn record_handling(group: &str, event_type: &'static str, started: Instant, fail
 
 /// Stores a failure in the DLQ and announces it with `dlq_message_received`.
 pub(crate) async fn dead_letter(
-    store: &dyn Store,
+    store: &dyn DeadLetterStore,
     bus: &dyn EventBus,
     failure: &NewDlqMessage,
 ) -> Result<DlqMessage, EngineError> {
@@ -231,7 +231,7 @@ pub(crate) async fn dead_letter(
 /// Hands the redeliveries requested for `group` to the handler once each: a success completes
 /// the redelivery, a failure dead-letters the event again (the DLQ's policy decides what next).
 async fn redeliver(
-    store: &dyn Store,
+    store: &dyn DeadLetterStore,
     bus: &dyn EventBus,
     group: &str,
     handler: &dyn Handler,

@@ -3,10 +3,12 @@
 //!
 //! Any number of coordinators may run at once: claims are atomic in the store (the caps are
 //! decided under the store's claim lock), and within one process a mutex keeps a single
-//! dispatch loop going. A claim is followed at once by the execution's `queued → scheduled`;
-//! a claim still standing `claim_timeout` later belongs to a coordinator that stopped in
-//! between, and any coordinator hands it back to the queue (compare-and-set on the claim, so
-//! only that claim, and only once). Recovery never touches what a live coordinator may be
+//! dispatch loop going. A claim is followed at once by the execution's `queued → scheduled`,
+//! fenced by the claim (the store schedules only while the claim is still the one taken); a
+//! claim still standing `claim_timeout` later belongs to a coordinator that stopped or stalled
+//! in between, and any coordinator hands it back to the queue (compare-and-set on the claim,
+//! so only that claim, and only once). A stalled coordinator that wakes up finds its claim
+//! gone and changes nothing. Recovery never touches what a live coordinator may be
 //! doing: it only completes what is older than `claim_timeout`.
 
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use async_trait::async_trait;
 use integr8s_core::event::{EventPayload, EventType, RunRequest, StoredEvent};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, QueueEntry, QueuePolicy, Store};
+use integr8s_core::ports::{CoordinatorStore, EventBus, QueueEntry, QueuePolicy, ScheduleClaim};
 use integr8s_telemetry::catalogue;
 use integr8s_telemetry::metrics::{gauge, histogram};
 use integr8s_telemetry::trace;
@@ -42,7 +44,7 @@ pub struct Coordinator {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn CoordinatorStore>,
     outbox: Outbox,
     config: EngineConfig,
     dispatching: Mutex<()>,
@@ -50,7 +52,7 @@ struct Inner {
 
 impl Coordinator {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn CoordinatorStore>,
         bus: Arc<dyn EventBus>,
         outbox: Outbox,
         config: EngineConfig,
@@ -211,12 +213,14 @@ impl Inner {
         let policy = self.policy().await?;
         while let Some(entry) = self.store.claim_next(&policy, integr8s_core::now()).await? {
             let id = entry.execution_id.as_str();
-            let scheduled = self
-                .store
-                .transition_execution(id, &[ExecutionStatus::Queued], ExecutionStatus::Scheduled)
-                .await;
-            match scheduled {
-                Ok(true) => {
+            let Some(claim) = entry.active_since else {
+                tracing::error!(execution_id = id, "a claim came back without its token");
+                continue;
+            };
+            // Fenced by the claim: if this dispatch stalled past `claim_timeout`, its claim may
+            // have been handed back (and taken by another coordinator) meanwhile.
+            match self.store.schedule_claimed(id, claim).await {
+                Ok(ScheduleClaim::Scheduled) => {
                     let waited = (integr8s_core::now() - entry.enqueued_at)
                         .to_std()
                         .unwrap_or_default();
@@ -224,19 +228,22 @@ impl Inner {
                         .record(waited.as_secs_f64());
                     self.accept(&entry).await?;
                 }
-                Ok(false) => {
+                Ok(ScheduleClaim::NotQueued) => {
                     tracing::info!(
                         execution_id = id,
                         "claimed execution is no longer queued; slot released"
                     );
-                    self.store.release(id).await?;
+                }
+                Ok(ScheduleClaim::ClaimLost) => {
+                    tracing::warn!(
+                        execution_id = id,
+                        "claim handed back while this dispatch stalled; left to its new holder"
+                    );
                 }
                 Err(e) => {
                     // Hand the claim back so the execution is tried again (if this fails
                     // too, the claim goes stale and any coordinator hands it back).
-                    if let Some(since) = entry.active_since {
-                        self.store.requeue_claim(id, since).await?;
-                    }
+                    self.store.requeue_claim(id, claim).await?;
                     return Err(e.into());
                 }
             }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use integr8s_core::event::{Envelope, EventPayload, EventType, RunOutput, StoredEvent};
 use integr8s_core::execution::{ErrorType, ExecutionResultRecord, ExecutionStatus, NO_EXIT_CODE};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, Store};
+use integr8s_core::ports::{EventBus, ResultProcessorStore};
 use integr8s_telemetry::catalogue;
 use integr8s_telemetry::metrics::{counter, histogram};
 use tokio_util::sync::CancellationToken;
@@ -35,14 +35,14 @@ pub struct ResultProcessor {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ResultProcessorStore>,
     outbox: Outbox,
     config: EngineConfig,
 }
 
 impl ResultProcessor {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn ResultProcessorStore>,
         bus: Arc<dyn EventBus>,
         outbox: Outbox,
         config: EngineConfig,

@@ -34,7 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use integr8s_core::event::{Envelope, EventPayload, EventType, RunRequest, StoredEvent};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, Executor, RunControl, RunOutcome, RunSpec, Store};
+use integr8s_core::ports::{EventBus, Executor, LocalWorkerStore, RunControl, RunOutcome, RunSpec};
 use integr8s_core::ports::{ExecError, RunProgress, RunReport};
 use integr8s_core::runtime::RuntimeRegistry;
 use tokio::sync::mpsc;
@@ -73,7 +73,7 @@ pub struct LocalWorker {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LocalWorkerStore>,
     bus: Arc<dyn EventBus>,
     outbox: Outbox,
     executor: Arc<dyn Executor>,
@@ -133,7 +133,7 @@ impl RecentCancels {
 
 impl LocalWorker {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn LocalWorkerStore>,
         bus: Arc<dyn EventBus>,
         outbox: Outbox,
         executor: Arc<dyn Executor>,

@@ -125,7 +125,7 @@ async fn execution_stream(
     // Routed from now on, before the backfill reads the store: nothing falls in between.
     let events = state
         .streams
-        .execution(&state.store, &state.bus, &execution.execution_id);
+        .execution(state.store.clone(), &state.bus, &execution.execution_id);
     let (tx, rx) = mpsc::channel::<Bytes>(state.streams.limits().buffer.max(1));
     let relay = Relay {
         state,

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use integr8s_core::event::{EventType, StoredEvent};
-use integr8s_core::ports::{EventBus, Store};
+use integr8s_core::ports::{EventBus, EventStore};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
@@ -189,7 +189,7 @@ impl StreamHub {
     /// The events of one execution, from now on.
     pub fn execution(
         &self,
-        store: &Arc<dyn Store>,
+        store: Arc<dyn EventStore>,
         bus: &Arc<dyn EventBus>,
         id: &str,
     ) -> Subscription {
@@ -199,14 +199,19 @@ impl StreamHub {
     /// The `notification_created` events of one user, from now on.
     pub fn notifications(
         &self,
-        store: &Arc<dyn Store>,
+        store: Arc<dyn EventStore>,
         bus: &Arc<dyn EventBus>,
         user_id: &str,
     ) -> Subscription {
         self.subscribe(store, bus, Key::User(user_id.to_owned()))
     }
 
-    fn subscribe(&self, store: &Arc<dyn Store>, bus: &Arc<dyn EventBus>, key: Key) -> Subscription {
+    fn subscribe(
+        &self,
+        store: Arc<dyn EventStore>,
+        bus: &Arc<dyn EventBus>,
+        key: Key,
+    ) -> Subscription {
         let (tx, rx) = mpsc::channel(self.inner.limits.buffer.max(1));
         let lagged = Arc::new(AtomicBool::new(false));
         let id = lock(&self.inner.routes).add(key.clone(), tx, lagged.clone());
@@ -221,17 +226,13 @@ impl StreamHub {
     }
 
     /// Starts the bus watch and the store tail once, with the first stream.
-    fn start(&self, store: &Arc<dyn Store>, bus: &Arc<dyn EventBus>) {
+    fn start(&self, store: Arc<dyn EventStore>, bus: &Arc<dyn EventBus>) {
         if self.inner.started.swap(true, Ordering::AcqRel) {
             return;
         }
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(watch_bus(weak.clone(), bus.clone()));
-        tokio::spawn(tail_store(
-            weak,
-            store.clone(),
-            self.inner.limits.catch_up_interval,
-        ));
+        tokio::spawn(tail_store(weak, store, self.inner.limits.catch_up_interval));
     }
 }
 
@@ -263,7 +264,7 @@ async fn watch_bus(inner: std::sync::Weak<Inner>, bus: Arc<dyn EventBus>) {
 /// Routes events from the store that came after the last one tailed, every `interval`. While
 /// no stream is open only the log's end is read, so the tail starts from there when one opens
 /// (that stream's own backfill covers what came before).
-async fn tail_store(inner: std::sync::Weak<Inner>, store: Arc<dyn Store>, interval: Duration) {
+async fn tail_store(inner: std::sync::Weak<Inner>, store: Arc<dyn EventStore>, interval: Duration) {
     let types = watched_types();
     let mut tail: Option<i64> = None;
     let mut ticker = tokio::time::interval(interval);

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bus;
+pub mod capabilities;
 pub mod dlq;
 pub mod executor;
 pub mod kv;
@@ -17,6 +18,12 @@ pub mod workers;
 
 pub use admin::{EventQueryStore, SystemSettingsStore, UserAdminStore};
 pub use bus::{Delivery, EventBus};
+pub use capabilities::{
+    CancelStore, CoordinatorStore, DeadLetterStore, DlqProcessorStore, K8sWorkerStore,
+    LocalWorkerStore, NotificationDeliveryStore, NotificationServiceStore, PodMonitorStore,
+    ReplayRunnerStore, ResultProcessorStore, RetentionSweeperStore, RoleCapabilities,
+    SagaOrchestratorStore,
+};
 pub use dlq::DlqStore;
 pub use executor::{
     ExecError, Executor, ExecutorHealth, RunControl, RunOutcome, RunProgress, RunReport, RunSpec,
@@ -30,6 +37,6 @@ pub use scripts::{SavedScript, ScriptStore};
 pub use settings::UserSettingsStore;
 pub use store::{
     AllocationStore, CreateExecution, EventStore, ExecutionStore, NewUser, QueueEntry, QueuePolicy,
-    QueueStore, SagaFilter, SagaStore, Store, UserStore,
+    QueueStore, SagaFilter, SagaStore, ScheduleClaim, Store, UserStore,
 };
 pub use workers::{OwnedRun, RuntimeReport, WorkerLease, WorkerReport, WorkerStore};

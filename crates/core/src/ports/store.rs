@@ -14,6 +14,7 @@ use crate::saga::{Saga, SagaState};
 use crate::user::{Role, User};
 
 pub use super::admin::{EventQueryStore, SystemSettingsStore, UserAdminStore};
+pub use super::capabilities::RoleCapabilities;
 pub use super::dlq::DlqStore;
 pub use super::notifications::NotificationStore;
 pub use super::ratelimit::RateLimitStore;
@@ -186,6 +187,20 @@ pub trait QueueStore: Send + Sync {
         &self,
         claimed_before: DateTime<Utc>,
     ) -> Result<Vec<QueueEntry>, StoreError>;
+    /// Moves a claimed execution from `queued` to `scheduled`, fenced by its claim: only while
+    /// the entry is still the claim taken at `active_since` (the claim's token, as
+    /// [`QueueStore::claim_next`] returned it), checked in the same transaction. A dispatch
+    /// that stalled past the claim timeout finds its claim handed back (or taken again) and
+    /// changes nothing. Scheduling consumes the token: the entry keeps its slot under a new
+    /// `active_since`, so a stale hand-back of the old claim no longer matches.
+    ///
+    /// When the claim still stands but the execution is no longer `queued` (cancelled, say),
+    /// the entry is removed in the same transaction, freeing the slot.
+    async fn schedule_claimed(
+        &self,
+        execution_id: &str,
+        active_since: DateTime<Utc>,
+    ) -> Result<ScheduleClaim, StoreError>;
     /// Hands a claim back to the pending entries, only if it is still the claim taken at
     /// `active_since` (compare and set). Returns whether it was handed back.
     async fn requeue_claim(
@@ -207,6 +222,23 @@ pub trait QueueStore: Send + Sync {
         execution_id: &str,
         priority: Priority,
     ) -> Result<bool, StoreError>;
+}
+
+/// What [`QueueStore::schedule_claimed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleClaim {
+    /// The claim stood and the execution is now `scheduled`.
+    Scheduled,
+    /// The claim stood but the execution was no longer `queued`: its entry was removed.
+    NotQueued,
+    /// The claim is no longer this one (handed back, taken again, or released): nothing changed.
+    ClaimLost,
+}
+
+/// The token a new claim gets when scheduling consumes `active_since`: later than both the
+/// claim and `now`, so it never equals the token it replaces.
+pub fn restamp_claim(active_since: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    now.max(active_since + chrono::Duration::microseconds(1))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -260,6 +292,7 @@ pub trait Store:
     + RateLimitStore
     + WorkerStore
     + RetentionStore
+    + RoleCapabilities
 {
 }
 

@@ -104,6 +104,8 @@ macro_rules! store_test_suite {
             workers_lost_runs_are_settled_once,
             workers_outcome_and_lost_run_settlement_exclude_each_other,
             queue_stale_claims_are_handed_back_once,
+            queue_schedule_is_fenced_by_the_claim,
+            queue_schedule_and_hand_back_race_safely,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

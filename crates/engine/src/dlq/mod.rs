@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use integr8s_core::event::{Envelope, EventType};
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::dlq::{DlqMessage, DlqStatus};
-use integr8s_core::ports::Store;
+use integr8s_core::ports::DlqProcessorStore;
 use tokio_util::sync::CancellationToken;
 
 pub use policy::{jitter_factor, random_sample, retry_policy_for, RetryPolicy};
@@ -60,7 +60,7 @@ pub struct DlqPass {
 
 /// Retries and discards dead-lettered events; see the module docs.
 pub struct DlqProcessor {
-    store: Arc<dyn Store>,
+    store: Arc<dyn DlqProcessorStore>,
     outbox: Outbox,
     config: DlqConfig,
 }
@@ -83,7 +83,7 @@ fn to_chrono(d: Duration) -> chrono::Duration {
 }
 
 impl DlqProcessor {
-    pub fn new(store: Arc<dyn Store>, outbox: Outbox, config: DlqConfig) -> Self {
+    pub fn new(store: Arc<dyn DlqProcessorStore>, outbox: Outbox, config: DlqConfig) -> Self {
         Self {
             store,
             outbox,

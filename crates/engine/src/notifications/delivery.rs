@@ -9,7 +9,7 @@ use futures::StreamExt;
 use integr8s_core::event::{EventPayload, EventType};
 use integr8s_core::notification::NotificationDelivery;
 use integr8s_core::ports::dlq::NewDlqMessage;
-use integr8s_core::ports::{DeliveryOutcome, EventBus, Store};
+use integr8s_core::ports::{DeliveryOutcome, EventBus, NotificationDeliveryStore};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,7 @@ const CONCURRENCY: usize = 8;
 /// Sends external notification deliveries. Any number of workers (in any process) may run:
 /// the store hands each due delivery to one of them.
 pub struct DeliveryWorker {
-    store: Arc<dyn Store>,
+    store: Arc<dyn NotificationDeliveryStore>,
     bus: Arc<dyn EventBus>,
     config: NotificationConfig,
     client: reqwest::Client,
@@ -30,7 +30,7 @@ pub struct DeliveryWorker {
 
 impl DeliveryWorker {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn NotificationDeliveryStore>,
         bus: Arc<dyn EventBus>,
         config: NotificationConfig,
     ) -> Result<Self, NotificationError> {

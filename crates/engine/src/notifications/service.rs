@@ -12,7 +12,7 @@ use integr8s_core::notification::{
     NotificationStatus, Subscription, Throttle,
 };
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{CreateNotification, EventBus, Store};
+use integr8s_core::ports::{CreateNotification, EventBus, NotificationServiceStore};
 use tokio_util::sync::CancellationToken;
 
 use super::content::{self, Content};
@@ -32,14 +32,14 @@ pub struct NotificationService {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn NotificationServiceStore>,
     outbox: Outbox,
     config: NotificationConfig,
 }
 
 impl NotificationService {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn NotificationServiceStore>,
         bus: Arc<dyn EventBus>,
         outbox: Outbox,
         engine: EngineConfig,

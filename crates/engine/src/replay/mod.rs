@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::Store;
+use integr8s_core::ports::ReplayRunnerStore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +59,11 @@ pub struct ReplayRunner {
 }
 
 impl ReplayRunner {
-    pub fn new(store: Arc<dyn Store>, outbox: Outbox, config: ReplayRunnerConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn ReplayRunnerStore>,
+        outbox: Outbox,
+        config: ReplayRunnerConfig,
+    ) -> Self {
         Self {
             ctx: Arc::new(session::Ctx {
                 store,

@@ -10,7 +10,7 @@ use integr8s_core::ports::replay::{
     is_replayed, ReplayCursor, ReplayError, ReplayProgress, ReplaySession, ReplayStatus,
     ReplayTarget, MAX_SESSION_ERRORS,
 };
-use integr8s_core::ports::Store;
+use integr8s_core::ports::ReplayRunnerStore;
 use integr8s_core::StoreError;
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,7 @@ const CONTROL_SLICE: Duration = Duration::from_millis(250);
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(10);
 
 pub(super) struct Ctx {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn ReplayRunnerStore>,
     pub outbox: Outbox,
     pub config: ReplayRunnerConfig,
 }
@@ -83,7 +83,7 @@ fn selected(config: &integr8s_core::ports::replay::ReplayConfig, event: &StoredE
 }
 
 impl Run {
-    fn store(&self) -> &dyn Store {
+    fn store(&self) -> &dyn ReplayRunnerStore {
         self.ctx.store.as_ref()
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use integr8s_core::ports::{RetentionKind, Store};
+use integr8s_core::ports::{RetentionKind, RetentionSweeperStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
@@ -65,7 +65,7 @@ pub type SweepPass = Option<BTreeMap<&'static str, u64>>;
 
 /// Deletes old rows on a timer; see the module docs.
 pub struct RetentionSweeper {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RetentionSweeperStore>,
     config: RetentionConfig,
     holder: String,
 }
@@ -75,7 +75,7 @@ fn to_chrono(d: Duration) -> chrono::Duration {
 }
 
 impl RetentionSweeper {
-    pub fn new(store: Arc<dyn Store>, config: RetentionConfig) -> Self {
+    pub fn new(store: Arc<dyn RetentionSweeperStore>, config: RetentionConfig) -> Self {
         Self {
             store,
             config,

@@ -14,7 +14,7 @@ use integr8s_core::error::StoreError;
 use integr8s_core::event::{Envelope, EventPayload, EventType, RunOutput, StoredEvent};
 use integr8s_core::execution::{ErrorType, ExecutionStatus};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, Store};
+use integr8s_core::ports::{EventBus, SagaOrchestratorStore};
 use integr8s_core::saga::{Saga, SagaState};
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +39,7 @@ pub struct SagaOrchestrator {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn SagaOrchestratorStore>,
     outbox: Outbox,
     config: EngineConfig,
 }
@@ -54,7 +54,7 @@ enum Ending {
 
 impl SagaOrchestrator {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn SagaOrchestratorStore>,
         bus: Arc<dyn EventBus>,
         outbox: Outbox,
         config: EngineConfig,

@@ -4,7 +4,7 @@ use integr8s_core::error::StoreError;
 use integr8s_core::event::{Envelope, EventPayload, EventType, RunRequest};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::Store;
+use integr8s_core::ports::SagaOrchestratorStore;
 use integr8s_core::saga::Saga;
 use serde_json::Value;
 
@@ -37,7 +37,7 @@ impl From<StoreError> for StepError {
 
 /// What a step needs besides the saga.
 pub(super) struct StepEnv<'a> {
-    pub store: &'a dyn Store,
+    pub store: &'a dyn SagaOrchestratorStore,
     pub outbox: &'a Outbox,
     /// The `execution_accepted` event that drives the saga.
     pub cause: &'a Envelope,
@@ -164,7 +164,10 @@ async fn create_pod(saga: &mut Saga, env: &StepEnv<'_>) -> Result<(), StepError>
 }
 
 /// The run request as the API submitted it, from the execution's `execution_requested` event.
-async fn run_request(store: &dyn Store, execution_id: &str) -> Result<RunRequest, StepError> {
+async fn run_request(
+    store: &dyn SagaOrchestratorStore,
+    execution_id: &str,
+) -> Result<RunRequest, StepError> {
     let events = store
         .events_for_aggregate(execution_id, &[EventType::ExecutionRequested], 1)
         .await?;

@@ -11,3 +11,4 @@ mod queue;
 mod recovery;
 mod saga;
 mod sandbox;
+mod stall;

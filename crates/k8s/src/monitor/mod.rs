@@ -27,7 +27,7 @@ use futures::StreamExt;
 use integr8s_core::event::{Envelope, EventPayload};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::Store;
+use integr8s_core::ports::PodMonitorStore;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
@@ -54,7 +54,7 @@ pub struct PodMonitor {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn PodMonitorStore>,
     outbox: Outbox,
     pods: Api<Pod>,
     config: K8sConfig,
@@ -76,7 +76,7 @@ impl PodMonitor {
     pub fn new(
         client: kube::Client,
         config: K8sConfig,
-        store: Arc<dyn Store>,
+        store: Arc<dyn PodMonitorStore>,
         outbox: Outbox,
     ) -> Result<Self, K8sError> {
         config.validate()?;

@@ -1,7 +1,7 @@
 //! What the event store holds for an execution's pod: the monitor's deduplication.
 
 use integr8s_core::event::{EventPayload, EventType};
-use integr8s_core::ports::Store;
+use integr8s_core::ports::PodMonitorStore;
 use integr8s_engine::run_outcome::CancelRequest;
 
 use crate::error::K8sError;
@@ -25,7 +25,7 @@ pub(super) struct Known {
 }
 
 impl Known {
-    pub async fn load(store: &dyn Store, execution_id: &str) -> Result<Self, K8sError> {
+    pub async fn load(store: &dyn PodMonitorStore, execution_id: &str) -> Result<Self, K8sError> {
         let types = [
             EventType::PodCreated,
             EventType::PodScheduled,
@@ -53,7 +53,10 @@ impl Known {
     }
 
     /// Whether any run outcome is stored (by this monitor, a worker, the saga, a recovery).
-    pub async fn outcome_stored(store: &dyn Store, execution_id: &str) -> Result<bool, K8sError> {
+    pub async fn outcome_stored(
+        store: &dyn PodMonitorStore,
+        execution_id: &str,
+    ) -> Result<bool, K8sError> {
         Ok(!store
             .events_for_aggregate(execution_id, OUTCOMES, 1)
             .await?
@@ -62,7 +65,7 @@ impl Known {
 
     /// The cancel asked for the execution (its `delete_pod_command`), if any.
     pub async fn cancel_request(
-        store: &dyn Store,
+        store: &dyn PodMonitorStore,
         execution_id: &str,
     ) -> Result<Option<CancelRequest>, K8sError> {
         let events = store

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use integr8s_core::event::{EventPayload, EventType, StoredEvent};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, Store};
+use integr8s_core::ports::{EventBus, K8sWorkerStore};
 use integr8s_engine::consumer::{consume_with_dlq, Attempt, Handler};
 use integr8s_engine::{EngineConfig, EngineError, WorkerConfig};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -56,7 +56,7 @@ pub struct K8sWorker {
 }
 
 pub(crate) struct Inner {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn K8sWorkerStore>,
     pub outbox: Outbox,
     pub config: K8sConfig,
     pub images: ImageRegistry,
@@ -71,7 +71,7 @@ impl K8sWorker {
         client: kube::Client,
         config: K8sConfig,
         images: ImageRegistry,
-        store: Arc<dyn Store>,
+        store: Arc<dyn K8sWorkerStore>,
         bus: Arc<dyn EventBus>,
         outbox: Outbox,
         engine: EngineConfig,

@@ -8,8 +8,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore};
-use integr8s_core::{Priority, StoreError};
+use integr8s_core::ports::store::restamp_claim;
+use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore, ScheduleClaim};
+use integr8s_core::{ExecutionStatus, Priority, StoreError};
 use sqlx::PgConnection;
 
 use super::query::{execute, fetch_all};
@@ -149,6 +150,51 @@ impl QueueStore for PostgresStore {
             decode,
         )
         .await
+    }
+
+    async fn schedule_claimed(
+        &self,
+        execution_id: &str,
+        active_since: DateTime<Utc>,
+    ) -> Result<ScheduleClaim, StoreError> {
+        let now = integr8s_core::now();
+        let mut tx = self.begin().await?;
+        // The execution's row first, as the outcome's write takes it before the entry's.
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM executions WHERE execution_id = $1 FOR UPDATE")
+                .bind(execution_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+        // The claim is checked and consumed under the entry's row lock: a hand-back of the
+        // same claim waits for this transaction and then no longer matches.
+        let held = sqlx::query(
+            "UPDATE queue_entries SET active_since = $1
+             WHERE execution_id = $2 AND active_since = $3",
+        )
+        .bind(ts(restamp_claim(active_since, now)))
+        .bind(execution_id)
+        .bind(ts(active_since));
+        if execute(held, &mut *tx).await? != 1 {
+            return Ok(ScheduleClaim::ClaimLost);
+        }
+        let outcome = if status.as_deref() == Some(ExecutionStatus::Queued.as_str()) {
+            let schedule = sqlx::query(
+                "UPDATE executions SET status = $1, updated_at = $2 WHERE execution_id = $3",
+            )
+            .bind(ExecutionStatus::Scheduled.as_str())
+            .bind(ts(now))
+            .bind(execution_id);
+            execute(schedule, &mut *tx).await?;
+            ScheduleClaim::Scheduled
+        } else {
+            let release =
+                sqlx::query("DELETE FROM queue_entries WHERE execution_id = $1").bind(execution_id);
+            execute(release, &mut *tx).await?;
+            ScheduleClaim::NotQueued
+        };
+        tx.commit().await.map_err(classify)?;
+        Ok(outcome)
     }
 
     async fn requeue_claim(

@@ -6,8 +6,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore};
-use integr8s_core::{Priority, StoreError};
+use integr8s_core::ports::store::restamp_claim;
+use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore, ScheduleClaim};
+use integr8s_core::{ExecutionStatus, Priority, StoreError};
 use sqlx::SqliteConnection;
 
 use super::query::fetch_all;
@@ -152,6 +153,53 @@ impl QueueStore for SqliteStore {
             decode,
         )
         .await
+    }
+
+    async fn schedule_claimed(
+        &self,
+        execution_id: &str,
+        active_since: DateTime<Utc>,
+    ) -> Result<ScheduleClaim, StoreError> {
+        let now = integr8s_core::now();
+        // One write transaction: SQLite's single writer keeps a hand-back of the claim from
+        // landing between the check and the schedule.
+        let mut tx = self.begin_write().await?;
+        let held = sqlx::query(
+            "UPDATE queue_entries SET active_since = ?
+             WHERE execution_id = ? AND active_since = ?",
+        )
+        .bind(ts(restamp_claim(active_since, now)))
+        .bind(execution_id)
+        .bind(ts(active_since))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        if held.rows_affected() != 1 {
+            return Ok(ScheduleClaim::ClaimLost);
+        }
+        let scheduled = sqlx::query(
+            "UPDATE executions SET status = ?, updated_at = ?
+             WHERE execution_id = ? AND status = ?",
+        )
+        .bind(ExecutionStatus::Scheduled.as_str())
+        .bind(ts(now))
+        .bind(execution_id)
+        .bind(ExecutionStatus::Queued.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let outcome = if scheduled.rows_affected() == 1 {
+            ScheduleClaim::Scheduled
+        } else {
+            sqlx::query("DELETE FROM queue_entries WHERE execution_id = ?")
+                .bind(execution_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            ScheduleClaim::NotQueued
+        };
+        tx.commit().await.map_err(classify)?;
+        Ok(outcome)
     }
 
     async fn requeue_claim(

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
 use integr8s_core::ports::admin::{EventCursor, EventQuery};
-use integr8s_core::ports::Store;
+use integr8s_core::ports::EventQueryStore;
 use integr8s_core::{Envelope, StoreError};
 use serde_json::json;
 
@@ -57,7 +57,7 @@ fn csv_row(env: &Envelope) -> String {
 
 /// Where the page stream is.
 struct Cursor {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventQueryStore>,
     query: EventQuery,
     after: Option<EventCursor>,
     remaining: u64,

@@ -74,7 +74,7 @@ pub(super) async fn notification_stream(
     let permit = state.streams.open(&user.user_id)?;
     let events = state
         .streams
-        .notifications(&state.store, &state.bus, &user.user_id);
+        .notifications(state.store.clone(), &state.bus, &user.user_id);
     // Without `Last-Event-ID` the stream starts at the present.
     let resume = last_event_id(&headers);
     let after = match resume {

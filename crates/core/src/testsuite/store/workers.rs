@@ -350,3 +350,123 @@ pub async fn queue_stale_claims_are_handed_back_once(store: S) {
     let later = again.active_since.unwrap() + Duration::seconds(1);
     assert!(store.stale_claims(later).await.unwrap().is_empty());
 }
+
+/// Scheduling is fenced by the claim: a dispatch whose claim was handed back (and taken again)
+/// while it stalled changes nothing, and the claim that schedules keeps its slot against a late
+/// hand-back of the same claim.
+pub async fn queue_schedule_is_fenced_by_the_claim(store: S) {
+    use crate::ports::ScheduleClaim;
+    let t0 = crate::now() - Duration::seconds(120);
+    let e = create(&store, &sample_execution("u1", "python", Duration::zero())).await;
+    let id = e.execution_id.as_str();
+    let mut q = entry("u1", Priority::Normal, t0);
+    q.execution_id = e.execution_id.clone();
+    store.enqueue(&q).await.unwrap();
+    let p = policy(1, 1, 0);
+    let stalled = store.claim_next(&p, t0).await.unwrap().unwrap();
+    let stalled_at = stalled.active_since.unwrap();
+    let status = |store: S| async move { store.execution(id).await.unwrap().unwrap().status };
+
+    // Handed back as stale: the stalled dispatch can no longer schedule.
+    assert!(store.requeue_claim(id, stalled_at).await.unwrap());
+    assert_eq!(
+        store.schedule_claimed(id, stalled_at).await.unwrap(),
+        ScheduleClaim::ClaimLost
+    );
+    assert_eq!(status(store.clone()).await, ExecutionStatus::Queued);
+    assert_eq!(store.queue_counts().await.unwrap(), (1, 0), "still pending");
+
+    // Claimed again by another dispatch: the stalled one still cannot schedule, nor free it.
+    let current = store.claim_next(&p, crate::now()).await.unwrap().unwrap();
+    let current_at = current.active_since.unwrap();
+    assert_ne!(current_at, stalled_at);
+    assert_eq!(
+        store.schedule_claimed(id, stalled_at).await.unwrap(),
+        ScheduleClaim::ClaimLost
+    );
+    assert_eq!(status(store.clone()).await, ExecutionStatus::Queued);
+    assert_eq!(store.queue_counts().await.unwrap(), (0, 1));
+
+    // The current claim schedules, once; its slot stays taken.
+    assert_eq!(
+        store.schedule_claimed(id, current_at).await.unwrap(),
+        ScheduleClaim::Scheduled
+    );
+    assert_eq!(status(store.clone()).await, ExecutionStatus::Scheduled);
+    assert_eq!(
+        store.schedule_claimed(id, current_at).await.unwrap(),
+        ScheduleClaim::ClaimLost,
+        "the schedule consumed the claim"
+    );
+    assert!(
+        !store.requeue_claim(id, current_at).await.unwrap(),
+        "a late hand-back of the consumed claim does not free the slot"
+    );
+    assert_eq!(store.queue_counts().await.unwrap(), (0, 1));
+
+    // A claim whose execution was cancelled meanwhile frees its slot instead.
+    let f = create(&store, &sample_execution("u2", "python", Duration::zero())).await;
+    let mut r = entry("u2", Priority::Normal, t0);
+    r.execution_id = f.execution_id.clone();
+    store.enqueue(&r).await.unwrap();
+    let p = policy(2, 1, 0);
+    let claimed = store.claim_next(&p, crate::now()).await.unwrap().unwrap();
+    assert_eq!(claimed.execution_id, f.execution_id);
+    assert!(store
+        .transition_execution(
+            &f.execution_id,
+            &[ExecutionStatus::Queued],
+            ExecutionStatus::Cancelled
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .schedule_claimed(&f.execution_id, claimed.active_since.unwrap())
+            .await
+            .unwrap(),
+        ScheduleClaim::NotQueued
+    );
+    assert_eq!(store.queue_counts().await.unwrap(), (0, 1));
+    let cancelled = store.execution(&f.execution_id).await.unwrap().unwrap();
+    assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
+}
+
+/// Two dispatches scheduling the same claim at once: one schedules, the other finds the claim
+/// consumed; and a hand-back racing the schedule never leaves a scheduled execution without
+/// its slot.
+pub async fn queue_schedule_and_hand_back_race_safely(store: S) {
+    use crate::ports::ScheduleClaim;
+    let p = policy(100, 100, 0);
+    for _ in 0..10 {
+        let e = create(&store, &sample_execution("u1", "python", Duration::zero())).await;
+        let id = e.execution_id.clone();
+        let mut q = entry("u1", Priority::Normal, crate::now());
+        q.execution_id = id.clone();
+        store.enqueue(&q).await.unwrap();
+        let claimed = store.claim_next(&p, crate::now()).await.unwrap().unwrap();
+        let at = claimed.active_since.unwrap();
+        let (a, b, back) = tokio::join!(
+            store.schedule_claimed(&id, at),
+            store.schedule_claimed(&id, at),
+            store.requeue_claim(&id, at),
+        );
+        let (a, b, back) = (a.unwrap(), b.unwrap(), back.unwrap());
+        let scheduled = [a, b]
+            .iter()
+            .filter(|o| **o == ScheduleClaim::Scheduled)
+            .count();
+        let status = store.execution(&id).await.unwrap().unwrap().status;
+        if back {
+            // The hand-back went first: neither dispatch scheduled.
+            assert_eq!(scheduled, 0, "{a:?} {b:?}");
+            assert_eq!(status, ExecutionStatus::Queued);
+            assert_eq!(store.queue_counts().await.unwrap(), (1, 0));
+        } else {
+            assert_eq!(scheduled, 1, "{a:?} {b:?}");
+            assert_eq!(status, ExecutionStatus::Scheduled);
+            assert_eq!(store.queue_counts().await.unwrap(), (0, 1));
+        }
+        store.release(&id).await.unwrap();
+    }
+}
