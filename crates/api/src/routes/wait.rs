@@ -57,7 +57,7 @@ pub fn wanted(query: &QueryPairs) -> Result<bool, ApiError> {
 /// time limit plus [`WAIT_GRACE`] from now) answers it as it is.
 pub async fn until_ended(state: &AppState, id: &str) -> Result<Execution, ApiError> {
     // Routed from now on, before the store is read: an ending in between is not missed.
-    let mut events = state.streams.execution(&state.store, &state.bus, id);
+    let mut events = state.streams.execution(state.store.clone(), &state.bus, id);
     let mut execution = load(state, id).await?;
     let limit = Duration::from_secs(execution.limits.timeout_seconds);
     let deadline = tokio::time::Instant::now() + limit + WAIT_GRACE;

@@ -89,7 +89,7 @@ capability!(
 capability!(
     /// The Kubernetes worker: executions it creates pods for, and the event log for what was
     /// already announced.
-    K8sWorkerStore: DeadLetterStore + ExecutionStore
+    K8sWorkerStore: DeadLetterStore + ExecutionStore + WorkerStore
 );
 
 capability!(
