@@ -55,6 +55,18 @@ pub struct SandboxConfig {
     /// The limits slots are warmed for at start: runs with these limits (the service's usual
     /// ones) find a bubblewrap already waiting. Other limits work too, starting cold.
     pub warm_limits: RunLimits,
+    /// The most memory a slot's cgroup may hold between runs, kernel memory included, file
+    /// cache excluded: what a waiting sandbox needs (bubblewrap, the shim and the next run's
+    /// prepared init with its namespaces and mounts: about 1.5 MiB measured on cgroup v1),
+    /// with room to spare. A slot holding more after a run (once kernel caches the run filled
+    /// are reclaimed) keeps something of the run: its sandbox and cgroup are retired rather
+    /// than handed to the next run. An absolute bound rather than a footprint measured per
+    /// sandbox: a measurement taken while a new sandbox is still starting would be too low,
+    /// and one taken after a run could include what the run left. Default 4 MiB. On cgroup v1
+    /// some kernels keep part of the dentries and inodes a run looked up charged after every
+    /// reclaim (3–6 MiB measured after a walk of the whole file system), so such a run
+    /// retires its slot.
+    pub idle_memory_max: u64,
 }
 
 impl Default for SandboxConfig {
@@ -75,6 +87,7 @@ impl Default for SandboxConfig {
             cpu_weight: 100,
             cpu_time_limit: None,
             warm_limits: RunLimits::default(),
+            idle_memory_max: 4 * 1024 * 1024,
         }
     }
 }

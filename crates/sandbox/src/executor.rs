@@ -31,16 +31,6 @@ use crate::uid_claim::{self, UidClaim};
 /// as many processes as it asked for on top of them.
 const SANDBOX_PROCESSES: u64 = 3;
 
-/// The most memory a slot's cgroup may hold between runs, kernel memory included, file cache
-/// excluded: what a waiting sandbox needs (bubblewrap, the shim and the next run's prepared
-/// init with its namespaces and mounts: about 1.5 MiB measured on cgroup v1), with room to
-/// spare. A slot holding more after a run (once kernel caches the run filled are reclaimed)
-/// keeps something of the run: its sandbox and cgroup are retired rather than handed to the
-/// next run. An absolute bound rather than a footprint measured per sandbox: a measurement
-/// taken while a new sandbox is still starting would be too low, and one taken after a run
-/// could include what the run left.
-const IDLE_MEMORY_MAX: u64 = 4 * 1024 * 1024;
-
 /// How runs are isolated, decided by the self-test.
 #[derive(Debug, Clone)]
 pub(crate) enum Mode {
@@ -445,7 +435,7 @@ impl LocalExecutor {
                 None => true,
                 Some(c) => {
                     holds_only_the_sandbox(c, child.pid())
-                        && no_memory_left(c, IDLE_MEMORY_MAX).await
+                        && no_memory_left(c, self.config.idle_memory_max).await
                 }
             };
         guard.armed = false;
@@ -464,7 +454,8 @@ impl LocalExecutor {
                 cgroup.kill_all().await;
                 // A cgroup still holding processes, or memory a run left (charged here, it
                 // would count against the next run's limit), is not used again.
-                if !cgroup.is_empty() || !no_memory_left(cgroup, IDLE_MEMORY_MAX).await {
+                if !cgroup.is_empty() || !no_memory_left(cgroup, self.config.idle_memory_max).await
+                {
                     self.pool.retire(slot, cgroup.clone());
                 }
             }

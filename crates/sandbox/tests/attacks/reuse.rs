@@ -14,10 +14,19 @@ use crate::common::{host_pids, marker, process, python, ready_executor, run_on, 
 /// executor has settled: its other slot's sandbox started (which frees that slot and makes it
 /// the next one handed out), seen as three consecutive runs in one sandbox.
 pub(crate) async fn single_slot_executor(uid_base: u32) -> LocalExecutor {
-    let executor = ready_executor(SandboxConfig {
+    single_slot_executor_with(SandboxConfig {
         uid_base,
         max_concurrent: 1,
         ..SandboxConfig::default()
+    })
+    .await
+}
+
+/// [`single_slot_executor`] with a configuration of the caller's (one slot, whatever it says).
+pub(crate) async fn single_slot_executor_with(config: SandboxConfig) -> LocalExecutor {
+    let executor = ready_executor(SandboxConfig {
+        max_concurrent: 1,
+        ..config
     })
     .await;
     let probe = python(PRINT_NAMESPACES);

@@ -7,9 +7,13 @@
 use std::collections::BTreeMap;
 
 use integr8s_core::ports::executor::{RunControl, RunOutcome, RunSpec};
+use integr8s_sandbox::SandboxConfig;
 
 use crate::common::{marker, python, run, run_on, DEADLINE};
-use crate::reuse::{namespaces, rest, run_ok, sandboxes, single_slot_executor, PRINT_NAMESPACES};
+use crate::reuse::{
+    namespaces, rest, run_ok, sandboxes, single_slot_executor, single_slot_executor_with,
+    PRINT_NAMESPACES,
+};
 
 /// The entries of `/dev` a program uses, as the run sees them.
 const DEV_PATHS: &str =
@@ -417,7 +421,17 @@ fn walked(stdout: &str) -> BTreeMap<String, (String, Vec<String>)> {
 #[tokio::test]
 async fn a_run_that_tries_to_change_everything_it_reaches_leaves_nothing_changed() {
     const UID_BASE: u32 = 376_000;
-    let executor = single_slot_executor(UID_BASE).await;
+    // The walks look up every file, and on cgroup v1 the kernel keeps part of those dentries
+    // and inodes charged to the slot (3–6 MiB measured), which would retire the sandbox after
+    // the first walk (the rule of `SandboxConfig::idle_memory_max`). Here the three runs must
+    // share one sandbox, the hard case, so the bound on memory left is raised: what is
+    // compared is what a run can see, not how much kernel memory it left.
+    let executor = single_slot_executor_with(SandboxConfig {
+        uid_base: UID_BASE,
+        idle_memory_max: 64 * 1024 * 1024,
+        ..SandboxConfig::default()
+    })
+    .await;
     let mut walker = python(&format!("{PRINT_NAMESPACES}{WALKER}"));
     walker.limits.timeout_seconds = 300;
     walker.limits.max_output_bytes = 16 * 1024 * 1024;
