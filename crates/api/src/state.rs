@@ -1,8 +1,9 @@
 //! Shared state of the HTTP layer: the ports it talks to and its configuration.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use integr8s_core::effective_settings::EffectiveSettings;
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{EventBus, KeyValue, Store};
 use integr8s_core::runtime::RuntimeRegistry;
@@ -14,34 +15,25 @@ use crate::quotas::Quotas;
 use crate::ratelimit::RateLimits;
 use crate::streams::{StreamHub, StreamLimits};
 
-/// Settings of the API, filled by the server from its configuration.
+/// Settings of the API, filled by the server from its configuration. What an admin can change
+/// at run time (session lifetime, lockout, password length, default limits, concurrency) is not
+/// here but in [`AppState::settings`].
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// At least 32 bytes: the JWT HS256 key and the CSRF HMAC key.
     pub secret: Vec<u8>,
     /// Adds `Secure` to the session cookies (HTTPS deployments).
     pub cookie_secure: bool,
-    /// Lifetime of a session token and of its cookie.
-    pub session_timeout: Duration,
-    /// Failed logins within `lockout_duration` after which the account is locked.
-    pub max_login_attempts: u32,
-    pub lockout_duration: Duration,
-    pub password_min_length: usize,
     /// Applied to every new execution.
     pub run_limits: RunLimits,
     /// Pending queue entries at which new submissions are refused with 429.
     pub max_queue_length: u64,
-    pub cpu_limit: String,
-    /// Shown in `/k8s-limits` and carried by the run request.
-    pub memory_limit: String,
     pub cpu_request: String,
     pub memory_request: String,
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
     /// Accept `http://` webhook and Slack URLs on loopback hosts (local testing only).
     pub allow_insecure_webhooks: bool,
-    /// Default of the `max_concurrent_executions` system setting (`execution.max_concurrent`).
-    pub max_concurrent_executions: u32,
     /// Whether requests are rate limited (`rate_limit.enabled`).
     pub rate_limit_enabled: bool,
     /// Origins allowed to call the API with credentials (`server.cors_origins`).
@@ -60,9 +52,6 @@ pub struct ApiConfig {
     pub quotas: Quotas,
     /// Limits of the event streams (`streams.*`).
     pub streams: StreamLimits,
-    /// The share of new traces sampled while no system settings are stored
-    /// (`telemetry.sampling_rate`): the `sampling_rate` of the effective settings.
-    pub sampling_rate: f64,
 }
 
 impl Default for ApiConfig {
@@ -70,19 +59,12 @@ impl Default for ApiConfig {
         Self {
             secret: Vec::new(),
             cookie_secure: false,
-            session_timeout: Duration::from_secs(1440 * 60),
-            max_login_attempts: 5,
-            lockout_duration: Duration::from_secs(15 * 60),
-            password_min_length: 8,
             run_limits: RunLimits::default(),
             max_queue_length: 10_000,
-            cpu_limit: "1000m".to_owned(),
-            memory_limit: "256Mi".to_owned(),
             cpu_request: "100m".to_owned(),
             memory_request: "128Mi".to_owned(),
             max_body_bytes: 10 * 1024 * 1024,
             allow_insecure_webhooks: false,
-            max_concurrent_executions: 10,
             rate_limit_enabled: true,
             cors_origins: Vec::new(),
             trusted_proxies: IpNet::loopback(),
@@ -92,7 +74,6 @@ impl Default for ApiConfig {
             metrics_token: None,
             quotas: Quotas::default(),
             streams: StreamLimits::default(),
-            sampling_rate: 0.1,
         }
     }
 }
@@ -101,6 +82,8 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The system settings in force (stored, else the configuration's defaults).
+    pub settings: EffectiveSettings,
     pub bus: Arc<dyn EventBus>,
     pub outbox: Outbox,
     pub kv: Arc<dyn KeyValue>,

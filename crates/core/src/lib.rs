@@ -4,6 +4,7 @@
 //! composition root names concrete adapters.
 
 pub mod cancel;
+pub mod effective_settings;
 pub mod error;
 pub mod event;
 pub mod execution;

@@ -3,13 +3,7 @@
 use std::time::Duration;
 
 use integr8s_core::ports::QueuePolicy;
-
-/// Largest script the saga accepts (the API caps scripts well below this).
-pub(crate) const MAX_SCRIPT_BYTES: usize = 1024 * 1024;
-
-/// Largest run timeout the saga accepts: the top of the admin-settable range, so the saga never
-/// rejects what the API accepted.
-pub(crate) const MAX_TIMEOUT_SECONDS: u64 = 3600;
+use integr8s_core::system_settings::SystemSettings;
 
 /// Configuration of the pipeline components.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,6 +18,18 @@ pub struct EngineConfig {
     /// belongs to a dispatch that stopped (a live one schedules within moments): any
     /// coordinator hands it back to the queue.
     pub claim_timeout: Duration,
+}
+
+impl EngineConfig {
+    /// The system settings that apply while none are stored, as far as the pipeline reads
+    /// them: the queue's global cap. The server derives its defaults from the whole
+    /// configuration instead; this is for a pipeline assembled on its own (tests, tools).
+    pub fn settings_defaults(&self) -> SystemSettings {
+        SystemSettings {
+            max_concurrent_executions: self.queue.max_active,
+            ..SystemSettings::default()
+        }
+    }
 }
 
 impl Default for EngineConfig {

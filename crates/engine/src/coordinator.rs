@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use integr8s_core::effective_settings::EffectiveSettings;
 use integr8s_core::event::{EventPayload, EventType, RunRequest, StoredEvent};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
@@ -47,6 +48,7 @@ struct Inner {
     store: Arc<dyn CoordinatorStore>,
     outbox: Outbox,
     config: EngineConfig,
+    settings: EffectiveSettings,
     dispatching: Mutex<()>,
 }
 
@@ -56,6 +58,7 @@ impl Coordinator {
         bus: Arc<dyn EventBus>,
         outbox: Outbox,
         config: EngineConfig,
+        settings: EffectiveSettings,
     ) -> Self {
         Self {
             bus,
@@ -63,6 +66,7 @@ impl Coordinator {
                 store,
                 outbox,
                 config,
+                settings,
                 dispatching: Mutex::new(()),
             }),
         }
@@ -196,15 +200,10 @@ impl Inner {
         Ok(())
     }
 
-    /// The queue policy in force: the configured one, with the global cap taken from the
-    /// `max_concurrent_executions` system setting when one is stored (read on every dispatch
-    /// round, so an admin's change applies at once).
+    /// The queue policy in force: the configured one, with the global cap from the settings in
+    /// force (read on every dispatch round, so an admin's change applies at once).
     async fn policy(&self) -> Result<QueuePolicy, EngineError> {
-        let mut policy = self.config.queue;
-        if let Some(settings) = self.store.system_settings().await? {
-            policy.max_active = settings.max_concurrent_executions.max(1);
-        }
-        Ok(policy)
+        Ok(self.settings.queue_policy(self.config.queue).await?)
     }
 
     /// Claims entries while the policy allows and schedules their executions.

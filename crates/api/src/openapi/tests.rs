@@ -32,8 +32,13 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
     let store: Arc<dyn Store> = sqlite.clone();
     let events: Arc<dyn EventStore> = sqlite;
     let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
+    let settings = integr8s_core::effective_settings::EffectiveSettings::new(
+        store.clone(),
+        integr8s_core::system_settings::SystemSettings::default(),
+    );
     let state = AppState {
         store,
+        settings,
         bus: bus.clone(),
         outbox: Outbox::new(events, bus, "openapi-test"),
         kv: Arc::new(integr8s_limiter::MemoryKeyValue::new()),

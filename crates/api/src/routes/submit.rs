@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Longest accepted script, in characters.
-pub const MAX_SCRIPT_CHARS: usize = 50_000;
+pub use integr8s_core::effective_settings::MAX_SCRIPT_CHARS;
 /// Longest accepted `Idempotency-Key` header.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// Seconds a client is asked to wait when the queue is full.

@@ -131,8 +131,19 @@ impl TestApp {
             .renew_lease(&report, now, now + chrono::Duration::days(1))
             .await
             .unwrap();
+        // What the server derives from its configuration while no settings are stored.
+        let defaults = integr8s_core::system_settings::SystemSettings {
+            max_timeout_seconds: options.config.run_limits.timeout_seconds,
+            memory_limit: "256Mi".to_owned(),
+            cpu_limit: "1000m".to_owned(),
+            session_timeout_minutes: 1440,
+            ..Default::default()
+        };
+        let settings =
+            integr8s_core::effective_settings::EffectiveSettings::new(store.clone(), defaults);
         let state = AppState {
             store,
+            settings,
             bus: bus.clone(),
             outbox: Outbox::new(events, bus, "api-test"),
             kv,

@@ -9,7 +9,6 @@
 //!
 //! [`Store`]: super::Store
 
-use super::admin::SystemSettingsStore;
 use super::dlq::DlqStore;
 use super::notifications::NotificationStore;
 use super::replay::ReplayStore;
@@ -39,9 +38,10 @@ capability!(
 );
 
 capability!(
-    /// The coordinator: the queue, the executions it admits and schedules, the effective
-    /// concurrency setting, and the event log to re-announce what a crash left unannounced.
-    CoordinatorStore: DeadLetterStore + QueueStore + ExecutionStore + SystemSettingsStore
+    /// The coordinator: the queue, the executions it admits and schedules, and the event log
+    /// to re-announce what a crash left unannounced (the effective concurrency setting comes
+    /// from `EffectiveSettings`).
+    CoordinatorStore: DeadLetterStore + QueueStore + ExecutionStore
 );
 
 capability!(

@@ -88,6 +88,7 @@ macro_rules! store_test_suite {
             notification_subscriptions_upsert_per_channel,
             notification_deliveries_claim_retry_and_settle,
             system_settings_save_reset_and_audit,
+            effective_settings_follow_the_store,
             user_admin_search_filters_and_updates,
             user_admin_delete_cascades_owned_data,
             user_admin_delete_cascades_every_owned_table,

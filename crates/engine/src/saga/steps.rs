@@ -1,5 +1,6 @@
 //! The execution saga's steps and their compensations.
 
+use integr8s_core::effective_settings::{MAX_SCRIPT_BYTES, MAX_TIMEOUT_SECONDS};
 use integr8s_core::error::StoreError;
 use integr8s_core::event::{Envelope, EventPayload, EventType, RunRequest};
 use integr8s_core::execution::ExecutionStatus;
@@ -8,7 +9,6 @@ use integr8s_core::ports::SagaOrchestratorStore;
 use integr8s_core::saga::Saga;
 use serde_json::Value;
 
-use crate::config::{MAX_SCRIPT_BYTES, MAX_TIMEOUT_SECONDS};
 use crate::consumer::emit_caused_by;
 
 pub(super) const VALIDATE: &str = "validate_execution";

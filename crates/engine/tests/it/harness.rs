@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integr8s_core::cancel::{request_cancel, CancelOutcome};
+use integr8s_core::effective_settings::EffectiveSettings;
 use integr8s_core::event::{Envelope, EventMetadata, EventPayload, EventType, RunRequest};
 use integr8s_core::execution::{Execution, ExecutionStatus, Priority, RunLimits};
 use integr8s_core::outbox::Outbox;
@@ -137,7 +138,14 @@ impl Pipeline {
 
     /// One more coordinator over `store` (e.g. a pool of its own on the same database).
     pub fn add_coordinator_over(&mut self, store: Arc<dyn Store>) {
-        let c = Coordinator::new(store, self.bus.clone(), self.outbox.clone(), self.config);
+        let settings = EffectiveSettings::new(store.clone(), self.config.settings_defaults());
+        let c = Coordinator::new(
+            store,
+            self.bus.clone(),
+            self.outbox.clone(),
+            self.config,
+            settings,
+        );
         let name = format!("coordinator-{}", self.tasks.len());
         self.tasks
             .push((name, tokio::spawn(c.run(self.shutdown.clone()))));

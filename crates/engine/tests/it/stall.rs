@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use integr8s_core::effective_settings::EffectiveSettings;
 use integr8s_core::event::EventType;
 use integr8s_core::execution::{ExecutionStatus, Priority};
 use integr8s_core::outbox::Outbox;
@@ -33,7 +34,8 @@ fn start(
     config: EngineConfig,
     shutdown: &CancellationToken,
 ) -> JoinHandle<Result<(), EngineError>> {
-    let c = Coordinator::new(store, bus.clone(), outbox.clone(), config);
+    let settings = EffectiveSettings::new(store.clone(), config.settings_defaults());
+    let c = Coordinator::new(store, bus.clone(), outbox.clone(), config, settings);
     tokio::spawn(c.run(shutdown.clone()))
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integr8s_core::cancel::{request_cancel, CancelOutcome};
+use integr8s_core::effective_settings::EffectiveSettings;
 use integr8s_core::event::{Envelope, EventMetadata, EventPayload, EventType, RunRequest};
 use integr8s_core::execution::{Execution, ExecutionStatus, Priority, RunLimits};
 use integr8s_core::outbox::Outbox;
@@ -165,8 +166,14 @@ impl Stack {
         let engine = vec![
             spawn(
                 "coordinator",
-                Coordinator::new(store.clone(), bus.clone(), outbox.clone(), config)
-                    .run(shutdown.clone()),
+                Coordinator::new(
+                    store.clone(),
+                    bus.clone(),
+                    outbox.clone(),
+                    config,
+                    EffectiveSettings::new(store.clone(), config.settings_defaults()),
+                )
+                .run(shutdown.clone()),
             ),
             spawn(
                 "saga orchestrator",

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use integr8s_core::ports::Store;
+use integr8s_core::effective_settings::EffectiveSettings;
 use integr8s_core::system_settings::{LogLevel, SystemSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +35,7 @@ impl From<&SystemSettings> for Applied {
 /// configuration's level (`RUST_LOG`) and sampling rate stay in force; a reset (no stored
 /// settings any more) keeps what was last applied until the next save.
 pub async fn watch(
-    store: Arc<dyn Store>,
+    settings: EffectiveSettings,
     logging: Arc<Logging>,
     every: Duration,
     shutdown: CancellationToken,
@@ -48,7 +48,7 @@ pub async fn watch(
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let stored = match store.system_settings().await {
+        let stored = match settings.stored().await {
             Ok(Some(stored)) => Applied::from(&stored),
             Ok(None) => continue,
             Err(e) => {

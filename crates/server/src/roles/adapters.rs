@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use integr8s_bus::kafka::KafkaBus;
+use integr8s_core::effective_settings::EffectiveSettings;
 use integr8s_core::ports::{EventBus, EventStore};
 use integr8s_core::runtime::RuntimeRegistry;
+use integr8s_core::system_settings::SystemSettings;
 use integr8s_limiter::RedisConnection;
 use integr8s_store::DatabaseStore;
 
@@ -71,6 +73,23 @@ pub fn load_registry(config: &Config) -> anyhow::Result<RuntimeRegistry> {
     Ok(registry)
 }
 
+/// The system settings that apply while an admin has stored none: the contract's schema
+/// defaults, with the limits, auth values and trace sampling rate of the configuration.
+pub fn settings_defaults(config: &Config) -> SystemSettings {
+    SystemSettings {
+        max_timeout_seconds: config.execution.timeout_seconds,
+        memory_limit: config.execution.memory_limit.clone(),
+        cpu_limit: config.execution.cpu_limit.clone(),
+        max_concurrent_executions: config.execution.max_concurrent,
+        password_min_length: u32::try_from(config.auth.password_min_length).unwrap_or(u32::MAX),
+        session_timeout_minutes: config.auth.session_timeout_minutes.max(1),
+        max_login_attempts: config.auth.max_login_attempts,
+        lockout_duration_minutes: config.auth.lockout_minutes.max(1),
+        sampling_rate: config.telemetry.sampling_rate,
+        ..SystemSettings::default()
+    }
+}
+
 /// The shared adapters of one process.
 pub struct Adapters {
     pub store: Arc<dyn DatabaseStore>,
@@ -80,6 +99,8 @@ pub struct Adapters {
     kafka: Option<KafkaBus>,
     /// Rate limiter and short-lived keys, for the roles that use them.
     pub limiters: Option<Limiters>,
+    /// The system settings in force, for every role that applies them.
+    pub settings: EffectiveSettings,
 }
 
 impl Adapters {
@@ -110,8 +131,10 @@ impl Adapters {
         } else {
             None
         };
+        let settings = EffectiveSettings::new(store.clone(), settings_defaults(config));
         Ok(Self {
             store,
+            settings,
             event_store,
             bus,
             kafka,

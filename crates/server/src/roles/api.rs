@@ -20,19 +20,12 @@ fn api_config(config: &Config, secret: Vec<u8>) -> ApiConfig {
     ApiConfig {
         secret,
         cookie_secure: config.server.cookie_secure,
-        session_timeout: Duration::from_secs(config.auth.session_timeout_minutes * 60),
-        max_login_attempts: config.auth.max_login_attempts,
-        lockout_duration: Duration::from_secs(config.auth.lockout_minutes * 60),
-        password_min_length: config.auth.password_min_length,
         run_limits: run_limits(config),
         max_queue_length: config.execution.max_queue_length,
-        cpu_limit: config.execution.cpu_limit.clone(),
-        memory_limit: config.execution.memory_limit.clone(),
         cpu_request: config.execution.cpu_limit.clone(),
         memory_request: config.execution.memory_limit.clone(),
         max_body_bytes: 10 * 1024 * 1024,
         allow_insecure_webhooks: config.notifications.allow_insecure_webhooks,
-        max_concurrent_executions: config.execution.max_concurrent,
         rate_limit_enabled: config.rate_limit.enabled,
         cors_origins: config.server.cors_origins.clone(),
         trusted_proxies: config.trusted_proxies(),
@@ -48,7 +41,6 @@ fn api_config(config: &Config, secret: Vec<u8>) -> ApiConfig {
         metrics_token: config.metrics.token(),
         quotas: config.quotas.quotas(),
         streams: config.streams.limits(),
-        sampling_rate: config.telemetry.sampling_rate,
     }
 }
 
@@ -68,6 +60,7 @@ pub async fn start(
     let store: Arc<dyn Store> = adapters.store.clone();
     let state = AppState {
         store,
+        settings: adapters.settings.clone(),
         bus: adapters.bus.clone(),
         outbox: Outbox::new(adapters.event_store.clone(), adapters.bus.clone(), "api"),
         kv: limiters.kv.clone(),

@@ -140,7 +140,13 @@ impl EngineParts<'_> {
         match role {
             Role::Api => {}
             Role::Coordinator => {
-                let c = Coordinator::new(store, bus, self.outbox(role.name()), engine);
+                let c = Coordinator::new(
+                    store,
+                    bus,
+                    self.outbox(role.name()),
+                    engine,
+                    self.adapters.settings.clone(),
+                );
                 tasks.spawn(named(role.name(), c.run(stop)));
             }
             Role::SagaOrchestrator => {

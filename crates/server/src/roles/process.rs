@@ -85,7 +85,7 @@ pub async fn run(
         .await?;
     }
     let settings_watch = tokio::spawn(crate::logging::settings::watch(
-        adapters.store.clone(),
+        adapters.settings.clone(),
         logging,
         config.telemetry.settings_poll(),
         shutdown.clone(),

@@ -1,7 +1,8 @@
 //! `/api/v1/admin/settings/`: the system settings (get, update, reset) and their audit log.
 //!
 //! The effective settings are the stored document, or defaults derived from the server
-//! configuration when none is stored; [`effective_settings`] is what the rest of the API applies
+//! configuration when none is stored (`integr8s_core::effective_settings`, shared with the
+//! coordinator); [`effective_settings`] is what the rest of the API applies
 //! (run limits of new executions, password length, session lifetime, lockout). They are read
 //! from the store on every use, so every API process sees a change at once.
 
@@ -9,6 +10,7 @@ use axum::extract::{OriginalUri, State};
 use axum::response::Redirect;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use integr8s_core::effective_settings::MAX_TIMEOUT_SECONDS;
 use integr8s_core::system_settings::{
     parse_memory, LogLevel, SettingsAuditAction, SettingsAuditEntry, SystemSettings,
 };
@@ -41,30 +43,9 @@ pub(super) async fn add_slash(OriginalUri(uri): OriginalUri) -> Redirect {
     Redirect::temporary(&target)
 }
 
-/// The effective settings when none are stored: the contract's schema defaults, with the
-/// limits, auth values and trace sampling rate the server was configured with.
-pub fn config_defaults(cfg: &ApiConfig) -> SystemSettings {
-    let minutes = |d: std::time::Duration| (d.as_secs() / 60).max(1);
-    SystemSettings {
-        max_timeout_seconds: cfg.run_limits.timeout_seconds,
-        memory_limit: cfg.memory_limit.clone(),
-        cpu_limit: cfg.cpu_limit.clone(),
-        max_concurrent_executions: cfg.max_concurrent_executions,
-        password_min_length: u32::try_from(cfg.password_min_length).unwrap_or(u32::MAX),
-        session_timeout_minutes: minutes(cfg.session_timeout),
-        max_login_attempts: cfg.max_login_attempts,
-        lockout_duration_minutes: minutes(cfg.lockout_duration),
-        sampling_rate: cfg.sampling_rate,
-        ..SystemSettings::default()
-    }
-}
-
 /// The settings in force: the stored document, else the configuration's defaults.
 pub async fn effective_settings(state: &AppState) -> Result<SystemSettings, ApiError> {
-    Ok(match state.store.system_settings().await? {
-        Some(stored) => stored,
-        None => config_defaults(&state.config),
-    })
+    Ok(state.settings.current().await?)
 }
 
 /// The limits of a new execution under `settings`: timeout and memory from the settings, the
@@ -179,7 +160,7 @@ fn validate(input: SettingsInput) -> Result<SystemSettings, ApiError> {
         "max_timeout_seconds",
         i.max_timeout_seconds,
         1,
-        3600,
+        MAX_TIMEOUT_SECONDS as i64,
     );
     check_pattern(
         &mut issues,
@@ -315,7 +296,7 @@ async fn reset(
     AdminUser(admin): AdminUser,
 ) -> Result<Json<SystemSettings>, ApiError> {
     let old = effective_settings(&state).await?;
-    let defaults = config_defaults(&state.config);
+    let defaults = state.settings.defaults().clone();
     let entry = audit_entry(
         &admin,
         SettingsAuditAction::SystemSettingsReset,

@@ -69,6 +69,55 @@ pub async fn system_settings_save_reset_and_audit(store: S) {
     assert_eq!(page[0].audit_id, second.audit_id);
 }
 
+/// The settings in force follow the store: defaults until a save, the stored document after
+/// it (seen through any handle on the same store), the defaults again after a reset.
+pub async fn effective_settings_follow_the_store(store: S) {
+    use crate::effective_settings::EffectiveSettings;
+    let defaults = SystemSettings {
+        max_concurrent_executions: 7,
+        ..SystemSettings::default()
+    };
+    let settings = EffectiveSettings::new(store.clone(), defaults.clone());
+    let base = QueuePolicy {
+        max_active: 99,
+        max_active_per_user: 2,
+        ageing_seconds: 30,
+    };
+    assert_eq!(settings.current().await.unwrap(), defaults);
+    assert_eq!(settings.stored().await.unwrap(), None);
+    assert_eq!(settings.queue_policy(base).await.unwrap().max_active, 7);
+
+    let saved = SystemSettings {
+        max_concurrent_executions: 0,
+        max_timeout_seconds: 42,
+        ..defaults.clone()
+    };
+    let entry = audit(
+        SettingsAuditAction::SystemSettingsUpdated,
+        &defaults,
+        &saved,
+    );
+    store.save_system_settings(&saved, &entry).await.unwrap();
+    let other = EffectiveSettings::new(store.clone(), SystemSettings::default());
+    assert_eq!(settings.current().await.unwrap(), saved);
+    assert_eq!(other.current().await.unwrap(), saved);
+    let policy = settings.queue_policy(base).await.unwrap();
+    assert_eq!(
+        policy.max_active, 1,
+        "a stored 0 still admits one execution"
+    );
+    assert_eq!(
+        (policy.max_active_per_user, policy.ageing_seconds),
+        (2, 30),
+        "the rest of the policy is the configured one"
+    );
+
+    let entry = audit(SettingsAuditAction::SystemSettingsReset, &saved, &defaults);
+    store.reset_system_settings(&entry).await.unwrap();
+    assert_eq!(settings.current().await.unwrap(), defaults);
+    assert_eq!(settings.defaults(), &defaults);
+}
+
 pub async fn user_admin_search_filters_and_updates(store: S) {
     let alice = store.create_user(&new_user("Alice_1")).await.unwrap();
     let mut admin = new_user("root");
