@@ -26,7 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 use integr8s_core::error::BusError;
-use integr8s_core::ports::{Delivery, EventBus, EventStore};
+use integr8s_core::ports::{BusLog, Delivery, EventBus};
 use integr8s_core::{EventType, StoredEvent};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -70,7 +70,7 @@ impl Default for BusConfig {
 const RECENT_CAPACITY: usize = 4096;
 
 struct Inner {
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn BusLog>,
     config: BusConfig,
     live: broadcast::Sender<StoredEvent>,
     /// Per topic: the highest published seq; workers wait on it.
@@ -92,11 +92,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryBus {
-    pub fn new(store: Arc<dyn EventStore>) -> Self {
+    pub fn new(store: Arc<dyn BusLog>) -> Self {
         Self::with_config(store, BusConfig::default())
     }
 
-    pub fn with_config(store: Arc<dyn EventStore>, config: BusConfig) -> Self {
+    pub fn with_config(store: Arc<dyn BusLog>, config: BusConfig) -> Self {
         let (live, _) = broadcast::channel(config.watch_capacity.max(1));
         Self {
             inner: Arc::new(Inner {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::future::{select_all, BoxFuture};
 use integr8s_core::ports::bus::Acker;
-use integr8s_core::ports::{Delivery, EventStore};
+use integr8s_core::ports::{BusLog, Delivery};
 use integr8s_core::{EventType, StoredEvent};
 use tokio::sync::mpsc::{self, OwnedPermit, Sender};
 use tokio::sync::watch;
@@ -88,7 +88,7 @@ enum Wake {
 pub(crate) struct GroupWorker {
     group: String,
     topic: EventType,
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn BusLog>,
     config: BusConfig,
     control: mpsc::UnboundedReceiver<Control>,
     wake: watch::Receiver<i64>,
@@ -117,7 +117,7 @@ impl GroupWorker {
     pub(crate) fn new(
         group: String,
         topic: EventType,
-        store: Arc<dyn EventStore>,
+        store: Arc<dyn BusLog>,
         config: BusConfig,
         control: mpsc::UnboundedReceiver<Control>,
         wake: watch::Receiver<i64>,

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use integr8s_bus::MemoryBus;
-use integr8s_core::ports::{EventBus, EventStore};
+use integr8s_core::ports::{BusLog, EventBus};
 use integr8s_core::testsuite::store::Fixture;
 use integr8s_store::SqliteStore;
 
-async fn sqlite_event_store() -> Fixture<dyn EventStore> {
+async fn sqlite_event_store() -> Fixture<dyn BusLog> {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("events.db").display());
     let store = SqliteStore::open(&url).await.expect("open");
@@ -16,7 +16,7 @@ async fn sqlite_event_store() -> Fixture<dyn EventStore> {
     Fixture::with_guard(Arc::new(store), dir)
 }
 
-fn memory_bus(store: Arc<dyn EventStore>) -> Arc<dyn EventBus> {
+fn memory_bus(store: Arc<dyn BusLog>) -> Arc<dyn EventBus> {
     Arc::new(MemoryBus::new(store))
 }
 

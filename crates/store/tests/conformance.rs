@@ -31,7 +31,7 @@ mod memory {
 
 #[tokio::test]
 async fn reopening_a_file_keeps_data_and_migrations_are_idempotent() {
-    use integr8s_core::ports::EventStore;
+    use integr8s_core::ports::ConsumerOffsetStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested-missing.db");
     let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();

@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::body::Body as HttpBody;
 use axum::http::{Method, Request};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, EventStore, Store};
+use integr8s_core::ports::{EventBus, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use tower::ServiceExt;
 
@@ -30,7 +30,7 @@ async fn app() -> (axum::Router, tempfile::TempDir) {
     sqlite.migrate().await.unwrap();
     let sqlite = Arc::new(sqlite);
     let store: Arc<dyn Store> = sqlite.clone();
-    let events: Arc<dyn EventStore> = sqlite;
+    let events: Arc<dyn integr8s_core::ports::BusLog> = sqlite;
     let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
     let settings = integr8s_core::effective_settings::EffectiveSettings::new(
         store.clone(),

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use integr8s_api::{ApiConfig, AppState};
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{
-    EventBus, EventStore, ExecutorHealth, KeyValue, NewUser, RuntimeReport, Store, WorkerReport,
+    EventBus, ExecutorHealth, KeyValue, NewUser, RuntimeReport, Store, WorkerReport,
 };
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_core::user::Role;
@@ -95,7 +95,7 @@ impl TestApp {
         sqlite.migrate().await.unwrap();
         let sqlite = Arc::new(sqlite);
         let store: Arc<dyn Store> = sqlite.clone();
-        let events: Arc<dyn EventStore> = sqlite;
+        let events: Arc<dyn integr8s_core::ports::BusLog> = sqlite;
         let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
         let kv: Arc<dyn KeyValue> = Arc::new(integr8s_limiter::MemoryKeyValue::new());
         // What runs comes from a worker's lease in the store, as a worker process reports it;

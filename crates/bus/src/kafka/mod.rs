@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 use integr8s_core::error::BusError;
-use integr8s_core::ports::{Delivery, EventBus, EventStore};
+use integr8s_core::ports::{BusLog, Delivery, EventBus};
 use integr8s_core::{EventType, StoredEvent};
 use rdkafka::error::KafkaError;
 use thiserror::Error;
@@ -61,7 +61,7 @@ pub enum KafkaSetupError {
 
 struct Inner {
     config: Arc<KafkaConfig>,
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn BusLog>,
     producer: Arc<Producer>,
     hub: Arc<Hub>,
     /// Sequence numbers published by this bus (publishing again is a no-op).
@@ -83,7 +83,7 @@ pub struct KafkaBus {
 impl KafkaBus {
     /// Connects lazily (no broker round trip here) and, if `config.relay`, starts the outbox
     /// relay over `store`. Must be called inside a tokio runtime.
-    pub fn new(store: Arc<dyn EventStore>, config: KafkaConfig) -> Result<Self, KafkaSetupError> {
+    pub fn new(store: Arc<dyn BusLog>, config: KafkaConfig) -> Result<Self, KafkaSetupError> {
         let config = Arc::new(config);
         let producer = Arc::new(Producer::new(&config)?);
         let (stop, stopped) = tokio::sync::watch::channel(());

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use integr8s_core::error::BusError;
-use integr8s_core::ports::EventStore;
+use integr8s_core::ports::BusLog;
 use integr8s_core::EventType;
 use tokio::sync::watch;
 
@@ -30,7 +30,7 @@ use crate::lock;
 const POSITION_TOPIC: EventType = EventType::ExecutionRequested;
 
 pub(crate) struct Relay {
-    pub store: Arc<dyn EventStore>,
+    pub store: Arc<dyn BusLog>,
     pub producer: Arc<Producer>,
     pub config: Arc<KafkaConfig>,
     pub seen: Seen,

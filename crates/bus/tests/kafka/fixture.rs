@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use integr8s_bus::kafka::{create_topics, KafkaBus, KafkaConfig};
-use integr8s_core::ports::{EventBus, EventStore};
+use integr8s_core::ports::{BusLog, EventBus};
 use integr8s_core::testsuite::bus::BusFixture;
 use integr8s_core::EventType;
 use integr8s_store::SqliteStore;
@@ -35,7 +35,7 @@ pub fn config(addr: &str, partitions: i32) -> KafkaConfig {
     c
 }
 
-pub async fn sqlite() -> (Arc<dyn EventStore>, tempfile::TempDir) {
+pub async fn sqlite() -> (Arc<dyn BusLog>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("events.db").display());
     let store = SqliteStore::open(&url).await.expect("open");
@@ -46,7 +46,7 @@ pub async fn sqlite() -> (Arc<dyn EventStore>, tempfile::TempDir) {
 /// A broker, a store and the bus's topics, for one test.
 pub struct Setup {
     pub config: KafkaConfig,
-    pub store: Arc<dyn EventStore>,
+    pub store: Arc<dyn BusLog>,
     pub broker: Broker,
     pub dir: tempfile::TempDir,
 }
@@ -82,7 +82,7 @@ impl Setup {
             dir,
         } = self;
         let make_config = config.clone();
-        let make = move |store: Arc<dyn EventStore>| -> Arc<dyn EventBus> {
+        let make = move |store: Arc<dyn BusLog>| -> Arc<dyn EventBus> {
             Arc::new(KafkaBus::new(store, make_config.clone()).expect("kafka bus"))
         };
         let offsets_store = store.clone();
@@ -115,7 +115,7 @@ pub fn client(config: &KafkaConfig) -> ClientConfig {
 /// its partition.
 async fn committed_through(
     config: KafkaConfig,
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn BusLog>,
     group: String,
     topic: EventType,
     upto: i64,

@@ -11,6 +11,7 @@
 
 use super::dlq::DlqStore;
 use super::notifications::NotificationStore;
+use super::offsets::ConsumerOffsetStore;
 use super::replay::ReplayStore;
 use super::retention::RetentionStore;
 use super::store::{AllocationStore, EventStore, ExecutionStore, QueueStore, SagaStore};
@@ -25,6 +26,12 @@ macro_rules! capability {
         impl<T: ?Sized + $first $(+ $rest)*> $name for T {}
     };
 }
+
+capability!(
+    /// What the store-backed bus adapters need of the database: the event log they deliver
+    /// (or relay to Kafka) and the positions of their consumer groups.
+    BusLog: EventStore + ConsumerOffsetStore
+);
 
 capability!(
     /// The consume loop's dead letters: a failure is stored in the DLQ and announced with an
@@ -99,7 +106,8 @@ capability!(
 
 /// Every capability at once: what the whole [`Store`](super::Store) adds to its ports.
 pub trait RoleCapabilities:
-    DeadLetterStore
+    BusLog
+    + DeadLetterStore
     + CancelStore
     + CoordinatorStore
     + SagaOrchestratorStore
@@ -117,6 +125,7 @@ pub trait RoleCapabilities:
 
 impl<T> RoleCapabilities for T where
     T: ?Sized
+        + BusLog
         + DeadLetterStore
         + CancelStore
         + CoordinatorStore

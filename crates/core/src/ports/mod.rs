@@ -8,6 +8,7 @@ pub mod dlq;
 pub mod executor;
 pub mod kv;
 pub mod notifications;
+pub mod offsets;
 pub mod ratelimit;
 pub mod replay;
 pub mod retention;
@@ -19,7 +20,7 @@ pub mod workers;
 pub use admin::{EventQueryStore, SystemSettingsStore, UserAdminStore};
 pub use bus::{Delivery, EventBus};
 pub use capabilities::{
-    CancelStore, CoordinatorStore, DeadLetterStore, DlqProcessorStore, K8sWorkerStore,
+    BusLog, CancelStore, CoordinatorStore, DeadLetterStore, DlqProcessorStore, K8sWorkerStore,
     LocalWorkerStore, NotificationDeliveryStore, NotificationServiceStore, PodMonitorStore,
     ReplayRunnerStore, ResultProcessorStore, RetentionSweeperStore, RoleCapabilities,
     SagaOrchestratorStore,
@@ -30,6 +31,7 @@ pub use executor::{
 };
 pub use kv::KeyValue;
 pub use notifications::{CreateNotification, DeliveryOutcome, NotificationStore};
+pub use offsets::ConsumerOffsetStore;
 pub use ratelimit::{RateLimitStore, RateLimiter};
 pub use replay::ReplayStore;
 pub use retention::{RetentionKind, RetentionStore};

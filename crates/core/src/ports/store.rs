@@ -10,6 +10,7 @@ use crate::event::{Envelope, EventType, StoredEvent};
 use crate::execution::{
     Execution, ExecutionFilter, ExecutionResultRecord, ExecutionStatus, Priority,
 };
+use crate::ports::offsets::ConsumerOffsetStore;
 use crate::saga::{Saga, SagaState};
 use crate::user::{Role, User};
 
@@ -131,15 +132,6 @@ pub trait EventStore: Send + Sync {
     ) -> Result<Vec<StoredEvent>, StoreError>;
     /// The highest `seq` in the log (0 when empty).
     async fn last_seq(&self) -> Result<i64, StoreError>;
-    /// A consumer group's committed position for one topic (0 when never committed).
-    async fn consumer_offset(&self, group: &str, topic: EventType) -> Result<i64, StoreError>;
-    /// Commits a consumer group's position; never moves it backwards.
-    async fn commit_offset(
-        &self,
-        group: &str,
-        topic: EventType,
-        seq: i64,
-    ) -> Result<(), StoreError>;
 }
 
 /// A queued execution.
@@ -278,6 +270,7 @@ pub trait Store:
     UserStore
     + ExecutionStore
     + EventStore
+    + ConsumerOffsetStore
     + QueueStore
     + SagaStore
     + AllocationStore
@@ -300,6 +293,7 @@ impl<T> Store for T where
     T: UserStore
         + ExecutionStore
         + EventStore
+        + ConsumerOffsetStore
         + QueueStore
         + SagaStore
         + AllocationStore

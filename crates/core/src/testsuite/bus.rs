@@ -16,14 +16,14 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use crate::event::EventType;
-use crate::ports::{Delivery, EventBus, EventStore};
+use crate::ports::{BusLog, Delivery, EventBus};
 use crate::testsuite::store::{small_event, Fixture};
 use crate::StoredEvent;
 
 /// Generates one `#[tokio::test]` per bus case.
 ///
-/// - `store: S, bus: B`: `S` is an expression giving a future of `Fixture<dyn EventStore>` (a
-///   fresh store per test); `B` a closure `Fn(Arc<dyn EventStore>) -> Arc<dyn EventBus>`
+/// - `store: S, bus: B`: `S` is an expression giving a future of `Fixture<dyn BusLog>` (a
+///   fresh store per test); `B` a closure `Fn(Arc<dyn BusLog>) -> Arc<dyn EventBus>`
 ///   (called again to simulate a restart), for a bus that keeps its consumer offsets in the
 ///   event store.
 /// - `fixture: F`: `F` is an expression giving a future of [`BusFixture`].
@@ -83,7 +83,7 @@ pub struct BusFixture {
 impl BusFixture {
     /// A bus that commits consumer offsets to the event store.
     pub fn over_store(
-        fixture: Fixture<dyn EventStore>,
+        fixture: Fixture<dyn BusLog>,
         make: impl Fn(Store) -> Arc<dyn EventBus> + Send + Sync + 'static,
     ) -> Self {
         let store = fixture.store.clone();
@@ -131,7 +131,7 @@ const QUIET: Duration = Duration::from_millis(400);
 const QUEUED: EventType = EventType::ExecutionQueued;
 const STORED: EventType = EventType::ResultStored;
 
-type Store = Arc<dyn EventStore>;
+type Store = Arc<dyn BusLog>;
 type Deliveries = BoxStream<'static, Delivery>;
 
 /// Stores an event and publishes it (the outbox order).

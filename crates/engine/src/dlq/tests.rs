@@ -10,7 +10,7 @@ use integr8s_core::event::{EventPayload, EventType, StoredEvent};
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::dlq::{DlqFilter, DlqMessage, DlqStatus};
 use integr8s_core::ports::replay::replay_correlation;
-use integr8s_core::ports::{EventBus, EventStore, Store};
+use integr8s_core::ports::{EventBus, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::{DlqConfig, DlqProcessor, RetryPolicy};
@@ -112,7 +112,7 @@ async fn failing_handler_dead_letters_then_retries_and_discards() {
     sqlite.migrate().await.unwrap();
     let sqlite = Arc::new(sqlite);
     let store: Arc<dyn Store> = sqlite.clone();
-    let events: Arc<dyn EventStore> = sqlite;
+    let events: Arc<dyn integr8s_core::ports::BusLog> = sqlite;
     let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
     let outbox = Outbox::new(events, bus.clone(), "dlq-test");
     let handler = Arc::new(Flaky::default());

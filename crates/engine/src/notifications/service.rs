@@ -208,7 +208,7 @@ mod tests {
             .unwrap();
         sqlite.migrate().await.unwrap();
         let sqlite = Arc::new(sqlite);
-        let events: Arc<dyn integr8s_core::ports::EventStore> = sqlite.clone();
+        let events: Arc<dyn integr8s_core::ports::BusLog> = sqlite.clone();
         let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
         let inner = Inner {
             store: sqlite.clone(),

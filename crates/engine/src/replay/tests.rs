@@ -11,7 +11,7 @@ use integr8s_core::ports::replay::{
     is_replayed, replay_correlation, ReplayConfig, ReplayFilter, ReplaySession, ReplayStatus,
     ReplayTarget, ReplayType,
 };
-use integr8s_core::ports::{EventBus, EventStore, Store};
+use integr8s_core::ports::{EventBus, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::{ReplayRunner, ReplayRunnerConfig};
@@ -32,7 +32,7 @@ async fn start() -> Env {
     sqlite.migrate().await.unwrap();
     let sqlite = Arc::new(sqlite);
     let store: Arc<dyn Store> = sqlite.clone();
-    let events: Arc<dyn EventStore> = sqlite;
+    let events: Arc<dyn integr8s_core::ports::BusLog> = sqlite;
     let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
     let outbox = Outbox::new(events, bus, "replay-test");
     let dir = tempfile::tempdir().unwrap();

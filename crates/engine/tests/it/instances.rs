@@ -10,7 +10,7 @@ use integr8s_core::cancel::CancelOutcome;
 use integr8s_core::event::{Envelope, EventPayload, EventType};
 use integr8s_core::execution::{ErrorType, ExecutionStatus, Priority};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, EventStore, Executor, Store};
+use integr8s_core::ports::{EventBus, Executor, Store};
 use integr8s_engine::WorkerConfig;
 
 use crate::harness::{all_runtimes, config, eventually, worker, Pipeline};
@@ -332,7 +332,7 @@ async fn caps_hold_across_coordinators_on_postgres() {
         stores.push(Arc::new(pg));
     }
     let store: Arc<dyn Store> = stores[0].clone();
-    let events: Arc<dyn EventStore> = stores[0].clone();
+    let events: Arc<dyn integr8s_core::ports::BusLog> = stores[0].clone();
     let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
     let outbox = Outbox::new(events, bus.clone(), "engine-test");
     let mut p = Pipeline::over(store, bus, outbox, config(2, 1), all_runtimes());

@@ -11,7 +11,7 @@ use integr8s_core::effective_settings::EffectiveSettings;
 use integr8s_core::event::EventType;
 use integr8s_core::execution::{ExecutionStatus, Priority};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{EventBus, EventStore, Store};
+use integr8s_core::ports::{EventBus, Store};
 use integr8s_engine::{Coordinator, EngineConfig, EngineError};
 use sqlx::Connection;
 use tokio::task::JoinHandle;
@@ -63,7 +63,7 @@ async fn a_coordinator_stalled_past_the_claim_timeout_schedules_nothing() {
         pools.push(Arc::new(pg));
     }
     let store: Arc<dyn Store> = pools[0].clone();
-    let events: Arc<dyn EventStore> = pools[0].clone();
+    let events: Arc<dyn integr8s_core::ports::BusLog> = pools[0].clone();
     let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
     let outbox = Outbox::new(events, bus.clone(), "engine-test");
     let id = submit(store.as_ref(), &outbox, "u1", "print(1)", Priority::Normal).await;

@@ -193,7 +193,7 @@ async fn the_default_namespace_is_refused() {
     let sqlite = Arc::new(integr8s_store::SqliteStore::open(&url).await.unwrap());
     sqlite.migrate().await.unwrap();
     let store: Arc<dyn integr8s_core::ports::Store> = sqlite.clone();
-    let events: Arc<dyn integr8s_core::ports::EventStore> = sqlite;
+    let events: Arc<dyn integr8s_core::ports::BusLog> = sqlite;
     let bus: Arc<dyn integr8s_core::ports::EventBus> =
         Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
     let outbox = integr8s_core::outbox::Outbox::new(events, bus.clone(), "test");

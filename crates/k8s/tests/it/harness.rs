@@ -13,7 +13,7 @@ use integr8s_core::effective_settings::EffectiveSettings;
 use integr8s_core::event::{Envelope, EventMetadata, EventPayload, EventType, RunRequest};
 use integr8s_core::execution::{Execution, ExecutionStatus, Priority, RunLimits};
 use integr8s_core::outbox::Outbox;
-use integr8s_core::ports::{CreateExecution, EventBus, EventStore, Executor, QueuePolicy, Store};
+use integr8s_core::ports::{CreateExecution, EventBus, Executor, QueuePolicy, Store};
 use integr8s_core::runtime::RuntimeRegistry;
 use integr8s_engine::{
     Coordinator, EngineConfig, LocalWorker, ResultProcessor, SagaOrchestrator, WorkerConfig,
@@ -158,7 +158,7 @@ impl Stack {
         sqlite.migrate().await.unwrap();
         let sqlite = Arc::new(sqlite);
         let store: Arc<dyn Store> = sqlite.clone();
-        let events: Arc<dyn EventStore> = sqlite;
+        let events: Arc<dyn integr8s_core::ports::BusLog> = sqlite;
         let bus: Arc<dyn EventBus> = Arc::new(integr8s_bus::MemoryBus::new(events.clone()));
         let outbox = Outbox::new(events, bus.clone(), "k8s-test");
         let shutdown = CancellationToken::new();

@@ -110,10 +110,7 @@ impl Adapters {
         let store = open_store(config).await?;
         let event_store: Arc<dyn EventStore> = store.clone();
         let (bus, kafka): (Arc<dyn EventBus>, _) = match config.bus.kafka() {
-            None => (
-                Arc::new(integr8s_bus::MemoryBus::new(event_store.clone())),
-                None,
-            ),
+            None => (Arc::new(integr8s_bus::MemoryBus::new(store.clone())), None),
             Some(mut kafka) => {
                 kafka.relay = config.bus.relay && roles.any(Role::hosts_relay);
                 tracing::info!(
@@ -122,7 +119,7 @@ impl Adapters {
                     relay = kafka.relay,
                     "event bus: kafka"
                 );
-                let bus = KafkaBus::new(event_store.clone(), kafka).context("bus.brokers")?;
+                let bus = KafkaBus::new(store.clone(), kafka).context("bus.brokers")?;
                 (Arc::new(bus.clone()), Some(bus))
             }
         };

@@ -5,7 +5,7 @@
 //! `seq > offset` cannot skip an event that commits late.
 
 use async_trait::async_trait;
-use integr8s_core::ports::EventStore;
+use integr8s_core::ports::{ConsumerOffsetStore, EventStore};
 use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
 use sqlx::PgConnection;
 
@@ -118,7 +118,10 @@ impl EventStore for PostgresStore {
             .await
             .map_err(classify)
     }
+}
 
+#[async_trait]
+impl ConsumerOffsetStore for PostgresStore {
     async fn consumer_offset(&self, group: &str, topic: EventType) -> Result<i64, StoreError> {
         let seq: Option<i64> = sqlx::query_scalar(
             "SELECT seq FROM consumer_offsets WHERE group_name = $1 AND topic = $2",

@@ -1,7 +1,7 @@
 //! The event log (outbox and bus log) and consumer-group offsets.
 
 use async_trait::async_trait;
-use integr8s_core::ports::EventStore;
+use integr8s_core::ports::{ConsumerOffsetStore, EventStore};
 use integr8s_core::{Envelope, EventType, StoreError, StoredEvent};
 use sqlx::{Row, Sqlite, SqliteConnection};
 
@@ -161,7 +161,10 @@ impl EventStore for SqliteStore {
             .await
             .map_err(classify)
     }
+}
 
+#[async_trait]
+impl ConsumerOffsetStore for SqliteStore {
     async fn consumer_offset(&self, group: &str, topic: EventType) -> Result<i64, StoreError> {
         let seq: Option<i64> = sqlx::query_scalar(
             "SELECT seq FROM consumer_offsets WHERE group_name = ? AND topic = ?",
