@@ -483,8 +483,8 @@ impl LocalExecutor {
         Ok(RunReport {
             outcome,
             output_truncated: capture.truncated(),
-            stdout: String::from_utf8_lossy(&capture.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&capture.stderr).into_owned(),
+            stdout: into_text(capture.stdout),
+            stderr: into_text(capture.stderr),
             wall_time,
             cpu_user: stats.cpu_user,
             cpu_system: stats.cpu_system,
@@ -642,4 +642,11 @@ impl Executor for LocalExecutor {
             .health
             .clone()
     }
+}
+
+/// Captured bytes as text: valid UTF-8 is taken as it is (no copy of an output of up to the
+/// output cap), anything else with its invalid sequences replaced.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
 }
