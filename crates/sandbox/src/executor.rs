@@ -650,3 +650,18 @@ fn into_text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes)
         .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::into_text;
+
+    #[test]
+    fn output_text_takes_valid_utf8_as_it_is_and_replaces_invalid_bytes() {
+        let valid = "héllo\n".repeat(1000).into_bytes();
+        let at = valid.as_ptr();
+        let text = into_text(valid);
+        assert_eq!(text, "héllo\n".repeat(1000));
+        assert_eq!(text.as_ptr(), at, "valid output is not copied");
+        assert_eq!(into_text(b"a\xffb".to_vec()), "a\u{fffd}b");
+    }
+}
