@@ -474,8 +474,8 @@ impl LocalExecutor {
         Ok(RunReport {
             outcome,
             output_truncated: capture.truncated(),
-            stdout: String::from_utf8_lossy(&capture.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&capture.stderr).into_owned(),
+            stdout: into_text(capture.stdout),
+            stderr: into_text(capture.stderr),
             wall_time,
             cpu_user: stats.cpu_user,
             cpu_system: stats.cpu_system,
@@ -632,5 +632,27 @@ impl Executor for LocalExecutor {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .health
             .clone()
+    }
+}
+
+/// Captured bytes as text: valid UTF-8 is taken as it is (no copy of an output of up to the
+/// output cap), anything else with its invalid sequences replaced.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::into_text;
+
+    #[test]
+    fn output_text_takes_valid_utf8_as_it_is_and_replaces_invalid_bytes() {
+        let valid = "héllo\n".repeat(1000).into_bytes();
+        let at = valid.as_ptr();
+        let text = into_text(valid);
+        assert_eq!(text, "héllo\n".repeat(1000));
+        assert_eq!(text.as_ptr(), at, "valid output is not copied");
+        assert_eq!(into_text(b"a\xffb".to_vec()), "a\u{fffd}b");
     }
 }

@@ -20,6 +20,13 @@ use crate::cli::{Cli, Command, ServeArgs};
 use crate::config::{CliOverrides, Config};
 use crate::roles::RoleSet;
 
+/// jemalloc for every allocation of the process (SQLite's too: the allocator replaces `malloc`).
+/// Its background thread returns freed pages to the system a few seconds after a burst (a run's
+/// multi-megabyte output copied across the pipeline), so an idle server shrinks back instead of
+/// keeping the high-water mark of glibc's per-thread arenas.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn load_config(cli_config: Option<&std::path::Path>, args: &ServeArgs) -> anyhow::Result<Config> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let overrides = CliOverrides {

@@ -1,30 +1,21 @@
 //! Password hashing with argon2id (PHC strings). Hashing is CPU-heavy: callers on the async
 //! runtime use [`hash_blocking`] / [`verify_blocking`], which run it on a few threads of its
-//! own.
+//! own, so that no more hashes run at once than there are cores.
 //!
-//! Why not the runtime's blocking pool: each hash allocates about 19 MiB, and the C allocator
-//! keeps what a thread freed in that thread's arena. Spread over the blocking pool's many
-//! short-lived threads, sign-ins left a dozen arenas holding 40-60 MiB each (a soak measured
-//! 700 MiB of resident memory after one minute). A fixed set of threads keeps it to a few.
+//! Each hash allocates its working memory (about 19 MiB at the default cost) and frees it when
+//! done. None is kept between hashes: a per-thread cache of it stayed resident for the life of
+//! the process (about 20 MiB for each thread that had hashed, the startup seeding's included),
+//! and the binary's allocator gives freed memory back to the system.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use std::cell::RefCell;
-
-use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::password_hash::{self, PasswordHash, PasswordHasher, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::error::ApiError;
 
-thread_local! {
-    /// This thread's argon2 working memory, kept between hashes of the default cost.
-    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The argon2 hash of `password` with `salt` as a PHC string, computed in this thread's
-/// reusable memory (allocating and freeing 19 MiB per hash leaves the allocator holding memory
-/// it never gives back; see the module docs).
+/// The argon2 hash of `password` with `salt` as a PHC string.
 fn compute<'a>(
     algorithm: Algorithm,
     version: Version,
@@ -32,38 +23,7 @@ fn compute<'a>(
     password: &[u8],
     salt: Salt<'a>,
 ) -> password_hash::Result<PasswordHash<'a>> {
-    let mut salt_buf = [0u8; 64];
-    let salt_bytes = salt.decode_b64(&mut salt_buf)?;
-    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-    let params_string = ParamsString::try_from(&params)?;
-    let blocks = params.block_count();
-    let argon2 = Argon2::new(algorithm, version, params);
-    let output = MEMORY.with(|memory| {
-        let mut memory = memory.borrow_mut();
-        let mut own;
-        // Keep memory of the default cost only: a stored hash of another cost gets its own.
-        let work: &mut [Block] = if blocks == Params::default().block_count() {
-            if memory.len() != blocks {
-                *memory = vec![Block::default(); blocks];
-            }
-            &mut memory[..]
-        } else {
-            own = vec![Block::default(); blocks];
-            &mut own[..]
-        };
-        Output::init_with(output_len, |out| {
-            argon2
-                .hash_password_into_with_memory(password, salt_bytes, out, &mut *work)
-                .map_err(password_hash::Error::from)
-        })
-    })?;
-    Ok(PasswordHash {
-        algorithm: algorithm.ident(),
-        version: Some(version.into()),
-        params: params_string,
-        salt: Some(salt),
-        hash: Some(output),
-    })
+    Argon2::new(algorithm, version, params).hash_password(password, salt)
 }
 
 /// Hashes a password into an argon2id PHC string.
@@ -116,7 +76,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// The hashing threads' queue: as many threads as cores (at least 2, at most 8), and no more
 /// than the hashes allowed at once (`max_hashes`, the bound of the first caller), since each
-/// thread keeps its working memory.
+/// hash in progress holds its working memory.
 fn hashing_queue(max_hashes: usize) -> &'static mpsc::Sender<Job> {
     static QUEUE: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     QUEUE.get_or_init(|| {
@@ -198,7 +158,7 @@ mod tests {
     }
 
     /// Hashes stored by the argon2 crate's own hasher verify here, and ours verify there, also
-    /// with a cost other than the default (which gets memory of its own).
+    /// with a cost other than the default.
     #[test]
     fn hashes_match_the_argon2_crates_own() {
         use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -224,9 +184,6 @@ mod tests {
         .to_string();
         assert!(verify_password("pass-word", &cheap));
         assert!(!verify_password("other", &cheap));
-        assert!(
-            verify_password("pass-word", &theirs),
-            "the default memory is still right"
-        );
+        assert!(verify_password("pass-word", &theirs));
     }
 }

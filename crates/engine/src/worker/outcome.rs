@@ -64,26 +64,30 @@ pub fn map_report(
         stderr: report.stderr.clone(),
         resource_usage: Some(usage(report)),
     };
-    let failed =
-        |exit_code: i64, error_type: ErrorType, message: String| EventPayload::ExecutionFailed {
+    // The output (up to the output cap) is copied once, into the one event built.
+    let failed = |output: RunOutput, exit_code: i64, error_type: ErrorType, message: String| {
+        EventPayload::ExecutionFailed {
             execution_id: execution_id.clone(),
             exit_code,
             error_type,
             error_message: Some(message),
-            output: output.clone(),
-        };
+            output,
+        }
+    };
     match report.outcome {
         RunOutcome::Exited { code } => EventPayload::ExecutionCompleted {
             execution_id: execution_id.clone(),
             exit_code: i64::from(code),
-            output: output.clone(),
+            output,
         },
         RunOutcome::Signaled { signal } => failed(
+            output,
             exit_code_of(report.outcome),
             ErrorType::ScriptError,
             format!("killed by signal {signal}"),
         ),
         RunOutcome::OutputLimit => failed(
+            output,
             KILLED_EXIT_CODE,
             ErrorType::ResourceLimit,
             format!("output limit of {} bytes reached", limits.max_output_bytes),
@@ -97,9 +101,10 @@ pub fn map_report(
             } else {
                 format!("out of memory (limit {} MiB)", limits.memory_bytes / MIB)
             };
-            failed(KILLED_EXIT_CODE, ErrorType::ResourceLimit, message)
+            failed(output, KILLED_EXIT_CODE, ErrorType::ResourceLimit, message)
         }
         RunOutcome::CpuLimit => failed(
+            output,
             KILLED_EXIT_CODE,
             ErrorType::ResourceLimit,
             format!(
@@ -110,7 +115,7 @@ pub fn map_report(
         RunOutcome::TimedOut => EventPayload::ExecutionTimeout {
             execution_id: execution_id.clone(),
             timeout_seconds: limits.timeout_seconds,
-            output: output.clone(),
+            output,
         },
         RunOutcome::Cancelled => EventPayload::ExecutionCancelled {
             execution_id: execution_id.clone(),
