@@ -258,6 +258,14 @@ pub trait SagaStore: Send + Sync {
     async fn get_or_create_saga(&self, saga: &Saga) -> Result<(Saga, bool), StoreError>;
     /// Saves state, steps, context and error. Refuses (Conflict) to change a terminal saga.
     async fn save_saga(&self, saga: &Saga) -> Result<(), StoreError>;
+    /// Saves the saga as [`SagaStore::save_saga`] does and appends `events` (as
+    /// [`EventStore::append_events`] does) in one transaction: both or neither. The stored
+    /// events are returned for the caller to publish.
+    async fn save_saga_with_events(
+        &self,
+        saga: &Saga,
+        events: &[Envelope],
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     async fn saga(&self, saga_id: &str) -> Result<Option<Saga>, StoreError>;
     async fn saga_for_execution(&self, execution_id: &str) -> Result<Option<Saga>, StoreError>;
     async fn list_sagas(&self, filter: &SagaFilter) -> Result<(Vec<Saga>, u64), StoreError>;
