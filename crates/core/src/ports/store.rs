@@ -92,7 +92,22 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         execution_id: &str,
         result: &ExecutionResultRecord,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let written = self
+            .finish_execution_with_events(execution_id, result, &[])
+            .await?;
+        Ok(written.is_some())
+    }
+    /// [`ExecutionStore::finish_execution`], and when it writes the result, appends `events`
+    /// (as [`EventStore::append_events`] does) in the same transaction. `None` when the
+    /// result was not written (nothing is appended then); else the stored events, for the
+    /// caller to publish.
+    async fn finish_execution_with_events(
+        &self,
+        execution_id: &str,
+        result: &ExecutionResultRecord,
+        events: &[Envelope],
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError>;
     /// Deletes an execution with its queue entry, saga and allocation. Returns whether it existed.
     async fn delete_execution(&self, execution_id: &str) -> Result<bool, StoreError>;
     /// Executions currently in one of `statuses` (used for recovery after a restart).
