@@ -215,7 +215,21 @@ pub trait QueueStore: Send + Sync {
         &self,
         execution_id: &str,
         active_since: DateTime<Utc>,
-    ) -> Result<ScheduleClaim, StoreError>;
+    ) -> Result<ScheduleClaim, StoreError> {
+        let (outcome, _) = self
+            .schedule_claimed_with_events(execution_id, active_since, &[])
+            .await?;
+        Ok(outcome)
+    }
+    /// [`QueueStore::schedule_claimed`], and when it schedules the execution, appends `events`
+    /// (as [`EventStore::append_events`] does) in the same transaction; the stored events are
+    /// returned for the caller to publish (none unless `Scheduled`).
+    async fn schedule_claimed_with_events(
+        &self,
+        execution_id: &str,
+        active_since: DateTime<Utc>,
+        events: &[Envelope],
+    ) -> Result<(ScheduleClaim, Vec<StoredEvent>), StoreError>;
     /// Hands a claim back to the pending entries, only if it is still the claim taken at
     /// `active_since` (compare and set). Returns whether it was handed back.
     async fn requeue_claim(
