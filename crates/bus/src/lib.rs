@@ -2,9 +2,11 @@
 //!
 //! The in-process bus is a tailer over the event store.
 //!
-//! `publish` only wakes the consumers of the event's topic and feeds live watchers; consumers
-//! always read the event log itself (`events_after` from their group's committed offset), so an
-//! event that was stored but never published is still delivered, by the periodic poll.
+//! `publish` wakes the consumers of the event's topic, feeds live watchers and records the event
+//! in the published log ([`published`]): a consumer woken by a publish takes the new events from
+//! there when the log holds everything after its position, and reads the event log itself
+//! (`events_after` from its group's committed offset) otherwise, on a new subscription and on
+//! every periodic poll, so an event that was stored but never published is still delivered.
 //!
 //! Each (consumer group, topic) pair has one worker task per bus instance. It hands every event
 //! to one of the group's subscriptions, tracks acks, redelivers what was nacked or dropped after
@@ -14,13 +16,14 @@
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+mod published;
 mod recent;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,8 +31,9 @@ use futures::stream::{self, BoxStream, StreamExt};
 use integr8s_core::error::BusError;
 use integr8s_core::ports::{BusLog, Delivery, EventBus};
 use integr8s_core::{EventType, StoredEvent};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
 
+use published::PublishedLog;
 use recent::Recent;
 use worker::{Control, GroupWorker};
 
@@ -50,6 +54,11 @@ pub struct BusConfig {
     pub commit_delay: Duration,
     /// Live events buffered per watcher before it starts missing some.
     pub watch_capacity: usize,
+    /// Published events kept in memory for the consumers (see [`published`]).
+    pub published_capacity: usize,
+    /// How long a gap below published events may stay open before the store is read to
+    /// close it (events published out of `seq` order usually close it at once).
+    pub gap_wait: Duration,
 }
 
 impl Default for BusConfig {
@@ -62,6 +71,8 @@ impl Default for BusConfig {
             redelivery_max: Duration::from_secs(2),
             commit_delay: Duration::from_millis(20),
             watch_capacity: 1024,
+            published_capacity: 4096,
+            gap_wait: Duration::from_millis(5),
         }
     }
 }
@@ -78,6 +89,17 @@ struct Inner {
     /// Per (group, topic): the worker's control channel. Dropping it stops the worker.
     workers: Mutex<HashMap<(String, EventType), mpsc::UnboundedSender<Control>>>,
     recent: Mutex<Recent<i64>>,
+    log: Arc<PublishedLog>,
+    /// Wakes the resync task (see [`resync_loop`]); started with the first subscription.
+    resync: Arc<Notify>,
+    resync_started: std::sync::Once,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The resync task finds the bus gone and ends.
+        self.resync.notify_one();
+    }
 }
 
 /// The in-process [`EventBus`]. Clones share the same workers.
@@ -101,11 +123,14 @@ impl MemoryBus {
         Self {
             inner: Arc::new(Inner {
                 store,
-                config,
                 live,
                 wakers: Mutex::default(),
                 workers: Mutex::default(),
                 recent: Mutex::new(Recent::new(RECENT_CAPACITY)),
+                log: Arc::new(PublishedLog::new(config.published_capacity)),
+                resync: Arc::new(Notify::new()),
+                resync_started: std::sync::Once::new(),
+                config,
             }),
         }
     }
@@ -130,6 +155,7 @@ impl MemoryBus {
             group.to_owned(),
             topic,
             self.inner.store.clone(),
+            self.inner.log.clone(),
             self.inner.config.clone(),
             rx,
             wake,
@@ -138,6 +164,52 @@ impl MemoryBus {
         workers.insert(key, tx.clone());
         tx
     }
+
+    /// Asks the resync task to close a gap in the published log (starting the task first).
+    fn resync(&self) {
+        self.inner.resync_started.call_once(|| {
+            tokio::spawn(resync_loop(
+                Arc::downgrade(&self.inner),
+                self.inner.resync.clone(),
+            ));
+        });
+        self.inner.resync.notify_one();
+    }
+}
+
+/// Closes gaps in the published log from the store while the bus lives: at once for the first
+/// frontier, after `gap_wait` for a gap (out-of-order publishes usually close it meanwhile).
+async fn resync_loop(bus: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        loop {
+            let Some(inner) = bus.upgrade() else { return };
+            if !inner.log.stalled() {
+                break;
+            }
+            let wait = if inner.log.frontier().is_some() {
+                inner.config.gap_wait
+            } else {
+                Duration::ZERO
+            };
+            drop(inner);
+            tokio::time::sleep(wait).await;
+            let Some(inner) = bus.upgrade() else { return };
+            if !inner.log.stalled() {
+                break;
+            }
+            if let Err(e) = inner
+                .log
+                .resync(inner.store.as_ref(), inner.config.batch_size)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot read the event log to close a gap; consumers read the store meanwhile");
+                let retry = inner.config.poll_interval;
+                drop(inner);
+                tokio::time::sleep(retry).await;
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -145,6 +217,10 @@ impl EventBus for MemoryBus {
     async fn publish(&self, event: &StoredEvent) -> Result<(), BusError> {
         if !lock(&self.inner.recent).first_time(event.seq) {
             return Ok(());
+        }
+        // In the log before the consumers wake, so they find it there.
+        if self.inner.log.published(event) {
+            self.resync();
         }
         self.waker(event.envelope.event_type())
             .send_modify(|last| *last = (*last).max(event.seq));
@@ -164,6 +240,9 @@ impl EventBus for MemoryBus {
             return Err(BusError::Unavailable(
                 "subscribe needs at least one topic".into(),
             ));
+        }
+        if self.inner.log.stalled() {
+            self.resync();
         }
         let (tx, rx) = mpsc::channel::<Delivery>(1);
         let unique: HashSet<EventType> = topics.iter().copied().collect();

@@ -1,5 +1,6 @@
 //! One consumer group's worker for one topic: reads the log from the committed offset, hands
-//! events to the group's subscriptions, and turns acks into committed offsets.
+//! events to the group's subscriptions, and turns acks into committed offsets. After a publish
+//! it takes the new events from the published log when that holds everything after its cursor.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -13,6 +14,7 @@ use tokio::sync::mpsc::{self, OwnedPermit, Sender};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 
+use crate::published::PublishedLog;
 use crate::BusConfig;
 
 /// Messages from the bus to a worker.
@@ -89,6 +91,7 @@ pub(crate) struct GroupWorker {
     group: String,
     topic: EventType,
     store: Arc<dyn BusLog>,
+    log: Arc<PublishedLog>,
     config: BusConfig,
     control: mpsc::UnboundedReceiver<Control>,
     wake: watch::Receiver<i64>,
@@ -101,6 +104,9 @@ pub(crate) struct GroupWorker {
     /// Highest seq read from the log; `None` until the committed offset is loaded.
     cursor: Option<i64>,
     need_fetch: bool,
+    /// The next fetch reads the store (a poll, a new subscription, or a read not finished):
+    /// only a publish's wake-up may be served from the published log.
+    need_store: bool,
     /// Every event read and not yet part of the committed prefix, by seq.
     slots: BTreeMap<i64, Slot>,
     ready: BTreeSet<i64>,
@@ -118,6 +124,7 @@ impl GroupWorker {
         group: String,
         topic: EventType,
         store: Arc<dyn BusLog>,
+        log: Arc<PublishedLog>,
         config: BusConfig,
         control: mpsc::UnboundedReceiver<Control>,
         wake: watch::Receiver<i64>,
@@ -127,6 +134,7 @@ impl GroupWorker {
             group,
             topic,
             store,
+            log,
             config,
             control,
             wake,
@@ -137,6 +145,7 @@ impl GroupWorker {
             next_subscriber: 0,
             cursor: None,
             need_fetch: true,
+            need_store: true,
             slots: BTreeMap::new(),
             ready: BTreeSet::new(),
             unacked: HashMap::new(),
@@ -179,6 +188,7 @@ impl GroupWorker {
                 Wake::Control(Some(Control::Subscribe(tx))) => {
                     self.subscribers.push(tx);
                     self.need_fetch = true;
+                    self.need_store = true;
                 }
                 Wake::Control(None) => break,
                 Wake::Settled(settle) => {
@@ -198,7 +208,10 @@ impl GroupWorker {
                         self.need_fetch = true;
                     }
                 }
-                Wake::Poll => self.need_fetch = true,
+                Wake::Poll => {
+                    self.need_fetch = true;
+                    self.need_store = true;
+                }
                 Wake::RetryDue => self.requeue_due(),
                 Wake::CommitDue => self.commit().await,
             }
@@ -247,6 +260,25 @@ impl GroupWorker {
         {
             return;
         }
+        let batch = self.config.batch_size as usize;
+        if !self.need_store {
+            if let Some((events, upto)) = self.log.read(self.topic, cursor, batch) {
+                let full = events.len() >= batch;
+                self.take(events);
+                self.cursor = Some(upto.max(cursor));
+                // A publish above a gap of the log is read from the store.
+                if full || *self.wake.borrow() <= upto {
+                    self.need_fetch = full;
+                    return;
+                }
+            }
+        }
+        let Some(cursor) = self.cursor else {
+            return;
+        };
+        // Every event up to the log's frontier is committed, so a read that comes back
+        // complete has seen all of them: the cursor may skip to it.
+        let known = self.log.frontier();
         let events = match self
             .store
             .events_after(&[self.topic], cursor, self.config.batch_size)
@@ -259,7 +291,19 @@ impl GroupWorker {
                 return;
             }
         };
-        self.need_fetch = events.len() >= self.config.batch_size as usize;
+        let complete = events.len() < batch;
+        self.need_fetch = !complete;
+        self.take(events);
+        if complete {
+            self.need_store = false;
+            if let Some(known) = known {
+                self.cursor = Some(cursor.max(known).max(self.cursor.unwrap_or(cursor)));
+            }
+        }
+    }
+
+    /// Adds events read after the cursor (in `seq` order) to the slots, ready to be handed out.
+    fn take(&mut self, events: Vec<StoredEvent>) {
         for event in events {
             let seq = event.seq;
             self.cursor = Some(seq);

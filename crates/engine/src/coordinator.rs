@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use integr8s_core::effective_settings::EffectiveSettings;
-use integr8s_core::event::{EventPayload, EventType, RunRequest, StoredEvent};
+use integr8s_core::event::{Envelope, EventPayload, EventType, RunRequest, StoredEvent};
 use integr8s_core::execution::ExecutionStatus;
 use integr8s_core::outbox::Outbox;
 use integr8s_core::ports::{CoordinatorStore, EventBus, QueueEntry, QueuePolicy, ScheduleClaim};
@@ -217,23 +217,36 @@ impl Inner {
                 continue;
             };
             // Fenced by the claim: if this dispatch stalled past `claim_timeout`, its claim may
-            // have been handed back (and taken by another coordinator) meanwhile.
-            match self.store.schedule_claimed(id, claim).await {
-                Ok(ScheduleClaim::Scheduled) => {
+            // have been handed back (and taken by another coordinator) meanwhile. The
+            // `execution_accepted` is stored in the transaction that schedules.
+            let (span, accepted) = self.accepted(&entry).await;
+            match self
+                .store
+                .schedule_claimed_with_events(id, claim, std::slice::from_ref(&accepted))
+                .await
+            {
+                Ok((ScheduleClaim::Scheduled, stored)) => {
                     let waited = (integr8s_core::now() - entry.enqueued_at)
                         .to_std()
                         .unwrap_or_default();
                     histogram!(catalogue::EXECUTION_QUEUE_WAIT_TIME_SECONDS, "priority" => entry.priority.as_str())
                         .record(waited.as_secs_f64());
-                    self.accept(&entry).await?;
+                    async {
+                        tracing::info!(execution_id = %entry.execution_id, priority = entry.priority.as_str(), "execution scheduled");
+                        for event in &stored {
+                            self.outbox.publish_stored(event).await;
+                        }
+                    }
+                    .instrument(span)
+                    .await;
                 }
-                Ok(ScheduleClaim::NotQueued) => {
+                Ok((ScheduleClaim::NotQueued, _)) => {
                     tracing::info!(
                         execution_id = id,
                         "claimed execution is no longer queued; slot released"
                     );
                 }
-                Ok(ScheduleClaim::ClaimLost) => {
+                Ok((ScheduleClaim::ClaimLost, _)) => {
                     tracing::warn!(
                         execution_id = id,
                         "claim handed back while this dispatch stalled; left to its new holder"
@@ -248,6 +261,22 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// The `execution_accepted` of a claimed entry, built in the span of its scheduling.
+    async fn accepted(&self, entry: &QueueEntry) -> (tracing::Span, Envelope) {
+        let span = self.schedule_span(&entry.execution_id).await;
+        let env = span.in_scope(|| {
+            let payload = EventPayload::ExecutionAccepted {
+                execution_id: entry.execution_id.clone(),
+                queue_position: 0,
+                estimated_wait_seconds: None,
+                priority: entry.priority,
+            };
+            Envelope::new(payload, self.outbox.metadata(Some(entry.user_id.clone())))
+                .with_correlation(None)
+        });
+        (span, env)
     }
 
     async fn accept(&self, entry: &QueueEntry) -> Result<(), EngineError> {

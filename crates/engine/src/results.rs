@@ -101,16 +101,31 @@ impl Inner {
         execution_id: &str,
         record: &ExecutionResultRecord,
     ) -> Result<(), EngineError> {
-        let wrote = self.store.finish_execution(execution_id, record).await?;
-        if wrote {
+        let size = record.stdout.len() + record.stderr.len();
+        // `result_stored` is stored with the result it announces (a cancel gets none).
+        let announce: Vec<Envelope> = if record.status == ExecutionStatus::Cancelled {
+            Vec::new()
+        } else {
+            vec![self
+                .outbox
+                .caused_by(cause, result_stored(execution_id, size))]
+        };
+        let written = self
+            .store
+            .finish_execution_with_events(execution_id, record, &announce)
+            .await?;
+        let wrote = written.is_some();
+        if let Some(stored) = written {
             record_outcome(record);
+            for event in &stored {
+                self.outbox.publish_stored(event).await;
+            }
         }
         tracing::info!(status = record.status.as_str(), wrote, "outcome processed");
-        if record.status == ExecutionStatus::Cancelled {
+        if wrote || record.status == ExecutionStatus::Cancelled {
             return Ok(());
         }
-        let size = record.stdout.len() + record.stderr.len();
-        self.announce(cause, execution_id, wrote, size).await
+        self.announce(cause, execution_id, size).await
     }
 
     async fn release(&self, execution_id: &str) -> Result<(), EngineError> {
@@ -119,34 +134,25 @@ impl Inner {
         Ok(())
     }
 
-    /// Emits `result_stored` when this delivery stored the result, or when an earlier
-    /// delivery stored it but stopped before announcing it.
+    /// Emits `result_stored` for a result an earlier delivery (or another writer) stored
+    /// without announcing it, e.g. a result written by `finish_execution` alone.
     async fn announce(
         &self,
         cause: &Envelope,
         execution_id: &str,
-        wrote: bool,
         size: usize,
     ) -> Result<(), EngineError> {
-        if !wrote {
-            if self.store.execution(execution_id).await?.is_none() {
-                return Ok(());
-            }
-            let stored = self
-                .store
-                .events_for_aggregate(execution_id, &[EventType::ResultStored], 1)
-                .await?;
-            if !stored.is_empty() {
-                return Ok(());
-            }
+        if self.store.execution(execution_id).await?.is_none() {
+            return Ok(());
         }
-        let payload = EventPayload::ResultStored {
-            execution_id: execution_id.to_owned(),
-            storage_type: Some(STORAGE_TYPE.to_owned()),
-            storage_path: execution_id.to_owned(),
-            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
-        };
-        emit_caused_by(&self.outbox, cause, payload).await?;
+        let stored = self
+            .store
+            .events_for_aggregate(execution_id, &[EventType::ResultStored], 1)
+            .await?;
+        if !stored.is_empty() {
+            return Ok(());
+        }
+        emit_caused_by(&self.outbox, cause, result_stored(execution_id, size)).await?;
         Ok(())
     }
 
@@ -163,6 +169,15 @@ impl Inner {
         if let Err(e) = emit_caused_by(&self.outbox, cause, payload).await {
             tracing::error!(error = %e, "could not announce the unstored result");
         }
+    }
+}
+
+fn result_stored(execution_id: &str, size: usize) -> EventPayload {
+    EventPayload::ResultStored {
+        execution_id: execution_id.to_owned(),
+        storage_type: Some(STORAGE_TYPE.to_owned()),
+        storage_path: execution_id.to_owned(),
+        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
     }
 }
 

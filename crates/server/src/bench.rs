@@ -160,9 +160,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// First sandbox uid of the bench's server and of its own executor (one after the other),
-/// apart from the default range of a server that may be running on this host.
-const BENCH_UID_BASE: u32 = 190_000;
+/// Default first sandbox uid of the bench's server and of its own executor (one after the
+/// other), apart from the default range of a server that may be running on this host.
+pub const BENCH_UID_BASE: u32 = 190_000;
 
 /// The API part: a server of this binary on a free port with a throw-away data dir.
 async fn api_report(args: &BenchArgs) -> anyhow::Result<()> {
@@ -175,7 +175,7 @@ async fn api_report(args: &BenchArgs) -> anyhow::Result<()> {
         // The bench measures the pipeline, not the per-user request budget.
         .env("INTEGR8S_RATE_LIMIT__ENABLED", "false")
         // Sandbox uids apart from a server that may run on this host with the default ones.
-        .env("INTEGR8S_SANDBOX__UID_BASE", BENCH_UID_BASE.to_string())
+        .env("INTEGR8S_SANDBOX__UID_BASE", args.uid_base.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -206,7 +206,7 @@ async fn api_report(args: &BenchArgs) -> anyhow::Result<()> {
 async fn sandbox_report(args: &BenchArgs) -> anyhow::Result<()> {
     let config = integr8s_sandbox::SandboxConfig {
         max_concurrent: 2,
-        uid_base: BENCH_UID_BASE,
+        uid_base: args.uid_base,
         ..Default::default()
     };
     let executor = integr8s_sandbox::LocalExecutor::start(config).await;

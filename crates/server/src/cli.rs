@@ -171,6 +171,10 @@ pub struct BenchArgs {
     /// The Python script of the throughput part (it must exit 0).
     #[arg(long, default_value = "print('hello world')")]
     pub script: String,
+    /// First sandbox uid of the bench's own server (and, one range further, of the sandbox
+    /// part's executor), apart from other servers' ranges on this host.
+    #[arg(long, default_value_t = crate::bench::BENCH_UID_BASE)]
+    pub uid_base: u32,
 }
 
 /// A part of `integr8s bench`.

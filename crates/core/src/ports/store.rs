@@ -93,7 +93,22 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         execution_id: &str,
         result: &ExecutionResultRecord,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let written = self
+            .finish_execution_with_events(execution_id, result, &[])
+            .await?;
+        Ok(written.is_some())
+    }
+    /// [`ExecutionStore::finish_execution`], and when it writes the result, appends `events`
+    /// (as [`EventStore::append_events`] does) in the same transaction. `None` when the
+    /// result was not written (nothing is appended then); else the stored events, for the
+    /// caller to publish.
+    async fn finish_execution_with_events(
+        &self,
+        execution_id: &str,
+        result: &ExecutionResultRecord,
+        events: &[Envelope],
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError>;
     /// Deletes an execution with its queue entry, saga and allocation. Returns whether it existed.
     async fn delete_execution(&self, execution_id: &str) -> Result<bool, StoreError>;
     /// Executions currently in one of `statuses` (used for recovery after a restart).
@@ -192,7 +207,21 @@ pub trait QueueStore: Send + Sync {
         &self,
         execution_id: &str,
         active_since: DateTime<Utc>,
-    ) -> Result<ScheduleClaim, StoreError>;
+    ) -> Result<ScheduleClaim, StoreError> {
+        let (outcome, _) = self
+            .schedule_claimed_with_events(execution_id, active_since, &[])
+            .await?;
+        Ok(outcome)
+    }
+    /// [`QueueStore::schedule_claimed`], and when it schedules the execution, appends `events`
+    /// (as [`EventStore::append_events`] does) in the same transaction; the stored events are
+    /// returned for the caller to publish (none unless `Scheduled`).
+    async fn schedule_claimed_with_events(
+        &self,
+        execution_id: &str,
+        active_since: DateTime<Utc>,
+        events: &[Envelope],
+    ) -> Result<(ScheduleClaim, Vec<StoredEvent>), StoreError>;
     /// Hands a claim back to the pending entries, only if it is still the claim taken at
     /// `active_since` (compare and set). Returns whether it was handed back.
     async fn requeue_claim(
@@ -250,6 +279,14 @@ pub trait SagaStore: Send + Sync {
     async fn get_or_create_saga(&self, saga: &Saga) -> Result<(Saga, bool), StoreError>;
     /// Saves state, steps, context and error. Refuses (Conflict) to change a terminal saga.
     async fn save_saga(&self, saga: &Saga) -> Result<(), StoreError>;
+    /// Saves the saga as [`SagaStore::save_saga`] does and appends `events` (as
+    /// [`EventStore::append_events`] does) in one transaction: both or neither. The stored
+    /// events are returned for the caller to publish.
+    async fn save_saga_with_events(
+        &self,
+        saga: &Saga,
+        events: &[Envelope],
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     async fn saga(&self, saga_id: &str) -> Result<Option<Saga>, StoreError>;
     async fn saga_for_execution(&self, execution_id: &str) -> Result<Option<Saga>, StoreError>;
     async fn list_sagas(&self, filter: &SagaFilter) -> Result<(Vec<Saga>, u64), StoreError>;

@@ -1,8 +1,10 @@
 //! The saga orchestrator: one `execution_saga` per scheduled execution. It validates the
 //! execution, allocates resources and sends the run command. The steps are idempotent; the
-//! step log is persisted before the run command is sent and once after the steps, so a
-//! redelivered `execution_accepted` continues where it stopped (re-running at most the steps
-//! not yet recorded). A failing step is compensated in reverse order and the execution is
+//! step log is persisted in the transaction that stores the run command (and after the steps
+//! when there was none to send), so a redelivered `execution_accepted` continues where it
+//! stopped (re-running at most the steps not yet recorded), and the command is stored once.
+//! The saga's own events (`saga_started`, its end) are stored with the saga state they
+//! announce. A failing step is compensated in reverse order and the execution is
 //! ended (`execution_failed`, `system_error`) so its slot is freed. Run outcomes end the saga and release its allocation.
 
 mod steps;
@@ -193,24 +195,43 @@ impl Inner {
                 execution_id: execution_id.to_owned(),
                 initial_event_id: cause.event_id.clone(),
             };
-            emit_caused_by(&self.outbox, cause, started).await?;
             saga.state = SagaState::Running;
-            if !self.save(&mut saga).await? {
+            let started = self.outbox.caused_by(cause, started);
+            if !self.save_with(&mut saga, &[started]).await? {
                 return Ok(());
             }
         }
+        // Whether the saga as it stands now is stored.
+        let mut saved = true;
         for step in steps::STEPS {
             if saga.completed_steps.iter().any(|s| s == step) {
                 continue;
             }
             saga.current_step = Some(step.to_owned());
-            // Steps are idempotent, so the log is persisted once after them; only a step with
-            // an effect outside the store first checks that the saga has not ended meanwhile.
-            if steps::acts_outside_store(step) && !self.save(&mut saga).await? {
-                return self.ended_meanwhile(execution_id).await;
-            }
+            saved = false;
             tracing::debug!(step, "saga step");
-            match steps::run(step, &mut saga, &env).await {
+            // Steps are idempotent, so the log is persisted once after them, or with the
+            // command of a step that acts outside the store (refused if the saga ended
+            // meanwhile).
+            let result = match steps::command(step, &mut saga, &env).await {
+                None => steps::run(step, &mut saga, &env).await,
+                Some(Err(e)) => Err(e),
+                Some(Ok(command)) => {
+                    saga.completed_steps.push(step.to_owned());
+                    match self.save_with(&mut saga, &[command]).await {
+                        Ok(true) => {
+                            saved = true;
+                            continue;
+                        }
+                        Ok(false) => return self.ended_meanwhile(execution_id).await,
+                        Err(e) => {
+                            saga.completed_steps.pop();
+                            Err(StepError::Store(e))
+                        }
+                    }
+                }
+            };
+            match result {
                 Ok(()) => saga.completed_steps.push(step.to_owned()),
                 Err(StepError::Store(e)) if !attempt.last => return Err(e.into()),
                 Err(StepError::Store(e)) => {
@@ -224,7 +245,7 @@ impl Inner {
                 }
             }
         }
-        if !self.save(&mut saga).await? {
+        if !saved && !self.save(&mut saga).await? {
             return self.ended_meanwhile(execution_id).await;
         }
         // A cancel that the result processor applied before the run command was sent is not
@@ -242,6 +263,25 @@ impl Inner {
             return self.end(saga, cause, ending).await;
         }
         Ok(())
+    }
+
+    /// Saves the saga together with `events` (one transaction) and publishes them; `false`
+    /// when the saga ended meanwhile (nothing is stored then).
+    async fn save_with(&self, saga: &mut Saga, events: &[Envelope]) -> Result<bool, StoreError> {
+        saga.updated_at = integr8s_core::now();
+        match self.store.save_saga_with_events(saga, events).await {
+            Ok(stored) => {
+                for event in &stored {
+                    self.outbox.publish_stored(event).await;
+                }
+                Ok(true)
+            }
+            Err(StoreError::Conflict(_)) => {
+                tracing::info!(saga_id = %saga.saga_id, "saga ended meanwhile");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The saga was ended by someone else while its steps ran (a saga cancel through the API):
@@ -378,12 +418,13 @@ impl Inner {
                 (SagaState::Cancelled, Some(reason), payload)
             }
         };
-        emit_caused_by(&self.outbox, cause, payload).await?;
         saga.state = state;
         saga.error_message = error;
         saga.current_step = None;
         saga.completed_at = Some(integr8s_core::now());
-        self.save(&mut saga).await?;
+        // The saga's end and its event are stored together.
+        let ended = self.outbox.caused_by(cause, payload);
+        self.save_with(&mut saga, &[ended]).await?;
         Ok(())
     }
 }

@@ -47,16 +47,22 @@ pub(super) async fn run(name: &str, saga: &mut Saga, env: &StepEnv<'_>) -> Resul
     match name {
         VALIDATE => validate(saga, env).await,
         ALLOCATE => allocate(saga, env).await,
-        CREATE_POD => create_pod(saga, env).await,
         other => Err(StepError::Failed(format!("unknown saga step '{other}'"))),
     }
 }
 
-/// The compensation of a step, if it has one.
-/// Whether the step has an effect beyond the store (a command to the worker), so the saga must
-/// be checked to still be live, and its progress recorded, before the step runs.
-pub(super) fn acts_outside_store(step: &str) -> bool {
-    step == CREATE_POD
+/// The command a step sends beyond the store (to the worker), if it is such a step. Its
+/// command is stored in the same transaction that records the step done, fenced by the saga
+/// still being live, so the command goes out at most once per saga and never for an ended one.
+pub(super) async fn command(
+    name: &str,
+    saga: &mut Saga,
+    env: &StepEnv<'_>,
+) -> Option<Result<Envelope, StepError>> {
+    match name {
+        CREATE_POD => Some(create_pod(saga, env).await),
+        _ => None,
+    }
 }
 
 pub(super) use integr8s_core::saga::compensation_of;
@@ -152,15 +158,14 @@ async fn allocate(saga: &mut Saga, env: &StepEnv<'_>) -> Result<(), StepError> {
     Ok(())
 }
 
-async fn create_pod(saga: &mut Saga, env: &StepEnv<'_>) -> Result<(), StepError> {
+async fn create_pod(saga: &mut Saga, env: &StepEnv<'_>) -> Result<Envelope, StepError> {
     let run = run_request(env.store, &saga.execution_id).await?;
     let payload = EventPayload::CreatePodCommand {
         saga_id: saga.saga_id.clone(),
         run,
     };
-    emit_caused_by(env.outbox, env.cause, payload).await?;
     set(&mut saga.context, "pod_creation_triggered", true.into());
-    Ok(())
+    Ok(env.outbox.caused_by(env.cause, payload))
 }
 
 /// The run request as the API submitted it, from the execution's `execution_requested` event.

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use integr8s_core::execution::{ExecutionFilter, ExecutionResultRecord};
 use integr8s_core::ports::{CreateExecution, ExecutionStore};
-use integr8s_core::{Envelope, ErrorType, Execution, ExecutionStatus, StoreError};
+use integr8s_core::{Envelope, ErrorType, Execution, ExecutionStatus, StoreError, StoredEvent};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::query::{execute, fetch_all, fetch_optional, Page};
@@ -150,11 +150,12 @@ impl ExecutionStore for PostgresStore {
         Ok(execute(query, &self.pool).await? == 1)
     }
 
-    async fn finish_execution(
+    async fn finish_execution_with_events(
         &self,
         execution_id: &str,
         result: &ExecutionResultRecord,
-    ) -> Result<bool, StoreError> {
+        events: &[Envelope],
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
         if !result.status.is_terminal() {
             return Err(StoreError::Other(format!(
                 "finish_execution with non-terminal status {}",
@@ -195,6 +196,15 @@ impl ExecutionStore for PostgresStore {
         .bind(&now)
         .bind(execution_id);
         execute(free, &mut *tx).await?;
+        let written = if written {
+            let mut stored = Vec::with_capacity(events.len());
+            for event in events {
+                stored.push(super::events::append(&mut tx, event).await?);
+            }
+            Some(stored)
+        } else {
+            None
+        };
         tx.commit().await.map_err(classify)?;
         Ok(written)
     }

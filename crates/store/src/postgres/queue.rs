@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use integr8s_core::ports::store::restamp_claim;
 use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore, ScheduleClaim};
-use integr8s_core::{ExecutionStatus, Priority, StoreError};
+use integr8s_core::{Envelope, ExecutionStatus, Priority, StoreError, StoredEvent};
 use sqlx::PgConnection;
 
 use super::query::{execute, fetch_all};
@@ -152,11 +152,12 @@ impl QueueStore for PostgresStore {
         .await
     }
 
-    async fn schedule_claimed(
+    async fn schedule_claimed_with_events(
         &self,
         execution_id: &str,
         active_since: DateTime<Utc>,
-    ) -> Result<ScheduleClaim, StoreError> {
+        events: &[Envelope],
+    ) -> Result<(ScheduleClaim, Vec<StoredEvent>), StoreError> {
         let now = integr8s_core::now();
         let mut tx = self.begin().await?;
         // The execution's row first, as the outcome's write takes it before the entry's.
@@ -176,8 +177,9 @@ impl QueueStore for PostgresStore {
         .bind(execution_id)
         .bind(ts(active_since));
         if execute(held, &mut *tx).await? != 1 {
-            return Ok(ScheduleClaim::ClaimLost);
+            return Ok((ScheduleClaim::ClaimLost, Vec::new()));
         }
+        let mut stored = Vec::new();
         let outcome = if status.as_deref() == Some(ExecutionStatus::Queued.as_str()) {
             let schedule = sqlx::query(
                 "UPDATE executions SET status = $1, updated_at = $2 WHERE execution_id = $3",
@@ -186,6 +188,9 @@ impl QueueStore for PostgresStore {
             .bind(ts(now))
             .bind(execution_id);
             execute(schedule, &mut *tx).await?;
+            for event in events {
+                stored.push(super::events::append(&mut tx, event).await?);
+            }
             ScheduleClaim::Scheduled
         } else {
             let release =
@@ -194,7 +199,7 @@ impl QueueStore for PostgresStore {
             ScheduleClaim::NotQueued
         };
         tx.commit().await.map_err(classify)?;
-        Ok(outcome)
+        Ok((outcome, stored))
     }
 
     async fn requeue_claim(

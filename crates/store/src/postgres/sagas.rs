@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use integr8s_core::ports::{SagaFilter, SagaStore};
 use integr8s_core::saga::{Saga, SagaState};
-use integr8s_core::StoreError;
-use sqlx::{Postgres, QueryBuilder};
+use integr8s_core::{Envelope, StoreError, StoredEvent};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::query::{execute, fetch_one, fetch_optional, Page};
 use super::{classify, PostgresStore};
@@ -31,6 +31,44 @@ fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &SagaFilter) {
     }
     if let Some(user_id) = &filter.user_id {
         qb.push(" AND user_id = ").push_bind(user_id.clone());
+    }
+}
+
+/// The saga's update, refused for a terminal saga: `NotFound` for an unknown saga, `Conflict`
+/// for a terminal one (a terminal saga never leaves its state, so the look-up after a refused
+/// update reads what refused it).
+async fn update(conn: &mut PgConnection, saga: &Saga) -> Result<(), StoreError> {
+    let query = sqlx::query(
+        "UPDATE sagas SET state = $1, current_step = $2, completed_steps = $3,
+             compensated_steps = $4, context = $5, error_message = $6, retry_count = $7,
+             updated_at = $8, completed_at = $9
+         WHERE saga_id = $10 AND NOT (state = ANY($11))",
+    )
+    .bind(saga.state.as_str())
+    .bind(&saga.current_step)
+    .bind(to_json(&saga.completed_steps)?)
+    .bind(to_json(&saga.compensated_steps)?)
+    .bind(to_json(&saga.context)?)
+    .bind(&saga.error_message)
+    .bind(saga.retry_count)
+    .bind(ts(saga.updated_at))
+    .bind(saga.completed_at.map(ts))
+    .bind(&saga.saga_id)
+    .bind(terminal_states());
+    if execute(query, &mut *conn).await? == 1 {
+        return Ok(());
+    }
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM sagas WHERE saga_id = $1")
+        .bind(&saga.saga_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(classify)?;
+    match state {
+        None => Err(StoreError::NotFound(format!("saga {}", saga.saga_id))),
+        Some(state) => Err(StoreError::Conflict(format!(
+            "saga {} is {state}",
+            saga.saga_id
+        ))),
     }
 }
 
@@ -78,40 +116,23 @@ impl SagaStore for PostgresStore {
     /// `NotFound` for an unknown saga; `Conflict` for any save to a saga that is already
     /// terminal, even one that would not change it.
     async fn save_saga(&self, saga: &Saga) -> Result<(), StoreError> {
-        let query = sqlx::query(
-            "UPDATE sagas SET state = $1, current_step = $2, completed_steps = $3,
-                 compensated_steps = $4, context = $5, error_message = $6, retry_count = $7,
-                 updated_at = $8, completed_at = $9
-             WHERE saga_id = $10 AND NOT (state = ANY($11))",
-        )
-        .bind(saga.state.as_str())
-        .bind(&saga.current_step)
-        .bind(to_json(&saga.completed_steps)?)
-        .bind(to_json(&saga.compensated_steps)?)
-        .bind(to_json(&saga.context)?)
-        .bind(&saga.error_message)
-        .bind(saga.retry_count)
-        .bind(ts(saga.updated_at))
-        .bind(saga.completed_at.map(ts))
-        .bind(&saga.saga_id)
-        .bind(terminal_states());
-        if execute(query, &self.pool).await? == 1 {
-            return Ok(());
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        update(&mut conn, saga).await
+    }
+
+    async fn save_saga_with_events(
+        &self,
+        saga: &Saga,
+        events: &[Envelope],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut tx = self.begin().await?;
+        update(&mut tx, saga).await?;
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            stored.push(super::events::append(&mut tx, event).await?);
         }
-        // Refused: a terminal saga never leaves its state, so this look-up reads what refused it.
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM sagas WHERE saga_id = $1")
-                .bind(&saga.saga_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(classify)?;
-        match state {
-            None => Err(StoreError::NotFound(format!("saga {}", saga.saga_id))),
-            Some(state) => Err(StoreError::Conflict(format!(
-                "saga {} is {state}",
-                saga.saga_id
-            ))),
-        }
+        tx.commit().await.map_err(classify)?;
+        Ok(stored)
     }
 
     async fn saga(&self, saga_id: &str) -> Result<Option<Saga>, StoreError> {

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use integr8s_core::execution::{ExecutionFilter, ExecutionResultRecord};
 use integr8s_core::ports::{CreateExecution, ExecutionStore};
-use integr8s_core::{Envelope, ErrorType, Execution, ExecutionStatus, StoreError};
+use integr8s_core::{Envelope, ErrorType, Execution, ExecutionStatus, StoreError, StoredEvent};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::query::{fetch_all, fetch_optional, Page};
@@ -167,11 +167,12 @@ impl ExecutionStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn finish_execution(
+    async fn finish_execution_with_events(
         &self,
         execution_id: &str,
         result: &ExecutionResultRecord,
-    ) -> Result<bool, StoreError> {
+        events: &[Envelope],
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
         if !result.status.is_terminal() {
             return Err(StoreError::Other(format!(
                 "finish_execution with non-terminal status {}",
@@ -220,8 +221,17 @@ impl ExecutionStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
+        let written = if done.rows_affected() == 1 {
+            let mut stored = Vec::with_capacity(events.len());
+            for event in events {
+                stored.push(super::events::append(&mut tx, event).await?);
+            }
+            Some(stored)
+        } else {
+            None
+        };
         tx.commit().await.map_err(classify)?;
-        Ok(done.rows_affected() == 1)
+        Ok(written)
     }
 
     async fn delete_execution(&self, execution_id: &str) -> Result<bool, StoreError> {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use integr8s_core::ports::store::restamp_claim;
 use integr8s_core::ports::{QueueEntry, QueuePolicy, QueueStore, ScheduleClaim};
-use integr8s_core::{ExecutionStatus, Priority, StoreError};
+use integr8s_core::{Envelope, ExecutionStatus, Priority, StoreError, StoredEvent};
 use sqlx::SqliteConnection;
 
 use super::query::fetch_all;
@@ -96,6 +96,17 @@ impl QueueStore for SqliteStore {
         policy: &QueuePolicy,
         now: DateTime<Utc>,
     ) -> Result<Option<QueueEntry>, StoreError> {
+        // Nothing pending (the usual answer to the dispatch round after a claim): no write
+        // transaction, which would hold the single writer for nothing. An entry enqueued after
+        // this read is dispatched by the round that follows its enqueue.
+        let any_pending: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM queue_entries WHERE active_since IS NULL LIMIT 1")
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(classify)?;
+        if any_pending.is_none() {
+            return Ok(None);
+        }
         let mut tx = self.begin_write().await?;
         let users = users(&mut tx).await?;
         let pending = pending(&mut tx).await?;
@@ -155,11 +166,12 @@ impl QueueStore for SqliteStore {
         .await
     }
 
-    async fn schedule_claimed(
+    async fn schedule_claimed_with_events(
         &self,
         execution_id: &str,
         active_since: DateTime<Utc>,
-    ) -> Result<ScheduleClaim, StoreError> {
+        events: &[Envelope],
+    ) -> Result<(ScheduleClaim, Vec<StoredEvent>), StoreError> {
         let now = integr8s_core::now();
         // One write transaction: SQLite's single writer keeps a hand-back of the claim from
         // landing between the check and the schedule.
@@ -175,7 +187,7 @@ impl QueueStore for SqliteStore {
         .await
         .map_err(classify)?;
         if held.rows_affected() != 1 {
-            return Ok(ScheduleClaim::ClaimLost);
+            return Ok((ScheduleClaim::ClaimLost, Vec::new()));
         }
         let scheduled = sqlx::query(
             "UPDATE executions SET status = ?, updated_at = ?
@@ -188,7 +200,11 @@ impl QueueStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
+        let mut stored = Vec::new();
         let outcome = if scheduled.rows_affected() == 1 {
+            for event in events {
+                stored.push(super::events::append(&mut tx, event).await?);
+            }
             ScheduleClaim::Scheduled
         } else {
             sqlx::query("DELETE FROM queue_entries WHERE execution_id = ?")
@@ -199,7 +215,7 @@ impl QueueStore for SqliteStore {
             ScheduleClaim::NotQueued
         };
         tx.commit().await.map_err(classify)?;
-        Ok(outcome)
+        Ok((outcome, stored))
     }
 
     async fn requeue_claim(

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use integr8s_core::ports::{SagaFilter, SagaStore};
 use integr8s_core::saga::{Saga, SagaState};
-use integr8s_core::StoreError;
-use sqlx::{QueryBuilder, Sqlite};
+use integr8s_core::{Envelope, StoreError, StoredEvent};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::query::{fetch_one, fetch_optional, Page};
 use super::{classify, placeholders, SqliteStore};
@@ -30,6 +30,50 @@ fn push_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &SagaFilter) {
     }
     if let Some(user_id) = &filter.user_id {
         qb.push(" AND user_id = ").push_bind(user_id.clone());
+    }
+}
+
+/// The saga's update, refused for a terminal saga: `NotFound` for an unknown saga, `Conflict`
+/// for a terminal one (a terminal saga never leaves its state, so the look-up after a refused
+/// update reads what refused it, inside or outside a transaction).
+async fn update(conn: &mut SqliteConnection, saga: &Saga) -> Result<(), StoreError> {
+    let terminal = terminal_states();
+    let sql = format!(
+        "UPDATE sagas SET state = ?, current_step = ?, completed_steps = ?,
+             compensated_steps = ?, context = ?, error_message = ?, retry_count = ?,
+             updated_at = ?, completed_at = ?
+         WHERE saga_id = ? AND state NOT IN ({})",
+        placeholders(terminal.len())
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(saga.state.as_str())
+        .bind(&saga.current_step)
+        .bind(to_json(&saga.completed_steps)?)
+        .bind(to_json(&saga.compensated_steps)?)
+        .bind(to_json(&saga.context)?)
+        .bind(&saga.error_message)
+        .bind(saga.retry_count)
+        .bind(ts(saga.updated_at))
+        .bind(saga.completed_at.map(ts))
+        .bind(&saga.saga_id);
+    for s in &terminal {
+        query = query.bind(*s);
+    }
+    let done = query.execute(&mut *conn).await.map_err(classify)?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM sagas WHERE saga_id = ?")
+        .bind(&saga.saga_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(classify)?;
+    match state {
+        None => Err(StoreError::NotFound(format!("saga {}", saga.saga_id))),
+        Some(state) => Err(StoreError::Conflict(format!(
+            "saga {} is {state}",
+            saga.saga_id
+        ))),
     }
 }
 
@@ -75,47 +119,24 @@ impl SagaStore for SqliteStore {
     /// `NotFound` for an unknown saga; `Conflict` for any save to a saga that is already
     /// terminal, even one that would not change it.
     async fn save_saga(&self, saga: &Saga) -> Result<(), StoreError> {
-        let terminal = terminal_states();
-        let sql = format!(
-            "UPDATE sagas SET state = ?, current_step = ?, completed_steps = ?,
-                 compensated_steps = ?, context = ?, error_message = ?, retry_count = ?,
-                 updated_at = ?, completed_at = ?
-             WHERE saga_id = ? AND state NOT IN ({})",
-            placeholders(terminal.len())
-        );
-        // A plain statement, one round trip to the writer, for the usual success; only a
-        // refused save looks up why (a terminal saga never leaves its state, so the look-up
-        // outside a transaction reads what refused it).
-        let mut query = sqlx::query(&sql)
-            .bind(saga.state.as_str())
-            .bind(&saga.current_step)
-            .bind(to_json(&saga.completed_steps)?)
-            .bind(to_json(&saga.compensated_steps)?)
-            .bind(to_json(&saga.context)?)
-            .bind(&saga.error_message)
-            .bind(saga.retry_count)
-            .bind(ts(saga.updated_at))
-            .bind(saga.completed_at.map(ts))
-            .bind(&saga.saga_id);
-        for s in &terminal {
-            query = query.bind(*s);
+        // A plain statement, one round trip to the writer, for the usual success.
+        let mut conn = self.writer.acquire().await.map_err(classify)?;
+        update(&mut conn, saga).await
+    }
+
+    async fn save_saga_with_events(
+        &self,
+        saga: &Saga,
+        events: &[Envelope],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        update(&mut tx, saga).await?;
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            stored.push(super::events::append(&mut tx, event).await?);
         }
-        let done = query.execute(&self.writer).await.map_err(classify)?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM sagas WHERE saga_id = ?")
-            .bind(&saga.saga_id)
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(classify)?;
-        match state {
-            None => Err(StoreError::NotFound(format!("saga {}", saga.saga_id))),
-            Some(state) => Err(StoreError::Conflict(format!(
-                "saga {} is {state}",
-                saga.saga_id
-            ))),
-        }
+        tx.commit().await.map_err(classify)?;
+        Ok(stored)
     }
 
     async fn saga(&self, saga_id: &str) -> Result<Option<Saga>, StoreError> {
