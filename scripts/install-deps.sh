@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what integr8s needs at run time on Debian/Ubuntu: bubblewrap (the sandbox) and the
-# language runtimes the sandbox runs. Idempotent: installs only what is missing.
+# Installs what integr8s needs on Debian/Ubuntu: bubblewrap (the sandbox), the language runtimes
+# the sandbox runs, and make with a C compiler (the build compiles jemalloc and the bundled
+# librdkafka from source). Idempotent: installs only what is missing.
 set -euo pipefail
 
-packages=(bubblewrap python3 ruby golang-go nodejs bash gcc g++ rustc openjdk-17-jdk-headless php-cli perl lua5.4)
+packages=(make bubblewrap python3 ruby golang-go nodejs bash gcc g++ rustc openjdk-17-jdk-headless php-cli perl lua5.4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
