@@ -4,9 +4,11 @@
 # librdkafka from source). Idempotent: installs only what is missing.
 set -euo pipefail
 
-packages=(make bubblewrap python3 ruby golang-go nodejs bash gcc g++ rustc openjdk-17-jdk-headless php-cli perl lua5.4)
+packages=(bubblewrap python3 ruby golang-go nodejs bash gcc g++ rustc openjdk-17-jdk-headless php-cli perl lua5.4)
+# What building the binary needs besides Rust (gcc comes with the runtimes above).
+build_packages=(make)
 missing=()
-for p in "${packages[@]}"; do
+for p in "${packages[@]}" "${build_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # A Node.js from another source (e.g. NodeSource) also satisfies nodejs.

@@ -306,6 +306,9 @@ try {
   }
   await page.getByRole('button', { name: 'Delete' }).click();
   await page.locator('#flash .info').filter({ hasText: `Deleted ${made}` }).waitFor();
+  // The list is drawn again after the flash: wait for the deleted user's row to go (a user
+  // still listed after the wait fails the step).
+  await page.getByRole('cell', { name: made, exact: true }).waitFor({ state: 'detached' }).catch(() => {});
   await page.getByRole('cell', { name, exact: true }).waitFor();
   expect(await page.getByRole('cell', { name: made, exact: true }).count() === 0, 'the deleted user is still listed');
 
