@@ -104,28 +104,9 @@ capability!(
     PodMonitorStore: ExecutionStore + EventStore
 );
 
-/// Every capability at once: what the whole [`Store`](super::Store) adds to its ports.
-pub trait RoleCapabilities:
-    BusLog
-    + DeadLetterStore
-    + CancelStore
-    + CoordinatorStore
-    + SagaOrchestratorStore
-    + LocalWorkerStore
-    + ResultProcessorStore
-    + DlqProcessorStore
-    + ReplayRunnerStore
-    + NotificationServiceStore
-    + NotificationDeliveryStore
-    + RetentionSweeperStore
-    + K8sWorkerStore
-    + PodMonitorStore
-{
-}
-
-impl<T> RoleCapabilities for T where
-    T: ?Sized
-        + BusLog
+capability!(
+    /// Every capability at once: what the whole [`Store`](super::Store) adds to its ports.
+    RoleCapabilities: BusLog
         + DeadLetterStore
         + CancelStore
         + CoordinatorStore
@@ -139,5 +120,4 @@ impl<T> RoleCapabilities for T where
         + RetentionSweeperStore
         + K8sWorkerStore
         + PodMonitorStore
-{
-}
+);
