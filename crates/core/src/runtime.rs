@@ -29,7 +29,28 @@ pub struct RuntimeDef {
     pub probe: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// How to start this language's interpreter before its script exists (see [`PrestartDef`]).
+    #[serde(default)]
+    pub prestart: Option<PrestartDef>,
     pub versions: Vec<VersionDef>,
+}
+
+/// An interpreter started ahead of its run: inside the run's isolation, before the script is
+/// known, so the interpreter's own start-up leaves the run's critical path. The contract with
+/// the sandbox: the process starts with `/dev/null` as its standard streams and a
+/// `SOCK_SEQPACKET` unix socket as descriptor 3; once the script is at `{file}` it receives
+/// one message, the byte `g` with three descriptors (the run's stdin, stdout and stderr). It
+/// must make them its descriptors 0, 1 and 2, close 3, and then behave exactly as `command`
+/// would; without such a message it exits. One such process serves exactly one run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrestartDef {
+    /// argv inside the sandbox; `{interpreter}` and `{file}` as in `command`, `{code}` is
+    /// replaced by `code`.
+    pub command: Vec<String>,
+    /// The program that waits for the run (language specific).
+    #[serde(default)]
+    pub code: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +97,9 @@ pub struct ResolvedRuntime {
     pub container_command: Vec<String>,
     pub env: Vec<(String, String)>,
     pub host_path: String,
+    /// argv inside the local sandbox of an interpreter started ahead of the run (see
+    /// [`PrestartDef`]); `None` for languages without one.
+    pub prestart: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +122,14 @@ impl RuntimeRegistry {
                     "runtime '{}' has no versions",
                     r.lang
                 )));
+            }
+            if let Some(prestart) = &r.prestart {
+                if !prestart.command.iter().any(|a| a.contains("{file}")) {
+                    return Err(RuntimeError::Invalid(format!(
+                        "runtime '{}': prestart command must contain {{file}}",
+                        r.lang
+                    )));
+                }
             }
             if !r.command.iter().any(|a| a.contains("{file}")) {
                 return Err(RuntimeError::Invalid(format!(
@@ -203,7 +235,18 @@ impl RuntimeRegistry {
                 })
                 .collect()
         };
+        let prestart = r.prestart.as_ref().map(|p| {
+            p.command
+                .iter()
+                .map(|a| {
+                    a.replace("{interpreter}", &v.host_path)
+                        .replace("{file}", &file_path)
+                        .replace("{code}", &p.code)
+                })
+                .collect()
+        });
         Ok(ResolvedRuntime {
+            prestart,
             lang: r.lang.clone(),
             version: v.version.clone(),
             image: r.image.replace("{version}", &v.version),

@@ -291,6 +291,7 @@ impl Inner {
                         env: runtime.env,
                         limits: run.limits,
                         stdin: run.stdin.clone(),
+                        prestart: runtime.prestart,
                     };
                     let result = self.follow_run(&cause, &spec, &live, &mut placement).await;
                     outcome_events(&id, &run, result, &live, &placement)

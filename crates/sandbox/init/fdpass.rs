@@ -1,6 +1,8 @@
 //! Receiving a run's descriptors on the control socket (a `SOCK_SEQPACKET` unix socket): one
 //! message per run, one byte of payload and four descriptors (`SCM_RIGHTS`): the job pipe,
-//! then the script's stdin, stdout and stderr.
+//! then the script's stdin, stdout and stderr. Before its run, a waiting run init may also
+//! get a prestart message: one descriptor, the pipe with the spec of the interpreter to start
+//! ahead (see job.rs).
 
 use std::io;
 use std::os::raw::{c_int, c_void};
@@ -10,7 +12,10 @@ use crate::ffi::EINTR;
 
 extern "C" {
     fn recvmsg(fd: c_int, msg: *mut MsgHdr, flags: c_int) -> isize;
+    fn sendmsg(fd: c_int, msg: *const MsgHdr, flags: c_int) -> isize;
 }
+
+const MSG_NOSIGNAL: c_int = 0x4000;
 
 /// Descriptors per run message.
 pub const RUN_FDS: usize = 4;
@@ -48,9 +53,17 @@ struct CmsgHdr {
 #[repr(C, align(8))]
 struct Control([u8; 64]);
 
-/// Blocks for the next run's descriptors; `Ok(None)` at end-of-file. A message with anything
-/// but exactly [`RUN_FDS`] descriptors is an error (what it carried is closed).
-pub fn receive(socket: c_int) -> io::Result<Option<[OwnedFd; RUN_FDS]>> {
+/// One message of the control socket.
+pub enum Message {
+    /// The run's job pipe, stdin, stdout and stderr.
+    Run([OwnedFd; RUN_FDS]),
+    /// The pipe with a prestart spec.
+    Prestart(OwnedFd),
+}
+
+/// Blocks for the next message; `Ok(None)` at end-of-file. A message with anything but one or
+/// exactly [`RUN_FDS`] descriptors is an error (what it carried is closed).
+pub fn receive(socket: c_int) -> io::Result<Option<Message>> {
     let mut byte = 0u8;
     let mut control = Control([0; 64]);
     loop {
@@ -79,7 +92,12 @@ pub fn receive(socket: c_int) -> io::Result<Option<[OwnedFd; RUN_FDS]>> {
         if n == 0 {
             return Ok(None);
         }
-        let fds = descriptors(&control.0, msg.control_len);
+        let mut fds = descriptors(&control.0, msg.control_len);
+        if msg.flags & MSG_CTRUNC == 0 && fds.len() == 1 {
+            if let Some(spec) = fds.pop() {
+                return Ok(Some(Message::Prestart(spec)));
+            }
+        }
         if msg.flags & MSG_CTRUNC != 0 || fds.len() != RUN_FDS {
             return Err(io::Error::other(format!(
                 "a run message carried {} descriptors",
@@ -92,7 +110,61 @@ pub fn receive(socket: c_int) -> io::Result<Option<[OwnedFd; RUN_FDS]>> {
                 .next()
                 .ok_or_else(|| io::Error::other("missing descriptor"))
         };
-        return Ok(Some([next()?, next()?, next()?, next()?]));
+        return Ok(Some(Message::Run([next()?, next()?, next()?, next()?])));
+    }
+}
+
+/// Sends `byte` with three descriptors (`SCM_RIGHTS`) on `socket`, as one message: how a run
+/// hands its standard streams to the interpreter started ahead of it. A closed peer is an
+/// error (`EPIPE`), never a signal.
+pub fn send_streams(socket: c_int, byte: u8, fds: [c_int; 3]) -> io::Result<()> {
+    let header = std::mem::size_of::<CmsgHdr>();
+    let data_len = std::mem::size_of_val(&fds);
+    let mut control = Control([0; 64]);
+    let cmsg = CmsgHdr {
+        len: header + data_len,
+        level: SOL_SOCKET,
+        kind: SCM_RIGHTS,
+    };
+    // SAFETY: the buffer has room for the header and its data (64 bytes); write_unaligned
+    // copes with any alignment.
+    unsafe {
+        std::ptr::write_unaligned(control.0.as_mut_ptr().cast::<CmsgHdr>(), cmsg);
+    }
+    for (i, fd) in fds.iter().enumerate() {
+        let at = header + i * 4;
+        control.0[at..at + 4].copy_from_slice(&fd.to_ne_bytes());
+    }
+    let mut payload = byte;
+    let mut iov = IoVec {
+        base: (&mut payload as *mut u8).cast(),
+        len: 1,
+    };
+    let msg = MsgHdr {
+        name: std::ptr::null_mut(),
+        name_len: 0,
+        iov: &mut iov,
+        iov_len: 1,
+        control: control.0.as_mut_ptr().cast(),
+        // Padded to a word, as CMSG_SPACE.
+        control_len: (header + data_len + 7) & !7,
+        flags: 0,
+    };
+    loop {
+        // SAFETY: msg points to a valid iovec and control buffer, both living across the call.
+        let n = unsafe { sendmsg(socket, &msg, MSG_NOSIGNAL) };
+        if n == 1 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if n < 0 && error.raw_os_error() == Some(EINTR) {
+            continue;
+        }
+        return Err(if n < 0 {
+            error
+        } else {
+            io::Error::other("short send")
+        });
     }
 }
 

@@ -6,6 +6,8 @@ use std::os::raw::{c_char, c_int, c_long, c_ulong, c_void};
 
 extern "C" {
     pub fn syscall(number: c_long, ...) -> c_long;
+    pub fn socketpair(domain: c_int, kind: c_int, protocol: c_int, fds: *mut c_int) -> c_int;
+    pub fn dup2(old: c_int, new: c_int) -> c_int;
     pub fn prctl(option: c_int, ...) -> c_int;
     pub fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
     pub fn signal(signum: c_int, handler: usize) -> usize;

@@ -8,7 +8,13 @@
 //! The encoding is a sequence of records `TAG LEN\n` followed by LEN raw bytes. Tags:
 //! `file` (the script's file name, one path component), `script` (its contents), `env`
 //! (`KEY=VALUE`, added to the environment), `arg` (the command, one record per argument, in
-//! order), `rlimit` (`cpu N`, `as N` or `nproc N`: limits of the script's process).
+//! order), `rlimit` (`cpu N`, `as N` or `nproc N`: limits of the script's process), `prestart`
+//! (an equivalent of the command that can start before the script exists, one record per
+//! argument; see the runtime registry).
+//!
+//! The same encoding, without a script, is the spec of a **prestart**: the interpreter a
+//! waiting run starts ahead of its job. The job uses it when everything but the script is the
+//! same (see [`Job::same_run_as`]).
 
 /// A resource limit the shim applies to the script's process before exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +35,7 @@ pub struct Job {
     pub env: Vec<(Vec<u8>, Vec<u8>)>,
     pub argv: Vec<Vec<u8>>,
     pub rlimits: Vec<Rlimit>,
+    pub prestart: Vec<Vec<u8>>,
 }
 
 fn record(out: &mut Vec<u8>, tag: &str, data: &[u8]) {
@@ -79,6 +86,9 @@ impl Job {
         for limit in &self.rlimits {
             record(&mut out, "rlimit", limit.encode().as_bytes());
         }
+        for arg in &self.prestart {
+            record(&mut out, "prestart", arg);
+        }
         out
     }
 
@@ -118,6 +128,7 @@ impl Job {
                 "rlimit" => job
                     .rlimits
                     .push(Rlimit::parse(value).ok_or("malformed rlimit record")?),
+                "prestart" => job.prestart.push(value.to_vec()),
                 other => return Err(format!("unknown record {other:?}")),
             }
         }
@@ -132,11 +143,22 @@ impl Job {
         }
         let has_nul = |v: &[u8]| v.contains(&0);
         if job.argv.first().is_none_or(|p| p.is_empty())
-            || job.argv.iter().any(|a| has_nul(a))
+            || job.argv.iter().chain(&job.prestart).any(|a| has_nul(a))
             || job.env.iter().any(|(k, v)| has_nul(k) || has_nul(v))
         {
             return Err("empty program or NUL byte in the command or environment".into());
         }
         Ok(job)
+    }
+
+    /// Whether `self` runs exactly what `prestart` was started for: same command, prestart
+    /// command, file name, environment and limits (the script aside).
+    pub fn same_run_as(&self, prestart: &Job) -> bool {
+        !self.prestart.is_empty()
+            && self.prestart == prestart.prestart
+            && self.argv == prestart.argv
+            && self.file_name == prestart.file_name
+            && self.env == prestart.env
+            && self.rlimits == prestart.rlimits
     }
 }

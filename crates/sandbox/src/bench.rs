@@ -151,6 +151,7 @@ fn spec(command: &[&str]) -> RunSpec {
         env: Vec::new(),
         limits: RunLimits::default(),
         stdin: None,
+        prestart: None,
     }
 }
 

@@ -67,6 +67,12 @@ pub struct SandboxConfig {
     /// reclaim (3–6 MiB measured after a walk of the whole file system), so such a run
     /// retires its slot.
     pub idle_memory_max: u64,
+    /// Whether a run's interpreter may be started ahead of the run when its spec names a
+    /// prestart command (see `RunSpec::prestart`): after a slot's run ended cleanly, its next
+    /// run init starts the interpreter the slot's last run used, inside its own isolation;
+    /// the next run uses it only when it runs exactly that command with that environment and
+    /// those limits, and it serves that run only. Default on.
+    pub prestart: bool,
 }
 
 impl Default for SandboxConfig {
@@ -88,6 +94,7 @@ impl Default for SandboxConfig {
             cpu_time_limit: None,
             warm_limits: RunLimits::default(),
             idle_memory_max: 4 * 1024 * 1024,
+            prestart: true,
         }
     }
 }

@@ -200,7 +200,7 @@ impl LocalExecutor {
     /// The job the init shim runs: the script, its command and environment, and the rlimits
     /// of the script's process (a CPU-time backstop past the timeout; without cgroups also
     /// the memory and process caps).
-    fn job(&self, spec: &RunSpec, cgroup: bool, ids: Option<(u32, u32)>) -> Vec<u8> {
+    fn job(&self, spec: &RunSpec, cgroup: bool, ids: Option<(u32, u32)>) -> Job {
         let limits = &spec.limits;
         let mut rlimits = vec![Rlimit::Cpu(limits.timeout_seconds.saturating_add(1))];
         if !cgroup {
@@ -223,8 +223,11 @@ impl LocalExecutor {
                 .collect(),
             argv: spec.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
             rlimits,
+            prestart: match (&spec.prestart, self.config.prestart) {
+                (Some(prestart), true) => prestart.iter().map(|a| a.as_bytes().to_vec()).collect(),
+                _ => Vec::new(),
+            },
         }
-        .encode()
     }
 
     /// Starts a sandbox in every slot that has none, so the first runs do not pay the cold
@@ -320,9 +323,28 @@ impl LocalExecutor {
         // A sandbox prepared for this slot the same way is used; anything else is dropped
         // (killed) and a new one started. A sandbox that dies before it takes the run (killed
         // while it waited) is replaced once: nothing of the run has started yet.
+        let job = self.job(spec, cgroup.is_some(), key.ids);
+        // What the slot's next run init starts ahead, should this run end cleanly: this run's
+        // interpreter, for a run like this one.
+        let next_prestart: Option<Arc<[u8]>> = (!job.prestart.is_empty()).then(|| {
+            Job {
+                script: Vec::new(),
+                ..job.clone()
+            }
+            .encode()
+            .into()
+        });
         let warm = self.pool.state(slot).warm.take();
         let mut warm = warm.filter(|w| w.key == key && w.alive());
-        let job = self.job(spec, cgroup.is_some(), key.ids);
+        if let (Some(waiting), Some(cgroup)) = (&warm, &cgroup) {
+            if interpreter_in_the_way(waiting, next_prestart.as_ref(), cgroup, limits.memory_bytes)
+            {
+                // Dropping it kills it; nothing of it may count against this run.
+                warm = None;
+                cgroup.kill_all().await;
+            }
+        }
+        let job = job.encode();
         let stdin = spec.stdin.as_deref().unwrap_or_default().as_bytes();
         let mut attempts = 0;
         let mut reported_start = false;
@@ -355,6 +377,17 @@ impl LocalExecutor {
                     });
                     match applied {
                         Ok(()) => cgroup.start_accounting(),
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::OutOfMemory
+                                && launch.prestarted.is_some()
+                                && attempts == 1 =>
+                        {
+                            // The interpreter started ahead holds more than this run may
+                            // use: the run starts in a new sandbox without one.
+                            drop(launch);
+                            cgroup.kill_all().await;
+                            continue;
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
                             // Nothing ran: the sandbox waits for the slot's next run.
                             guard.armed = false;
@@ -442,7 +475,7 @@ impl LocalExecutor {
         drop(guard);
         if reusable {
             if let Some(idle) = child.into_idle() {
-                self.pool.park(lease, idle);
+                self.pool.park_after_run(lease, idle, next_prestart);
             }
         } else {
             // Killed, failed, or something was left: a new sandbox for the slot. One still
@@ -460,6 +493,7 @@ impl LocalExecutor {
                 }
             }
             drop(child);
+            self.pool.set_prestart(next_prestart);
             spawner.refill(lease, layout.cloned(), key, setup, bwrap_args.clone());
         }
 
@@ -483,6 +517,26 @@ impl LocalExecutor {
             pids_limit_hit: stats.pids_max_hits > 0,
         })
     }
+}
+
+/// What an interpreter started ahead may still grow to while it starts.
+const PRESTART_HEADROOM: u64 = 64 * 1024 * 1024;
+
+/// Whether the interpreter `waiting` started ahead is not this run's (it is killed when the job
+/// arrives) and could, until then, push the slot past the run's memory limit: such a run is
+/// given a new sandbox instead, so that neither its limits fail to apply nor an out-of-memory
+/// kill of that interpreter counts as the run's.
+fn interpreter_in_the_way(
+    waiting: &crate::launch::Launch,
+    prestart: Option<&Arc<[u8]>>,
+    cgroup: &RunCgroup,
+    memory_limit: u64,
+) -> bool {
+    let Some(started) = &waiting.prestarted else {
+        return false;
+    };
+    let ours = prestart.is_some_and(|spec| spec[..] == started[..]);
+    !ours && cgroup.memory_usage().saturating_add(PRESTART_HEADROOM) > memory_limit
 }
 
 /// How a slot is named in progress reports (and so in the run's `pod_*` events).

@@ -119,8 +119,48 @@ mod tests {
                 Rlimit::AddressSpace(1 << 30),
                 Rlimit::Processes(64),
             ],
+            prestart: vec![b"python3".to_vec(), b"-c".to_vec(), b"wait()".to_vec()],
         };
         assert_eq!(Job::parse(&job.encode()), Ok(job.clone()));
+        // A prestart spec is the job without its script; another script still matches it,
+        // anything else about the run does not.
+        let spec = Job::parse(
+            &Job {
+                script: Vec::new(),
+                ..job.clone()
+            }
+            .encode(),
+        )
+        .unwrap();
+        assert!(job.same_run_as(&spec));
+        let other_env = Job {
+            env: Vec::new(),
+            ..job.clone()
+        };
+        let other_limits = Job {
+            rlimits: vec![Rlimit::Cpu(12)],
+            ..job.clone()
+        };
+        let other_command = Job {
+            argv: vec![b"python3".to_vec()],
+            ..job.clone()
+        };
+        let no_prestart = Job {
+            prestart: Vec::new(),
+            ..job.clone()
+        };
+        for different in [other_env, other_limits, other_command] {
+            assert!(!different.same_run_as(&spec), "{different:?}");
+        }
+        assert!(!no_prestart.same_run_as(&Job {
+            prestart: Vec::new(),
+            ..spec
+        }));
+        let nul = Job {
+            prestart: vec![b"py\0".to_vec()],
+            ..job.clone()
+        };
+        assert!(Job::parse(&nul.encode()).is_err());
         for name in [&b""[..], b".", b"..", b"a/b", b"x\0"] {
             let bad = Job {
                 file_name: name.to_vec(),

@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -51,6 +51,8 @@ pub(crate) struct Launch {
     /// [`Running`] of each run.
     status: Option<OwnedFd>,
     stdio: BwrapStdio,
+    /// The prestart spec this sandbox's waiting run was sent (see [`Launch::prestart`]).
+    pub prestarted: Option<Arc<[u8]>>,
 }
 
 /// The serialised seccomp program, built once.
@@ -124,6 +126,7 @@ pub(crate) fn spawn(key: LaunchKey, setup: ChildSetup, args: &BwrapArgs) -> io::
             _stdout: spawned.stdout,
             stderr: spawned.stderr,
         },
+        prestarted: None,
     })
 }
 
@@ -134,11 +137,33 @@ impl Launch {
         running(self.pid) && sys::children(self.pid).into_iter().all(running)
     }
 
+    /// Asks the waiting run to start the interpreter `spec` names (a job without its script,
+    /// see `init/job.rs`) ahead of its job: sends it a pipe holding the spec. The run uses the
+    /// interpreter only if its job matches the spec; otherwise the interpreter is killed when
+    /// the job arrives. At most one per waiting run (a second is ignored by the shim).
+    pub(crate) fn prestart(&mut self, spec: Arc<[u8]>) -> io::Result<()> {
+        if self.prestarted.is_some() {
+            return Ok(());
+        }
+        let (spec_read, spec_pipe) = sys::blocking_pipe()?;
+        // A spec is a few KiB at most: it fits in the pipe, so the write cannot block.
+        if sys::write_nonblocking(&spec_pipe, &spec)? != spec.len() {
+            return Err(io::Error::other("the prestart spec does not fit in a pipe"));
+        }
+        drop(spec_pipe);
+        sys::send_fds(&self.control, &[spec_read.as_raw_fd()])?;
+        self.prestarted = Some(spec);
+        Ok(())
+    }
+
     /// Hands the waiting sandbox a run: sends it the job pipe and the script's stdin, stdout and
     /// stderr, writes the job (see `init/job.rs`) and the stdin, and returns the sandbox as
     /// running. A large job or stdin is written from a blocking thread, so it cannot stall
     /// the runtime; a failed write shows up as the run failing.
-    pub(crate) fn release(self, job: &[u8], stdin: &[u8]) -> io::Result<Running> {
+    pub(crate) fn release(mut self, job: &[u8], stdin: &[u8]) -> io::Result<Running> {
+        // The run takes the interpreter started ahead (or has it killed): the sandbox's next
+        // waiting run has none.
+        self.prestarted = None;
         let (job_read, job_pipe) = sys::blocking_pipe()?;
         let (stdin_read, stdin_pipe) = sys::blocking_pipe()?;
         let (stdout, stdout_write) = sys::blocking_pipe()?;

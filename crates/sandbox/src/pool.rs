@@ -31,6 +31,9 @@ pub(crate) struct SlotPool {
     states: Vec<Mutex<SlotState>>,
     free: Mutex<Vec<u32>>,
     available: Arc<Semaphore>,
+    /// What the executor's last run would have started ahead (see [`Launch::prestart`]):
+    /// waiting sandboxes without an interpreter started ahead get this one.
+    prestart: Mutex<Option<Arc<[u8]>>>,
 }
 
 /// Numbers cgroup names process-wide: two executors in one process must never share (and so
@@ -89,6 +92,7 @@ impl SlotPool {
             states: (0..count).map(|_| Mutex::default()).collect(),
             free: Mutex::new((0..count).rev().collect()),
             available: Arc::new(Semaphore::new(count as usize)),
+            prestart: Mutex::new(None),
         })
     }
 
@@ -159,6 +163,44 @@ impl SlotPool {
         drop(lease);
     }
 
+    /// Puts a sandbox whose run ended cleanly back into its slot, like [`Self::park`], after
+    /// asking it to start `prestart` (the interpreter the run used, if it has one) ahead of the
+    /// slot's next run. The spec becomes the one every waiting sandbox without an interpreter
+    /// started ahead gets (they get it now); a run without one clears it, so sandboxes prepared
+    /// later start nothing ahead until a run has one again.
+    pub(crate) fn park_after_run(
+        &self,
+        lease: SlotLease,
+        mut sandbox: Launch,
+        prestart: Option<Arc<[u8]>>,
+    ) {
+        self.set_prestart(prestart.clone());
+        if let Some(spec) = prestart {
+            start_ahead(&mut sandbox, &spec);
+            for slot in 0..self.states.len() {
+                if slot != lease.slot as usize {
+                    if let Some(waiting) = self.state(slot as u32).warm.as_mut() {
+                        start_ahead(waiting, &spec);
+                    }
+                }
+            }
+        }
+        self.park(lease, sandbox);
+    }
+
+    /// Records what the last run would have started ahead (see [`Self::park_after_run`]).
+    pub(crate) fn set_prestart(&self, prestart: Option<Arc<[u8]>>) {
+        *self.prestart.lock().unwrap_or_else(PoisonError::into_inner) = prestart;
+    }
+
+    /// The spec a newly prepared sandbox starts ahead (see [`Self::park_after_run`]).
+    fn prestart(&self) -> Option<Arc<[u8]>> {
+        self.prestart
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Takes `cgroup` away from the slot (a process survived in it, or a run was abandoned)
     /// and kills and removes it in the background.
     pub(crate) fn retire(&self, slot: u32, cgroup: Arc<RunCgroup>) {
@@ -181,6 +223,15 @@ impl SlotPool {
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the sandbox cleanup thread");
+        }
+    }
+}
+
+/// Asks a waiting sandbox without one to start the interpreter `spec` names ahead of its run.
+fn start_ahead(sandbox: &mut Launch, spec: &Arc<[u8]>) {
+    if sandbox.prestarted.is_none() {
+        if let Err(e) = sandbox.prestart(spec.clone()) {
+            tracing::debug!(error = %e, "cannot start a run's interpreter ahead");
         }
     }
 }
@@ -250,7 +301,9 @@ impl Spawner {
             .map_err(|_| io::Error::other("the sandbox spawner dropped a request"))?
     }
 
-    /// Prepares the slot's next sandbox in the background, then releases the slot. Without a
+    /// Prepares the slot's next sandbox in the background (its waiting run starting the
+    /// interpreter the last run would have, see [`SlotPool::park_after_run`]), then releases
+    /// the slot. Without a
     /// cgroup layout the process is started outside any cgroup (rlimit mode).
     pub(crate) fn refill(
         &self,
@@ -287,7 +340,15 @@ impl Spawner {
             }
             setup.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
             match launch::spawn(key, setup, &args) {
-                Ok(warm) => pool.state(slot).warm = Some(warm),
+                Ok(mut warm) => {
+                    // Under the slot's lock, so a run parked meanwhile either sees this
+                    // sandbox or has already left its spec for it.
+                    let mut state = pool.state(slot);
+                    if let Some(spec) = pool.prestart() {
+                        start_ahead(&mut warm, &spec);
+                    }
+                    state.warm = Some(warm);
+                }
                 Err(e) => tracing::debug!(error = %e, "cannot start a sandbox for a slot"),
             }
             drop(lease);

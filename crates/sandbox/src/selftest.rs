@@ -86,6 +86,7 @@ fn probe_spec() -> RunSpec {
             cpu_time_ms: None,
         },
         stdin: None,
+        prestart: None,
     }
 }
 

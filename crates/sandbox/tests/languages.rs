@@ -23,6 +23,7 @@ fn resolved_spec(lang: &str, version: &str, script: &str) -> RunSpec {
     spec.lang_version = runtime.version;
     spec.command = runtime.command;
     spec.env = runtime.env;
+    spec.prestart = runtime.prestart;
     spec.limits.timeout_seconds = 90;
     spec
 }

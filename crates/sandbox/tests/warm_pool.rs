@@ -107,6 +107,7 @@ fn bash_spec(id: &str, script: String, limits: RunLimits) -> RunSpec {
         env: Vec::new(),
         limits,
         stdin: None,
+        prestart: None,
     }
 }
 

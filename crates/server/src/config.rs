@@ -275,6 +275,8 @@ pub struct SandboxSection {
     pub bwrap: PathBuf,
     /// First host uid of the sandbox slots (`2 × execution.max_concurrent` uids from here).
     pub uid_base: u32,
+    /// Start interpreters ahead of their runs where the registry says how.
+    pub prestart: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

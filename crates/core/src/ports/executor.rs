@@ -26,6 +26,9 @@ pub struct RunSpec {
     pub limits: RunLimits,
     /// Written to the script's standard input, then closed; `None`: empty input.
     pub stdin: Option<String>,
+    /// An equivalent of `command` that can be started before the script exists (the runtime
+    /// registry's `prestart`); an executor may start it ahead of the run or ignore it.
+    pub prestart: Option<Vec<String>>,
 }
 
 /// How a run ended, most specific cause first.

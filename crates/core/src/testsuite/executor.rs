@@ -67,6 +67,7 @@ pub fn shell(script: &str) -> RunSpec {
             ..RunLimits::default()
         },
         stdin: None,
+        prestart: None,
     }
 }
 

@@ -352,6 +352,7 @@ impl PodRun {
             } else {
                 None
             },
+            prestart: None,
         })
     }
 }

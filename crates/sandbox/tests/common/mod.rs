@@ -50,6 +50,7 @@ pub fn spec(file_name: &str, script: &str, command: &[&str]) -> RunSpec {
             ..RunLimits::default()
         },
         stdin: None,
+        prestart: None,
     }
 }
 

@@ -69,6 +69,7 @@ pub async fn start_sandbox(config: &Config) -> anyhow::Result<Arc<LocalExecutor>
         uid_base: config.sandbox.uid_base,
         max_concurrent: config.execution.max_concurrent as usize,
         warm_limits: run_limits(config),
+        prestart: config.sandbox.prestart,
         ..Default::default()
     };
     let executor = Arc::new(LocalExecutor::start(sandbox_config).await);

@@ -1,0 +1,255 @@
+//! Interpreters started ahead of their runs (`RunSpec::prestart`, the registry's
+//! `[runtime.prestart]`): a run served by one behaves exactly as a run that starts its command,
+//! inside the same isolation; a run it was not started for never gets it; and nothing an
+//! earlier run does can reach it.
+
+mod common;
+
+use common::{ready_executor, run_on};
+use integr8s_core::ports::executor::{RunControl, RunOutcome, RunReport, RunSpec};
+use integr8s_core::runtime::RuntimeRegistry;
+use integr8s_sandbox::{LocalExecutor, SandboxConfig};
+
+/// One slot, so consecutive runs share a sandbox (and a run finds what the previous one left
+/// for it).
+async fn one_slot_executor(uid_base: u32) -> LocalExecutor {
+    ready_executor(SandboxConfig {
+        uid_base,
+        max_concurrent: 1,
+        ..SandboxConfig::default()
+    })
+    .await
+}
+
+/// A Python run as the registry resolves it (with its prestart command).
+fn python(script: &str) -> RunSpec {
+    let mut registry = RuntimeRegistry::embedded();
+    registry.probe_host();
+    let runtime = registry
+        .resolve("python", "3.11")
+        .unwrap_or_else(|e| panic!("{e} (run scripts/install-deps.sh)"));
+    assert!(runtime.prestart.is_some(), "python has a prestart command");
+    let mut spec = common::spec(&runtime.file_name, script, &[]);
+    spec.command = runtime.command;
+    spec.env = runtime.env;
+    spec.prestart = runtime.prestart;
+    spec
+}
+
+/// The same run without a prestart command: it always starts its command.
+fn cold(spec: &RunSpec) -> RunSpec {
+    RunSpec {
+        prestart: None,
+        ..spec.clone()
+    }
+}
+
+/// Prints whether the interpreter running it was started ahead (its command line is the
+/// prestart one, `python -I -c CODE FILE`).
+const STARTED_AHEAD: &str = "import sys\n\
+    args = open('/proc/self/cmdline', 'rb').read().split(b'\\0')\n\
+    print('ahead' if args[2] == b'-c' else 'cold', sys.argv)\n";
+
+async fn run(executor: &LocalExecutor, spec: &RunSpec) -> RunReport {
+    run_on(executor, spec, RunControl::default()).await
+}
+
+fn same_run(warm: &RunReport, cold: &RunReport, what: &str) {
+    assert_eq!(warm.outcome, cold.outcome, "{what}: {warm:?} vs {cold:?}");
+    assert_eq!(warm.stdout, cold.stdout, "{what}: stdout");
+    assert_eq!(warm.stderr, cold.stderr, "{what}: stderr");
+    assert_eq!(warm.output_truncated, cold.output_truncated, "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_served_by_an_interpreter_started_ahead_is_the_run_its_command_would_be() {
+    let executor = one_slot_executor(394_000).await;
+    // The same runs where nothing is ever started ahead.
+    let without = ready_executor(SandboxConfig {
+        uid_base: 394_050,
+        max_concurrent: 1,
+        prestart: false,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let probes: &[(&str, &str, Option<&str>)] = &[
+        (
+            "what the script sees of itself",
+            "import sys\n\
+             print(sorted(globals()), __name__, __file__, __doc__, __package__, __spec__, __cached__)\n\
+             print(type(__loader__).__name__, __loader__.name, __loader__.path, __annotations__)\n\
+             print(sys.argv, sys.orig_argv[1:], sys.path, sys.flags)\n\
+             print(sorted(sys.modules))\n\
+             print(sys.stdin.isatty(), sys.stdout.line_buffering, sys.stdout.encoding, sys.stderr.errors)\n",
+            None,
+        ),
+        (
+            "where and as whom it runs, under which restrictions",
+            "import os\n\
+             print(os.getcwd(), os.getpid(), os.getppid(), os.getuid(), os.getgid(), os.getgroups())\n\
+             status = open('/proc/self/status').read().splitlines()\n\
+             keep = ('Uid', 'Gid', 'Groups', 'Cap', 'NoNewPrivs', 'Seccomp', 'NSpid')\n\
+             print([l for l in status if l.startswith(keep)])\n\
+             print(sorted(os.listdir('/proc/self/fd')), sorted(os.listdir('/tmp')), sorted(os.listdir('/work')))\n\
+             print({k: v for k, v in os.environ.items()})\n\
+             import resource\n\
+             print([resource.getrlimit(r) for r in (resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE)])\n\
+             print(sorted(p for p in os.listdir('/proc') if p.isdigit()))\n",
+            None,
+        ),
+        ("its standard input", "import sys\nprint(repr(sys.stdin.read()))\n", Some("line one\nline two\n")),
+        (
+            "an uncaught exception",
+            "def f():\n    raise ValueError('bad')\ntry:\n    1 / 0\nexcept ZeroDivisionError:\n    f()\n",
+            None,
+        ),
+        ("a syntax error", "print('a'\nx = (\n", None),
+        ("an exit code", "import sys\nprint('out')\nsys.exit(3)\n", None),
+        ("an exit message", "import sys\nsys.exit('leaving')\n", None),
+        (
+            "output on both streams, unflushed at exit",
+            "import sys\nsys.stdout.write('é' * 10)\nsys.stderr.write('warn\\n')\nprint(end='tail')\n",
+            None,
+        ),
+        (
+            "threads and exit handlers",
+            "import atexit, threading\natexit.register(lambda: print('bye'))\n\
+             t = threading.Thread(target=lambda: print('thread'))\nt.start()\nprint('main')\n",
+            None,
+        ),
+        (
+            "a module-level return of frames",
+            "import sys, traceback\nprint(sys._getframe().f_code.co_filename)\ntraceback.print_stack()\n",
+            None,
+        ),
+    ];
+    // The first run of a slot has nothing started ahead; every later Python run of the same
+    // kind does (the standard input is not part of what it was started for).
+    run(&executor, &python("pass\n")).await;
+    for (what, script, stdin) in probes {
+        let mut spec = python(script);
+        spec.stdin = stdin.map(str::to_owned);
+        let warm = run(&executor, &spec).await;
+        let cold_report = run(&without, &spec).await;
+        if *what == "a module-level return of frames" {
+            // The one thing that differs: the program that waited for the script is a frame
+            // below it (tracebacks leave it out, a stack walk sees it).
+            assert_eq!(warm.stdout, cold_report.stdout, "{what}");
+            assert!(warm.stderr.contains("/work/main.py"), "{warm:?}");
+        } else {
+            same_run(&warm, &cold_report, what);
+        }
+    }
+    let ahead = run(&executor, &python(STARTED_AHEAD)).await;
+    assert_eq!(ahead.stdout, "ahead ['/work/main.py']\n", "{ahead:?}");
+    for _ in 0..2 {
+        let started = run(&without, &python(STARTED_AHEAD)).await;
+        assert_eq!(started.stdout, "cold ['/work/main.py']\n", "{started:?}");
+    }
+    // A run without a prestart command starts its command even where one waits.
+    let started = run(&executor, &cold(&python(STARTED_AHEAD))).await;
+    assert_eq!(started.stdout, "cold ['/work/main.py']\n", "{started:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_run_exactly_like_the_one_it_was_started_for_gets_the_interpreter() {
+    let executor = one_slot_executor(394_100).await;
+    let probe = python(STARTED_AHEAD);
+    run(&executor, &probe).await;
+    assert!(run(&executor, &probe).await.stdout.starts_with("ahead"));
+    // Another language: its own command runs (the waiting Python is killed).
+    let bash = common::spec(
+        "main.sh",
+        "echo from bash; ps -e -o comm= 2>/dev/null | sort",
+        &["/bin/bash", "main.sh"],
+    );
+    let report = run(&executor, &bash).await;
+    assert_eq!(report.outcome, RunOutcome::Exited { code: 0 }, "{report:?}");
+    assert!(report.stdout.starts_with("from bash\n"), "{report:?}");
+    assert!(
+        !report.stdout.contains("python"),
+        "the interpreter started ahead is gone: {report:?}"
+    );
+    // After a run without a prestart command nothing waits: the next Python run starts cold,
+    // and leaves one for the run after it.
+    assert!(run(&executor, &probe).await.stdout.starts_with("cold"));
+    assert!(run(&executor, &probe).await.stdout.starts_with("ahead"));
+    // Another environment or other limits: not the run the interpreter was started for.
+    let mut other_env = probe.clone();
+    other_env.env.push(("EXTRA".into(), "1".into()));
+    assert!(run(&executor, &other_env).await.stdout.starts_with("cold"));
+    assert!(run(&executor, &probe).await.stdout.starts_with("cold"));
+    let mut other_limits = probe.clone();
+    other_limits.limits.timeout_seconds += 1;
+    assert!(run(&executor, &other_limits)
+        .await
+        .stdout
+        .starts_with("cold"));
+    assert!(run(&executor, &other_limits)
+        .await
+        .stdout
+        .starts_with("ahead"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_memory_limit_the_waiting_interpreter_exceeds_starts_without_it() {
+    let executor = one_slot_executor(394_200).await;
+    let mut small = common::spec("main.sh", "echo small", &["/bin/bash", "main.sh"]);
+    small.limits.memory_bytes = 6 * 1024 * 1024;
+    // Without anything waiting, the run fits.
+    let alone = run(&executor, &small).await;
+    assert_eq!(alone.stdout, "small\n", "{alone:?}");
+    let probe = python(STARTED_AHEAD);
+    run(&executor, &probe).await;
+    // A Python interpreter now waits in the slot, holding more than 6 MiB.
+    let after = run(&executor, &small).await;
+    assert_eq!(after.outcome, alone.outcome, "{after:?}");
+    assert_eq!(after.stdout, "small\n", "{after:?}");
+}
+
+/// The interpreter a run finds was started after the previous run was over, in the new run's
+/// own namespaces and file systems: whatever the previous run tried, it finds nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_an_earlier_run_does_reaches_the_interpreter_started_for_the_next() {
+    let executor = one_slot_executor(394_300).await;
+    run(&executor, &python("pass\n")).await;
+    let attacker = python(
+        "import os, signal, subprocess, time\n\
+         for d in ('/tmp', '/work', '/dev/shm'):\n\
+         \x20   try:\n\
+         \x20       open(d + '/planted.py', 'w').write('print(\"planted\")')\n\
+         \x20   except OSError:\n\
+         \x20       pass\n\
+         os.environ['PYTHONSTARTUP'] = '/tmp/planted.py'\n\
+         # A process that keeps trying to reach every other process, and outlive the run.\n\
+         code = 'import os, signal, time\\n' \\\n\
+         \x20      'os.setsid()\\n' \\\n\
+         \x20      'while True:\\n' \\\n\
+         \x20      '    for p in os.listdir(\"/proc\"):\\n' \\\n\
+         \x20      '        if p.isdigit() and int(p) != os.getpid():\\n' \\\n\
+         \x20      '            try: os.kill(int(p), signal.SIGSTOP)\\n' \\\n\
+         \x20      '            except OSError: pass\\n' \\\n\
+         \x20      '    time.sleep(0.01)\\n'\n\
+         subprocess.Popen(['/usr/bin/python3', '-c', code], start_new_session=True)\n\
+         time.sleep(0.2)\n\
+         print('planted')\n",
+    );
+    let planted = run(&executor, &attacker).await;
+    assert_eq!(planted.stdout, "planted\n", "{planted:?}");
+    let looker = python(
+        "import os, sys\n\
+         args = open('/proc/self/cmdline', 'rb').read().split(b'\\0')\n\
+         print('ahead' if args[2] == b'-c' else 'cold')\n\
+         print(sorted(os.listdir('/tmp')), sorted(os.listdir('/work')), sorted(os.listdir('/dev/shm')))\n\
+         print(sorted(p for p in os.listdir('/proc') if p.isdigit()))\n\
+         print(open('/proc/self/status').read().split('State:')[1].split()[0])\n\
+         print('PYTHONSTARTUP' in os.environ)\n",
+    );
+    let seen = run(&executor, &looker).await;
+    assert_eq!(seen.outcome, RunOutcome::Exited { code: 0 }, "{seen:?}");
+    // Pid 1 is the run's init, 2 the interpreter; nothing of the earlier run is there.
+    assert_eq!(
+        seen.stdout, "ahead\n[] ['main.py'] []\n['1', '2']\nR\nFalse\n",
+        "{seen:?}"
+    );
+}
