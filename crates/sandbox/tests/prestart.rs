@@ -23,10 +23,14 @@ async fn one_slot_executor(uid_base: u32) -> LocalExecutor {
 
 /// A Python run as the registry resolves it (with its prestart command).
 fn python(script: &str) -> RunSpec {
+    python_version("3.11", script)
+}
+
+fn python_version(version: &str, script: &str) -> RunSpec {
     let mut registry = RuntimeRegistry::embedded();
     registry.probe_host();
     let runtime = registry
-        .resolve("python", "3.11")
+        .resolve("python", version)
         .unwrap_or_else(|e| panic!("{e} (run scripts/install-deps.sh)"));
     assert!(runtime.prestart.is_some(), "python has a prestart command");
     let mut spec = common::spec(&runtime.file_name, script, &[]);
@@ -252,4 +256,35 @@ async fn nothing_an_earlier_run_does_reaches_the_interpreter_started_for_the_nex
         seen.stdout, "ahead\n[] ['main.py'] []\n['1', '2']\nR\nFalse\n",
         "{seen:?}"
     );
+}
+
+/// Every Python version of the registry that is installed here runs a script through its
+/// interpreter started ahead, with the same result as without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_installed_python_version_runs_through_its_interpreter_started_ahead() {
+    let executor = one_slot_executor(394_500).await;
+    let mut registry = RuntimeRegistry::embedded();
+    registry.probe_host();
+    let script = "import sys\n\
+        args = open('/proc/self/cmdline', 'rb').read().split(b'\\0')\n\
+        print('ahead' if args[2] == b'-c' else 'cold', sys.version_info[:2], sys.argv, __name__)\n\
+        raise SystemExit(sum(map(int, sys.stdin.read().split())))\n";
+    let mut tried = 0;
+    for version in ["3.11", "3.12", "3.13"] {
+        if registry.resolve("python", version).is_err() {
+            continue;
+        }
+        tried += 1;
+        let mut spec = python_version(version, script);
+        spec.stdin = Some("2 3".into());
+        let first = run(&executor, &spec).await;
+        let second = run(&executor, &spec).await;
+        let (major, minor) = version.split_once('.').unwrap();
+        let expected = |how: &str| format!("{how} ({major}, {minor}) ['/work/main.py'] __main__\n");
+        assert_eq!(first.stdout, expected("cold"), "{version}: {first:?}");
+        assert_eq!(second.stdout, expected("ahead"), "{version}: {second:?}");
+        assert_eq!(second.outcome, RunOutcome::Exited { code: 5 }, "{second:?}");
+        assert_eq!(second.outcome, first.outcome);
+    }
+    assert!(tried >= 1, "no Python of the registry is installed");
 }

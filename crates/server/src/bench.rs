@@ -176,6 +176,14 @@ async fn api_report(args: &BenchArgs) -> anyhow::Result<()> {
         .env("INTEGR8S_RATE_LIMIT__ENABLED", "false")
         // Sandbox uids apart from a server that may run on this host with the default ones.
         .env("INTEGR8S_SANDBOX__UID_BASE", args.uid_base.to_string())
+        .env(
+            "INTEGR8S_SANDBOX__PRESTART",
+            if args.without_prestart {
+                "false"
+            } else {
+                "true"
+            },
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -192,6 +200,10 @@ async fn api_report(args: &BenchArgs) -> anyhow::Result<()> {
             break url.trim().to_owned();
         }
     };
+    println!(
+        "interpreters started ahead of their runs (sandbox.prestart): {}",
+        if args.without_prestart { "off" } else { "on" }
+    );
     let result = match Client::login(&base, "admin", "admin123").await {
         Ok(client) => measure(&client, args).await,
         Err(e) => Err(e),

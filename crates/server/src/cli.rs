@@ -175,6 +175,10 @@ pub struct BenchArgs {
     /// part's executor), apart from other servers' ranges on this host.
     #[arg(long, default_value_t = crate::bench::BENCH_UID_BASE)]
     pub uid_base: u32,
+    /// Start the bench's server with `sandbox.prestart = false`: every run starts its
+    /// interpreter after it is released (the path of languages without a prestart command).
+    #[arg(long, conflicts_with = "base_url")]
+    pub without_prestart: bool,
 }
 
 /// A part of `integr8s bench`.
