@@ -73,7 +73,10 @@ fn read_ready(
     mut sink: impl FnMut(&[u8]) -> bool,
 ) -> bool {
     while let Some(r) = pipe {
-        match r.try_read(buf) {
+        // The system call itself, not the runtime's `try_read`: that one answers WouldBlock
+        // without reading while the reactor has not yet seen the pipe become readable, and
+        // data written just before the shim's report would be lost.
+        match crate::sys::read_now(r, buf) {
             Ok(0) => *pipe = None,
             Ok(n) => {
                 if sink(&buf[..n]) {

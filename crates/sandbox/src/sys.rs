@@ -225,6 +225,14 @@ pub(crate) fn send_fds(socket: &OwnedFd, fds: &[RawFd]) -> io::Result<()> {
 }
 
 /// What `fd` holds right now, up to `max` bytes, without blocking (`fd` is made non-blocking).
+/// One `read(2)` from a non-blocking `fd` into `buf`, whatever an async runtime believes about
+/// its readiness: `WouldBlock` only when the kernel says so.
+pub(crate) fn read_now(fd: &impl std::os::fd::AsRawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a valid writable buffer of its length; the fd is borrowed for the call.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 pub(crate) fn read_available(fd: &OwnedFd, max: usize) -> Vec<u8> {
     use std::os::fd::AsRawFd;
     let mut out = Vec::new();

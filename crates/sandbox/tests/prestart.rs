@@ -288,3 +288,49 @@ async fn every_installed_python_version_runs_through_its_interpreter_started_ahe
     }
     assert!(tried >= 1, "no Python of the registry is installed");
 }
+
+/// Runs of different kinds at once on shared slots, each finding whatever the slot's last run
+/// left waiting (an interpreter of its kind, of another kind, or none): every run's own output,
+/// on both streams, and nothing else. (This also caught output written just before the shim's
+/// report being missed by the supervisor.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_runs_on_shared_slots_each_get_their_own_output() {
+    let executor = std::sync::Arc::new(
+        ready_executor(SandboxConfig {
+            uid_base: 394_700,
+            max_concurrent: 3,
+            ..SandboxConfig::default()
+        })
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for worker in 0..3 {
+        let executor = executor.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut wrong = Vec::new();
+            for i in 0..40 {
+                let marker = format!("m-{worker}-{i}");
+                let spec = if (i + worker) % 3 == 2 {
+                    common::bash(&format!("echo {marker}; echo e{marker} >&2"))
+                } else {
+                    python(&format!(
+                        "import sys\nprint('{marker}')\nsys.stderr.write('e{marker}\\n')\n"
+                    ))
+                };
+                let report = run(&executor, &spec).await;
+                if report.stdout != format!("{marker}\n")
+                    || report.stderr != format!("e{marker}\n")
+                    || report.outcome != (RunOutcome::Exited { code: 0 })
+                {
+                    wrong.push(format!("{i} {:?}: {report:?}", spec.command));
+                }
+            }
+            wrong
+        }));
+    }
+    let mut wrong = Vec::new();
+    for task in tasks {
+        wrong.extend(task.await.expect("task"));
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

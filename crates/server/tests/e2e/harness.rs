@@ -345,7 +345,8 @@ impl Client {
 }
 
 /// Descendants of `pid` that run a script (their command line names the sandbox's work dir).
-/// Idle bubblewraps kept ready for the next run are not scripts.
+/// Idle bubblewraps kept ready for the next run are not scripts, nor are interpreters started
+/// ahead that still wait for their run (see [`waiting_interpreter`]).
 pub fn script_processes(pid: u32) -> Vec<u32> {
     descendants(pid)
         .into_iter()
@@ -353,8 +354,16 @@ pub fn script_processes(pid: u32) -> Vec<u32> {
             std::fs::read(format!("/proc/{p}/cmdline"))
                 .map(|c| String::from_utf8_lossy(&c).contains("/work/main."))
                 .unwrap_or(false)
+                && !waiting_interpreter(*p)
         })
         .collect()
+}
+
+/// Whether `pid` is an interpreter started ahead of a run that has not been given one yet: its
+/// standard output is still `/dev/null` (a run's streams are pipes).
+pub fn waiting_interpreter(pid: u32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/fd/1"))
+        .is_ok_and(|target| target == std::path::Path::new("/dev/null"))
 }
 
 /// Pids of all descendants of `pid` on the host.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use integr8s_core::ports::AllocationStore;
 use serde_json::{json, Value};
 
-use crate::harness::{descendants, Client, Server, DEADLINE};
+use crate::harness::{descendants, waiting_interpreter, Client, Server, DEADLINE};
 
 /// Polls the execution's sagas until one exists and `done(state)` holds; returns it.
 async fn wait_saga(c: &Client, execution_id: &str, done: impl Fn(&str) -> bool) -> Value {
@@ -30,10 +30,11 @@ async fn wait_saga(c: &Client, execution_id: &str, done: impl Fn(&str) -> bool) 
 }
 
 /// The server's descendants that run the Python script (bubblewraps kept warm for the next
-/// run are not scripts).
+/// run are not scripts, nor interpreters started ahead that wait for their run).
 fn script_processes(pid: u32) -> Vec<String> {
     descendants(pid)
         .into_iter()
+        .filter(|p| !waiting_interpreter(*p))
         .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
         .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
         .filter(|cmd| cmd.contains("python"))
