@@ -47,6 +47,9 @@ pub struct BusConfig {
     pub batch_size: u32,
     /// Unsettled events one worker holds at most.
     pub max_in_flight: usize,
+    /// And at most about this many bytes of them (by `EventPayload::approx_bytes`; one event
+    /// is always taken, however large).
+    pub max_in_flight_bytes: usize,
     /// Redelivery back-off: `redelivery_step × attempt`, at most `redelivery_max`.
     pub redelivery_step: Duration,
     pub redelivery_max: Duration,
@@ -56,6 +59,11 @@ pub struct BusConfig {
     pub watch_capacity: usize,
     /// Published events kept in memory for the consumers (see [`published`]).
     pub published_capacity: usize,
+    /// And at most this many bytes of them (by [`EventPayload::approx_bytes`]): a few runs
+    /// with large outputs take the room of many small events.
+    ///
+    /// [`EventPayload::approx_bytes`]: integr8s_core::event::EventPayload::approx_bytes
+    pub published_capacity_bytes: usize,
     /// How long a gap below published events may stay open before the store is read to
     /// close it (events published out of `seq` order usually close it at once).
     pub gap_wait: Duration,
@@ -67,11 +75,13 @@ impl Default for BusConfig {
             poll_interval: Duration::from_millis(500),
             batch_size: 128,
             max_in_flight: 256,
+            max_in_flight_bytes: 64 * 1024 * 1024,
             redelivery_step: Duration::from_millis(100),
             redelivery_max: Duration::from_secs(2),
             commit_delay: Duration::from_millis(20),
             watch_capacity: 1024,
             published_capacity: 4096,
+            published_capacity_bytes: 64 * 1024 * 1024,
             gap_wait: Duration::from_millis(5),
         }
     }
@@ -127,7 +137,10 @@ impl MemoryBus {
                 wakers: Mutex::default(),
                 workers: Mutex::default(),
                 recent: Mutex::new(Recent::new(RECENT_CAPACITY)),
-                log: Arc::new(PublishedLog::new(config.published_capacity)),
+                log: Arc::new(PublishedLog::new(
+                    config.published_capacity,
+                    config.published_capacity_bytes,
+                )),
                 resync: Arc::new(Notify::new()),
                 resync_started: std::sync::Once::new(),
                 config,

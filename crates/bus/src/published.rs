@@ -27,8 +27,21 @@ use crate::lock;
 /// See the module docs.
 pub(crate) struct PublishedLog {
     state: Mutex<State>,
-    /// Events kept below the frontier; older ones are read from the store.
-    capacity: usize,
+    /// Events kept below the frontier (and waiting above it); older ones are read from the
+    /// store.
+    capacity: Capacity,
+}
+
+/// How much the log keeps, in events and in bytes (see [`approx_bytes`]).
+#[derive(Clone, Copy)]
+struct Capacity {
+    events: usize,
+    bytes: usize,
+}
+
+/// The memory an event holds, roughly.
+fn approx_bytes(event: &StoredEvent) -> usize {
+    event.envelope.payload.approx_bytes()
 }
 
 #[derive(Default)]
@@ -38,34 +51,53 @@ struct State {
     /// The log holds every event with `base < seq <= frontier`.
     base: i64,
     events: BTreeMap<i64, StoredEvent>,
+    /// Bytes of `events`.
+    bytes: usize,
     /// Published above a gap (`frontier + 1` is missing), waiting for it to close.
     ahead: BTreeMap<i64, StoredEvent>,
+    /// Bytes of `ahead`.
+    ahead_bytes: usize,
 }
 
 impl State {
     /// Moves what waits above the frontier into the log while it is contiguous, and keeps the
     /// log within `capacity`.
-    fn advance(&mut self, capacity: usize) {
+    fn advance(&mut self, capacity: Capacity) {
         let Some(mut frontier) = self.frontier else {
             return;
         };
         while let Some(entry) = self.ahead.first_entry() {
             let seq = *entry.key();
+            let event = entry.remove();
+            let size = approx_bytes(&event);
+            self.ahead_bytes = self.ahead_bytes.saturating_sub(size);
             if seq <= frontier {
-                entry.remove();
                 continue;
             }
             if seq != frontier + 1 {
+                self.ahead_bytes += size;
+                self.ahead.insert(seq, event);
                 break;
             }
-            self.events.insert(seq, entry.remove());
+            self.bytes += size;
+            self.events.insert(seq, event);
             frontier = seq;
         }
         self.frontier = Some(frontier);
-        while self.events.len() > capacity {
-            if let Some((seq, _)) = self.events.pop_first() {
-                self.base = seq;
-            }
+        while self.events.len() > capacity.events || self.bytes > capacity.bytes {
+            let Some((seq, event)) = self.events.pop_first() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(approx_bytes(&event));
+            self.base = seq;
+        }
+    }
+
+    /// Keeps an event in the log (below the frontier).
+    fn keep(&mut self, event: StoredEvent) {
+        self.bytes += approx_bytes(&event);
+        if let Some(replaced) = self.events.insert(event.seq, event) {
+            self.bytes = self.bytes.saturating_sub(approx_bytes(&replaced));
         }
     }
 
@@ -76,10 +108,13 @@ impl State {
 }
 
 impl PublishedLog {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(events: usize, bytes: usize) -> Self {
         Self {
             state: Mutex::default(),
-            capacity: capacity.max(1),
+            capacity: Capacity {
+                events: events.max(1),
+                bytes: bytes.max(1),
+            },
         }
     }
 
@@ -89,9 +124,12 @@ impl PublishedLog {
         if s.frontier.is_some_and(|f| event.seq <= f) {
             return false;
         }
-        s.ahead.insert(event.seq, event.clone());
+        s.ahead_bytes += approx_bytes(event);
+        if let Some(replaced) = s.ahead.insert(event.seq, event.clone()) {
+            s.ahead_bytes = s.ahead_bytes.saturating_sub(approx_bytes(&replaced));
+        }
         s.advance(self.capacity);
-        if s.ahead.len() > self.capacity {
+        if s.ahead.len() > self.capacity.events || s.ahead_bytes > self.capacity.bytes {
             // A gap that does not close (the store unreachable): start over from the store.
             s.reset();
         }
@@ -168,7 +206,7 @@ impl PublishedLog {
         for event in read {
             if event.seq > frontier {
                 frontier = event.seq;
-                s.events.insert(event.seq, event);
+                s.keep(event);
             }
         }
         s.frontier = Some(frontier);
@@ -200,7 +238,7 @@ mod tests {
     }
 
     fn started_at(last: i64) -> PublishedLog {
-        let log = PublishedLog::new(8);
+        let log = PublishedLog::new(8, usize::MAX);
         {
             let mut s = lock(&log.state);
             s.frontier = Some(last);
@@ -211,7 +249,7 @@ mod tests {
 
     #[test]
     fn nothing_is_read_before_the_first_frontier() {
-        let log = PublishedLog::new(8);
+        let log = PublishedLog::new(8, usize::MAX);
         assert!(log.published(&event(1)));
         assert_eq!(seqs(&log, 0), None);
     }
@@ -263,5 +301,59 @@ mod tests {
                 .map(|(events, upto)| (events.len(), upto)),
             Some((0, 5))
         );
+    }
+
+    fn completed(seq: i64, output_bytes: usize) -> StoredEvent {
+        let payload = EventPayload::ExecutionCompleted {
+            execution_id: format!("e{seq}"),
+            exit_code: 0,
+            output: integr8s_core::event::RunOutput {
+                stdout: "x".repeat(output_bytes),
+                ..Default::default()
+            },
+        };
+        StoredEvent {
+            seq,
+            envelope: Envelope::new(payload, EventMetadata::new("test", None)),
+        }
+    }
+
+    #[test]
+    fn large_events_take_the_room_of_many_small_ones() {
+        let log = PublishedLog::new(1000, 3 * 1024 * 1024);
+        {
+            let mut s = lock(&log.state);
+            s.frontier = Some(0);
+        }
+        // Five outputs of 1 MiB: only the last two fit (with the small events around them).
+        for seq in 1..=5 {
+            log.published(&completed(seq, 1024 * 1024));
+        }
+        let kept = |log: &PublishedLog| {
+            let s = lock(&log.state);
+            (s.events.keys().copied().collect::<Vec<_>>(), s.bytes)
+        };
+        let (seqs, bytes) = kept(&log);
+        assert_eq!(seqs, vec![4, 5]);
+        assert!(bytes <= 3 * 1024 * 1024, "{bytes}");
+        assert_eq!(
+            log.read(EventType::ExecutionCompleted, 3, 10)
+                .map(|(e, upto)| (e.len(), upto)),
+            Some((2, 5))
+        );
+        assert_eq!(
+            log.read(EventType::ExecutionCompleted, 2, 10)
+                .map(|(e, _)| e.len()),
+            None
+        );
+        // Small events do not push out what fits.
+        log.published(&event(6));
+        assert_eq!(kept(&log).0, vec![4, 5, 6]);
+        // Waiting above a gap counts too: past the bound the log starts over from the store.
+        log.published(&completed(8, 2 * 1024 * 1024));
+        assert!(log.stalled());
+        log.published(&completed(9, 2 * 1024 * 1024));
+        assert_eq!(log.frontier(), None, "reset");
+        assert_eq!(kept(&log), (Vec::new(), 0));
     }
 }

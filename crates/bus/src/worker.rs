@@ -109,6 +109,8 @@ pub(crate) struct GroupWorker {
     need_store: bool,
     /// Every event read and not yet part of the committed prefix, by seq.
     slots: BTreeMap<i64, Slot>,
+    /// Bytes of the events in `slots` (by `EventPayload::approx_bytes`).
+    slot_bytes: usize,
     ready: BTreeSet<i64>,
     /// Unacked seqs per aggregate: only the first of each may be out.
     unacked: HashMap<String, BTreeSet<i64>>,
@@ -147,6 +149,7 @@ impl GroupWorker {
             need_fetch: true,
             need_store: true,
             slots: BTreeMap::new(),
+            slot_bytes: 0,
             ready: BTreeSet::new(),
             unacked: HashMap::new(),
             retries: BinaryHeap::new(),
@@ -257,6 +260,7 @@ impl GroupWorker {
         if !self.need_fetch
             || self.subscribers.is_empty()
             || self.slots.len() >= self.config.max_in_flight
+            || self.slot_bytes >= self.config.max_in_flight_bytes
         {
             return;
         }
@@ -264,7 +268,11 @@ impl GroupWorker {
         if !self.need_store {
             if let Some((events, upto)) = self.log.read(self.topic, cursor, batch) {
                 let full = events.len() >= batch;
-                self.take(events);
+                if !self.take(events) {
+                    // Held back by the byte bound: the rest is read again once room is made.
+                    self.need_fetch = true;
+                    return;
+                }
                 self.cursor = Some(upto.max(cursor));
                 // A publish above a gap of the log is read from the store.
                 if full || *self.wake.borrow() <= upto {
@@ -291,9 +299,9 @@ impl GroupWorker {
                 return;
             }
         };
-        let complete = events.len() < batch;
+        let short = events.len() < batch;
+        let complete = self.take(events) && short;
         self.need_fetch = !complete;
-        self.take(events);
         if complete {
             self.need_store = false;
             if let Some(known) = known {
@@ -302,9 +310,18 @@ impl GroupWorker {
         }
     }
 
-    /// Adds events read after the cursor (in `seq` order) to the slots, ready to be handed out.
-    fn take(&mut self, events: Vec<StoredEvent>) {
+    /// Adds events read after the cursor (in `seq` order) to the slots, ready to be handed out,
+    /// while the byte bound allows (one event always fits when nothing is in flight); `false`
+    /// when it stopped before the end (the cursor is at the last one taken).
+    fn take(&mut self, events: Vec<StoredEvent>) -> bool {
         for event in events {
+            let size = event.envelope.payload.approx_bytes();
+            if !self.slots.is_empty()
+                && self.slot_bytes.saturating_add(size) > self.config.max_in_flight_bytes
+            {
+                return false;
+            }
+            self.slot_bytes += size;
             let seq = event.seq;
             self.cursor = Some(seq);
             if let Some(aggregate) = &event.envelope.aggregate_id {
@@ -323,6 +340,7 @@ impl GroupWorker {
             );
             self.ready.insert(seq);
         }
+        true
     }
 
     /// The lowest ready seq that is the first unacked event of its aggregate.
@@ -396,7 +414,10 @@ impl GroupWorker {
                 break;
             }
             self.acked_upto = *entry.key();
-            entry.remove();
+            let slot = entry.remove();
+            self.slot_bytes = self
+                .slot_bytes
+                .saturating_sub(slot.event.envelope.payload.approx_bytes());
         }
         if self.acked_upto > self.committed && self.commit_at.is_none() {
             self.commit_at = Some(Instant::now() + self.config.commit_delay);

@@ -29,7 +29,7 @@ mod published_log {
 
     use futures::StreamExt;
     use integr8s_core::event::{Envelope, EventMetadata, EventPayload, EventType};
-    use integr8s_core::ports::Delivery;
+    use integr8s_core::ports::{Delivery, EventBus};
     use integr8s_core::StoredEvent;
 
     const QUEUED: EventType = EventType::ExecutionQueued;
@@ -85,5 +85,59 @@ mod published_log {
             received.push(next(&mut sub).await.seq);
         }
         assert_eq!(received, published);
+    }
+
+    /// A worker holds at most its byte bound of unsettled events: large outputs wait in the
+    /// store until room is made, and none is lost or reordered.
+    #[tokio::test]
+    async fn large_events_are_held_back_by_the_byte_bound_and_none_is_lost() {
+        const MIB: usize = 1024 * 1024;
+        let f = super::sqlite_event_store().await;
+        let config = integr8s_bus::BusConfig {
+            max_in_flight_bytes: 3 * MIB,
+            ..integr8s_bus::BusConfig::default()
+        };
+        let bus = integr8s_bus::MemoryBus::with_config(f.store.clone(), config);
+        let completed = EventType::ExecutionCompleted;
+        let mut sub = bus.subscribe(&[completed], "g").await.expect("subscribe");
+        let mut stored = Vec::new();
+        for i in 0..6 {
+            let payload = EventPayload::ExecutionCompleted {
+                execution_id: format!("large-{i}"),
+                exit_code: 0,
+                output: integr8s_core::event::RunOutput {
+                    stdout: "x".repeat(MIB),
+                    ..Default::default()
+                },
+            };
+            let env = Envelope::new(payload, EventMetadata::new("test", None));
+            let event = f.store.append_event(&env).await.expect("append");
+            bus.publish(&event).await.expect("publish");
+            stored.push(event.seq);
+        }
+        // Two of 1 MiB fit in 3 MiB, a third does not: held until one is settled.
+        let first = take(&mut sub).await;
+        let second = take(&mut sub).await;
+        let third = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
+        assert!(
+            third.is_err(),
+            "a third large event was handed out before room was made"
+        );
+        let mut received = vec![first.event.seq, second.event.seq];
+        first.ack();
+        second.ack();
+        while received.len() < stored.len() {
+            let delivery = take(&mut sub).await;
+            received.push(delivery.event.seq);
+            delivery.ack();
+        }
+        assert_eq!(received, stored);
+    }
+
+    async fn take(sub: &mut futures::stream::BoxStream<'static, Delivery>) -> Delivery {
+        tokio::time::timeout(DEADLINE, sub.next())
+            .await
+            .expect("no delivery in time")
+            .expect("subscription ended")
     }
 }

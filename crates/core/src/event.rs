@@ -454,6 +454,36 @@ pub enum EventPayload {
 }
 
 impl EventPayload {
+    /// Roughly the memory this payload holds: a fixed part for its small fields plus its
+    /// texts of unbounded size (script, standard input, output, messages). Buffers of events
+    /// bound themselves by it, so that a few runs with large outputs cannot fill memory.
+    pub fn approx_bytes(&self) -> usize {
+        const FIXED: usize = 512;
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let output = |o: &RunOutput| o.stdout.len() + o.stderr.len();
+        FIXED
+            + match self {
+                EventPayload::ExecutionRequested(run) => run.script.len() + text(&run.stdin),
+                EventPayload::ExecutionCompleted { output: o, .. }
+                | EventPayload::ExecutionTimeout { output: o, .. } => output(o),
+                EventPayload::ExecutionFailed {
+                    output: o,
+                    error_message,
+                    ..
+                } => output(o) + text(error_message),
+                EventPayload::PodSucceeded { stdout, stderr, .. } => text(stdout) + text(stderr),
+                EventPayload::PodFailed {
+                    stdout,
+                    stderr,
+                    message,
+                    ..
+                } => text(stdout) + text(stderr) + text(message),
+                EventPayload::ResultFailed { error, .. } => text(error),
+                EventPayload::SagaFailed { error, .. } => error.len(),
+                _ => 0,
+            }
+    }
+
     pub fn event_type(&self) -> EventType {
         match self {
             EventPayload::ExecutionRequested(_) => EventType::ExecutionRequested,
