@@ -536,7 +536,13 @@ fn interpreter_in_the_way(
         return false;
     };
     let ours = prestart.is_some_and(|spec| spec[..] == started[..]);
-    !ours && cgroup.memory_usage().saturating_add(PRESTART_HEADROOM) > memory_limit
+    // File cache (the interpreter's own files, read by earlier runs too) is reclaimed when the
+    // limit is lowered; what counts is what cannot be.
+    !ours
+        && cgroup
+            .unreclaimable_memory()
+            .saturating_add(PRESTART_HEADROOM)
+            > memory_limit
 }
 
 /// How a slot is named in progress reports (and so in the run's `pod_*` events).

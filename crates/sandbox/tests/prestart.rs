@@ -178,6 +178,17 @@ async fn only_a_run_exactly_like_the_one_it_was_started_for_gets_the_interpreter
     // and leaves one for the run after it.
     assert!(run(&executor, &probe).await.stdout.starts_with("cold"));
     assert!(run(&executor, &probe).await.stdout.starts_with("ahead"));
+    // Nothing of the killed interpreter reaches the run that found it: no descriptor beyond
+    // the standard streams (3 is `ls`'s own directory).
+    let fds = common::spec(
+        "main.sh",
+        "ls /proc/self/fd | tr '\\n' ' '",
+        &["/bin/bash", "main.sh"],
+    );
+    let report = run(&executor, &fds).await;
+    assert_eq!(report.stdout, "0 1 2 3 ", "{report:?}");
+    assert!(run(&executor, &probe).await.stdout.starts_with("cold"));
+    assert!(run(&executor, &probe).await.stdout.starts_with("ahead"));
     // Another environment or other limits: not the run the interpreter was started for.
     let mut other_env = probe.clone();
     other_env.env.push(("EXTRA".into(), "1".into()));

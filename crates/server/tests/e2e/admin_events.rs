@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::admin_users::NO_LIMITS;
-use crate::harness::{Client, Server};
+use crate::harness::{Client, Server, DEADLINE};
 
 async fn browse(admin: &Client, body: Value) -> Value {
     let r = admin
@@ -14,6 +14,31 @@ async fn browse(admin: &Client, body: Value) -> Value {
     r.body
 }
 
+/// Waits until the execution's saga has completed: its last event is stored (the execution
+/// turns terminal a few events before the pipeline is done with it).
+async fn settled(user: &Client, execution: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let r = user
+            .get(&format!("/api/v1/executions/{execution}/events"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let done = r
+            .body
+            .as_array()
+            .is_some_and(|events| events.iter().any(|e| e["event_type"] == "saga_completed"));
+        if done {
+            return;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the saga of {execution} did not complete: {}",
+            r.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn browse_filters_search_detail_and_delete() {
     let server = Server::start(&NO_LIMITS).await;
@@ -21,6 +46,7 @@ async fn browse_filters_search_detail_and_delete() {
     let user = server.new_user("Eve_Searchable").await;
     let execution = user.submit("print('hello')").await;
     user.wait_terminal(&execution).await;
+    settled(&user, &execution).await;
 
     let of_execution = browse(&admin, json!({"filters": {"aggregate_id": execution}})).await;
     let total = of_execution["total"].as_u64().unwrap();
@@ -139,6 +165,7 @@ async fn stats_and_streamed_exports() {
     let user = server.user().await;
     let execution = user.submit("print('x')").await;
     user.wait_terminal(&execution).await;
+    settled(&user, &execution).await;
 
     let r = admin.get("/api/v1/admin/events/stats?hours=1").await;
     assert_eq!(r.status, 200, "{}", r.body);
