@@ -46,6 +46,7 @@ mod isolate;
 mod job;
 mod landlock;
 mod launch;
+mod prestart;
 mod run;
 
 use std::ffi::OsString;

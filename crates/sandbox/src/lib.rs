@@ -18,6 +18,7 @@ mod launch;
 mod pool;
 mod seccomp;
 mod selftest;
+mod slot_checks;
 mod supervise;
 mod sys;
 mod uid_claim;
