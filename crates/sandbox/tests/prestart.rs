@@ -27,12 +27,17 @@ fn python(script: &str) -> RunSpec {
 }
 
 fn python_version(version: &str, script: &str) -> RunSpec {
+    resolved("python", version, script)
+}
+
+/// A run of `lang` as the registry resolves it (with its prestart command).
+fn resolved(lang: &str, version: &str, script: &str) -> RunSpec {
     let mut registry = RuntimeRegistry::embedded();
     registry.probe_host();
     let runtime = registry
-        .resolve("python", version)
+        .resolve(lang, version)
         .unwrap_or_else(|e| panic!("{e} (run scripts/install-deps.sh)"));
-    assert!(runtime.prestart.is_some(), "python has a prestart command");
+    assert!(runtime.prestart.is_some(), "{lang} has a prestart command");
     let mut spec = common::spec(&runtime.file_name, script, &[]);
     spec.command = runtime.command;
     spec.env = runtime.env;
@@ -344,4 +349,54 @@ async fn mixed_runs_on_shared_slots_each_get_their_own_output() {
         wrong.extend(task.await.expect("task"));
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Ruby's interpreter started ahead (`ruby -e CODE FILE`) runs a script as `ruby FILE` would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ruby_run_served_by_an_interpreter_started_ahead_is_the_run_its_command_would_be() {
+    let executor = one_slot_executor(394_800).await;
+    let without = ready_executor(SandboxConfig {
+        uid_base: 394_850,
+        max_concurrent: 1,
+        prestart: false,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let ruby = |script: &str| resolved("ruby", "3.1", script);
+    let probes: &[(&str, &str, Option<&str>)] = &[
+        (
+            "what the script sees of itself",
+            "puts __FILE__, $0, $PROGRAM_NAME, ARGV.inspect, __dir__, local_variables.inspect\n\
+             puts self.inspect, $stdout.tty?, $stdout.sync, STDOUT.fileno, Encoding.default_external\n\
+             puts Dir.pwd, Process.pid, Process.ppid, Process.uid, ENV.to_h.sort.inspect\n\
+             puts Dir.children('/proc/self/fd').sort.inspect, Dir.children('/tmp').inspect\n\
+             puts File.read('/proc/self/status').lines.grep(/^(Cap|NoNewPrivs|Seccomp|Uid)/).join\n",
+            None,
+        ),
+        ("its standard input", "p $stdin.read", Some("one\ntwo\n")),
+        (
+            "an uncaught exception",
+            "def f = raise(ArgumentError, 'bad')\nbegin\n  1 / 0\nrescue ZeroDivisionError\n  f\nend\n",
+            None,
+        ),
+        ("a syntax error", "puts 'a'\ndef x(\n", None),
+        ("an exit code", "puts 'out'\nexit 3\n", None),
+        ("abort", "abort('leaving')\n", None),
+        ("exit handlers", "at_exit { puts 'bye' }\n$stdout.write('é' * 3)\n", None),
+        ("data after __END__", "puts DATA.read\n__END__\ndata line\n", None),
+        ("a BEGIN block", "BEGIN { puts 'first' }\nputs 'then'\n", None),
+        ("a magic comment", "# frozen_string_literal: true\ns = 'x'\nputs s.frozen?\n", None),
+    ];
+    run(&executor, &ruby("nil\n")).await;
+    for (what, script, stdin) in probes {
+        let mut spec = ruby(script);
+        spec.stdin = stdin.map(str::to_owned);
+        let ahead = run(&executor, &spec).await;
+        let started = run(&without, &spec).await;
+        same_run(&ahead, &started, what);
+    }
+    // Served ahead: Ruby wrote the script's name over its own command line when `$0` was set.
+    let probe = ruby("puts File.read('/proc/self/cmdline').split(\"\\0\")[0]\n");
+    assert_eq!(run(&executor, &probe).await.stdout, "/work/main.rb\n");
+    assert_eq!(run(&without, &probe).await.stdout, "/usr/bin/ruby\n");
 }
