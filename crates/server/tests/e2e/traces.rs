@@ -123,8 +123,9 @@ async fn one_trace_follows_an_execution_from_the_request_through_every_hop() {
         assert!(tp.contains(&trace_id), "{e:#}");
     }
 
-    // JSON log lines written inside the trace carry its ids.
-    let span_ids: Vec<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    // JSON log lines written inside the trace carry its ids: each names a span of the trace
+    // (one of a hop that ends after the spans above were collected arrives with the next
+    // export).
     let lines = json_lines(&s.log());
     let traced: Vec<&Value> = lines
         .iter()
@@ -136,9 +137,18 @@ async fn one_trace_follows_an_execution_from_the_request_through_every_hop() {
             .any(|l| l["fields"]["message"] == "execution scheduled"),
         "{traced:#?}"
     );
-    assert!(traced.iter().all(|l| l["span_id"]
-        .as_str()
-        .is_some_and(|id| span_ids.contains(&id))));
+    let logged: Vec<&str> = traced
+        .iter()
+        .map(|l| l["span_id"].as_str().unwrap_or_default())
+        .collect();
+    assert!(logged.iter().all(|id| !id.is_empty()), "{traced:#?}");
+    receiver
+        .wait_for(&trace_id, |spans| {
+            logged
+                .iter()
+                .all(|id| spans.iter().any(|s| s.span_id == *id))
+        })
+        .await;
 
     // A request without a trace context starts a trace of its own (sampled at the configured
     // rate; the one below carries the sampled flag of its caller's context).
