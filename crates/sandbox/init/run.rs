@@ -16,12 +16,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::dev::DevPlan;
 use crate::fdpass::Message;
 use crate::ffi::{_exit, kill, mmap, syscall, waitpid, EINTR, SIGKILL};
-use crate::prestart::{command_for, prestart, Prestarted};
-use crate::dev::DevPlan;
 use crate::isolate::{prepare, write_line, write_script, Setup, SETUP_FAILED};
-
+use crate::prestart::{command_for, prestart, Prestarted};
 use crate::{fdpass, read_job};
 
 const SYS_CLONE: c_long = 56;

@@ -378,17 +378,6 @@ impl LocalExecutor {
                     });
                     match applied {
                         Ok(()) => cgroup.start_accounting(),
-                        Err(e)
-                            if e.kind() == std::io::ErrorKind::OutOfMemory
-                                && launch.prestarted.is_some()
-                                && attempts == 1 =>
-                        {
-                            // The interpreter started ahead holds more than this run may
-                            // use: the run starts in a new sandbox without one.
-                            drop(launch);
-                            cgroup.kill_all().await;
-                            continue;
-                        }
                         Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
                             // Nothing ran: the sandbox waits for the slot's next run.
                             guard.armed = false;

@@ -227,12 +227,11 @@ impl SlotPool {
     }
 }
 
-/// Asks a waiting sandbox without one to start the interpreter `spec` names ahead of its run.
+/// Asks a waiting sandbox without one to start the interpreter `spec` names ahead of its run
+/// (one that has one keeps it, see [`Launch::prestart`]).
 fn start_ahead(sandbox: &mut Launch, spec: &Arc<[u8]>) {
-    if sandbox.prestarted.is_none() {
-        if let Err(e) = sandbox.prestart(spec.clone()) {
-            tracing::debug!(error = %e, "cannot start a run's interpreter ahead");
-        }
+    if let Err(e) = sandbox.prestart(spec.clone()) {
+        tracing::debug!(error = %e, "cannot start a run's interpreter ahead");
     }
 }
 
